@@ -1,0 +1,161 @@
+//! The `gateway.*` methods and `client.capabilities`, answered by the engine itself.
+
+use std::time::Instant;
+
+use serde_json::{json, Map, Value};
+
+use super::host::Host;
+use super::lifecycle::Cause;
+use super::message::{RpcError, PROTOCOL_VERSION};
+use super::service::Reply;
+use super::Engine;
+
+/// The built-in methods, in the order `gateway.ready` lists them.
+pub(super) const METHODS: &[&str] = &[
+    "gateway.ping",
+    "gateway.info",
+    "gateway.stats",
+    "gateway.shutdown",
+    "client.capabilities",
+];
+
+/// The crate version, as reported on the wire.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+impl Engine {
+    /// Every method this engine answers: built-ins first, then services'.
+    pub fn methods(&self) -> Vec<&'static str> {
+        let mut methods: Vec<&'static str> = METHODS.to_vec();
+        for service in &self.services {
+            methods.extend_from_slice(service.methods());
+        }
+        methods
+    }
+
+    fn limits_value(&self) -> Value {
+        let l = &self.config.outbound;
+        let mut limits = Map::new();
+        limits.insert("max_frame_bytes".into(), json!(self.config.max_frame_bytes));
+        limits.insert("outbound_soft_limit_bytes".into(), json!(l.soft_bytes));
+        limits.insert(
+            "outbound_soft_limit_s".into(),
+            json!(l.soft_duration.as_secs_f64()),
+        );
+        limits.insert("outbound_hard_limit_bytes".into(), json!(l.hard_bytes));
+        limits.insert("outbound_high_water_bytes".into(), json!(l.high_water));
+        limits.insert("outbound_low_water_bytes".into(), json!(l.low_water));
+        limits.insert(
+            "stall_timeout_s".into(),
+            json!(l.stall_timeout.as_secs_f64()),
+        );
+        limits.insert("coalesce_cap_bytes".into(), json!(l.coalesce_cap));
+        limits.insert(
+            "shutdown_grace_s".into(),
+            json!(self.config.shutdown_grace.as_secs_f64()),
+        );
+        for service in &self.services {
+            limits.extend(service.limits());
+        }
+        Value::Object(limits)
+    }
+
+    pub(super) fn ready_payload(&self) -> Value {
+        json!({
+            "version": VERSION,
+            "pid": std::process::id(),
+            "protocol": PROTOCOL_VERSION,
+            "methods": self.methods(),
+            "limits": self.limits_value(),
+        })
+    }
+
+    pub(super) fn builtin(
+        &mut self,
+        method: &str,
+        params: Option<Value>,
+        host: &mut dyn Host,
+        now: Instant,
+    ) -> Reply {
+        match method {
+            "gateway.ping" => Ok(json!({"ok": true})),
+            "gateway.info" => Ok(json!({
+                "version": VERSION,
+                "pid": std::process::id(),
+                "protocol": PROTOCOL_VERSION,
+                "uptime_s": now.duration_since(self.started).as_secs_f64(),
+                "methods": self.methods(),
+                "services": self.services.iter().map(|s| s.name()).collect::<Vec<_>>(),
+                "config": {"sigint": self.config.sigint},
+                "limits": self.limits_value(),
+            })),
+            "gateway.stats" => Ok(self.stats_value(host)),
+            "gateway.shutdown" => {
+                // The answer is queued before the drain starts, so it is
+                // written before the gateway exits.
+                let grace = self.config.shutdown_grace.as_secs_f64();
+                self.pending_shutdown = true;
+                Ok(json!({"ok": true, "grace_s": grace}))
+            }
+            "client.capabilities" => {
+                match params {
+                    None | Some(Value::Object(_)) => {}
+                    Some(Value::Array(ref items))
+                        if items.len() <= 1 && items.iter().all(Value::is_object) => {}
+                    Some(_) => {
+                        return Err(RpcError::invalid_params(
+                            "client.capabilities takes an object of capabilities",
+                        ))
+                    }
+                }
+                self.client_capabilities = params;
+                Ok(json!({
+                    "protocol": PROTOCOL_VERSION,
+                    "version": VERSION,
+                    "methods": self.methods(),
+                    "events": {"envelope": "event", "coalescing": true, "line_separators_escaped": true},
+                    "batches": true,
+                    "limits": self.limits_value(),
+                }))
+            }
+            other => Err(RpcError::method_not_found(other)),
+        }
+    }
+
+    fn stats_value(&self, host: &dyn Host) -> Value {
+        let c = self.out.counters();
+        let signals: Map<String, Value> = self
+            .stats
+            .signals
+            .iter()
+            .map(|(name, n)| ((*name).to_owned(), json!(n)))
+            .collect();
+        let mut stats = json!({
+            "frames_in": self.stats.frames_in,
+            "bytes_in": self.stats.bytes_in,
+            "frames_out": c.frames_out,
+            "bytes_out": c.bytes_out,
+            "parse_errors": self.stats.parse_errors,
+            "invalid_requests": self.stats.invalid_requests,
+            "oversize_frames": self.stats.oversize_frames,
+            "truncated_frames": self.stats.truncated_frames,
+            "responses_unmatched": self.stats.responses_unmatched,
+            "outbound_queue_bytes": self.out.queued_bytes(),
+            "outbound_high_water_mark": c.high_water_mark,
+            "deltas_coalesced": c.deltas_coalesced,
+            "frames_dropped": c.frames_dropped,
+            "write_stalls": self.stats.write_stalls,
+            "signals": signals,
+        });
+        if let Value::Object(map) = &mut stats {
+            map.extend(host.stats());
+        }
+        stats
+    }
+
+    /// Starts a shutdown requested by `gateway.shutdown`, after its answer was queued.
+    pub(super) fn run_pending_shutdown(&mut self, host: &mut dyn Host, now: Instant) {
+        if std::mem::take(&mut self.pending_shutdown) {
+            self.begin_shutdown(Cause::Requested, host, now);
+        }
+    }
+}

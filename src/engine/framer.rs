@@ -1,0 +1,222 @@
+//! A bounded newline framer for inbound bytes.
+//!
+//! Modelled on tokio-util's `LinesCodec`: the state is the buffered bytes,
+//! `next_index` (where to resume the newline search, so a partial frame is
+//! never rescanned), `max_frame` and `discarding`. Unlike `LinesCodec`, an
+//! unterminated tail at EOF is not a frame: it is a truncated one, reported by
+//! [`Framer::finish`] and never dispatched.
+//!
+//! Memory is bounded: the buffer never holds more than `max_frame` bytes plus
+//! the last chunk pushed, whatever the peer sends. An unbounded line framer on
+//! untrusted input is a memory-exhaustion risk.
+
+/// One unit of framed input.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decoded {
+    /// A complete line: no `\n`, trailing `\r` stripped, never blank.
+    Frame(Vec<u8>),
+    /// A line longer than the limit. Reported once; its bytes are discarded up
+    /// to the next `\n` and framing resumes after it.
+    TooLarge {
+        /// The limit in force, in bytes.
+        limit: usize,
+    },
+}
+
+/// Splits a byte stream into `\n`-terminated frames of bounded size.
+#[derive(Debug)]
+pub struct Framer {
+    buf: Vec<u8>,
+    /// Start of the first unconsumed byte in `buf`.
+    start: usize,
+    /// Offset from `start` where the next newline search resumes.
+    next_index: usize,
+    max_frame: usize,
+    /// Inside an over-long line that was already reported.
+    discarding: bool,
+}
+
+impl Framer {
+    /// A framer that accepts lines of at most `max_frame` bytes (without the `\n`).
+    pub fn new(max_frame: usize) -> Framer {
+        Framer {
+            buf: Vec::new(),
+            start: 0,
+            next_index: 0,
+            max_frame,
+            discarding: false,
+        }
+    }
+
+    /// Appends bytes read from the peer. Call [`Framer::next_frame`] until it
+    /// returns `None` before pushing again, so the bound holds.
+    pub fn push(&mut self, bytes: &[u8]) {
+        if self.start > 0 {
+            self.buf.drain(..self.start);
+            self.start = 0;
+        }
+        self.buf.extend_from_slice(bytes);
+    }
+
+    /// Bytes held that do not yet form a frame.
+    pub fn buffered(&self) -> usize {
+        self.buf.len() - self.start
+    }
+
+    /// The next frame or oversize report, or `None` when more bytes are needed.
+    pub fn next_frame(&mut self) -> Option<Decoded> {
+        loop {
+            let from = self.start + self.next_index;
+            match memchr::memchr(b'\n', &self.buf[from..]) {
+                // The rest of a line already reported as too large: drop it
+                // with its newline and resume framing after it.
+                Some(offset) if self.discarding => {
+                    self.start = from + offset + 1;
+                    self.next_index = 0;
+                    self.discarding = false;
+                }
+                // A complete line: hand it out unless it is too large or blank.
+                Some(offset) => {
+                    let end = from + offset;
+                    let line_start = self.start;
+                    self.start = end + 1;
+                    self.next_index = 0;
+                    let mut line = &self.buf[line_start..end];
+                    if line.len() > self.max_frame {
+                        return Some(Decoded::TooLarge {
+                            limit: self.max_frame,
+                        });
+                    }
+                    if let [head @ .., b'\r'] = line {
+                        line = head;
+                    }
+                    if line.iter().all(u8::is_ascii_whitespace) {
+                        continue;
+                    }
+                    return Some(Decoded::Frame(line.to_vec()));
+                }
+                // No newline yet, inside a discarded line: drop what arrived.
+                None if self.discarding => {
+                    self.start = self.buf.len();
+                    self.next_index = 0;
+                    return None;
+                }
+                // No newline yet: wait for more, unless the partial line has
+                // already passed the limit, which is reported exactly once.
+                None => {
+                    let pending = self.buf.len() - self.start;
+                    if pending > self.max_frame {
+                        self.start = self.buf.len();
+                        self.next_index = 0;
+                        self.discarding = true;
+                        return Some(Decoded::TooLarge {
+                            limit: self.max_frame,
+                        });
+                    }
+                    self.next_index = pending;
+                    return None;
+                }
+            }
+        }
+    }
+
+    /// At EOF: the number of bytes of an unterminated final fragment (a
+    /// truncated frame that must not be dispatched), if there is one.
+    pub fn finish(&mut self) -> Option<usize> {
+        let pending = self.buffered();
+        let truncated = &self.buf[self.start..];
+        let blank = truncated.iter().all(u8::is_ascii_whitespace);
+        self.buf.clear();
+        self.start = 0;
+        self.next_index = 0;
+        let was_discarding = std::mem::replace(&mut self.discarding, false);
+        (pending > 0 && !blank && !was_discarding).then_some(pending)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frames_with_chunks(input: &[u8], max: usize, chunk: usize) -> Vec<Decoded> {
+        let mut framer = Framer::new(max);
+        let mut out = Vec::new();
+        for piece in input.chunks(chunk.max(1)) {
+            framer.push(piece);
+            while let Some(d) = framer.next_frame() {
+                out.push(d);
+            }
+            assert!(framer.buffered() <= max + piece.len());
+        }
+        out
+    }
+
+    #[test]
+    fn same_frames_whatever_the_read_sizes() {
+        let input = b"{\"a\":1}\r\n\n  \n{\"b\":2}\n0123456789ABCDEF-too-long\n{\"c\":3}\nxxxxxxxxxxxxxxxxxxxxxxxxx\n[1]\ntail";
+        let expected = frames_with_chunks(input, 16, input.len());
+        assert_eq!(
+            expected,
+            vec![
+                Decoded::Frame(b"{\"a\":1}".to_vec()),
+                Decoded::Frame(b"{\"b\":2}".to_vec()),
+                Decoded::TooLarge { limit: 16 },
+                Decoded::Frame(b"{\"c\":3}".to_vec()),
+                Decoded::TooLarge { limit: 16 },
+                Decoded::Frame(b"[1]".to_vec()),
+            ]
+        );
+        for chunk in 1..input.len() {
+            assert_eq!(
+                frames_with_chunks(input, 16, chunk),
+                expected,
+                "chunk size {chunk}"
+            );
+        }
+    }
+
+    #[test]
+    fn line_of_exactly_the_limit_is_accepted() {
+        let mut input = vec![b'x'; 8];
+        input.push(b'\n');
+        for chunk in 1..=input.len() {
+            assert_eq!(
+                frames_with_chunks(&input, 8, chunk),
+                vec![Decoded::Frame(vec![b'x'; 8])]
+            );
+        }
+    }
+
+    #[test]
+    fn oversize_is_reported_once_and_memory_stays_bounded() {
+        let mut framer = Framer::new(1024);
+        let mut reports = 0;
+        for _ in 0..1000 {
+            framer.push(&[b'a'; 4096]);
+            while let Some(d) = framer.next_frame() {
+                assert_eq!(d, Decoded::TooLarge { limit: 1024 });
+                reports += 1;
+            }
+            assert!(framer.buffered() <= 1024 + 4096);
+        }
+        framer.push(b"\n{}\n");
+        assert_eq!(framer.next_frame(), Some(Decoded::Frame(b"{}".to_vec())));
+        assert_eq!(reports, 1);
+    }
+
+    #[test]
+    fn unterminated_tail_is_truncated_not_a_frame() {
+        let mut framer = Framer::new(64);
+        framer.push(b"{\"a\":1}\n{\"jsonrpc\":");
+        assert_eq!(
+            framer.next_frame(),
+            Some(Decoded::Frame(b"{\"a\":1}".to_vec()))
+        );
+        assert_eq!(framer.next_frame(), None);
+        assert_eq!(framer.finish(), Some(11));
+        let mut framer = Framer::new(64);
+        framer.push(b"{}\n  ");
+        assert!(framer.next_frame().is_some());
+        assert_eq!(framer.finish(), None);
+    }
+}

@@ -1,0 +1,144 @@
+//! What a service may ask of the shell: the few operations on child
+//! processes that need file descriptors or syscalls.
+//!
+//! The engine never touches an fd. A service that runs children asks the
+//! [`Host`] to spawn, write, signal and release them, and hears back through
+//! [`ChildEvent`]s that the shell turns readiness into. Tests and fuzz
+//! targets pass [`NoHost`], which refuses every request.
+
+use std::io;
+use std::path::PathBuf;
+
+/// Identifies one child for as long as the host holds it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ChildKey(pub usize);
+
+/// Which output pipe of a child.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum OutputStream {
+    /// The child's stdout (and its stderr, when merged).
+    Stdout,
+    /// The child's stderr.
+    Stderr,
+}
+
+impl OutputStream {
+    /// The name used on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutputStream::Stdout => "stdout",
+            OutputStream::Stderr => "stderr",
+        }
+    }
+}
+
+/// Where a child's stdin comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StdinMode {
+    /// A pipe the service writes through [`Host::write_stdin`].
+    Pipe,
+    /// `/dev/null`.
+    Null,
+}
+
+/// Where a child's stderr goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StderrMode {
+    /// Its own pipe, reported as [`OutputStream::Stderr`].
+    Pipe,
+    /// The same pipe as stdout.
+    Merge,
+    /// `/dev/null`.
+    Null,
+}
+
+/// Everything needed to start a child.
+#[derive(Debug, Clone)]
+pub struct SpawnSpec {
+    /// Program and arguments; `argv[0]` is looked up in `PATH`.
+    pub argv: Vec<String>,
+    /// Working directory, if not the gateway's.
+    pub cwd: Option<PathBuf>,
+    /// Start from an empty environment instead of the gateway's.
+    pub clear_env: bool,
+    /// Variables to set (`Some`) or remove (`None`), applied in order.
+    pub env: Vec<(String, Option<String>)>,
+    /// The child's stdin.
+    pub stdin: StdinMode,
+    /// The child's stderr.
+    pub stderr: StderrMode,
+}
+
+/// A child the host started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Spawned {
+    /// The handle for later requests and events.
+    pub key: ChildKey,
+    /// The OS process id (also its process-group id).
+    pub pid: u32,
+}
+
+/// How a child ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitStatus {
+    /// Exited with this code.
+    Code(i32),
+    /// Killed by this signal number.
+    Signal(i32),
+}
+
+/// What the shell reports about a child.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChildEvent {
+    /// Bytes read from one of its pipes.
+    Output(OutputStream, Vec<u8>),
+    /// That pipe reached EOF (or failed, which ends it the same way).
+    Eof(OutputStream),
+    /// Its stdin pipe can take more bytes.
+    StdinWritable,
+    /// Its stdin pipe is closed on the far side (the child closed it or exited).
+    StdinGone,
+    /// It was reaped.
+    Exited(ExitStatus),
+}
+
+/// Child-process operations the shell performs for services.
+pub trait Host {
+    /// Starts a child in a new process group, with non-blocking pipes that
+    /// the shell watches. Fails with the OS error of the failed spawn.
+    fn spawn(&mut self, spec: &SpawnSpec) -> io::Result<Spawned>;
+    /// Writes to the child's stdin without blocking; `WouldBlock` when full.
+    fn write_stdin(&mut self, key: ChildKey, data: &[u8]) -> io::Result<usize>;
+    /// Closes the child's stdin (idempotent).
+    fn close_stdin(&mut self, key: ChildKey);
+    /// Sends `signal` to the child's whole process group.
+    fn signal_group(&mut self, key: ChildKey, signal: i32) -> io::Result<()>;
+    /// The service is done with this child (it exited and its pipes are
+    /// drained): the host may forget it.
+    fn release(&mut self, key: ChildKey);
+    /// Host-side counters for `gateway.stats` (stderr drops, children alive).
+    fn stats(&self) -> serde_json::Map<String, serde_json::Value> {
+        serde_json::Map::new()
+    }
+}
+
+/// A host that runs nothing: for in-memory engines (unit tests, fuzzing).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoHost;
+
+impl Host for NoHost {
+    fn spawn(&mut self, _spec: &SpawnSpec) -> io::Result<Spawned> {
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "this engine has no process host",
+        ))
+    }
+    fn write_stdin(&mut self, _key: ChildKey, _data: &[u8]) -> io::Result<usize> {
+        Err(io::ErrorKind::NotFound.into())
+    }
+    fn close_stdin(&mut self, _key: ChildKey) {}
+    fn signal_group(&mut self, _key: ChildKey, _signal: i32) -> io::Result<()> {
+        Err(io::ErrorKind::NotFound.into())
+    }
+    fn release(&mut self, _key: ChildKey) {}
+}

@@ -1,0 +1,623 @@
+//! The outbound queue: serialized frames waiting for stdout, counted in bytes.
+//!
+//! * Frames leave in the order they were pushed and whole: the writer may
+//!   stop anywhere inside a frame (a partial write) and resumes at that byte.
+//! * Streaming frames (text deltas, process output) merge with the tail of
+//!   the queue while the reader is slow, so a slow reader costs fewer, larger
+//!   frames instead of more memory. Merging never crosses another frame, never
+//!   touches a frame whose first byte was already written, and only joins
+//!   frames that are equal in everything but their text.
+//! * Limits follow Redis's client-output-buffer model: a hard cap on queued
+//!   bytes, a soft cap that may be exceeded only for a while, and a stall
+//!   timer. Passing one means the reader is gone; the queue then drops
+//!   everything and the engine shuts down.
+//! * High and low water marks give producers (child pipes) backpressure with
+//!   hysteresis, long before any limit is reached.
+
+use std::collections::VecDeque;
+use std::io::IoSlice;
+use std::time::{Duration, Instant};
+
+use serde_json::{Map, Value};
+
+use super::message::{write_json, write_json_str_body};
+
+/// Most frames handed to one `writev`: well under Linux's `IOV_MAX` (1024),
+/// and enough to move a full pipe buffer of small frames in one call.
+const MAX_IOVECS: usize = 64;
+
+/// The bounds the queue enforces.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Queued bytes above this for `soft_duration` means the reader is gone.
+    pub soft_bytes: usize,
+    /// How long the queue may stay above `soft_bytes`.
+    pub soft_duration: Duration,
+    /// Queued bytes may never exceed this; a push that would is the end.
+    pub hard_bytes: usize,
+    /// No byte written for this long while bytes are queued means the reader is gone.
+    pub stall_timeout: Duration,
+    /// The largest text a merged streaming frame may carry, in escaped bytes.
+    pub coalesce_cap: usize,
+    /// Producers pause when the queue reaches this many bytes ...
+    pub high_water: usize,
+    /// ... and resume when it falls to this many.
+    pub low_water: usize,
+}
+
+/// Why the queue gave up on its reader.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SlowReader {
+    /// A push would have passed the hard limit.
+    HardLimit {
+        /// The limit, in bytes.
+        limit: usize,
+    },
+    /// The queue stayed above the soft limit for too long.
+    SoftLimit {
+        /// The limit, in bytes.
+        limit: usize,
+        /// For how long, in seconds.
+        seconds: f64,
+    },
+    /// Nothing was written for the stall timeout while bytes were queued.
+    Stalled {
+        /// The timeout, in seconds.
+        seconds: f64,
+    },
+}
+
+impl std::fmt::Display for SlowReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SlowReader::HardLimit { limit } => {
+                write!(
+                    f,
+                    "stdout reader too slow: queue would pass the hard limit of {limit} bytes"
+                )
+            }
+            SlowReader::SoftLimit { limit, seconds } => write!(
+                f,
+                "stdout reader too slow: queue above the soft limit of {limit} bytes for {seconds}s"
+            ),
+            SlowReader::Stalled { seconds } => {
+                write!(f, "stdout stalled: no byte written for {seconds}s")
+            }
+        }
+    }
+}
+
+/// Counters kept by the queue, reported by `gateway.stats`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Frames fully written.
+    pub frames_out: u64,
+    /// Bytes written.
+    pub bytes_out: u64,
+    /// Most bytes ever queued at once.
+    pub high_water_mark: usize,
+    /// Streaming frames merged into the one before them.
+    pub deltas_coalesced: u64,
+    /// Frames dropped because the reader was already gone.
+    pub frames_dropped: u64,
+}
+
+/// The mergeable part of the tail frame: its bytes are
+/// `prefix ‖ escaped text ‖ STREAM_SUFFIX`.
+#[derive(Debug)]
+struct OpenStream {
+    /// Everything before the text: the envelope, the type and the other payload fields.
+    prefix_len: usize,
+    /// Escaped text bytes in the frame so far.
+    text_len: usize,
+}
+
+/// Closes the text string, the payload, the params and the frame.
+const STREAM_SUFFIX: &[u8] = b"\"}}}\n";
+
+/// A byte-counted queue of whole frames.
+#[derive(Debug)]
+pub struct Outbound {
+    limits: Limits,
+    frames: VecDeque<Vec<u8>>,
+    /// Set while the tail frame is a streaming frame that may still grow.
+    open: Option<OpenStream>,
+    /// Bytes of the front frame already written.
+    head_offset: usize,
+    /// Bytes queued and not yet written.
+    queued: usize,
+    /// Since when the queue has been above the soft limit.
+    over_soft_since: Option<Instant>,
+    /// Since when bytes have been queued without any being written.
+    waiting_since: Option<Instant>,
+    paused: bool,
+    gone: Option<SlowReader>,
+    /// A verdict not yet returned by [`Outbound::check`].
+    unreported: Option<SlowReader>,
+    closed: bool,
+    counters: Counters,
+}
+
+impl Outbound {
+    /// An empty queue with these limits.
+    pub fn new(limits: Limits) -> Outbound {
+        Outbound {
+            limits,
+            frames: VecDeque::new(),
+            open: None,
+            head_offset: 0,
+            queued: 0,
+            over_soft_since: None,
+            waiting_since: None,
+            paused: false,
+            gone: None,
+            unreported: None,
+            closed: false,
+            counters: Counters::default(),
+        }
+    }
+
+    /// The limits in force.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Bytes queued and not yet written.
+    pub fn queued_bytes(&self) -> usize {
+        self.queued
+    }
+
+    /// Nothing left to write.
+    pub fn is_empty(&self) -> bool {
+        self.queued == 0
+    }
+
+    /// The counters so far.
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    /// Set once a limit declared the reader gone.
+    pub fn slow_reader(&self) -> Option<&SlowReader> {
+        self.gone.as_ref()
+    }
+
+    /// Producers should stop feeding the queue (above the high-water mark,
+    /// until it falls to the low-water mark).
+    pub fn is_paused(&self) -> bool {
+        self.paused
+    }
+
+    /// The reader is gone (or was declared gone): drop what is queued and
+    /// everything pushed from now on.
+    pub fn close(&mut self) {
+        self.closed = true;
+        self.counters.frames_dropped += self.frames.len() as u64;
+        self.frames.clear();
+        self.open = None;
+        self.head_offset = 0;
+        self.queued = 0;
+        self.over_soft_since = None;
+        self.waiting_since = None;
+        self.paused = false;
+    }
+
+    /// True once [`Outbound::close`] ran: nothing will ever be written again.
+    pub fn is_closed(&self) -> bool {
+        self.closed
+    }
+
+    /// Queues one whole frame (`\n`-terminated). Never merged with anything.
+    pub fn push_frame(&mut self, frame: Vec<u8>, now: Instant) {
+        debug_assert!(frame.ends_with(b"\n"));
+        if !self.admit(frame.len(), now) {
+            return;
+        }
+        self.open = None;
+        self.queued += frame.len();
+        self.frames.push_back(frame);
+        self.after_growth(now);
+    }
+
+    /// Queues a streaming event whose `payload` has one text field (`field`,
+    /// a string). It merges with the tail frame when that frame is a streaming
+    /// frame not yet started, with the same type and the same other fields,
+    /// and the merged text stays within the coalesce cap.
+    pub fn push_stream(
+        &mut self,
+        event_type: &str,
+        mut payload: Map<String, Value>,
+        field: &str,
+        now: Instant,
+    ) {
+        let text = match payload.remove(field) {
+            Some(Value::String(text)) => text,
+            other => {
+                // Not a streaming shape after all: send it as a plain event.
+                if let Some(v) = other {
+                    payload.insert(field.to_owned(), v);
+                }
+                let frame = super::message::event_frame(event_type, &Value::Object(payload));
+                return self.push_frame(frame, now);
+            }
+        };
+        let mut prefix = Vec::with_capacity(96);
+        prefix.extend_from_slice(br#"{"jsonrpc":"2.0","method":"event","params":{"type":"#);
+        write_json(&mut prefix, event_type);
+        prefix.extend_from_slice(br#","payload":"#);
+        write_json(&mut prefix, &Value::Object(payload));
+        // Reopen the payload object and append the text field last.
+        let reopened = prefix.pop();
+        debug_assert_eq!(reopened, Some(b'}'));
+        if !prefix.ends_with(b"{") {
+            prefix.push(b',');
+        }
+        write_json(&mut prefix, field);
+        prefix.extend_from_slice(b":\"");
+        let mut body = Vec::with_capacity(text.len() + 8);
+        write_json_str_body(&mut body, &text);
+
+        let mergeable = match (&self.open, self.frames.back()) {
+            (Some(open), Some(tail)) => {
+                let untouched = self.frames.len() > 1 || self.head_offset == 0;
+                untouched
+                    && tail[..open.prefix_len] == prefix[..]
+                    && open.text_len + body.len() <= self.limits.coalesce_cap
+            }
+            _ => false,
+        };
+        if mergeable {
+            if self.admit(body.len(), now) {
+                let tail = self.frames.back_mut().expect("checked above");
+                tail.truncate(tail.len() - STREAM_SUFFIX.len());
+                tail.extend_from_slice(&body);
+                tail.extend_from_slice(STREAM_SUFFIX);
+                if let Some(open) = &mut self.open {
+                    open.text_len += body.len();
+                }
+                self.queued += body.len();
+                self.counters.deltas_coalesced += 1;
+                self.after_growth(now);
+            }
+            return;
+        }
+        let prefix_len = prefix.len();
+        let text_len = body.len();
+        let mut frame = prefix;
+        frame.extend_from_slice(&body);
+        frame.extend_from_slice(STREAM_SUFFIX);
+        self.push_frame(frame, now);
+        if !self.closed {
+            self.open = Some(OpenStream {
+                prefix_len,
+                text_len,
+            });
+        }
+    }
+
+    /// Hands the writer up to [`MAX_IOVECS`] slices of queued bytes, in order,
+    /// starting inside the front frame if it was partly written. `write`
+    /// returns how many bytes it took; the queue advances by exactly that.
+    pub fn write_with<E>(
+        &mut self,
+        now: Instant,
+        write: impl FnOnce(&[IoSlice<'_>]) -> Result<usize, E>,
+    ) -> Result<usize, E> {
+        if self.queued == 0 {
+            return Ok(0);
+        }
+        let mut slices = Vec::with_capacity(self.frames.len().min(MAX_IOVECS));
+        for (i, frame) in self.frames.iter().take(MAX_IOVECS).enumerate() {
+            let from = if i == 0 { self.head_offset } else { 0 };
+            slices.push(IoSlice::new(&frame[from..]));
+        }
+        let written = write(&slices)?;
+        self.consume(written, now);
+        Ok(written)
+    }
+
+    fn consume(&mut self, mut n: usize, now: Instant) {
+        debug_assert!(n <= self.queued);
+        if n == 0 {
+            return;
+        }
+        self.queued -= n;
+        self.counters.bytes_out += n as u64;
+        while n > 0 {
+            let front_left = self.frames[0].len() - self.head_offset;
+            if n >= front_left {
+                n -= front_left;
+                self.frames.pop_front();
+                self.head_offset = 0;
+                self.counters.frames_out += 1;
+            } else {
+                self.head_offset += n;
+                n = 0;
+            }
+        }
+        if self.frames.is_empty() || (self.frames.len() == 1 && self.head_offset > 0) {
+            // The tail has started (or gone): it can no longer grow.
+            self.open = None;
+        }
+        self.waiting_since = (self.queued > 0).then_some(now);
+        if self.queued <= self.limits.soft_bytes {
+            self.over_soft_since = None;
+        }
+        if self.queued <= self.limits.low_water {
+            self.paused = false;
+        }
+    }
+
+    /// Checks the time-based limits. Returns a verdict once, when the reader
+    /// is declared gone (by these or by the hard limit on a push); the queue
+    /// is then closed.
+    pub fn check(&mut self, now: Instant) -> Option<SlowReader> {
+        if !self.closed {
+            let soft = self
+                .over_soft_since
+                .filter(|since| now.duration_since(*since) >= self.limits.soft_duration);
+            let stall = self
+                .waiting_since
+                .filter(|since| now.duration_since(*since) >= self.limits.stall_timeout);
+            let verdict = if soft.is_some() {
+                Some(SlowReader::SoftLimit {
+                    limit: self.limits.soft_bytes,
+                    seconds: self.limits.soft_duration.as_secs_f64(),
+                })
+            } else {
+                stall.map(|_| SlowReader::Stalled {
+                    seconds: self.limits.stall_timeout.as_secs_f64(),
+                })
+            };
+            if let Some(v) = verdict {
+                self.declare_gone(v);
+            }
+        }
+        self.unreported.take()
+    }
+
+    fn declare_gone(&mut self, verdict: SlowReader) {
+        self.gone = Some(verdict.clone());
+        self.unreported = Some(verdict);
+        self.close();
+    }
+
+    /// When [`Outbound::check`] next needs to run.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        let soft = self.over_soft_since.map(|t| t + self.limits.soft_duration);
+        let stall = self.waiting_since.map(|t| t + self.limits.stall_timeout);
+        match (soft, stall) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Decides whether `len` more bytes may be queued; past the hard limit the
+    /// reader is declared gone and the queue closes.
+    fn admit(&mut self, len: usize, _now: Instant) -> bool {
+        if self.closed {
+            self.counters.frames_dropped += 1;
+            return false;
+        }
+        if self.queued + len > self.limits.hard_bytes {
+            self.declare_gone(SlowReader::HardLimit {
+                limit: self.limits.hard_bytes,
+            });
+            self.counters.frames_dropped += 1;
+            return false;
+        }
+        true
+    }
+
+    fn after_growth(&mut self, now: Instant) {
+        self.counters.high_water_mark = self.counters.high_water_mark.max(self.queued);
+        if self.waiting_since.is_none() {
+            self.waiting_since = Some(now);
+        }
+        if self.queued > self.limits.soft_bytes && self.over_soft_since.is_none() {
+            self.over_soft_since = Some(now);
+        }
+        if self.queued >= self.limits.high_water {
+            self.paused = true;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn limits() -> Limits {
+        Limits {
+            soft_bytes: 1 << 20,
+            soft_duration: Duration::from_secs(10),
+            hard_bytes: 4 << 20,
+            stall_timeout: Duration::from_secs(10),
+            coalesce_cap: 64,
+            high_water: 1 << 19,
+            low_water: 1 << 17,
+        }
+    }
+
+    fn delta(q: &mut Outbound, key: &str, text: &str, now: Instant) {
+        let payload = json!({"session_id": key, "text": text})
+            .as_object()
+            .unwrap()
+            .clone();
+        q.push_stream("message.delta", payload, "text", now);
+    }
+
+    /// Drains the queue with writes of `step` bytes and returns the lines.
+    fn drain(q: &mut Outbound, step: usize, now: Instant) -> Vec<Value> {
+        let mut bytes = Vec::new();
+        while !q.is_empty() {
+            q.write_with(now, |slices| {
+                let mut left = step;
+                for s in slices {
+                    let take = left.min(s.len());
+                    bytes.extend_from_slice(&s[..take]);
+                    left -= take;
+                }
+                Ok::<_, ()>(step - left)
+            })
+            .unwrap();
+        }
+        let text = String::from_utf8(bytes).unwrap();
+        assert!(text.ends_with('\n'));
+        text.lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn partial_writes_keep_frames_whole_and_ordered() {
+        let now = Instant::now();
+        for step in [1, 3, 7, 64, 4096] {
+            let mut q = Outbound::new(limits());
+            for i in 0..20 {
+                q.push_frame(format!("{{\"n\":{i}}}\n").into_bytes(), now);
+            }
+            let lines = drain(&mut q, step, now);
+            let ns: Vec<i64> = lines.iter().map(|v| v["n"].as_i64().unwrap()).collect();
+            assert_eq!(ns, (0..20).collect::<Vec<_>>());
+            assert_eq!(q.counters().frames_out, 20);
+        }
+    }
+
+    #[test]
+    fn deltas_merge_only_with_an_equal_unstarted_tail() {
+        let now = Instant::now();
+        let mut q = Outbound::new(limits());
+        delta(&mut q, "a", "he", now);
+        delta(&mut q, "a", "llo", now);
+        delta(&mut q, "b", "x", now); // other key: new frame
+        delta(&mut q, "a", "!", now); // not adjacent to the first "a" frame
+        q.push_frame(b"{\"id\":1}\n".to_vec(), now);
+        delta(&mut q, "a", "?", now); // a response in between: never merged across
+        let lines = drain(&mut q, 5, now);
+        let texts: Vec<String> = lines
+            .iter()
+            .map(|v| {
+                v["params"]["payload"]["text"]
+                    .as_str()
+                    .unwrap_or("<resp>")
+                    .to_owned()
+            })
+            .collect();
+        assert_eq!(texts, ["hello", "x", "!", "<resp>", "?"]);
+        assert_eq!(q.counters().deltas_coalesced, 1);
+        assert_eq!(lines[0]["params"]["payload"]["session_id"], "a");
+    }
+
+    #[test]
+    fn a_started_tail_never_grows() {
+        let now = Instant::now();
+        let mut q = Outbound::new(limits());
+        delta(&mut q, "a", "abc", now);
+        q.write_with(now, |_| Ok::<_, ()>(4)).unwrap();
+        delta(&mut q, "a", "def", now);
+        assert_eq!(q.counters().deltas_coalesced, 0);
+    }
+
+    #[test]
+    fn merged_text_respects_the_cap() {
+        let now = Instant::now();
+        let mut q = Outbound::new(limits());
+        for _ in 0..10 {
+            delta(&mut q, "a", "0123456789abcdef", now);
+        }
+        let lines = drain(&mut q, 1 << 16, now);
+        let joined: String = lines
+            .iter()
+            .map(|v| v["params"]["payload"]["text"].as_str().unwrap())
+            .collect();
+        assert_eq!(joined, "0123456789abcdef".repeat(10));
+        for v in &lines {
+            assert!(v["params"]["payload"]["text"].as_str().unwrap().len() <= 64);
+        }
+        assert_eq!(lines.len(), 3);
+    }
+
+    #[test]
+    fn stream_with_only_a_text_field_and_escapes_round_trips() {
+        let now = Instant::now();
+        let mut q = Outbound::new(limits());
+        for text in ["a", "\"q\"\n\u{2028}"] {
+            let mut payload = Map::new();
+            payload.insert("data".into(), json!(text));
+            q.push_stream("x.delta", payload, "data", now);
+        }
+        // A payload without the text field is sent as a plain event.
+        q.push_stream("x.delta", Map::new(), "data", now);
+        let lines = drain(&mut q, 2, now);
+        assert_eq!(
+            lines,
+            vec![
+                json!({"jsonrpc":"2.0","method":"event","params":{"type":"x.delta","payload":{"data":"a\"q\"\n\u{2028}"}}}),
+                json!({"jsonrpc":"2.0","method":"event","params":{"type":"x.delta","payload":{}}}),
+            ]
+        );
+    }
+
+    #[test]
+    fn hard_limit_closes_the_queue_and_never_exceeds_it() {
+        let now = Instant::now();
+        let mut q = Outbound::new(Limits {
+            hard_bytes: 100,
+            ..limits()
+        });
+        for _ in 0..10 {
+            q.push_frame(vec![b'x'; 29].into_iter().chain([b'\n']).collect(), now);
+            assert!(q.queued_bytes() <= 100);
+        }
+        assert_eq!(q.slow_reader(), Some(&SlowReader::HardLimit { limit: 100 }));
+        assert!(q.is_closed() && q.is_empty());
+    }
+
+    #[test]
+    fn soft_limit_and_stall_are_time_based() {
+        let t0 = Instant::now();
+        let mut q = Outbound::new(Limits {
+            soft_bytes: 10,
+            ..limits()
+        });
+        q.push_frame(vec![b'x'; 20].into_iter().chain([b'\n']).collect(), t0);
+        assert_eq!(q.next_deadline(), Some(t0 + Duration::from_secs(10)));
+        assert_eq!(q.check(t0 + Duration::from_secs(9)), None);
+        assert!(matches!(
+            q.check(t0 + Duration::from_secs(10)),
+            Some(SlowReader::SoftLimit { .. })
+        ));
+
+        let mut q = Outbound::new(limits());
+        q.push_frame(b"{}\n".to_vec(), t0);
+        q.write_with(t0 + Duration::from_secs(5), |_| Ok::<_, ()>(1))
+            .unwrap();
+        assert_eq!(
+            q.check(t0 + Duration::from_secs(12)),
+            None,
+            "progress restarts the stall timer"
+        );
+        assert!(matches!(
+            q.check(t0 + Duration::from_secs(15)),
+            Some(SlowReader::Stalled { .. })
+        ));
+    }
+
+    #[test]
+    fn water_marks_have_hysteresis() {
+        let now = Instant::now();
+        let mut q = Outbound::new(Limits {
+            high_water: 100,
+            low_water: 40,
+            ..limits()
+        });
+        q.push_frame([vec![b'x'; 99], vec![b'\n']].concat(), now);
+        assert!(q.is_paused());
+        q.write_with(now, |_| Ok::<_, ()>(50)).unwrap();
+        assert!(q.is_paused());
+        q.write_with(now, |_| Ok::<_, ()>(10)).unwrap();
+        assert!(!q.is_paused());
+    }
+}

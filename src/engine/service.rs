@@ -1,0 +1,157 @@
+//! The service interface: how work plugs into the engine.
+//!
+//! A service registers method names, answers calls, and hears about its
+//! children and about shutdown. It owns its state; it reaches the outside
+//! only through the [`Context`] it is handed (the outbound queue, the clock
+//! reading of this tick, and the [`Host`] for child processes).
+
+use std::collections::HashMap;
+use std::io;
+use std::time::Instant;
+
+use serde_json::{Map, Value};
+
+use super::host::{ChildEvent, ChildKey, Host, SpawnSpec, Spawned};
+use super::lifecycle::Drain;
+use super::message::{event_frame, request_frame, Id, RpcError};
+use super::outbound::Outbound;
+
+/// A method's answer: a result value or an error.
+pub type Reply = Result<Value, RpcError>;
+
+/// A unit of work behind a set of methods.
+pub trait Service {
+    /// A short name for logs and `gateway.info`.
+    fn name(&self) -> &'static str;
+
+    /// The methods this service answers. Names must be unique across services.
+    fn methods(&self) -> &'static [&'static str];
+
+    /// Limits this service enforces, merged into `gateway.ready` and `gateway.info`.
+    fn limits(&self) -> Map<String, Value> {
+        Map::new()
+    }
+
+    /// Answers one call. For a notification the reply is discarded.
+    fn call(&mut self, cx: &mut Context<'_>, method: &str, params: Option<Value>) -> Reply;
+
+    /// Something happened to a child this service spawned.
+    fn on_child(&mut self, _cx: &mut Context<'_>, _child: ChildKey, _event: ChildEvent) {}
+
+    /// The client answered a request this service sent with [`Context::request_client`].
+    fn on_client_response(
+        &mut self,
+        _cx: &mut Context<'_>,
+        _id: &Id,
+        _outcome: Result<Value, Value>,
+    ) {
+    }
+
+    /// The gateway started draining; called once. Stop starting work and wind
+    /// down within `drain.deadline`.
+    fn on_drain(&mut self, _cx: &mut Context<'_>, _drain: &Drain) {}
+
+    /// Called on every engine tick (after events and at this service's deadline).
+    fn tick(&mut self, _cx: &mut Context<'_>) {}
+
+    /// The next instant this service needs a tick, if any.
+    fn next_deadline(&self) -> Option<Instant> {
+        None
+    }
+
+    /// True when nothing is in flight: a drain may finish.
+    fn is_idle(&self) -> bool {
+        true
+    }
+
+    /// What is still in flight, for the exit reason when a drain is forced.
+    fn busy_summary(&self) -> Option<String> {
+        None
+    }
+
+    /// The gateway's last moment: stop everything now (kill children), no
+    /// output will be written any more.
+    fn on_exit(&mut self, _host: &mut dyn Host) {}
+}
+
+/// What the engine lends a service for one call or event.
+pub struct Context<'a> {
+    pub(super) now: Instant,
+    pub(super) out: &'a mut Outbound,
+    pub(super) host: &'a mut dyn Host,
+    pub(super) drain: Option<&'a Drain>,
+    pub(super) service: usize,
+    pub(super) child_owner: &'a mut HashMap<ChildKey, usize>,
+    pub(super) pending: &'a mut HashMap<Id, usize>,
+    pub(super) next_request: &'a mut u64,
+}
+
+impl std::fmt::Debug for Context<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Context")
+            .field("now", &self.now)
+            .field("service", &self.service)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Context<'_> {
+    /// The engine's clock reading for this tick.
+    pub fn now(&self) -> Instant {
+        self.now
+    }
+
+    /// The drain in progress, if the gateway is shutting down.
+    pub fn drain(&self) -> Option<&Drain> {
+        self.drain
+    }
+
+    /// Queues an event that is never merged, dropped or reordered.
+    pub fn emit(&mut self, event_type: &str, payload: Value) {
+        self.out
+            .push_frame(event_frame(event_type, &payload), self.now);
+    }
+
+    /// Queues a streaming event: `payload[field]` is a string that may be
+    /// concatenated with an adjacent, otherwise equal event while the reader
+    /// is slow.
+    pub fn emit_stream(&mut self, event_type: &str, payload: Map<String, Value>, field: &str) {
+        self.out.push_stream(event_type, payload, field, self.now);
+    }
+
+    /// True while producers should hold back (the outbound queue is above its
+    /// high-water mark and has not yet fallen to the low-water mark).
+    pub fn is_backpressured(&self) -> bool {
+        self.out.is_paused()
+    }
+
+    /// Sends a request to the client; its response comes back through
+    /// [`Service::on_client_response`] with the returned id.
+    pub fn request_client(&mut self, method: &str, params: Value) -> Id {
+        *self.next_request += 1;
+        let id = Id::Str(format!("gw-{}", self.next_request));
+        self.pending.insert(id.clone(), self.service);
+        self.out
+            .push_frame(request_frame(&id, method, &params), self.now);
+        id
+    }
+
+    /// Starts a child owned by this service; its events come back through
+    /// [`Service::on_child`].
+    pub fn spawn(&mut self, spec: &SpawnSpec) -> io::Result<Spawned> {
+        let spawned = self.host.spawn(spec)?;
+        self.child_owner.insert(spawned.key, self.service);
+        Ok(spawned)
+    }
+
+    /// The host, for operations on children this service owns.
+    pub fn host(&mut self) -> &mut dyn Host {
+        self.host
+    }
+
+    /// Releases a child for good: the host frees it and no more events come.
+    pub fn release(&mut self, key: ChildKey) {
+        self.child_owner.remove(&key);
+        self.host.release(key);
+    }
+}

@@ -1,0 +1,58 @@
+//! # tui-gateway
+//!
+//! A child process for terminal UIs: newline-delimited JSON-RPC 2.0 over
+//! stdin and stdout, served by one thread, one `mio::Poll` and non-blocking
+//! file descriptors only.
+//!
+//! ## Why one thread and no blocking call
+//!
+//! The Python gateway this project learns from wedged in the field: a worker
+//! held the stdout lock inside a `flush()` on a half-closed pipe, and SIGTERM
+//! then stalled shutdown behind it. Here no call can block: a half-closed
+//! pipe shows up as `EPIPE` or `WouldBlock`, output waits in a byte-counted
+//! queue, signals arrive as readiness events, and the shutdown deadline is
+//! checked on every loop tick. Because nothing can block the loop, the
+//! deadline always holds.
+//!
+//! ## Two layers
+//!
+//! * The **engine** ([`engine`]) has no file descriptors and no wall clock:
+//!   framer, classifier, dispatch to services, the outbound queue with
+//!   coalescing and limits, and the shutdown state machine. It takes bytes
+//!   and `now`, and gives back bytes to write, requests to its [`engine::Host`]
+//!   and its next deadline. Unit tests and fuzz targets drive it in memory.
+//! * The **shell** ([`shell`]) is the mio loop: it owns every fd, the
+//!   signals, the children and the clock, and turns readiness into engine
+//!   calls.
+//!
+//! Services ([`services`]) plug into the engine behind method names.
+//!
+//! ## Invariants
+//!
+//! 1. The loop blocks only inside `poll()`; its timeout never exceeds the
+//!    time to the nearest deadline.
+//! 2. Every registered fd is non-blocking; stdio flags are restored on every
+//!    exit path, panics included.
+//! 3. Only whole frames reach stdout; a frame is never interleaved with another.
+//! 4. Responses and non-streaming events are never dropped, merged or
+//!    reordered (until the reader is declared gone).
+//! 5. Every child lives in its own process group, is reaped, and is killed by
+//!    group at shutdown.
+//! 6. Memory is bounded by configured limits, whatever the peers do.
+
+#![deny(
+    missing_docs,
+    missing_debug_implementations,
+    rust_2018_idioms,
+    unused_imports,
+    dead_code
+)]
+
+pub mod config;
+pub mod engine;
+pub mod services;
+pub mod shell;
+
+pub use config::{Config, ConfigError};
+pub use engine::lifecycle::exit_code;
+pub use engine::{Engine, EngineConfig};

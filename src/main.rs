@@ -1,0 +1,23 @@
+//! The `tui-gateway` binary: parse the command line, run, exit with the code.
+
+use tui_gateway::{exit_code, Config, ConfigError};
+
+fn main() {
+    let config = Config::parse(std::env::args_os().skip(1), |name| std::env::var_os(name));
+    let code = match config {
+        Ok(config) => tui_gateway::shell::run(config),
+        Err(ConfigError::Help) => {
+            print!("{}", Config::help());
+            0
+        }
+        Err(ConfigError::Version) => {
+            println!("tui-gateway {}", tui_gateway::engine::VERSION);
+            0
+        }
+        Err(err @ ConfigError::Usage(_)) => {
+            eprintln!("tui-gateway: {err}");
+            exit_code::USAGE
+        }
+    };
+    std::process::exit(code);
+}

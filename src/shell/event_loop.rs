@@ -1,0 +1,335 @@
+//! The loop: one `Poll`, readiness in, engine calls out, and a timeout that
+//! never passes the nearest deadline.
+//!
+//! Every fd is non-blocking and edge-triggered, so each source keeps a
+//! "ready" flag that is cleared only by `WouldBlock`. Work per tick is
+//! budgeted (stdin reads, child reads); a source with budget left over keeps
+//! its flag and the next `poll` does not sleep.
+
+use std::io;
+use std::os::fd::RawFd;
+use std::time::{Duration, Instant};
+
+use mio::unix::SourceFd;
+use mio::{Events, Interest, Poll, Token};
+
+use super::child::Children;
+use super::parent::ParentWatch;
+use super::signals::{self, Signals};
+use super::stdio::{self, Kind};
+use super::{crashlog, stderr};
+use crate::config::{Config, SigintPolicy, PARENT_CHECK_INTERVAL};
+use crate::engine::lifecycle::{Cause, Exit};
+use crate::engine::{ChildEvent, ChildKey, Engine};
+
+const STDIN: Token = Token(0);
+const STDOUT: Token = Token(1);
+const SIGNALS: Token = Token(2);
+/// Child pipes take the tokens from here up.
+const FIRST_CHILD_TOKEN: usize = 16;
+
+/// Bytes per stdin read.
+const READ_CHUNK: usize = 64 * 1024;
+/// Stdin reads per tick: 1 MiB, then output, signals and children get a turn.
+const STDIN_READS_PER_TICK: usize = 16;
+
+/// One end of the gateway's stdio.
+#[derive(Debug)]
+struct End {
+    fd: RawFd,
+    kind: Kind,
+    /// Readiness not yet exhausted (always true for always-ready files).
+    ready: bool,
+    /// Finished: EOF read, or output lost.
+    done: bool,
+}
+
+impl End {
+    fn open(fd: RawFd, poll: &Poll, token: Token, interest: Interest) -> End {
+        let mut kind = stdio::kind(fd);
+        if kind == Kind::Pollable {
+            let registered = stdio::set_nonblocking(fd).and_then(|()| {
+                poll.registry()
+                    .register(&mut SourceFd(&fd), token, interest)
+            });
+            if let Err(e) = registered {
+                // epoll refuses some character devices (/dev/null) with EPERM;
+                // they never block, so treat them like regular files.
+                log::debug!("fd {fd} is not pollable ({e}); treating it as always ready");
+                kind = Kind::AlwaysReady;
+            }
+        }
+        End {
+            fd,
+            kind,
+            ready: true,
+            done: kind == Kind::Closed,
+        }
+    }
+}
+
+/// The running gateway: engine plus every fd it needs.
+pub(super) struct EventLoop {
+    poll: Poll,
+    engine: Engine,
+    children: Children,
+    signals: Signals,
+    stdin: End,
+    stdout: End,
+    sigint: SigintPolicy,
+    parent: Option<ParentWatch>,
+    next_parent_check: Instant,
+    child_events: Vec<(ChildKey, ChildEvent)>,
+    buf: Vec<u8>,
+}
+
+impl EventLoop {
+    pub(super) fn new(
+        config: &Config,
+        engine_for: impl FnOnce(Instant) -> io::Result<Engine>,
+    ) -> io::Result<EventLoop> {
+        let poll = Poll::new()?;
+        let mut signals = signals::install()?;
+        poll.registry()
+            .register(&mut signals, SIGNALS, Interest::READABLE)?;
+        let stdin = End::open(libc::STDIN_FILENO, &poll, STDIN, Interest::READABLE);
+        let stdout = End::open(libc::STDOUT_FILENO, &poll, STDOUT, Interest::WRITABLE);
+        let children = Children::new(poll.registry().try_clone()?, FIRST_CHILD_TOKEN);
+        let now = Instant::now();
+        Ok(EventLoop {
+            engine: engine_for(now)?,
+            poll,
+            children,
+            signals,
+            stdin,
+            stdout,
+            sigint: config.sigint,
+            parent: ParentWatch::new(),
+            next_parent_check: now + PARENT_CHECK_INTERVAL,
+            child_events: Vec::new(),
+            buf: vec![0; READ_CHUNK],
+        })
+    }
+
+    /// Runs until the engine is done; returns how it ended.
+    pub(super) fn run(mut self) -> Exit {
+        let mut events = Events::with_capacity(256);
+        if self.stdout.done {
+            self.engine
+                .begin_shutdown(Cause::PeerGone, &mut self.children, Instant::now());
+        }
+        loop {
+            let now = Instant::now();
+            self.read_stdin(now);
+            self.read_children(now);
+            self.write_stdout(now);
+            self.check_parent(now);
+            self.engine.tick(&mut self.children, Instant::now());
+            // Output queued by the tick (a drain finishing, an exit event) goes out now.
+            self.write_stdout(Instant::now());
+            if let Some(exit) = self.engine.exit() {
+                let exit = exit.clone();
+                self.engine.on_exit(&mut self.children);
+                self.children.kill_all();
+                return exit;
+            }
+            let timeout = self.timeout(Instant::now());
+            if let Err(e) = self.poll.poll(&mut events, timeout) {
+                if e.kind() != io::ErrorKind::Interrupted {
+                    // Without a working poll nothing can be served: end now,
+                    // children killed by the caller's exit path.
+                    return Exit {
+                        code: crate::exit_code::INTERNAL,
+                        reason: format!("poll failed: {e}"),
+                    };
+                }
+            }
+            for event in events.iter() {
+                match event.token() {
+                    STDIN => self.stdin.ready = true,
+                    STDOUT => {
+                        if event.is_write_closed() || event.is_error() {
+                            // The reader closed its end; writing would only
+                            // produce EPIPE. Confirmed by the write below.
+                            self.stdout.ready = true;
+                            self.stdout_closed_by_peer(Instant::now());
+                        } else {
+                            self.stdout.ready = true;
+                        }
+                    }
+                    SIGNALS => self.handle_signals(Instant::now()),
+                    token => {
+                        self.children.on_readiness(token, &mut self.child_events);
+                    }
+                }
+            }
+            self.deliver_child_events(Instant::now());
+        }
+    }
+
+    /// How long `poll` may sleep: zero while work is left over, else until
+    /// the nearest deadline.
+    fn timeout(&self, now: Instant) -> Option<Duration> {
+        let stdin_pending = self.stdin.ready && !self.stdin.done && self.engine.wants_input();
+        let children_pending = self.children.has_ready_output() && self.engine.wants_child_output();
+        let stdout_pending = self.stdout.kind == Kind::AlwaysReady
+            && !self.stdout.done
+            && !self.engine.outbound_is_empty();
+        if stdin_pending || children_pending || stdout_pending {
+            return Some(Duration::ZERO);
+        }
+        let parent = self.parent.as_ref().map(|_| self.next_parent_check);
+        [self.engine.next_deadline(), parent]
+            .into_iter()
+            .flatten()
+            .min()
+            .map(|deadline| deadline.saturating_duration_since(now))
+    }
+
+    fn read_stdin(&mut self, now: Instant) {
+        if self.stdin.done || !self.stdin.ready {
+            return;
+        }
+        for _ in 0..STDIN_READS_PER_TICK {
+            if !self.engine.wants_input() {
+                return;
+            }
+            match stdio::read(self.stdin.fd, &mut self.buf) {
+                Ok(0) => {
+                    self.stdin_finished(None, now);
+                    return;
+                }
+                Ok(n) => {
+                    let chunk = &self.buf[..n];
+                    self.engine.on_input(chunk, &mut self.children, now);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.stdin.ready = false;
+                    return;
+                }
+                Err(e) => {
+                    self.stdin_finished(Some(e), now);
+                    return;
+                }
+            }
+        }
+    }
+
+    fn stdin_finished(&mut self, error: Option<io::Error>, now: Instant) {
+        self.stdin.done = true;
+        if self.stdin.kind == Kind::Pollable {
+            let _ = self
+                .poll
+                .registry()
+                .deregister(&mut SourceFd(&self.stdin.fd));
+        }
+        if let Some(e) = error {
+            log::warn!("reading stdin failed ({e}); treating it as EOF");
+        }
+        if let Some(bytes) = self.engine.on_input_eof(&mut self.children, now) {
+            log::warn!(
+                "stdin ended inside a frame: {bytes} bytes without a newline were not dispatched"
+            );
+        }
+    }
+
+    fn read_children(&mut self, now: Instant) {
+        if self.engine.wants_child_output() {
+            self.children.read_ready(&mut self.child_events);
+        }
+        self.deliver_child_events(now);
+    }
+
+    fn deliver_child_events(&mut self, now: Instant) {
+        for (key, event) in std::mem::take(&mut self.child_events) {
+            self.engine.on_child(key, event, &mut self.children, now);
+        }
+    }
+
+    fn write_stdout(&mut self, now: Instant) {
+        if self.stdout.done {
+            return;
+        }
+        let fd = self.stdout.fd;
+        while self.stdout.ready && !self.engine.outbound_is_empty() {
+            match self
+                .engine
+                .outbound()
+                .write_with(now, |slices| stdio::writev(fd, slices))
+            {
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.stdout.ready = self.stdout.kind == Kind::AlwaysReady;
+                    self.engine.note_write_stall();
+                    return;
+                }
+                Err(e) => {
+                    self.stdout_failed(e, now);
+                    return;
+                }
+            }
+        }
+    }
+
+    fn stdout_closed_by_peer(&mut self, now: Instant) {
+        if !self.stdout.done {
+            self.stdout_failed(io::Error::from_raw_os_error(libc::EPIPE), now);
+        }
+    }
+
+    /// Classifies a write error: a disconnect (exit 3) or a host problem (exit 74).
+    fn stdout_failed(&mut self, error: io::Error, now: Instant) {
+        self.stdout.done = true;
+        if self.stdout.kind == Kind::Pollable {
+            let _ = self
+                .poll
+                .registry()
+                .deregister(&mut SourceFd(&self.stdout.fd));
+        }
+        let disconnect = matches!(
+            error.raw_os_error(),
+            Some(libc::EPIPE | libc::ECONNRESET | libc::EBADF | libc::ESHUTDOWN)
+        );
+        let cause = if disconnect {
+            Cause::PeerGone
+        } else {
+            Cause::OutputError(format!("stdout write failed: {error}"))
+        };
+        self.engine.begin_shutdown(cause, &mut self.children, now);
+    }
+
+    fn handle_signals(&mut self, now: Instant) {
+        let pending: Vec<i32> = self.signals.pending().collect();
+        for signal in pending {
+            let name = signals::name(signal);
+            self.engine.note_signal(name);
+            match signal {
+                libc::SIGCHLD => {
+                    self.children.reap(&mut self.child_events);
+                }
+                libc::SIGINT if self.sigint == SigintPolicy::Ignore => {
+                    log::info!("SIGINT ignored (--sigint ignore)");
+                }
+                _ => {
+                    stderr::line(&format!("[gateway-signal] {name}"));
+                    crashlog::entry("signal", &format!("signal={name}"), &[]);
+                    self.engine
+                        .begin_shutdown(Cause::Signal(name), &mut self.children, now);
+                }
+            }
+        }
+    }
+
+    fn check_parent(&mut self, now: Instant) {
+        let Some(parent) = &self.parent else { return };
+        if now < self.next_parent_check {
+            return;
+        }
+        self.next_parent_check = now + PARENT_CHECK_INTERVAL;
+        if parent.parent_exited() {
+            self.parent = None;
+            self.engine
+                .begin_shutdown(Cause::ParentExited, &mut self.children, now);
+        }
+    }
+}

@@ -1,0 +1,79 @@
+//! The shell: the mio loop around the engine, and everything that touches
+//! the operating system.
+//!
+//! * [`event_loop`](self) turns readiness into engine calls;
+//! * `stdio` classifies and flags the gateway's own fds;
+//! * `signals`, `child` and `parent` watch signals, children and the parent;
+//! * `stderr` and `crashlog` leave diagnostics that can never block or kill.
+
+mod child;
+pub mod crashlog;
+mod event_loop;
+mod parent;
+mod signals;
+pub mod stderr;
+pub mod stdio;
+
+use std::time::Instant;
+
+use crate::config::Config;
+use crate::engine::lifecycle::{exit_code, Exit};
+use crate::engine::Engine;
+use crate::services;
+
+/// Runs a gateway on this process's stdin and stdout until it exits;
+/// returns the process exit code. Every path records its reason on stderr
+/// (`[gateway-exit] ...`) and in the crash log.
+pub fn run(config: Config) -> i32 {
+    prepare_process(&config);
+    let started = Instant::now();
+    let exit = event_loop::EventLoop::new(&config, |now| {
+        Engine::new(config.engine(), services::standard(&config), now)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))
+    })
+    .map(|event_loop| event_loop.run())
+    .unwrap_or_else(|e| Exit {
+        code: exit_code::INTERNAL,
+        reason: format!("cannot start the event loop: {e}"),
+    });
+    record_exit(&exit, started);
+    stdio::restore_all();
+    exit.code
+}
+
+/// Marks stdio close-on-exec, makes stderr non-blocking, installs the
+/// logger and the panic hook.
+fn prepare_process(config: &Config) {
+    for fd in 0..3 {
+        stdio::set_cloexec(fd);
+    }
+    if stdio::kind(libc::STDERR_FILENO) == stdio::Kind::Pollable {
+        let _ = stdio::set_nonblocking(libc::STDERR_FILENO);
+    }
+    stderr::init_logger();
+    crashlog::init(config.crash_log.clone());
+    std::panic::set_hook(Box::new(|info| {
+        let text = info.to_string().replace('\n', " ");
+        stderr::line(&format!("[gateway-crash] {text}"));
+        crashlog::entry("crash", &format!("panic={text}"), &[]);
+        child::kill_all_groups_now();
+        let reason = format!("internal error: {text}");
+        stderr::line(&format!("[gateway-exit] {reason}"));
+        crashlog::entry("exit", &format!("reason={reason}"), &[]);
+        stdio::restore_all();
+        std::process::exit(exit_code::INTERNAL);
+    }));
+}
+
+fn record_exit(exit: &Exit, started: Instant) {
+    stderr::line(&format!("[gateway-exit] {}", exit.reason));
+    crashlog::entry(
+        "exit",
+        &format!("reason={}", exit.reason),
+        &[&format!(
+            "code={} uptime_s={:.3}",
+            exit.code,
+            started.elapsed().as_secs_f64()
+        )],
+    );
+}

@@ -1,0 +1,133 @@
+//! The gateway's own stdin, stdout and stderr: what they are, making them
+//! non-blocking, and putting their flags back.
+//!
+//! A tty shares its file-status flags (`O_NONBLOCK` included) with every
+//! process that has it open, the user's shell among them, so the original
+//! flags are saved before the first change and restored on every exit path:
+//! normal exit, error exit and panic (through [`restore_all`], which the
+//! panic hook calls).
+
+use std::io;
+use std::os::fd::RawFd;
+use std::sync::atomic::{AtomicI32, Ordering};
+
+/// "Not saved" marker for [`SAVED_FLAGS`].
+const UNSET: i32 = i32::MIN;
+
+/// Original `F_GETFL` flags of fds 0, 1, 2, saved before the first change.
+static SAVED_FLAGS: [AtomicI32; 3] = [
+    AtomicI32::new(UNSET),
+    AtomicI32::new(UNSET),
+    AtomicI32::new(UNSET),
+];
+
+/// What kind of file a stdio fd is, as far as readiness goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A pipe, socket, tty or other pollable file: non-blocking and registered.
+    Pollable,
+    /// A regular file, a directory or a block device: epoll refuses these
+    /// (`EPERM`); they are always ready and never block for long.
+    AlwaysReady,
+    /// The fd is not open.
+    Closed,
+}
+
+/// Looks at `fd` with `fstat`.
+pub fn kind(fd: RawFd) -> Kind {
+    // SAFETY: fstat writes into the zeroed struct we own.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    if unsafe { libc::fstat(fd, &mut st) } != 0 {
+        return Kind::Closed;
+    }
+    match st.st_mode & libc::S_IFMT {
+        libc::S_IFREG | libc::S_IFDIR | libc::S_IFBLK => Kind::AlwaysReady,
+        _ => Kind::Pollable,
+    }
+}
+
+/// Sets `O_NONBLOCK` on `fd` (one of 0, 1, 2), saving its original flags first.
+pub fn set_nonblocking(fd: RawFd) -> io::Result<()> {
+    let flags = get_flags(fd)?;
+    if let Some(slot) = SAVED_FLAGS.get(fd as usize) {
+        let _ = slot.compare_exchange(UNSET, flags, Ordering::SeqCst, Ordering::SeqCst);
+    }
+    if flags & libc::O_NONBLOCK == 0 {
+        set_flags(fd, flags | libc::O_NONBLOCK)?;
+    }
+    Ok(())
+}
+
+/// Puts back the saved flags of fds 0, 1 and 2. Safe to call more than once
+/// and from a panic hook.
+pub fn restore_all() {
+    // Restore in reverse so that when fds share one open file description
+    // (a tty on 0, 1 and 2) the flags saved first, before any change, win.
+    for fd in (0..3).rev() {
+        let saved = SAVED_FLAGS[fd].swap(UNSET, Ordering::SeqCst);
+        if saved != UNSET {
+            let _ = set_flags(fd as RawFd, saved);
+        }
+    }
+}
+
+/// Marks `fd` close-on-exec so no child inherits it.
+pub fn set_cloexec(fd: RawFd) {
+    // SAFETY: F_GETFD/F_SETFD only touch the fd table entry.
+    unsafe {
+        let flags = libc::fcntl(fd, libc::F_GETFD);
+        if flags >= 0 {
+            libc::fcntl(fd, libc::F_SETFD, flags | libc::FD_CLOEXEC);
+        }
+    }
+}
+
+fn get_flags(fd: RawFd) -> io::Result<i32> {
+    // SAFETY: F_GETFL has no memory effects.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    if flags < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(flags)
+    }
+}
+
+fn set_flags(fd: RawFd, flags: i32) -> io::Result<()> {
+    // SAFETY: F_SETFL has no memory effects.
+    if unsafe { libc::fcntl(fd, libc::F_SETFL, flags) } < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// One `read(2)`, retried on `EINTR`.
+pub fn read(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
+    loop {
+        // SAFETY: the buffer is valid for `buf.len()` bytes.
+        let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+        if n >= 0 {
+            return Ok(n as usize);
+        }
+        let err = io::Error::last_os_error();
+        if err.kind() != io::ErrorKind::Interrupted {
+            return Err(err);
+        }
+    }
+}
+
+/// One `writev(2)`, retried on `EINTR`.
+pub fn writev(fd: RawFd, slices: &[io::IoSlice<'_>]) -> io::Result<usize> {
+    loop {
+        // SAFETY: IoSlice is ABI-compatible with iovec; the count fits an int
+        // because the queue never hands out more than 64 slices.
+        let n = unsafe { libc::writev(fd, slices.as_ptr().cast(), slices.len() as libc::c_int) };
+        if n >= 0 {
+            return Ok(n as usize);
+        }
+        let err = io::Error::last_os_error();
+        if err.kind() != io::ErrorKind::Interrupted {
+            return Err(err);
+        }
+    }
+}
