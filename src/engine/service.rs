@@ -106,8 +106,24 @@ impl Context<'_> {
         self.drain
     }
 
-    /// Queues an event that is never merged, dropped or reordered.
+    /// Queues an event. It is never merged, dropped or reordered, except a
+    /// type ending in `.delta` whose payload has a string `text` (or `data`)
+    /// field: that is streaming-class and goes through [`Context::emit_stream`].
     pub fn emit(&mut self, event_type: &str, payload: Value) {
+        if event_type.ends_with(".delta") {
+            if let Value::Object(map) = payload {
+                let field = ["text", "data"]
+                    .into_iter()
+                    .find(|f| map.get(*f).is_some_and(Value::is_string));
+                match field {
+                    Some(field) => self.emit_stream(event_type, map, field),
+                    None => self
+                        .out
+                        .push_frame(event_frame(event_type, &Value::Object(map)), self.now),
+                }
+                return;
+            }
+        }
         self.out
             .push_frame(event_frame(event_type, &payload), self.now);
     }

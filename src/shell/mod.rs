@@ -44,6 +44,7 @@ pub fn run(config: Config) -> i32 {
 /// Marks stdio close-on-exec, makes stderr non-blocking, installs the
 /// logger and the panic hook.
 fn prepare_process(config: &Config) {
+    stdio::save_all();
     for fd in 0..3 {
         stdio::set_cloexec(fd);
     }

@@ -46,12 +46,21 @@ pub fn kind(fd: RawFd) -> Kind {
     }
 }
 
-/// Sets `O_NONBLOCK` on `fd` (one of 0, 1, 2), saving its original flags first.
+/// Saves the flags of fds 0, 1 and 2 before anything changes them. All three
+/// are read first because they may share one open file description (a tty):
+/// changing one changes the others, so saving lazily would record a changed
+/// flag as the original.
+pub fn save_all() {
+    for (fd, slot) in SAVED_FLAGS.iter().enumerate() {
+        if let Ok(flags) = get_flags(fd as RawFd) {
+            let _ = slot.compare_exchange(UNSET, flags, Ordering::SeqCst, Ordering::SeqCst);
+        }
+    }
+}
+
+/// Sets `O_NONBLOCK` on `fd`. For fds 0, 1 and 2 call [`save_all`] first.
 pub fn set_nonblocking(fd: RawFd) -> io::Result<()> {
     let flags = get_flags(fd)?;
-    if let Some(slot) = SAVED_FLAGS.get(fd as usize) {
-        let _ = slot.compare_exchange(UNSET, flags, Ordering::SeqCst, Ordering::SeqCst);
-    }
     if flags & libc::O_NONBLOCK == 0 {
         set_flags(fd, flags | libc::O_NONBLOCK)?;
     }
@@ -61,9 +70,7 @@ pub fn set_nonblocking(fd: RawFd) -> io::Result<()> {
 /// Puts back the saved flags of fds 0, 1 and 2. Safe to call more than once
 /// and from a panic hook.
 pub fn restore_all() {
-    // Restore in reverse so that when fds share one open file description
-    // (a tty on 0, 1 and 2) the flags saved first, before any change, win.
-    for fd in (0..3).rev() {
+    for fd in 0..3 {
         let saved = SAVED_FLAGS[fd].swap(UNSET, Ordering::SeqCst);
         if saved != UNSET {
             let _ = set_flags(fd as RawFd, saved);
