@@ -70,8 +70,8 @@ pub fn set_nonblocking(fd: RawFd) -> io::Result<()> {
 /// Puts back the saved flags of fds 0, 1 and 2. Safe to call more than once
 /// and from a panic hook.
 pub fn restore_all() {
-    for fd in 0..3 {
-        let saved = SAVED_FLAGS[fd].swap(UNSET, Ordering::SeqCst);
+    for (fd, slot) in SAVED_FLAGS.iter().enumerate() {
+        let saved = slot.swap(UNSET, Ordering::SeqCst);
         if saved != UNSET {
             let _ = set_flags(fd as RawFd, saved);
         }
