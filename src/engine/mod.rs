@@ -418,3 +418,6 @@ impl Engine {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

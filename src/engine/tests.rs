@@ -1,0 +1,269 @@
+//! Engine scenarios driven in memory with a fake clock.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use super::lifecycle::{exit_code, Cause, Drain};
+use super::message::{Id, RpcError};
+use super::service::{Context, Reply, Service};
+use super::{Engine, NoHost};
+use crate::config::Config;
+
+/// A test service: `echo.delta` emits a streaming delta, `echo.ask` sends a
+/// request to the client, `echo.busy` keeps it busy until a client response.
+#[derive(Default)]
+struct Echo {
+    answers: Vec<Result<Value, Value>>,
+    busy: bool,
+    drained: Option<Cause>,
+}
+
+impl Service for Echo {
+    fn name(&self) -> &'static str {
+        "echo"
+    }
+    fn methods(&self) -> &'static [&'static str] {
+        &["echo.delta", "echo.ask", "echo.busy"]
+    }
+    fn call(&mut self, cx: &mut Context<'_>, method: &str, params: Option<Value>) -> Reply {
+        match method {
+            "echo.delta" => {
+                let text = params
+                    .and_then(|p| p[0].as_str().map(str::to_owned))
+                    .unwrap_or_default();
+                cx.emit("echo.delta", json!({"session_id": "s", "text": text}));
+                Ok(json!(true))
+            }
+            "echo.ask" => Ok(cx
+                .request_client("client.question", json!({"q": 1}))
+                .to_value()),
+            "echo.busy" => {
+                self.busy = true;
+                Ok(json!(true))
+            }
+            _ => Err(RpcError::method_not_found(method)),
+        }
+    }
+    fn on_client_response(
+        &mut self,
+        _cx: &mut Context<'_>,
+        _id: &Id,
+        outcome: Result<Value, Value>,
+    ) {
+        self.answers.push(outcome);
+        self.busy = false;
+    }
+    fn on_drain(&mut self, _cx: &mut Context<'_>, drain: &Drain) {
+        self.drained = Some(drain.cause.clone());
+    }
+    fn is_idle(&self) -> bool {
+        !self.busy
+    }
+    fn busy_summary(&self) -> Option<String> {
+        self.busy.then(|| "echo busy".to_owned())
+    }
+}
+
+fn engine(t0: Instant) -> Engine {
+    let config = Config {
+        shutdown_grace: Duration::from_secs(1),
+        ..Config::default()
+    };
+    Engine::new(config.engine(), vec![Box::new(Echo::default())], t0).unwrap()
+}
+
+/// Writes everything queued and returns the lines as JSON.
+fn written(engine: &mut Engine, now: Instant) -> Vec<Value> {
+    let mut bytes = Vec::new();
+    while !engine.outbound_is_empty() {
+        engine
+            .outbound()
+            .write_with(now, |slices| {
+                let n: usize = slices.iter().map(|s| s.len()).sum();
+                slices.iter().for_each(|s| bytes.extend_from_slice(s));
+                Ok::<_, ()>(n)
+            })
+            .unwrap();
+    }
+    String::from_utf8(bytes)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn ready_comes_first_and_lists_service_methods() {
+    let t0 = Instant::now();
+    let mut e = engine(t0);
+    let lines = written(&mut e, t0);
+    assert_eq!(lines[0]["params"]["type"], "gateway.ready");
+    let methods = &lines[0]["params"]["payload"]["methods"];
+    assert!(methods.as_array().unwrap().contains(&json!("echo.ask")));
+    assert!(methods.as_array().unwrap().contains(&json!("gateway.ping")));
+}
+
+#[test]
+fn stdin_eof_drains_then_exits_orderly() {
+    let t0 = Instant::now();
+    let mut e = engine(t0);
+    e.on_input(
+        br#"{"jsonrpc":"2.0","method":"gateway.ping","id":7}"#,
+        &mut NoHost,
+        t0,
+    );
+    e.on_input(
+        b"\n{\"jsonrpc\":\"2.0\",\"method\":\"gateway.ping\",\"id\":8}",
+        &mut NoHost,
+        t0,
+    );
+    assert_eq!(
+        e.on_input_eof(&mut NoHost, t0),
+        Some(48),
+        "truncated tail reported"
+    );
+    assert!(e.exit().is_none(), "output still queued");
+    let lines = written(&mut e, t0);
+    assert_eq!(
+        lines.len(),
+        2,
+        "ready + one response; the truncated frame is not dispatched"
+    );
+    assert_eq!(lines[1]["id"], 7);
+    e.tick(&mut NoHost, t0);
+    let exit = e.exit().unwrap();
+    assert_eq!(
+        (exit.code, exit.reason.as_str()),
+        (exit_code::ORDERLY, "stdin EOF")
+    );
+}
+
+#[test]
+fn shutdown_request_is_answered_before_the_drain_and_stops_input() {
+    let t0 = Instant::now();
+    let mut e = engine(t0);
+    e.on_input(
+        b"{\"jsonrpc\":\"2.0\",\"method\":\"gateway.shutdown\",\"id\":1}\n{\"jsonrpc\":\"2.0\",\"method\":\"gateway.ping\",\"id\":2}\n",
+        &mut NoHost,
+        t0,
+    );
+    assert!(!e.wants_input());
+    let lines = written(&mut e, t0);
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[1]["result"]["ok"], true);
+    e.tick(&mut NoHost, t0);
+    assert_eq!(e.exit().unwrap().reason, "gateway.shutdown request");
+}
+
+#[test]
+fn busy_service_holds_the_drain_until_the_deadline_forces_it() {
+    let t0 = Instant::now();
+    let mut e = engine(t0);
+    e.on_input(
+        b"{\"jsonrpc\":\"2.0\",\"method\":\"echo.busy\",\"id\":1}\n",
+        &mut NoHost,
+        t0,
+    );
+    e.begin_shutdown(Cause::Signal("SIGTERM"), &mut NoHost, t0);
+    written(&mut e, t0);
+    e.tick(&mut NoHost, t0 + Duration::from_millis(999));
+    assert!(e.exit().is_none());
+    assert_eq!(e.next_deadline(), Some(t0 + Duration::from_secs(1)));
+    e.tick(&mut NoHost, t0 + Duration::from_secs(1));
+    let exit = e.exit().unwrap();
+    assert_eq!(exit.code, exit_code::FORCED);
+    assert!(
+        exit.reason
+            .starts_with("signal SIGTERM; grace of 1.000s expired with echo busy"),
+        "{}",
+        exit.reason
+    );
+}
+
+#[test]
+fn client_responses_reach_the_requesting_service_and_strays_are_dropped() {
+    let t0 = Instant::now();
+    let mut e = engine(t0);
+    e.on_input(
+        b"{\"jsonrpc\":\"2.0\",\"method\":\"echo.ask\",\"id\":1}\n",
+        &mut NoHost,
+        t0,
+    );
+    let lines = written(&mut e, t0);
+    let request = &lines[1];
+    assert_eq!(request["method"], "client.question");
+    let gw_id = request["id"].as_str().unwrap().to_owned();
+    assert_eq!(lines[2]["result"], json!(gw_id));
+    let answer = format!("{{\"jsonrpc\":\"2.0\",\"result\":42,\"id\":\"{gw_id}\"}}\n");
+    e.on_input(answer.as_bytes(), &mut NoHost, t0);
+    e.on_input(answer.as_bytes(), &mut NoHost, t0); // a second answer: nobody waits for it
+    assert!(
+        written(&mut e, t0).is_empty(),
+        "responses are never answered"
+    );
+    e.on_input(
+        b"{\"jsonrpc\":\"2.0\",\"method\":\"gateway.stats\",\"id\":2}\n",
+        &mut NoHost,
+        t0,
+    );
+    assert_eq!(written(&mut e, t0)[0]["result"]["responses_unmatched"], 1);
+}
+
+#[test]
+fn delta_events_coalesce_only_while_unwritten() {
+    let t0 = Instant::now();
+    let mut e = engine(t0);
+    written(&mut e, t0);
+    let frames = b"{\"jsonrpc\":\"2.0\",\"method\":\"echo.delta\",\"params\":[\"ab\"]}\n\
+                   {\"jsonrpc\":\"2.0\",\"method\":\"echo.delta\",\"params\":[\"cd\"]}\n";
+    e.on_input(frames, &mut NoHost, t0);
+    let lines = written(&mut e, t0);
+    assert_eq!(
+        lines.len(),
+        1,
+        "two notifications, one merged event: {lines:?}"
+    );
+    assert_eq!(lines[0]["params"]["payload"]["text"], "abcd");
+}
+
+#[test]
+fn slow_reader_past_the_hard_limit_exits_three_without_exceeding_it() {
+    let t0 = Instant::now();
+    let mut config = Config::default();
+    config.hard_limit_bytes = 4096;
+    config.soft_limit_bytes = 4096;
+    config.high_water_bytes = 2048;
+    config.low_water_bytes = 1024;
+    let mut e = Engine::new(config.engine(), Vec::new(), t0).unwrap();
+    for _ in 0..200 {
+        e.on_input(
+            b"{\"jsonrpc\":\"2.0\",\"method\":\"gateway.ping\",\"id\":1}\n",
+            &mut NoHost,
+            t0,
+        );
+        assert!(e.outbound().queued_bytes() <= 4096);
+    }
+    e.tick(&mut NoHost, t0);
+    let exit = e.exit().unwrap();
+    assert_eq!(exit.code, exit_code::PEER_GONE);
+    assert!(
+        exit.reason.contains("hard limit of 4096 bytes"),
+        "{}",
+        exit.reason
+    );
+}
+
+#[test]
+fn stall_timeout_declares_the_reader_gone() {
+    let t0 = Instant::now();
+    let mut config = Config::default();
+    config.stall_timeout = Duration::from_millis(500);
+    let mut e = Engine::new(config.engine(), Vec::new(), t0).unwrap();
+    assert_eq!(e.next_deadline(), Some(t0 + Duration::from_millis(500)));
+    e.tick(&mut NoHost, t0 + Duration::from_millis(500));
+    // The drain starts with output lost, so it finishes at once.
+    let exit = e.exit().unwrap();
+    assert_eq!(exit.code, exit_code::PEER_GONE);
+    assert!(exit.reason.starts_with("stdout stalled"), "{}", exit.reason);
+}
