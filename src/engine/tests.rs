@@ -230,11 +230,13 @@ fn delta_events_coalesce_only_while_unwritten() {
 #[test]
 fn slow_reader_past_the_hard_limit_exits_three_without_exceeding_it() {
     let t0 = Instant::now();
-    let mut config = Config::default();
-    config.hard_limit_bytes = 4096;
-    config.soft_limit_bytes = 4096;
-    config.high_water_bytes = 2048;
-    config.low_water_bytes = 1024;
+    let config = Config {
+        hard_limit_bytes: 4096,
+        soft_limit_bytes: 4096,
+        high_water_bytes: 2048,
+        low_water_bytes: 1024,
+        ..Config::default()
+    };
     let mut e = Engine::new(config.engine(), Vec::new(), t0).unwrap();
     for _ in 0..200 {
         e.on_input(
@@ -257,8 +259,10 @@ fn slow_reader_past_the_hard_limit_exits_three_without_exceeding_it() {
 #[test]
 fn stall_timeout_declares_the_reader_gone() {
     let t0 = Instant::now();
-    let mut config = Config::default();
-    config.stall_timeout = Duration::from_millis(500);
+    let config = Config {
+        stall_timeout: Duration::from_millis(500),
+        ..Config::default()
+    };
     let mut e = Engine::new(config.engine(), Vec::new(), t0).unwrap();
     assert_eq!(e.next_deadline(), Some(t0 + Duration::from_millis(500)));
     e.tick(&mut NoHost, t0 + Duration::from_millis(500));
