@@ -345,18 +345,27 @@ impl Formatter for LineSafe {
 /// Writes an already JSON-escaped string fragment, escaping the two line
 /// separators serde_json leaves alone.
 fn write_line_safe<W: ?Sized + io::Write>(writer: &mut W, fragment: &str) -> io::Result<()> {
-    let mut rest = fragment;
-    while let Some(pos) = rest.find(['\u{2028}', '\u{2029}']) {
-        writer.write_all(&rest.as_bytes()[..pos])?;
-        let escaped: &[u8] = if rest[pos..].starts_with('\u{2028}') {
-            b"\\u2028"
-        } else {
-            b"\\u2029"
+    // U+2028 is E2 80 A8 and U+2029 is E2 80 A9 in UTF-8: look for the lead
+    // byte with memchr, which keeps the common case (no E2 at all) fast.
+    let bytes = fragment.as_bytes();
+    let mut start = 0;
+    let mut from = 0;
+    while let Some(offset) = memchr::memchr(0xE2, &bytes[from..]) {
+        let at = from + offset;
+        let escaped: &[u8] = match bytes.get(at + 1..at + 3) {
+            Some([0x80, 0xA8]) => b"\\u2028",
+            Some([0x80, 0xA9]) => b"\\u2029",
+            _ => {
+                from = at + 1;
+                continue;
+            }
         };
+        writer.write_all(&bytes[start..at])?;
         writer.write_all(escaped)?;
-        rest = &rest[pos + '\u{2028}'.len_utf8()..];
+        start = at + 3;
+        from = start;
     }
-    writer.write_all(rest.as_bytes())
+    writer.write_all(&bytes[start..])
 }
 
 /// Appends `value` as line-safe compact JSON.

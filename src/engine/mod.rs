@@ -29,6 +29,11 @@ use self::message::{
 use self::outbound::{Limits, Outbound};
 use self::service::{Context, Reply, Service};
 
+/// Frames dispatched per turn before the engine yields to the loop: enough
+/// to amortise a loop turn, few enough that output starts flowing and
+/// signals are seen within a fraction of a millisecond of a burst.
+pub const FRAMES_PER_TURN: usize = 256;
+
 /// The engine's settings (the shell's own settings live in `Config`).
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
@@ -68,6 +73,7 @@ pub struct Engine {
     pending: HashMap<Id, usize>,
     next_request: u64,
     input_open: bool,
+    input_backlog: bool,
     started: Instant,
     client_capabilities: Option<Value>,
     pending_shutdown: bool,
@@ -124,6 +130,7 @@ impl Engine {
             pending: HashMap::new(),
             next_request: 0,
             input_open: true,
+            input_backlog: false,
             started: now,
             client_capabilities: None,
             pending_shutdown: false,
@@ -168,26 +175,54 @@ impl Engine {
         self.out.is_closed() || !self.out.is_paused()
     }
 
-    /// Bytes arrived on stdin: frame them and dispatch every complete frame.
+    /// Bytes arrived on stdin: frame them and dispatch up to
+    /// [`FRAMES_PER_TURN`] complete frames. Frames beyond the budget wait in
+    /// the framer ([`Engine::has_input_backlog`]) for [`Engine::pump_input`],
+    /// so the shell can write output and see signals between bursts. Push
+    /// more bytes only once the backlog is gone: that keeps the framer within
+    /// its bound.
     pub fn on_input(&mut self, bytes: &[u8], host: &mut dyn Host, now: Instant) {
         if !self.wants_input() {
             return;
         }
         self.stats.bytes_in += bytes.len() as u64;
         self.framer.push(bytes);
-        while let Some(decoded) = self.framer.next_frame() {
+        self.dispatch_input(FRAMES_PER_TURN, host, now);
+    }
+
+    /// True when complete frames wait in the framer for [`Engine::pump_input`].
+    pub fn has_input_backlog(&self) -> bool {
+        self.input_backlog
+    }
+
+    /// Dispatches up to [`FRAMES_PER_TURN`] more frames of the backlog.
+    pub fn pump_input(&mut self, host: &mut dyn Host, now: Instant) {
+        self.dispatch_input(FRAMES_PER_TURN, host, now);
+    }
+
+    fn dispatch_input(&mut self, budget: usize, host: &mut dyn Host, now: Instant) {
+        self.input_backlog = false;
+        let mut left = budget;
+        while self.wants_input() {
+            if left == 0 {
+                self.input_backlog = true;
+                break;
+            }
+            let Some(decoded) = self.framer.next_frame() else {
+                break;
+            };
+            left -= 1;
             match decoded {
                 Decoded::Frame(frame) => {
                     self.stats.frames_in += 1;
+                    log::trace!("frame in: {} bytes", frame.len());
                     self.dispatch_frame(&frame, host, now);
+                    // Frames after a shutdown request are not served.
                     self.run_pending_shutdown(host, now);
-                    if !self.wants_input() {
-                        // Frames after a shutdown request are not served.
-                        break;
-                    }
                 }
                 Decoded::TooLarge { limit } => {
                     self.stats.oversize_frames += 1;
+                    log::debug!("frame over {limit} bytes skipped");
                     let err = RpcError::invalid_request("frame too large").with_data(
                         serde_json::json!({"reason": "frame too large", "limit": limit}),
                     );
@@ -205,6 +240,8 @@ impl Engine {
         if !self.input_open {
             return None;
         }
+        // Everything received before EOF is served first.
+        self.dispatch_input(usize::MAX, host, now);
         self.input_open = false;
         let truncated = self.framer.finish();
         if truncated.is_some() {
@@ -341,6 +378,7 @@ impl Engine {
     ) -> Option<(Id, Reply)> {
         match item {
             Err(reject) => {
+                log::debug!("rejected message: {}", reject.error);
                 if reject.error.code == message::ErrorCode::ParseError {
                     self.stats.parse_errors += 1;
                 } else {

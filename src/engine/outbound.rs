@@ -284,6 +284,10 @@ impl Outbound {
         let prefix_len = prefix.len();
         let text_len = body.len();
         let mut frame = prefix;
+        // Exactly the frame's size: amortized growth would leave up to half
+        // of every queued frame's allocation unused, doubling the memory a
+        // full queue takes.
+        frame.reserve_exact(body.len() + STREAM_SUFFIX.len());
         frame.extend_from_slice(&body);
         frame.extend_from_slice(STREAM_SUFFIX);
         self.push_frame(frame, now);
@@ -603,6 +607,22 @@ mod tests {
             q.check(t0 + Duration::from_secs(15)),
             Some(SlowReader::Stalled { .. })
         ));
+    }
+
+    #[test]
+    fn a_streaming_frame_holds_no_spare_capacity() {
+        let now = Instant::now();
+        let mut q = Outbound::new(Limits {
+            coalesce_cap: 1 << 20,
+            ..limits()
+        });
+        delta(&mut q, "a", &"x".repeat(100_000), now);
+        let frame = q.frames.back().unwrap();
+        assert_eq!(
+            frame.capacity(),
+            frame.len(),
+            "a full queue costs its bytes, not twice"
+        );
     }
 
     #[test]

@@ -30,8 +30,9 @@ const FIRST_CHILD_TOKEN: usize = 16;
 
 /// Bytes per stdin read.
 const READ_CHUNK: usize = 64 * 1024;
-/// Stdin reads per tick: 1 MiB, then output, signals and children get a turn.
-const STDIN_READS_PER_TICK: usize = 16;
+/// Stdin turns per tick (a 64 KiB read or 256 frames of backlog each), then
+/// signals and children get a turn.
+const STDIN_TURNS_PER_TICK: usize = 16;
 
 /// One end of the gateway's stdio.
 #[derive(Debug)]
@@ -170,7 +171,8 @@ impl EventLoop {
     /// How long `poll` may sleep: zero while work is left over, else until
     /// the nearest deadline.
     fn timeout(&self, now: Instant) -> Option<Duration> {
-        let stdin_pending = self.stdin.ready && !self.stdin.done && self.engine.wants_input();
+        let stdin_pending = (self.stdin.ready && !self.stdin.done && self.engine.wants_input())
+            || self.engine.has_input_backlog();
         let children_pending = self.children.has_ready_output() && self.engine.wants_child_output();
         let stdout_pending = self.stdout.kind == Kind::AlwaysReady
             && !self.stdout.done
@@ -186,32 +188,35 @@ impl EventLoop {
             .map(|deadline| deadline.saturating_duration_since(now))
     }
 
+    /// Serves stdin for one tick: dispatches the backlog or reads a chunk,
+    /// then writes what that produced, so output flows during a burst.
     fn read_stdin(&mut self, now: Instant) {
-        if self.stdin.done || !self.stdin.ready {
-            return;
-        }
-        for _ in 0..STDIN_READS_PER_TICK {
-            if !self.engine.wants_input() {
+        for _ in 0..STDIN_TURNS_PER_TICK {
+            if self.engine.has_input_backlog() {
+                self.engine.pump_input(&mut self.children, now);
+            } else if self.stdin.ready && !self.stdin.done && self.engine.wants_input() {
+                match stdio::read(self.stdin.fd, &mut self.buf) {
+                    Ok(0) => {
+                        self.stdin_finished(None, now);
+                        return;
+                    }
+                    Ok(n) => {
+                        let chunk = &self.buf[..n];
+                        self.engine.on_input(chunk, &mut self.children, now);
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        self.stdin.ready = false;
+                        return;
+                    }
+                    Err(e) => {
+                        self.stdin_finished(Some(e), now);
+                        return;
+                    }
+                }
+            } else {
                 return;
             }
-            match stdio::read(self.stdin.fd, &mut self.buf) {
-                Ok(0) => {
-                    self.stdin_finished(None, now);
-                    return;
-                }
-                Ok(n) => {
-                    let chunk = &self.buf[..n];
-                    self.engine.on_input(chunk, &mut self.children, now);
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    self.stdin.ready = false;
-                    return;
-                }
-                Err(e) => {
-                    self.stdin_finished(Some(e), now);
-                    return;
-                }
-            }
+            self.write_stdout(now);
         }
     }
 
@@ -257,7 +262,7 @@ impl EventLoop {
                 .outbound()
                 .write_with(now, |slices| stdio::writev(fd, slices))
             {
-                Ok(_) => {}
+                Ok(n) => log::trace!("wrote {n} bytes to stdout"),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     self.stdout.ready = self.stdout.kind == Kind::AlwaysReady;
                     self.engine.note_write_stall();

@@ -1,0 +1,335 @@
+//! Reading the params of the `process.*` methods, with `-32602` messages
+//! that name the parameter, what was expected and what arrived.
+//!
+//! Params are an object. Unknown members are refused (a typo such as `args`
+//! for `argv` should fail loudly, not be ignored); an optional member that is
+//! `null` counts as absent.
+
+use std::path::PathBuf;
+
+use serde_json::{Map, Value};
+
+use super::decode::{base64_decode, Encoding};
+use super::signal;
+use crate::engine::host::{SpawnSpec, StderrMode, StdinMode};
+use crate::engine::message::RpcError;
+
+/// A checked `process.spawn` request.
+#[derive(Debug, Clone)]
+pub struct Spawn {
+    /// What the host starts.
+    pub spec: SpawnSpec,
+    /// How output travels on the wire.
+    pub encoding: Encoding,
+    /// The client's label, echoed by `process.list` (`null` when absent).
+    pub tag: Value,
+}
+
+/// A checked `process.write` request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Write {
+    /// The target.
+    pub proc: u64,
+    /// The bytes to queue for its stdin.
+    pub data: Vec<u8>,
+}
+
+/// A checked `process.signal` request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Signal {
+    /// The target.
+    pub proc: u64,
+    /// The signal number.
+    pub signal: i32,
+}
+
+const SPAWN_KEYS: &[&str] = &[
+    "argv",
+    "cwd",
+    "env",
+    "clear_env",
+    "stdin",
+    "stderr",
+    "encoding",
+    "tag",
+];
+
+/// `process.spawn {argv, cwd?, env?, clear_env?, stdin?, stderr?, encoding?, tag?}`
+pub fn spawn(params: Option<Value>) -> Result<Spawn, RpcError> {
+    let mut p = object("process.spawn", params, SPAWN_KEYS)?;
+    let argv = match p.remove("argv") {
+        None | Some(Value::Null) => {
+            return Err(bad("process.spawn needs argv: [program, args...]"))
+        }
+        Some(Value::Array(items)) => items,
+        Some(other) => {
+            return Err(bad(format!(
+                "argv must be an array of strings, got {}",
+                kind(&other)
+            )))
+        }
+    };
+    if argv.is_empty() {
+        return Err(bad("argv must not be empty: it names the program to run"));
+    }
+    let argv = argv
+        .into_iter()
+        .enumerate()
+        .map(|(i, item)| match item {
+            Value::String(s) => no_nul(&format!("argv[{i}]"), s),
+            other => Err(bad(format!(
+                "argv[{i}] must be a string, got {}",
+                kind(&other)
+            ))),
+        })
+        .collect::<Result<Vec<String>, RpcError>>()?;
+    if argv[0].is_empty() {
+        return Err(bad("argv[0] must name a program, got an empty string"));
+    }
+    let cwd = match optional_string(&mut p, "cwd")? {
+        Some(c) if c.is_empty() => return Err(bad("cwd must not be empty")),
+        other => other.map(PathBuf::from),
+    };
+    let env = match p.remove("env") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Object(vars)) => vars
+            .into_iter()
+            .map(|(name, value)| env_var(name, value))
+            .collect::<Result<_, _>>()?,
+        Some(other) => {
+            return Err(bad(format!(
+                "env must be an object of NAME: string or null, got {}",
+                kind(&other)
+            )))
+        }
+    };
+    let clear_env = match p.remove("clear_env") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => b,
+        Some(other) => {
+            return Err(bad(format!(
+                "clear_env must be true or false, got {}",
+                kind(&other)
+            )))
+        }
+    };
+    let stdin = match choice(&mut p, "stdin", &["pipe", "null"])? {
+        Some("null") => StdinMode::Null,
+        _ => StdinMode::Pipe,
+    };
+    let stderr = match choice(&mut p, "stderr", &["pipe", "merge", "null"])? {
+        Some("merge") => StderrMode::Merge,
+        Some("null") => StderrMode::Null,
+        _ => StderrMode::Pipe,
+    };
+    let encoding = encoding(&mut p)?;
+    let tag = p.remove("tag").unwrap_or(Value::Null);
+    Ok(Spawn {
+        spec: SpawnSpec {
+            argv,
+            cwd,
+            clear_env,
+            env,
+            stdin,
+            stderr,
+        },
+        encoding,
+        tag,
+    })
+}
+
+/// `process.write {proc, data, encoding?}`
+pub fn write(params: Option<Value>) -> Result<Write, RpcError> {
+    let mut p = object("process.write", params, &["proc", "data", "encoding"])?;
+    let proc = proc_id(&mut p)?;
+    let data = match p.remove("data") {
+        Some(Value::String(s)) => s,
+        None | Some(Value::Null) => return Err(bad("process.write needs data: a string")),
+        Some(other) => return Err(bad(format!("data must be a string, got {}", kind(&other)))),
+    };
+    let data = match encoding(&mut p)? {
+        Encoding::Utf8 => data.into_bytes(),
+        Encoding::Base64 => base64_decode(&data).map_err(|e| bad(format!("data: {e}")))?,
+    };
+    Ok(Write { proc, data })
+}
+
+/// `process.close_stdin {proc}` (and any method taking only a proc).
+pub fn proc_only(method: &str, params: Option<Value>) -> Result<u64, RpcError> {
+    let mut p = object(method, params, &["proc"])?;
+    proc_id(&mut p)
+}
+
+/// `process.signal {proc, signal}`: a name from the table or a number.
+pub fn signal(params: Option<Value>) -> Result<Signal, RpcError> {
+    let mut p = object("process.signal", params, &["proc", "signal"])?;
+    let proc = proc_id(&mut p)?;
+    let expected = "a name such as \"SIGTERM\" or a number";
+    let signal = match p.remove("signal") {
+        Some(Value::String(name)) => signal::number(&name).ok_or_else(|| {
+            bad(format!(
+                "signal {name:?} is not a known signal name; use {expected}"
+            ))
+        })?,
+        Some(Value::Number(n)) => match n.as_i64() {
+            Some(v) if (1..=i64::from(signal::MAX_SIGNAL)).contains(&v) => v as i32,
+            _ => {
+                return Err(bad(format!(
+                    "signal {n} is out of range: expected 1 to {}",
+                    signal::MAX_SIGNAL
+                )))
+            }
+        },
+        None | Some(Value::Null) => {
+            return Err(bad(format!("process.signal needs signal: {expected}")))
+        }
+        Some(other) => {
+            return Err(bad(format!(
+                "signal must be {expected}, got {}",
+                kind(&other)
+            )))
+        }
+    };
+    Ok(Signal { proc, signal })
+}
+
+/// `process.list`: no params, `{}` or `[]`.
+pub fn none(method: &str, params: Option<Value>) -> Result<(), RpcError> {
+    match params {
+        None | Some(Value::Null) => Ok(()),
+        Some(Value::Array(a)) if a.is_empty() => Ok(()),
+        Some(Value::Object(o)) if o.is_empty() => Ok(()),
+        Some(_) => Err(bad(format!("{method} takes no params"))),
+    }
+}
+
+fn bad(message: impl Into<String>) -> RpcError {
+    RpcError::invalid_params(message)
+}
+
+/// The JSON type of a value, for messages.
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// The params object, with every member checked against `allowed`.
+fn object(
+    method: &str,
+    params: Option<Value>,
+    allowed: &[&str],
+) -> Result<Map<String, Value>, RpcError> {
+    let map = match params {
+        Some(Value::Object(map)) => map,
+        None => {
+            return Err(bad(format!(
+                "{method} needs params: an object with {}",
+                allowed[0]
+            )))
+        }
+        Some(other) => {
+            return Err(bad(format!(
+                "{method} takes its params as an object, got {}",
+                kind(&other)
+            )))
+        }
+    };
+    if let Some(unknown) = map.keys().find(|k| !allowed.contains(&k.as_str())) {
+        return Err(bad(format!(
+            "{method}: unknown parameter {unknown:?} (expected {})",
+            allowed.join(", ")
+        )));
+    }
+    Ok(map)
+}
+
+fn proc_id(p: &mut Map<String, Value>) -> Result<u64, RpcError> {
+    match p.remove("proc") {
+        Some(Value::Number(n)) if n.as_u64().is_some() => Ok(n.as_u64().unwrap_or_default()),
+        None | Some(Value::Null) => Err(bad("proc is missing: pass the id process.spawn returned")),
+        Some(other) => Err(bad(format!(
+            "proc must be the integer id process.spawn returned, got {other}"
+        ))),
+    }
+}
+
+fn optional_string(p: &mut Map<String, Value>, name: &str) -> Result<Option<String>, RpcError> {
+    match p.remove(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => no_nul(name, s).map(Some),
+        Some(other) => Err(bad(format!(
+            "{name} must be a string, got {}",
+            kind(&other)
+        ))),
+    }
+}
+
+/// One of `options`, or `None` when absent.
+fn choice(
+    p: &mut Map<String, Value>,
+    name: &str,
+    options: &[&'static str],
+) -> Result<Option<&'static str>, RpcError> {
+    let expected = || {
+        options
+            .iter()
+            .map(|o| format!("{o:?}"))
+            .collect::<Vec<_>>()
+            .join(" or ")
+    };
+    match p.remove(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => match options.iter().find(|o| **o == s) {
+            Some(o) => Ok(Some(*o)),
+            None => Err(bad(format!("{name} must be {}, got {s:?}", expected()))),
+        },
+        Some(other) => Err(bad(format!(
+            "{name} must be {}, got {}",
+            expected(),
+            kind(&other)
+        ))),
+    }
+}
+
+fn encoding(p: &mut Map<String, Value>) -> Result<Encoding, RpcError> {
+    Ok(match choice(p, "encoding", &["utf8", "base64"])? {
+        Some("base64") => Encoding::Base64,
+        _ => Encoding::Utf8,
+    })
+}
+
+fn no_nul(name: &str, s: String) -> Result<String, RpcError> {
+    if s.contains('\0') {
+        return Err(bad(format!("{name} contains a NUL byte")));
+    }
+    Ok(s)
+}
+
+fn env_var(name: String, value: Value) -> Result<(String, Option<String>), RpcError> {
+    if name.is_empty() || name.contains('=') || name.contains('\0') {
+        return Err(bad(format!(
+            "env name {name:?} is not a valid variable name (empty, or contains '=' or NUL)"
+        )));
+    }
+    match value {
+        Value::Null => Ok((name, None)),
+        Value::String(v) => {
+            let v = no_nul(&format!("env[{name:?}]"), v)?;
+            Ok((name, Some(v)))
+        }
+        other => Err(bad(format!(
+            "env[{name:?}] must be a string (set) or null (remove), got {}",
+            kind(&other)
+        ))),
+    }
+}
+
+#[cfg(test)]
+#[path = "params_tests.rs"]
+mod tests;

@@ -1,0 +1,383 @@
+//! One child's state: its output decoders, its stdin queue, and when its
+//! `process.exit` may go out.
+//!
+//! The exit event waits for two things, which arrive in either order: the
+//! child was reaped, and every output pipe reached EOF (so all its output is
+//! already queued ahead of the exit event). Grandchildren that keep a pipe
+//! open therefore delay the exit event until they close it or die.
+
+use std::collections::VecDeque;
+use std::io;
+
+use serde_json::{json, Value};
+
+use super::decode::{Encoding, StreamDecoder};
+use super::signal;
+use crate::engine::host::{ChildKey, ExitStatus, Host, OutputStream, StderrMode, StdinMode};
+
+/// Why a child's stdin no longer takes writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StdinClosed {
+    /// Spawned with `stdin: "null"`.
+    Null,
+    /// The client called `process.close_stdin`.
+    ByClient,
+    /// The pipe broke: the child closed its end or exited.
+    Gone,
+}
+
+/// Why `process.write` was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteRefused {
+    /// Stdin takes no more writes.
+    Closed(StdinClosed),
+    /// The queue would pass its bound.
+    Full {
+        /// Bytes already waiting.
+        pending: usize,
+    },
+}
+
+/// Bytes accepted by `process.write` and not yet taken by the pipe.
+#[derive(Debug, Default)]
+struct StdinQueue {
+    chunks: VecDeque<Vec<u8>>,
+    /// Bytes of the front chunk already written.
+    offset: usize,
+    /// Bytes waiting, in all chunks.
+    bytes: usize,
+    /// `process.close_stdin` came while bytes were waiting: close once they are written.
+    close_when_empty: bool,
+}
+
+/// A child the service tracks until its exit event is queued.
+#[derive(Debug)]
+pub struct Proc {
+    /// The id on the wire.
+    pub id: u64,
+    /// The host's handle.
+    pub key: ChildKey,
+    /// The OS pid (and process-group id).
+    pub pid: u32,
+    /// As spawned, for `process.list`.
+    pub argv: Vec<String>,
+    /// The client's label.
+    pub tag: Value,
+    /// Wall-clock start, in Unix seconds (display only; never used for timing).
+    pub started_at: f64,
+    /// How its output travels.
+    pub encoding: Encoding,
+    /// Decoders of the pipes not yet at EOF: `[stdout, stderr]`.
+    outputs: [Option<StreamDecoder>; 2],
+    status: Option<ExitStatus>,
+    stdin: Result<StdinQueue, StdinClosed>,
+}
+
+fn slot(stream: OutputStream) -> usize {
+    match stream {
+        OutputStream::Stdout => 0,
+        OutputStream::Stderr => 1,
+    }
+}
+
+impl Proc {
+    /// A child that was just spawned with these modes.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        id: u64,
+        key: ChildKey,
+        pid: u32,
+        argv: Vec<String>,
+        tag: Value,
+        started_at: f64,
+        encoding: Encoding,
+        stdin: StdinMode,
+        stderr: StderrMode,
+    ) -> Proc {
+        Proc {
+            id,
+            key,
+            pid,
+            argv,
+            tag,
+            started_at,
+            encoding,
+            outputs: [
+                Some(StreamDecoder::new(encoding)),
+                (stderr == StderrMode::Pipe).then(|| StreamDecoder::new(encoding)),
+            ],
+            status: None,
+            stdin: match stdin {
+                StdinMode::Pipe => Ok(StdinQueue::default()),
+                StdinMode::Null => Err(StdinClosed::Null),
+            },
+        }
+    }
+
+    /// Not reaped yet.
+    pub fn running(&self) -> bool {
+        self.status.is_none()
+    }
+
+    /// Output pipes not yet at EOF.
+    pub fn open_pipes(&self) -> usize {
+        self.outputs.iter().flatten().count()
+    }
+
+    /// Bytes waiting for the child's stdin.
+    pub fn stdin_pending(&self) -> usize {
+        self.stdin.as_ref().map_or(0, |q| q.bytes)
+    }
+
+    /// Bytes read from a pipe: the text to emit (possibly empty).
+    pub fn on_output(&mut self, stream: OutputStream, bytes: &[u8]) -> String {
+        match &mut self.outputs[slot(stream)] {
+            Some(decoder) => decoder.push(bytes),
+            None => String::new(),
+        }
+    }
+
+    /// A pipe reached EOF: the carried tail to emit (possibly empty).
+    pub fn on_eof(&mut self, stream: OutputStream) -> String {
+        match self.outputs[slot(stream)].take() {
+            Some(mut decoder) => decoder.finish(),
+            None => String::new(),
+        }
+    }
+
+    /// The child was reaped.
+    pub fn on_exited(&mut self, status: ExitStatus) {
+        self.status = Some(status);
+    }
+
+    /// The `process.exit` payload, once the child was reaped and every pipe
+    /// reached EOF; `None` before that.
+    pub fn exit_payload(&self) -> Option<Value> {
+        if self.open_pipes() > 0 {
+            return None;
+        }
+        let (code, signal) = match self.status? {
+            ExitStatus::Code(c) => (json!(c), Value::Null),
+            ExitStatus::Signal(s) => (Value::Null, json!(signal::name(s))),
+        };
+        Some(json!({"proc": self.id, "code": code, "signal": signal}))
+    }
+
+    /// Queues `data` for stdin (all or nothing, within `limit` bytes waiting)
+    /// and writes what the pipe takes now. Returns the bytes still waiting.
+    pub fn write(
+        &mut self,
+        host: &mut dyn Host,
+        data: Vec<u8>,
+        limit: usize,
+    ) -> Result<usize, WriteRefused> {
+        let queue = self.stdin.as_mut().map_err(|c| WriteRefused::Closed(*c))?;
+        if queue.close_when_empty {
+            return Err(WriteRefused::Closed(StdinClosed::ByClient));
+        }
+        if queue.bytes.saturating_add(data.len()) > limit {
+            return Err(WriteRefused::Full {
+                pending: queue.bytes,
+            });
+        }
+        if !data.is_empty() {
+            queue.bytes += data.len();
+            queue.chunks.push_back(data);
+        }
+        self.flush_stdin(host);
+        match &self.stdin {
+            Ok(q) => Ok(q.bytes),
+            // The pipe broke while writing: the bytes can never arrive.
+            Err(closed) => Err(WriteRefused::Closed(*closed)),
+        }
+    }
+
+    /// Writes waiting bytes until the pipe is full or the queue is empty;
+    /// closes stdin when asked to and the queue is empty; drops the queue if
+    /// the pipe broke.
+    pub fn flush_stdin(&mut self, host: &mut dyn Host) {
+        let Ok(queue) = &mut self.stdin else { return };
+        while let Some(front) = queue.chunks.front() {
+            match host.write_stdin(self.key, &front[queue.offset..]) {
+                Ok(n) => {
+                    queue.offset += n;
+                    queue.bytes -= n;
+                    if queue.offset == front.len() {
+                        queue.chunks.pop_front();
+                        queue.offset = 0;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) => {
+                    if e.kind() != io::ErrorKind::BrokenPipe {
+                        log::debug!("writing stdin of proc {}: {e}", self.id);
+                    }
+                    return self.stdin_gone(host);
+                }
+            }
+        }
+        if queue.close_when_empty {
+            host.close_stdin(self.key);
+            self.stdin = Err(StdinClosed::ByClient);
+        }
+    }
+
+    /// `process.close_stdin`: now if nothing waits, else after the queue is
+    /// written. Idempotent. Returns the bytes still to be written first.
+    pub fn close_stdin(&mut self, host: &mut dyn Host) -> usize {
+        if let Ok(queue) = &mut self.stdin {
+            queue.close_when_empty = true;
+        }
+        self.flush_stdin(host);
+        self.stdin_pending()
+    }
+
+    /// The pipe is closed on the far side: waiting bytes can never arrive.
+    pub fn stdin_gone(&mut self, host: &mut dyn Host) {
+        if self.stdin.is_ok() {
+            host.close_stdin(self.key);
+            self.stdin = Err(StdinClosed::Gone);
+        }
+    }
+
+    /// One line for `busy_summary`.
+    pub fn describe(&self) -> String {
+        let state = if self.running() {
+            "running".to_owned()
+        } else {
+            format!("exited, {} output pipe(s) still open", self.open_pipes())
+        };
+        format!(
+            "proc {} (pid {}, {}) {state}",
+            self.id,
+            self.pid,
+            self.argv.first().map(String::as_str).unwrap_or("?")
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::host::{SpawnSpec, Spawned};
+
+    /// A host whose stdin pipe takes `room` bytes, then would block.
+    #[derive(Default)]
+    struct Pipe {
+        room: usize,
+        written: Vec<u8>,
+        closed: bool,
+        broken: bool,
+    }
+
+    impl Host for Pipe {
+        fn spawn(&mut self, _: &SpawnSpec) -> io::Result<Spawned> {
+            unreachable!()
+        }
+        fn write_stdin(&mut self, _: ChildKey, data: &[u8]) -> io::Result<usize> {
+            if self.broken {
+                return Err(io::ErrorKind::BrokenPipe.into());
+            }
+            let n = data.len().min(self.room);
+            if n == 0 {
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            self.room -= n;
+            self.written.extend_from_slice(&data[..n]);
+            Ok(n)
+        }
+        fn close_stdin(&mut self, _: ChildKey) {
+            self.closed = true;
+        }
+        fn signal_group(&mut self, _: ChildKey, _: i32) -> io::Result<()> {
+            Ok(())
+        }
+        fn release(&mut self, _: ChildKey) {}
+    }
+
+    fn proc(stdin: StdinMode, stderr: StderrMode) -> Proc {
+        let argv = vec!["cat".to_owned()];
+        Proc::new(
+            1,
+            ChildKey(0),
+            42,
+            argv,
+            Value::Null,
+            0.0,
+            Encoding::Utf8,
+            stdin,
+            stderr,
+        )
+    }
+
+    #[test]
+    fn stdin_queue_is_bounded_written_eagerly_and_closed_after_draining() {
+        let mut host = Pipe {
+            room: 3,
+            ..Pipe::default()
+        };
+        let mut p = proc(StdinMode::Pipe, StderrMode::Pipe);
+        assert_eq!(p.write(&mut host, b"hello".to_vec(), 8), Ok(2));
+        assert_eq!(host.written, b"hel");
+        assert_eq!(
+            p.write(&mut host, b"1234567".to_vec(), 8),
+            Err(WriteRefused::Full { pending: 2 })
+        );
+        assert_eq!(p.write(&mut host, b"123456".to_vec(), 8), Ok(8));
+        assert_eq!(p.close_stdin(&mut host), 8);
+        assert!(!host.closed, "closing waits for the queue");
+        assert_eq!(
+            p.write(&mut host, b"x".to_vec(), 8),
+            Err(WriteRefused::Closed(StdinClosed::ByClient))
+        );
+        host.room = 100;
+        p.flush_stdin(&mut host);
+        assert_eq!(host.written, b"hello123456");
+        assert!(host.closed);
+        assert_eq!(p.close_stdin(&mut host), 0, "idempotent");
+    }
+
+    #[test]
+    fn a_broken_pipe_drops_the_queue() {
+        let mut host = Pipe::default();
+        let mut p = proc(StdinMode::Pipe, StderrMode::Pipe);
+        assert_eq!(p.write(&mut host, b"abc".to_vec(), 8), Ok(3));
+        host.broken = true;
+        p.flush_stdin(&mut host);
+        assert_eq!(p.stdin_pending(), 0);
+        assert!(host.closed);
+        assert_eq!(
+            p.write(&mut host, b"x".to_vec(), 8),
+            Err(WriteRefused::Closed(StdinClosed::Gone))
+        );
+        let mut p = proc(StdinMode::Null, StderrMode::Pipe);
+        assert_eq!(
+            p.write(&mut host, b"x".to_vec(), 8),
+            Err(WriteRefused::Closed(StdinClosed::Null))
+        );
+    }
+
+    #[test]
+    fn exit_waits_for_reaping_and_every_pipe() {
+        let mut p = proc(StdinMode::Null, StderrMode::Pipe);
+        assert_eq!(p.on_output(OutputStream::Stdout, b"a\xe2\x82"), "a");
+        p.on_exited(ExitStatus::Signal(libc::SIGKILL));
+        assert!(p.exit_payload().is_none());
+        assert_eq!(p.on_eof(OutputStream::Stdout), "\u{FFFD}");
+        assert!(p.exit_payload().is_none(), "stderr still open");
+        assert_eq!(p.on_eof(OutputStream::Stderr), "");
+        assert_eq!(
+            p.exit_payload(),
+            Some(json!({"proc": 1, "code": null, "signal": "SIGKILL"}))
+        );
+
+        let mut p = proc(StdinMode::Null, StderrMode::Merge);
+        assert_eq!(p.on_eof(OutputStream::Stdout), "");
+        assert!(p.exit_payload().is_none(), "not reaped yet");
+        p.on_exited(ExitStatus::Code(3));
+        assert_eq!(
+            p.exit_payload(),
+            Some(json!({"proc": 1, "code": 3, "signal": null}))
+        );
+    }
+}
