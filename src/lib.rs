@@ -52,6 +52,7 @@ pub mod config;
 pub mod engine;
 pub mod services;
 pub mod shell;
+pub mod signal_name;
 
 pub use config::{Config, ConfigError};
 pub use engine::lifecycle::exit_code;

@@ -302,7 +302,7 @@ impl Children {
     fn watch(&self, key: usize, child: &mut Child) -> io::Result<()> {
         for slot in 0..2 {
             if let Some(pipe) = &mut child.outputs[slot] {
-                set_nonblocking(pipe.file.as_raw_fd())?;
+                super::stdio::set_nonblocking(pipe.file.as_raw_fd())?;
                 self.registry.register(
                     &mut SourceFd(&pipe.file.as_raw_fd()),
                     self.token(key, slot),
@@ -313,7 +313,7 @@ impl Children {
             }
         }
         if let Some(stdin) = &child.stdin {
-            set_nonblocking(stdin.as_raw_fd())?;
+            super::stdio::set_nonblocking(stdin.as_raw_fd())?;
             self.registry.register(
                 &mut SourceFd(&stdin.as_raw_fd()),
                 self.token(key, 2),
@@ -400,15 +400,4 @@ fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     }
     // SAFETY: both fds were just created and are owned by nobody else.
     Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
-}
-
-fn set_nonblocking(fd: i32) -> io::Result<()> {
-    // SAFETY: fcntl on an fd we own.
-    unsafe {
-        let flags = libc::fcntl(fd, libc::F_GETFL);
-        if flags < 0 || libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) < 0 {
-            return Err(io::Error::last_os_error());
-        }
-    }
-    Ok(())
 }

@@ -19,27 +19,7 @@ pub fn install() -> io::Result<Signals> {
     Signals::new(HANDLED)
 }
 
-/// The conventional name of a signal number.
+/// The name of a signal the loop handles, for logs and the crash log.
 pub fn name(signal: i32) -> &'static str {
-    match signal {
-        libc::SIGTERM => "SIGTERM",
-        libc::SIGHUP => "SIGHUP",
-        libc::SIGINT => "SIGINT",
-        libc::SIGCHLD => "SIGCHLD",
-        libc::SIGKILL => "SIGKILL",
-        libc::SIGQUIT => "SIGQUIT",
-        libc::SIGUSR1 => "SIGUSR1",
-        libc::SIGUSR2 => "SIGUSR2",
-        libc::SIGPIPE => "SIGPIPE",
-        libc::SIGSEGV => "SIGSEGV",
-        libc::SIGABRT => "SIGABRT",
-        libc::SIGALRM => "SIGALRM",
-        libc::SIGSTOP => "SIGSTOP",
-        libc::SIGCONT => "SIGCONT",
-        libc::SIGBUS => "SIGBUS",
-        libc::SIGFPE => "SIGFPE",
-        libc::SIGILL => "SIGILL",
-        libc::SIGTRAP => "SIGTRAP",
-        _ => "SIG?",
-    }
+    crate::signal_name::known(signal).unwrap_or("SIG?")
 }

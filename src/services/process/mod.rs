@@ -21,7 +21,6 @@
 mod decode;
 mod errors;
 mod params;
-mod signal;
 mod split;
 mod state;
 
@@ -38,6 +37,7 @@ use crate::engine::host::{ChildEvent, ChildKey, Host};
 use crate::engine::lifecycle::{Cause, Drain};
 use crate::engine::message::{ErrorCode, RpcError};
 use crate::engine::service::{Context, Reply, Service};
+use crate::signal_name;
 
 /// How long before the drain deadline the groups get SIGTERM (on stdin EOF;
 /// other causes send it at once). 300 ms lets a well-behaved child run its
@@ -161,7 +161,7 @@ impl ProcessService {
         let s = params::signal(params)?;
         let proc = self.proc_mut(s.proc)?;
         let key = proc.key;
-        let name = signal::name(s.signal);
+        let name = signal_name::name(s.signal);
         match cx.host().signal_group(key, s.signal) {
             Ok(()) => Ok(json!({"ok": true, "signal": name})),
             Err(e) => Err(os_error(

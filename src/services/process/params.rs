@@ -10,9 +10,9 @@ use std::path::PathBuf;
 use serde_json::{Map, Value};
 
 use super::decode::{base64_decode, Encoding};
-use super::signal;
 use crate::engine::host::{SpawnSpec, StderrMode, StdinMode};
 use crate::engine::message::RpcError;
+use crate::signal_name;
 
 /// A checked `process.spawn` request.
 #[derive(Debug, Clone)]
@@ -166,17 +166,17 @@ pub fn signal(params: Option<Value>) -> Result<Signal, RpcError> {
     let proc = proc_id(&mut p)?;
     let expected = "a name such as \"SIGTERM\" or a number";
     let signal = match p.remove("signal") {
-        Some(Value::String(name)) => signal::number(&name).ok_or_else(|| {
+        Some(Value::String(name)) => signal_name::number(&name).ok_or_else(|| {
             bad(format!(
                 "signal {name:?} is not a known signal name; use {expected}"
             ))
         })?,
         Some(Value::Number(n)) => match n.as_i64() {
-            Some(v) if (1..=i64::from(signal::MAX_SIGNAL)).contains(&v) => v as i32,
+            Some(v) if (1..=i64::from(signal_name::MAX_SIGNAL)).contains(&v) => v as i32,
             _ => {
                 return Err(bad(format!(
                     "signal {n} is out of range: expected 1 to {}",
-                    signal::MAX_SIGNAL
+                    signal_name::MAX_SIGNAL
                 )))
             }
         },

@@ -12,8 +12,8 @@ use std::io;
 use serde_json::{json, Value};
 
 use super::decode::{Encoding, StreamDecoder};
-use super::signal;
 use crate::engine::host::{ChildKey, ExitStatus, Host, OutputStream, StderrMode, StdinMode};
+use crate::signal_name;
 
 /// Why a child's stdin no longer takes writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -158,7 +158,7 @@ impl Proc {
         }
         let (code, signal) = match self.status? {
             ExitStatus::Code(c) => (json!(c), Value::Null),
-            ExitStatus::Signal(s) => (Value::Null, json!(signal::name(s))),
+            ExitStatus::Signal(s) => (Value::Null, json!(signal_name::name(s))),
         };
         Some(json!({"proc": self.id, "code": code, "signal": signal}))
     }

@@ -1,5 +1,5 @@
-//! Signal names on the wire: `process.signal` takes them, `process.exit`
-//! reports them.
+//! Signal names, in one table: `process.signal` takes them, `process.exit`
+//! reports them, and the shell logs the signals it receives by them.
 
 /// The signals known by name, with their Linux numbers.
 const TABLE: &[(&str, i32)] = &[
@@ -42,14 +42,15 @@ pub fn number(name: &str) -> Option<i32> {
     TABLE.iter().find(|(n, _)| *n == name).map(|&(_, v)| v)
 }
 
+/// The conventional name of a signal number, if it has one.
+pub fn known(signal: i32) -> Option<&'static str> {
+    TABLE.iter().find(|&&(_, v)| v == signal).map(|(n, _)| *n)
+}
+
 /// The name reported for a signal number: `"SIGKILL"`, or `"SIG<n>"` for a
 /// number without a name (real-time signals).
 pub fn name(signal: i32) -> String {
-    TABLE
-        .iter()
-        .find(|&&(_, v)| v == signal)
-        .map(|(n, _)| (*n).to_owned())
-        .unwrap_or_else(|| format!("SIG{signal}"))
+    known(signal).map_or_else(|| format!("SIG{signal}"), str::to_owned)
 }
 
 #[cfg(test)]
