@@ -356,8 +356,37 @@ impl Config {
                 low_water: self.low_water_bytes,
             },
             shutdown_grace: self.shutdown_grace,
-            sigint: self.sigint.as_str(),
+            settings: self.settings(),
         }
+    }
+
+    /// Every setting in force, keyed by flag name without the dashes.
+    pub fn settings(&self) -> serde_json::Map<String, serde_json::Value> {
+        use serde_json::json;
+        let mut map = serde_json::Map::new();
+        let mut put = |name: &str, value: serde_json::Value| {
+            map.insert(name.to_owned(), value);
+        };
+        put("max-frame-bytes", json!(self.max_frame_bytes));
+        put("shutdown-grace", json!(self.shutdown_grace.as_secs_f64()));
+        put("stall-timeout", json!(self.stall_timeout.as_secs_f64()));
+        put("outbound-soft-limit", json!(self.soft_limit_bytes));
+        put(
+            "outbound-soft-seconds",
+            json!(self.soft_limit_duration.as_secs_f64()),
+        );
+        put("outbound-hard-limit", json!(self.hard_limit_bytes));
+        put("outbound-high-water", json!(self.high_water_bytes));
+        put("outbound-low-water", json!(self.low_water_bytes));
+        put("coalesce-cap", json!(self.coalesce_cap_bytes));
+        put("sigint", json!(self.sigint.as_str()));
+        put(
+            "crash-log",
+            json!(self.crash_log.as_ref().map(|p| p.display().to_string())),
+        );
+        put("max-processes", json!(self.max_processes));
+        put("child-stdin-limit", json!(self.child_stdin_limit_bytes));
+        map
     }
 
     /// The `--help` text.
@@ -516,6 +545,18 @@ mod tests {
             parse(&[], &[("TUI_GATEWAY_SHUTDOWN_GRACE_S", "soon")]),
             Err(ConfigError::Usage(_))
         ));
+    }
+
+    #[test]
+    fn settings_name_every_flag() {
+        let settings = Config::default().settings();
+        assert_eq!(settings.len(), FLAGS.len());
+        for (name, ..) in FLAGS {
+            assert!(
+                settings.contains_key(name.trim_start_matches('-')),
+                "{name}"
+            );
+        }
     }
 
     #[test]

@@ -85,7 +85,7 @@ impl Engine {
                 "uptime_s": now.duration_since(self.started).as_secs_f64(),
                 "methods": self.methods(),
                 "services": self.services.iter().map(|s| s.name()).collect::<Vec<_>>(),
-                "config": {"sigint": self.config.sigint},
+                "config": self.config.settings,
                 "limits": self.limits_value(),
             })),
             "gateway.stats" => Ok(self.stats_value(host)),

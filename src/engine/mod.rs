@@ -43,8 +43,8 @@ pub struct EngineConfig {
     pub outbound: Limits,
     /// How long a drain may last.
     pub shutdown_grace: Duration,
-    /// What SIGINT does: `"ignore"` or `"shutdown"` (reported in `gateway.info`).
-    pub sigint: &'static str,
+    /// Every setting in force, by flag name, as `gateway.info` reports it.
+    pub settings: serde_json::Map<String, Value>,
 }
 
 /// Counters for `gateway.stats` that the queue does not keep.
