@@ -1,0 +1,27 @@
+//! The invariants the fuzz targets assert, in one place.
+//!
+//! Both the libFuzzer targets (`fuzz/fuzz_targets/*.rs`) and the corpus
+//! replay (`tests/fuzz_replay.rs`, run by an ordinary `cargo test`) include
+//! this module with `#[path = "..."] mod invariants;`, so a finding the fuzzer
+//! saves and a seed checked in under `fuzz/corpus-seed/<target>/` are judged
+//! by exactly the same code, on the stable toolchain, with no fuzzer around.
+//!
+//! Each target module has one entry point, `check(data: &[u8])`: it decodes
+//! the fuzz input (see [`input`]), drives one part of the engine through its
+//! public API only, and panics on the first broken invariant. "Does not
+//! panic" is the least of it: every module compares what the engine does
+//! with a small independent model of what the protocol says it must do.
+//!
+//! | target     | input                                  | asserts                                                     |
+//! |------------|----------------------------------------|-------------------------------------------------------------|
+//! | `frame`    | max-frame selector, split seed, bytes  | same frames for every split, as the line model says; bounds |
+//! | `message`  | one frame                              | classification matches the JSON-RPC rules; errors and ids   |
+//! | `outbound` | limits, then a program of queue ops    | bytes written = model of frames, merges, limits, timers     |
+//! | `engine`   | schedule seed, max-frame selector, bytes | one response per request, in order, as valid NDJSON       |
+
+pub mod engine;
+pub mod frame;
+pub mod input;
+pub mod message;
+pub mod outbound;
+pub mod wire;
