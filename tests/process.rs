@@ -991,6 +991,43 @@ fn children_get_their_own_group_and_none_of_the_gateway_stdio() {
     }
 }
 
+/// Fds the gateway inherited from whoever started it (here fd 7, and fd 8: a
+/// copy of its own stdout pipe) never reach a child: a child holding the
+/// TUI's stdout pipe would keep the TUI from ever seeing EOF.
+#[test]
+fn fds_the_gateway_inherited_never_reach_children() {
+    let gw = Gateway::builder()
+        .via_shell(r#"exec 7</dev/null 8>&1; exec "$0" "$@""#)
+        .spawn();
+    let mut gw = Client {
+        gw,
+        seen: Vec::new(),
+        next_id: 0,
+    };
+    let gateway = gw.gateway_pid;
+    assert_eq!(
+        fd_target(gateway, 7).as_deref(),
+        Some("/dev/null"),
+        "the gateway inherited fd 7"
+    );
+    assert_eq!(
+        fd_target(gateway, 8),
+        fd_target(gateway, 1),
+        "fd 8 is the gateway's stdout"
+    );
+    let (proc, pid) = gw.spawn(json!({"argv": ["sleep", "100"]}));
+    assert!(fd_target(pid, 0).is_some(), "the child is running");
+    for fd in [7, 8] {
+        assert_eq!(
+            fd_target(pid, fd),
+            None,
+            "child pid {pid} holds inherited fd {fd}"
+        );
+    }
+    gw.call("process.signal", json!({"proc": proc, "signal": "SIGKILL"}));
+    gw.until_exit(proc, PATIENCE);
+}
+
 /// `env`, `clear_env` and `cwd` shape the child's environment.
 #[test]
 fn env_clear_env_and_cwd_apply() {

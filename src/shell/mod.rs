@@ -48,6 +48,7 @@ fn prepare_process(config: &Config) {
     for fd in 0..3 {
         stdio::set_cloexec(fd);
     }
+    stdio::cloexec_inherited();
     if stdio::kind(libc::STDERR_FILENO) == stdio::Kind::Pollable {
         let _ = stdio::set_nonblocking(libc::STDERR_FILENO);
     }

@@ -78,6 +78,26 @@ pub fn restore_all() {
     }
 }
 
+/// Marks every fd above 2 that the gateway inherited close-on-exec, so a
+/// child never holds, say, a copy of the TUI's pipe that the TUI's own
+/// parent leaked to us (which would keep that pipe from ever reaching EOF).
+/// Called once at start, before the gateway opens fds of its own.
+pub fn cloexec_inherited() {
+    let Ok(dir) = std::fs::read_dir("/proc/self/fd") else {
+        return;
+    };
+    let fds: Vec<RawFd> = dir
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str()?.parse().ok())
+        .filter(|&fd| fd > 2)
+        .collect();
+    // The directory's own fd is closed by now; setting a flag on a closed
+    // fd fails harmlessly.
+    for fd in fds {
+        set_cloexec(fd);
+    }
+}
+
 /// Marks `fd` close-on-exec so no child inherits it.
 pub fn set_cloexec(fd: RawFd) {
     // SAFETY: F_GETFD/F_SETFD only touch the fd table entry.
