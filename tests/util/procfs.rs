@@ -1,0 +1,75 @@
+//! Processes observed from the outside: fields of `/proc/<pid>/status`
+//! (memory, state, parent), whether a pid is gone or is still a tui-gateway,
+//! polling a condition until it holds or a deadline passes, and the exit code
+//! of an `ExitStatus` (a death by signal is a failure).
+
+use std::process::ExitStatus;
+use std::time::{Duration, Instant};
+
+/// `/proc/<pid>/status`, if the process exists.
+pub fn proc_status(pid: u32) -> Option<String> {
+    std::fs::read_to_string(format!("/proc/{pid}/status")).ok()
+}
+
+/// A `kB` field of `/proc/<pid>/status` (VmRSS, VmHWM, ...), in bytes.
+pub fn proc_mem_bytes(pid: u32, field: &str) -> Option<u64> {
+    let status = proc_status(pid)?;
+    let line = status
+        .lines()
+        .find(|l| l.starts_with(&format!("{field}:")))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+/// The one-letter state of a process (R, S, Z, ...), if it exists.
+pub fn proc_state(pid: u32) -> Option<char> {
+    let status = proc_status(pid)?;
+    let line = status.lines().find(|l| l.starts_with("State:"))?;
+    line.split_whitespace().nth(1)?.chars().next()
+}
+
+/// The parent pid of a process, if it exists.
+pub fn proc_ppid(pid: u32) -> Option<u32> {
+    let status = proc_status(pid)?;
+    let line = status.lines().find(|l| l.starts_with("PPid:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// True when the process has exited: no /proc entry, or a zombie nobody reaped
+/// (in a container the new parent may never reap it).
+pub fn process_gone(pid: u32) -> bool {
+    matches!(proc_state(pid), None | Some('Z') | Some('X'))
+}
+
+/// True if `pid` is (still) a tui-gateway process.
+pub fn is_gateway_process(pid: u32) -> bool {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|c| String::from_utf8_lossy(&c).contains("tui-gateway"))
+        .unwrap_or(false)
+}
+
+/// Polls `cond` every millisecond until it holds or `timeout` passes.
+pub fn poll_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(1)); // polling interval, not a wait for an event
+    }
+}
+
+/// The exit code, panicking (with the signal) if the process was killed by one.
+pub fn code_of(status: ExitStatus) -> i32 {
+    use std::os::unix::process::ExitStatusExt;
+    match status.code() {
+        Some(c) => c,
+        None => panic!(
+            "gateway was killed by signal {:?} instead of exiting",
+            status.signal()
+        ),
+    }
+}
