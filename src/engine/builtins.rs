@@ -86,6 +86,7 @@ impl Engine {
                 "methods": self.methods(),
                 "services": self.services.iter().map(|s| s.name()).collect::<Vec<_>>(),
                 "config": self.config.settings,
+                "client": self.client_capabilities,
                 "limits": self.limits_value(),
             })),
             "gateway.stats" => Ok(self.stats_value(host)),

@@ -75,6 +75,7 @@ pub struct Engine {
     input_open: bool,
     input_backlog: bool,
     started: Instant,
+    /// What the client sent with `client.capabilities`; `gateway.info` echoes it.
     client_capabilities: Option<Value>,
     pending_shutdown: bool,
     stats: Stats,

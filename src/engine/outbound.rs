@@ -210,7 +210,7 @@ impl Outbound {
     /// Queues one whole frame (`\n`-terminated). Never merged with anything.
     pub fn push_frame(&mut self, frame: Vec<u8>, now: Instant) {
         debug_assert!(frame.ends_with(b"\n"));
-        if !self.admit(frame.len(), now) {
+        if !self.admit(frame.len()) {
             return;
         }
         self.open = None;
@@ -258,16 +258,16 @@ impl Outbound {
         write_json_str_body(&mut body, &text);
 
         let mergeable = match (&self.open, self.frames.back()) {
+            // `open` is cleared as soon as the tail's first byte is written,
+            // so an open tail is always unstarted.
             (Some(open), Some(tail)) => {
-                let untouched = self.frames.len() > 1 || self.head_offset == 0;
-                untouched
-                    && tail[..open.prefix_len] == prefix[..]
+                tail[..open.prefix_len] == prefix[..]
                     && open.text_len + body.len() <= self.limits.coalesce_cap
             }
             _ => false,
         };
         if mergeable {
-            if self.admit(body.len(), now) {
+            if self.admit(body.len()) {
                 let tail = self.frames.back_mut().expect("checked above");
                 tail.truncate(tail.len() - STREAM_SUFFIX.len());
                 tail.extend_from_slice(&body);
@@ -398,7 +398,7 @@ impl Outbound {
 
     /// Decides whether `len` more bytes may be queued; past the hard limit the
     /// reader is declared gone and the queue closes.
-    fn admit(&mut self, len: usize, _now: Instant) -> bool {
+    fn admit(&mut self, len: usize) -> bool {
         if self.closed {
             self.counters.frames_dropped += 1;
             return false;

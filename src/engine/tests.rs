@@ -105,6 +105,23 @@ fn ready_comes_first_and_lists_service_methods() {
 }
 
 #[test]
+fn info_echoes_the_capabilities_the_client_declared() {
+    let t0 = Instant::now();
+    let mut e = engine(t0);
+    e.on_input(
+        b"{\"jsonrpc\":\"2.0\",\"method\":\"gateway.info\",\"id\":1}\n\
+          {\"jsonrpc\":\"2.0\",\"method\":\"client.capabilities\",\"params\":{\"name\":\"ink\"},\"id\":2}\n\
+          {\"jsonrpc\":\"2.0\",\"method\":\"gateway.info\",\"id\":3}\n",
+        &mut NoHost,
+        t0,
+    );
+    let lines = written(&mut e, t0);
+    assert_eq!(lines[1]["result"]["client"], Value::Null);
+    assert_eq!(lines[2]["result"]["protocol"], 1);
+    assert_eq!(lines[3]["result"]["client"], json!({"name": "ink"}));
+}
+
+#[test]
 fn stdin_eof_drains_then_exits_orderly() {
     let t0 = Instant::now();
     let mut e = engine(t0);

@@ -149,13 +149,11 @@ impl EventLoop {
                 match event.token() {
                     STDIN => self.stdin.ready = true,
                     STDOUT => {
+                        self.stdout.ready = true;
                         if event.is_write_closed() || event.is_error() {
-                            // The reader closed its end; writing would only
-                            // produce EPIPE. Confirmed by the write below.
-                            self.stdout.ready = true;
+                            // The reader closed its end: writing would only
+                            // produce EPIPE, so do not wait for a write to see it.
                             self.stdout_closed_by_peer(Instant::now());
-                        } else {
-                            self.stdout.ready = true;
                         }
                     }
                     SIGNALS => self.handle_signals(Instant::now()),
