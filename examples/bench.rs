@@ -124,6 +124,14 @@ fn micros(d: Duration) -> f64 {
     d.as_secs_f64() * 1e6
 }
 
+fn print_percentiles(who: &str, sorted: &[Duration]) {
+    println!(
+        "  {who:<8} p50 {:8.1} µs   p99 {:8.1} µs",
+        micros(percentile(sorted, 0.5)),
+        micros(percentile(sorted, 0.99))
+    );
+}
+
 fn start_up(gateway: bool) -> Vec<Duration> {
     let mut samples: Vec<Duration> = (0..STARTS)
         .map(|_| {
@@ -237,32 +245,16 @@ fn main() {
     let g = start_up(true);
     let c = start_up(false);
     println!("start-up, exec to first line ({STARTS} runs)");
-    println!(
-        "  gateway  p50 {:8.1} µs   p99 {:8.1} µs",
-        micros(percentile(&g, 0.5)),
-        micros(percentile(&g, 0.99))
-    );
-    println!(
-        "  cat      p50 {:8.1} µs   p99 {:8.1} µs",
-        micros(percentile(&c, 0.5)),
-        micros(percentile(&c, 0.99))
-    );
+    print_percentiles("gateway", &g);
+    print_percentiles("cat", &c);
 
     let mut gw = Peer::gateway();
     let mut cat = Peer::cat();
     let g = round_trips(&mut gw, PING);
     let c = round_trips(&mut cat, PING);
     println!("\nround trip, one request at a time ({ROUND_TRIPS} requests)");
-    println!(
-        "  gateway  p50 {:8.1} µs   p99 {:8.1} µs",
-        micros(percentile(&g, 0.5)),
-        micros(percentile(&g, 0.99))
-    );
-    println!(
-        "  cat      p50 {:8.1} µs   p99 {:8.1} µs",
-        micros(percentile(&c, 0.5)),
-        micros(percentile(&c, 0.99))
-    );
+    print_percentiles("gateway", &g);
+    print_percentiles("cat", &c);
 
     let g = pipelined(&mut gw, PING, PIPELINED);
     let c = pipelined(&mut cat, PING, PIPELINED);

@@ -334,6 +334,15 @@ fn echo_and_sh_stream_output_then_exactly_one_exit_event() {
 // 2. UTF-8 split across reads; base64 round trips
 // ---------------------------------------------------------------------------
 
+/// The `data` of every `process.output` event among `frames`, in order.
+fn output_chunks(frames: &[Value]) -> Vec<&str> {
+    frames
+        .iter()
+        .filter(|f| event_type(f) == Some("process.output"))
+        .map(|f| payload(f)["data"].as_str().unwrap())
+        .collect()
+}
+
 /// Issue test 2 (UTF-8): 4-, 3- and 2-byte characters written 7 bytes at a
 /// time, so nearly every pipe read ends inside a character.
 #[test]
@@ -345,11 +354,7 @@ fn multibyte_utf8_split_across_pipe_reads_is_never_broken() {
     let path = file.path().to_str().unwrap();
     let (proc, _) = gw.spawn(json!({"argv": ["dd", format!("if={path}"), "bs=7", "status=none"]}));
     let frames = gw.until_exit(proc, LONG);
-    let chunks: Vec<&str> = frames
-        .iter()
-        .filter(|f| event_type(f) == Some("process.output"))
-        .map(|f| payload(f)["data"].as_str().unwrap())
-        .collect();
+    let chunks = output_chunks(&frames);
     for chunk in &chunks {
         assert!(
             !chunk.contains('\u{FFFD}'),
@@ -379,11 +384,7 @@ fn base64_mode_round_trips_arbitrary_bytes() {
         json!({"argv": ["dd", format!("if={path}"), "bs=5", "status=none"], "encoding": "base64"}),
     );
     let frames = gw.until_exit(proc, LONG);
-    let chunks: Vec<&str> = frames
-        .iter()
-        .filter(|f| event_type(f) == Some("process.output"))
-        .map(|f| payload(f)["data"].as_str().unwrap())
-        .collect();
+    let chunks = output_chunks(&frames);
     let (last, body) = chunks.split_last().expect("some output");
     for chunk in body {
         assert!(

@@ -64,6 +64,14 @@ pub fn fill_pipe(w: &OwnedFd) {
     let fd = w.as_raw_fd();
     set_nonblocking(fd, true);
     let chunk = [b'#'; 4096];
+    write_until_full(fd, &chunk);
+    // Top up byte by byte: a write of up to PIPE_BUF bytes is all or nothing.
+    write_until_full(fd, &chunk[..1]);
+    set_nonblocking(fd, false);
+}
+
+/// Writes `chunk` to the non-blocking `fd` over and over until it would block.
+fn write_until_full(fd: RawFd, chunk: &[u8]) {
     loop {
         // SAFETY: writing from a valid buffer to an fd we own.
         let n = unsafe { libc::write(fd, chunk.as_ptr().cast(), chunk.len()) };
@@ -71,25 +79,11 @@ pub fn fill_pipe(w: &OwnedFd) {
             let e = io::Error::last_os_error();
             match e.kind() {
                 io::ErrorKind::Interrupted => continue,
-                io::ErrorKind::WouldBlock => break,
+                io::ErrorKind::WouldBlock => return,
                 _ => panic!("filling a pipe: {e}"),
             }
         }
     }
-    // Top up byte by byte: a write of up to PIPE_BUF bytes is all or nothing.
-    loop {
-        // SAFETY: as above.
-        let n = unsafe { libc::write(fd, chunk.as_ptr().cast(), 1) };
-        if n < 0 {
-            let e = io::Error::last_os_error();
-            match e.kind() {
-                io::ErrorKind::Interrupted => continue,
-                io::ErrorKind::WouldBlock => break,
-                _ => panic!("filling a pipe: {e}"),
-            }
-        }
-    }
-    set_nonblocking(fd, false);
 }
 
 /// Bytes waiting in a pipe (`FIONREAD`).

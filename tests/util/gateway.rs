@@ -653,21 +653,15 @@ impl Gateway {
 
     /// Waits for the spawned process to exit; panics (and kills it) after `timeout`.
     pub fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(s) = self.try_exit() {
-                return s;
-            }
-            if Instant::now() >= deadline {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
-                panic!(
-                    "gateway did not exit within {timeout:?}; stderr:\n{}",
-                    self.stderr_text()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(1)); // polling interval for try_wait
+        if poll_until(timeout, || self.try_exit().is_some()) {
+            return self.status.expect("try_exit recorded the status");
         }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        panic!(
+            "gateway did not exit within {timeout:?}; stderr:\n{}",
+            self.stderr_text()
+        );
     }
 
     /// Waits for exit and returns the exit code (panics if killed by a signal).
