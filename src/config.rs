@@ -8,7 +8,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::engine::outbound::Limits;
+use crate::engine::outbound::{Limits, HEADROOM};
 use crate::engine::EngineConfig;
 
 const KIB: usize = 1024;
@@ -194,19 +194,29 @@ pub const FLAGS: &[(&str, &str, &str, &str)] = &[
     ),
 ];
 
-/// Environment variables read at start-up.
-pub const ENV_VARS: &[(&str, &str)] = &[
+/// Environment variables read at start-up: name, the flag whose default it
+/// sets (if any), and what it does. A flag on the command line makes its
+/// variables irrelevant; an empty variable counts as unset. Of two variables
+/// for one flag, the first listed wins.
+pub const ENV_VARS: &[(&str, Option<&str>, &str)] = &[
     (
         "TUI_GATEWAY_SHUTDOWN_GRACE_S",
+        Some("--shutdown-grace"),
         "default for --shutdown-grace",
     ),
     (
         "HERMES_TUI_GATEWAY_SHUTDOWN_GRACE_S",
+        Some("--shutdown-grace"),
         "alias of the above, from the reference gateway (lower precedence)",
     ),
-    ("TUI_GATEWAY_CRASH_LOG", "default for --crash-log"),
+    (
+        "TUI_GATEWAY_CRASH_LOG",
+        Some("--crash-log"),
+        "default for --crash-log",
+    ),
     (
         "RUST_LOG",
+        None,
         "log level for stderr diagnostics (default: warn)",
     ),
 ];
@@ -242,19 +252,9 @@ impl Config {
         E: Fn(&str) -> Option<OsString>,
     {
         let mut config = Config::default();
-        for var in [
-            "HERMES_TUI_GATEWAY_SHUTDOWN_GRACE_S",
-            "TUI_GATEWAY_SHUTDOWN_GRACE_S",
-        ] {
-            if let Some(value) = env(var) {
-                config.shutdown_grace = parse_seconds(var, &os_to_string(var, value)?)?;
-            }
-        }
-        if let Some(value) = env("TUI_GATEWAY_CRASH_LOG") {
-            if !value.is_empty() {
-                config.crash_log = Some(PathBuf::from(value));
-            }
-        }
+        // Flags first: a setting given on the command line makes its
+        // environment variables irrelevant, even malformed ones.
+        let mut given: Vec<String> = Vec::new();
         let mut args = args.into_iter();
         while let Some(arg) = args.next() {
             let arg = os_to_string("argument", arg)?;
@@ -279,6 +279,24 @@ impl Config {
                 },
             };
             config.set(&name, &value)?;
+            given.push(name);
+        }
+        // Then the environment, for settings no flag gave. An empty variable
+        // means unset, for every variable alike. Of two variables for one
+        // flag, the first in ENV_VARS wins and the other is not read.
+        for (var, flag, _) in ENV_VARS {
+            let Some(flag) = flag else { continue };
+            if given.iter().any(|g| g == flag) {
+                continue;
+            }
+            let Some(value) = env(var).filter(|v| !v.is_empty()) else {
+                continue;
+            };
+            let value = os_to_string(var, value)?;
+            config
+                .set(flag, &value)
+                .map_err(|e| ConfigError::Usage(format!("{var}: {}", usage_text(&e))))?;
+            given.push((*flag).to_owned());
         }
         config.validate()?;
         Ok(config)
@@ -331,6 +349,13 @@ impl Config {
             return usage(format!(
                 "--outbound-low-water ({}) must be below --outbound-high-water ({})",
                 self.low_water_bytes, self.high_water_bytes
+            ));
+        }
+        if self.high_water_bytes.saturating_add(HEADROOM) > self.hard_limit_bytes {
+            return usage(format!(
+                "--outbound-high-water ({}) must be at least {HEADROOM} bytes below --outbound-hard-limit ({}): \
+                 that headroom takes the one bounded step a producer may make past the mark",
+                self.high_water_bytes, self.hard_limit_bytes
             ));
         }
         if self.soft_limit_bytes > self.hard_limit_bytes {
@@ -406,8 +431,10 @@ impl Config {
         text.push_str(
             "  -h, --help\n      print this help\n  -V, --version\n      print the version\n",
         );
-        text.push_str("\nEnvironment:\n");
-        for (name, what) in ENV_VARS {
+        text.push_str(
+            "\nEnvironment (a flag on the command line wins; an empty variable counts as unset):\n",
+        );
+        for (name, _, what) in ENV_VARS {
             text.push_str(&format!("  {name}\n      {what}\n"));
         }
         text.push_str(
@@ -426,6 +453,14 @@ fn os_to_string(what: &str, value: OsString) -> Result<String, ConfigError> {
     value
         .into_string()
         .map_err(|v| ConfigError::Usage(format!("{what}: {v:?} is not valid UTF-8")))
+}
+
+/// The message inside a usage error.
+fn usage_text(e: &ConfigError) -> String {
+    match e {
+        ConfigError::Usage(msg) => msg.clone(),
+        other => other.to_string(),
+    }
 }
 
 fn bad(name: &str, value: &str, expected: &str) -> ConfigError {
@@ -548,6 +583,43 @@ mod tests {
     }
 
     #[test]
+    fn a_flag_makes_its_variables_irrelevant_even_malformed_ones() {
+        let broken = [
+            ("HERMES_TUI_GATEWAY_SHUTDOWN_GRACE_S", "soon"),
+            ("TUI_GATEWAY_SHUTDOWN_GRACE_S", "-3"),
+        ];
+        let c = parse(&["--shutdown-grace", "0.5"], &broken).unwrap();
+        assert_eq!(c.shutdown_grace, Duration::from_millis(500));
+        let c = parse(&["--crash-log", "/tmp/x"], &[("TUI_GATEWAY_CRASH_LOG", "")]).unwrap();
+        assert_eq!(c.crash_log, Some(PathBuf::from("/tmp/x")));
+        // Without the flag, a malformed variable is an error that names it.
+        match parse(&[], &broken[..1]) {
+            Err(ConfigError::Usage(msg)) => {
+                assert!(msg.contains("HERMES_TUI_GATEWAY_SHUTDOWN_GRACE_S"), "{msg}")
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn an_empty_variable_is_unset_for_every_variable() {
+        let empty: Vec<(&str, &str)> = ENV_VARS.iter().map(|(n, ..)| (*n, "")).collect();
+        let c = parse(&[], &empty).unwrap();
+        assert_eq!(c.shutdown_grace, DEFAULT_SHUTDOWN_GRACE);
+        assert_eq!(c.crash_log, None);
+        // An empty primary variable falls through to the alias.
+        let c = parse(
+            &[],
+            &[
+                ("TUI_GATEWAY_SHUTDOWN_GRACE_S", ""),
+                ("HERMES_TUI_GATEWAY_SHUTDOWN_GRACE_S", "2"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(c.shutdown_grace, Duration::from_secs(2));
+    }
+
+    #[test]
     fn settings_name_every_flag() {
         let settings = Config::default().settings();
         assert_eq!(settings.len(), FLAGS.len());
@@ -565,7 +637,7 @@ mod tests {
         for (name, ..) in FLAGS {
             assert!(help.contains(name));
         }
-        for (name, _) in ENV_VARS {
+        for (name, ..) in ENV_VARS {
             assert!(help.contains(name));
         }
     }

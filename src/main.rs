@@ -2,6 +2,10 @@
 
 use tui_gateway::{exit_code, Config, ConfigError};
 
+/// The system allocator, with the gateway's exit path when it fails.
+#[global_allocator]
+static ALLOC: tui_gateway::shell::oom::GatewayAlloc = tui_gateway::shell::oom::GatewayAlloc;
+
 fn main() {
     let config = Config::parse(std::env::args_os().skip(1), |name| std::env::var_os(name));
     let code = match config {

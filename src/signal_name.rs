@@ -15,6 +15,7 @@ const TABLE: &[(&str, i32)] = &[
     ("SIGUSR1", libc::SIGUSR1),
     ("SIGSEGV", libc::SIGSEGV),
     ("SIGUSR2", libc::SIGUSR2),
+    ("SIGSTKFLT", libc::SIGSTKFLT),
     ("SIGPIPE", libc::SIGPIPE),
     ("SIGALRM", libc::SIGALRM),
     ("SIGTERM", libc::SIGTERM),
@@ -31,6 +32,7 @@ const TABLE: &[(&str, i32)] = &[
     ("SIGPROF", libc::SIGPROF),
     ("SIGWINCH", libc::SIGWINCH),
     ("SIGIO", libc::SIGIO),
+    ("SIGPWR", libc::SIGPWR),
     ("SIGSYS", libc::SIGSYS),
 ];
 

@@ -431,7 +431,7 @@ fn help_exits_0_and_lists_every_flag_env_var_and_exit_code() {
             "--help lacks the default {default} of {name}"
         );
     }
-    for (name, _) in tui_gateway::config::ENV_VARS {
+    for (name, ..) in tui_gateway::config::ENV_VARS {
         assert!(stdout.contains(name), "--help lacks {name}:\n{stdout}");
     }
     for code in ["64", "70", "74"] {

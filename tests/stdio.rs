@@ -115,48 +115,75 @@ fn reader_pause_does_not_stop_stdin_and_stats_answer_after_resume() {
 }
 
 #[test]
-fn hard_limit_reached_with_nobody_reading_exits_3() {
-    let log = TempFile::new("crash.log");
-    let mut gw = Gateway::builder()
-        .args([
-            "--outbound-hard-limit",
-            "1MiB",
-            "--outbound-soft-limit",
-            "512KiB",
-            "--outbound-soft-seconds",
-            "60",
-            "--stall-timeout",
-            "60",
-            "--crash-log",
-            log.path().to_str().unwrap(),
-        ])
-        .spawn();
-    let pid = gw.gateway_pid;
-    // Some output the pipe takes and some the gateway must hold (under the limit) ...
-    gw.fill_stdout(300);
+fn a_stopped_reader_pauses_every_producer_below_the_hard_limit_and_loses_nothing() {
+    const HIGH: u64 = 256 << 10;
+    const HARD: u64 = 2 << 20;
+    let mut gw = Gateway::spawn(&[
+        "--outbound-high-water",
+        "256KiB",
+        "--outbound-low-water",
+        "64KiB",
+        "--outbound-hard-limit",
+        "2MiB",
+        "--outbound-soft-limit",
+        "1MiB",
+        "--outbound-soft-seconds",
+        "60",
+        "--stall-timeout",
+        "60",
+    ]);
+    let n = 6000;
+    let reqs: Vec<Value> = (0..n).map(|i| rpc(i, "gateway.info")).collect();
+    let input = lines(&reqs);
+    // Nobody reads: the gateway answers until the queue reaches its
+    // high-water mark, then stops reading stdin, and the pipe fills.
+    let mut rest = input.as_slice();
+    loop {
+        let k = gw.write_some(rest);
+        rest = &rest[k..];
+        assert!(
+            !rest.is_empty(),
+            "the gateway kept reading with a full queue"
+        );
+        if k == 0 && poll_fd(gw.stdin_fd(), libc::POLLOUT, Duration::from_secs(2)) == 0 {
+            break;
+        }
+    }
     assert!(
         gw.try_exit().is_none(),
-        "the gateway exited below the hard limit; stderr:\n{}",
+        "reaching the high-water mark must never end the gateway; stderr:\n{}",
         gw.stderr_text()
     );
-    // ... then a burst whose answers would pass it.
-    let reqs: Vec<Value> = (0..6000).map(|i| rpc(i, "gateway.info")).collect();
-    // The gateway may exit (and close stdin) before all of this is written.
-    let _ = gw.try_send_raw(&lines(&reqs), LONG);
-    if let Some(rss) = proc_mem_bytes(pid, "VmRSS") {
-        eprintln!("gateway VmRSS: {} KiB", rss >> 10);
+    // The reader comes back: every answer arrives, in order, none dropped.
+    let mut next = 0u64;
+    let deadline = Instant::now() + LONG;
+    while next < n {
+        assert!(Instant::now() < deadline, "answers stopped at {next}");
+        if !rest.is_empty() {
+            let k = gw.write_some(rest);
+            rest = &rest[k..];
+        }
+        if gw.read_available(1 << 20) == 0 {
+            poll_fd(gw.stdout_fd(), libc::POLLIN, Duration::from_millis(10));
+        }
+        while let Some(frame) = gw.take_frame() {
+            if frame.get("id").is_some() {
+                assert_eq!(frame["id"], next, "answers in order, none lost");
+                next += 1;
+            }
+        }
     }
-    let code = gw.wait_code(PATIENCE);
-    assert_eq!(code, 3, "stderr:\n{}", gw.stderr_text());
-    let reason = gw.exit_reason();
-    assert!(is_slow_reader_reason(&reason), "reason: {reason}");
-    assert_eq!(crash_log_exit_reason(&log), reason);
-    // What did reach the pipe is whole frames (a last one may be cut by the pipe).
-    let (frames, _partial) = gw.drain_stdout(PATIENCE);
+    let s = gw.stats();
+    let hwm = as_u64(&s["outbound_high_water_mark"]);
+    eprintln!("outbound high-water mark {hwm} (mark {HIGH}, hard limit {HARD})");
     assert!(
-        frames.len() >= 2,
-        "the answers written before the burst are whole frames"
+        hwm <= HIGH + 64 * 1024,
+        "dispatch passed the mark by more than one answer: {s}"
     );
+    assert_eq!(as_u64(&s["frames_refused"]), 0, "{s}");
+    assert_eq!(as_u64(&s["frames_dropped"]), 0, "{s}");
+    gw.close_stdin();
+    assert_eq!(gw.wait_code(PATIENCE), 0);
 }
 
 #[test]

@@ -68,6 +68,9 @@ pub fn run(stream: &[u8], max_frame: usize, seed: u64) {
     while !rest.is_empty() {
         now += Duration::from_millis(rng.below(MAX_STEP_MS + 1));
         engine.tick(&mut NoHost, now);
+        // Input is read only when the engine asks for it: the backlog (and
+        // a batch in progress) first, paced by the queue.
+        pump(&mut engine, &mut rng, now, &mut out);
         let (chunk, tail) = rest.split_at(next_chunk(&mut rng, rest.len()));
         rest = tail;
         engine.on_input(chunk, &mut NoHost, now);
@@ -79,7 +82,9 @@ pub fn run(stream: &[u8], max_frame: usize, seed: u64) {
             drain(&mut engine, &mut rng, now, &mut out);
         }
     }
+    pump(&mut engine, &mut rng, now, &mut out);
     engine.on_input_eof(&mut NoHost, now);
+    pump(&mut engine, &mut rng, now, &mut out);
     drain(&mut engine, &mut rng, now, &mut out);
     engine.tick(&mut NoHost, now);
     let exit = engine.exit().cloned().expect("a drained engine has exited");
@@ -132,6 +137,19 @@ fn write_some(engine: &mut Engine, rng: &mut Rng, now: Instant, out: &mut Vec<u8
         })
         .expect("the writer never fails here");
     assert!(n > 0 || queued == 0, "a write made no progress");
+}
+
+/// Serves the backlog as the shell does: dispatch while the queue has room,
+/// otherwise let the reader take some bytes.
+fn pump(engine: &mut Engine, rng: &mut Rng, now: Instant, out: &mut Vec<u8>) {
+    while engine.has_input_backlog() {
+        if engine.can_dispatch() {
+            engine.pump_input(&mut NoHost, now);
+        } else {
+            write_some(engine, rng, now, out);
+        }
+        assert!(engine.outbound().queued_bytes() <= engine.outbound().limits().hard_bytes);
+    }
 }
 
 fn drain(engine: &mut Engine, rng: &mut Rng, now: Instant, out: &mut Vec<u8>) {
@@ -213,8 +231,22 @@ fn expected_answers(stream: &[u8], max: usize, methods: &[&str]) -> (Vec<Answer>
                 answers.extend(want(&item, methods).map(Answer::Single));
             }
             Incoming::Batch(items) => {
-                shutdown |= items.iter().any(asks_shutdown);
-                let wants: Vec<Want> = items.iter().filter_map(|i| want(i, methods)).collect();
+                // Members after a shutdown request do not run: requests get
+                // -32000, notifications nothing, malformed members their error.
+                let mut wants = Vec::new();
+                for item in &items {
+                    match item {
+                        Ok(Message::Request { id, .. }) if shutdown => wants.push(Want {
+                            id: id.to_value(),
+                            outcome: Outcome::Error(-32000),
+                        }),
+                        Ok(_) if shutdown => {}
+                        _ => {
+                            wants.extend(want(item, methods));
+                            shutdown |= asks_shutdown(item);
+                        }
+                    }
+                }
                 if !wants.is_empty() {
                     answers.push(Answer::Batch(wants));
                 }

@@ -100,7 +100,7 @@ pub fn check(data: &[u8]) {
         match input.u8() % 8 {
             0 => {
                 let id = input.u8();
-                let frame = response_frame(&Id::Number(id.into()), &Ok(json!({ "n": id })));
+                let frame = response_frame(&Id::from(u64::from(id)), &Ok(json!({ "n": id })));
                 h.push_plain(frame);
             }
             1 | 2 => {
@@ -162,7 +162,7 @@ struct Harness {
 impl Harness {
     fn push_plain(&mut self, frame: Vec<u8>) {
         self.model.push(Line::Plain(frame.clone()), self.now);
-        self.queue.push_frame(frame, self.now);
+        let _ = self.queue.push_frame(frame, self.now);
     }
 
     fn push_stream(&mut self, key: usize, text: Value) {
@@ -187,7 +187,7 @@ impl Harness {
                 self.model.push(Line::Plain(frame), self.now);
             }
         }
-        self.queue.push_stream(event_type, payload, field, self.now);
+        let _ = self.queue.push_stream(event_type, payload, field, self.now);
     }
 
     fn write(&mut self, size: usize) {

@@ -122,7 +122,7 @@ impl Engine {
         }
     }
 
-    fn stats_value(&self, host: &dyn Host) -> Value {
+    pub(super) fn stats_value(&self, host: &dyn Host) -> Value {
         let c = self.out.counters();
         let signals: Map<String, Value> = self
             .stats
@@ -144,6 +144,7 @@ impl Engine {
             "outbound_high_water_mark": c.high_water_mark,
             "deltas_coalesced": c.deltas_coalesced,
             "frames_dropped": c.frames_dropped,
+            "frames_refused": c.frames_refused,
             "write_stalls": self.stats.write_stalls,
             "signals": signals,
         });

@@ -7,9 +7,13 @@
 //!
 //! Two details worth knowing:
 //!
-//! * Ids are echoed verbatim. The crate enables serde_json's
-//!   `arbitrary_precision`, so `12345678901234567890123` or `1.50` come back
-//!   exactly as they were sent, never rounded through an `f64`.
+//! * Frames are classified from a light parse that keeps the original bytes:
+//!   the envelope's fields are read as borrowed raw values (`RawValue`), no
+//!   `Value` tree is built for anything but `params`, `result` and `error`,
+//!   and a batch is walked one member at a time ([`BatchCursor`]), so a
+//!   16 MiB batch costs its own bytes, not a tree of them.
+//! * Numeric ids are echoed as the exact bytes received: `1e400`, `1.0E+2`,
+//!   `-0`, `2.50` and a 40-digit integer all come back unchanged.
 //! * Every outbound frame goes through [`LineSafe`], which escapes U+2028 and
 //!   U+2029: some line readers (JavaScript ones in particular) split on them,
 //!   and a frame must stay one line for every reader.
@@ -17,8 +21,10 @@
 use std::fmt;
 use std::io;
 
-use serde::Serialize;
+use serde::de::{Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::{Deserialize, Serialize};
 use serde_json::ser::{CharEscape, Formatter};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 /// The protocol version announced in `gateway.ready`. Bumped only on an
@@ -28,42 +34,61 @@ pub const PROTOCOL_VERSION: u32 = 1;
 /// The method name of every event notification the gateway sends.
 pub const EVENT_METHOD: &str = "event";
 
-/// A request id: a JSON string, a JSON number (kept verbatim) or `null`.
+/// A request id: a JSON string, a JSON number (kept as its exact text) or `null`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Id {
-    /// A numeric id, stored as the exact text the client sent.
-    Number(serde_json::Number),
-    /// A string id.
+    /// A numeric id, stored as the exact text the client sent (`1e400`,
+    /// `2.50`, `-0`): echoed byte for byte, never rounded or normalised.
+    Number(Box<str>),
+    /// A string id (decoded; echoed as an equal JSON string).
     Str(String),
     /// `null`: used for errors whose request id could not be determined.
     Null,
 }
 
 impl Id {
-    /// Reads an id from a JSON value; `None` if the value is not a legal id.
-    pub fn from_value(value: &Value) -> Option<Id> {
-        match value {
-            Value::Number(n) => Some(Id::Number(n.clone())),
-            Value::String(s) => Some(Id::Str(s.clone())),
-            Value::Null => Some(Id::Null),
+    /// Reads an id from the raw text of a JSON value; `None` if it is not a
+    /// legal id (an object, an array or a boolean).
+    pub fn from_raw(raw: &RawValue) -> Option<Id> {
+        let text = raw.get().trim();
+        match text.as_bytes().first()? {
+            b'"' => serde_json::from_str(text).ok().map(Id::Str),
+            b'-' | b'0'..=b'9' => Some(Id::Number(text.into())),
+            b'n' => Some(Id::Null),
             _ => None,
         }
     }
 
-    /// The id as a JSON value.
+    /// The id as a JSON value (numbers through `arbitrary_precision`, which
+    /// may normalise their text: use [`Id::write`] to echo).
     pub fn to_value(&self) -> Value {
         match self {
-            Id::Number(n) => Value::Number(n.clone()),
+            Id::Number(n) => serde_json::from_str(n).unwrap_or(Value::Null),
             Id::Str(s) => Value::String(s.clone()),
             Id::Null => Value::Null,
         }
+    }
+
+    /// Appends the id as JSON: numbers as their exact text.
+    pub fn write(&self, buf: &mut Vec<u8>) {
+        match self {
+            Id::Number(n) => buf.extend_from_slice(n.as_bytes()),
+            Id::Str(s) => write_json(buf, s),
+            Id::Null => buf.extend_from_slice(b"null"),
+        }
+    }
+}
+
+impl From<u64> for Id {
+    fn from(n: u64) -> Id {
+        Id::Number(n.to_string().into())
     }
 }
 
 impl fmt::Display for Id {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Id::Number(n) => write!(f, "{n}"),
+            Id::Number(n) => f.write_str(n),
             Id::Str(s) => write!(f, "{s:?}"),
             Id::Null => f.write_str("null"),
         }
@@ -73,7 +98,9 @@ impl fmt::Display for Id {
 impl Serialize for Id {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         match self {
-            Id::Number(n) => n.serialize(s),
+            Id::Number(n) => RawValue::from_string(n.to_string())
+                .map_err(serde::ser::Error::custom)?
+                .serialize(s),
             Id::Str(v) => v.serialize(s),
             Id::Null => s.serialize_unit(),
         }
@@ -214,15 +241,6 @@ pub enum Message {
     },
 }
 
-/// What one inbound frame holds.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Incoming {
-    /// A single message, or the error answering a single malformed object.
-    Single(Result<Message, Reject>),
-    /// A non-empty JSON array: each element classified on its own.
-    Batch(Vec<Result<Message, Reject>>),
-}
-
 /// A frame or element the gateway refuses, with the id to answer it under.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Reject {
@@ -241,36 +259,278 @@ impl Reject {
     }
 }
 
-/// Classifies one frame (a line without its `\n`).
-///
-/// Invalid UTF-8 and invalid JSON are parse errors; an empty array is an
-/// invalid request; anything else is classified element by element.
-pub fn classify(frame: &[u8]) -> Incoming {
-    let value: Value = match serde_json::from_slice(frame) {
-        Ok(v) => v,
-        Err(e) => return Incoming::Single(Err(Reject::null(RpcError::parse(e)))),
+/// Deepest nesting of arrays and objects a frame may have: serde_json's own
+/// recursion limit (127 levels parse, 128 do not), checked over the whole
+/// frame before anything is read from it raw.
+pub const MAX_DEPTH: usize = 127;
+
+/// A frame, checked and split into its shape. The batch variant holds the
+/// frame's bytes and walks them one member at a time.
+#[derive(Debug)]
+pub enum Opened {
+    /// A single message, or the error answering a single frame.
+    Single(Result<Message, Reject>),
+    /// A non-empty array: its members, one at a time.
+    Batch(BatchCursor),
+}
+
+/// Checks one frame (a line without its `\n`) and classifies it: a parse
+/// error for invalid UTF-8, invalid JSON or nesting past [`MAX_DEPTH`]; an
+/// invalid request for `[]`; a batch cursor for any other array; otherwise
+/// the single message.
+pub fn open(frame: Vec<u8>) -> Opened {
+    let text = match check(frame) {
+        Ok(text) => text,
+        Err(reject) => return Opened::Single(Err(reject)),
     };
-    match value {
-        Value::Array(items) if items.is_empty() => {
-            Incoming::Single(Err(Reject::null(RpcError::invalid_request("empty batch"))))
-        }
-        Value::Array(items) => Incoming::Batch(items.into_iter().map(classify_value).collect()),
-        other => Incoming::Single(classify_value(other)),
+    let body = text.trim_start_matches(JSON_WS);
+    if !body.starts_with('[') {
+        return Opened::Single(classify_member(body));
+    }
+    let mut cursor = BatchCursor {
+        pos: text.len() - body.len() + 1,
+        text,
+        done: false,
+    };
+    if cursor.at_end() {
+        return Opened::Single(Err(Reject::null(RpcError::invalid_request("empty batch"))));
+    }
+    Opened::Batch(cursor)
+}
+
+/// What one inbound frame holds, every batch member classified: the
+/// in-memory form of [`open`], for tests and fuzz targets.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Incoming {
+    /// A single message, or the error answering a single malformed object.
+    Single(Result<Message, Reject>),
+    /// A non-empty JSON array: each element classified on its own.
+    Batch(Vec<Result<Message, Reject>>),
+}
+
+/// Classifies one frame completely (see [`open`] for the incremental form).
+pub fn classify(frame: &[u8]) -> Incoming {
+    match open(frame.to_vec()) {
+        Opened::Single(item) => Incoming::Single(item),
+        Opened::Batch(cursor) => Incoming::Batch(cursor.collect()),
     }
 }
 
-/// Classifies one JSON value as a request, notification or response.
-pub fn classify_value(value: Value) -> Result<Message, Reject> {
-    let Value::Object(mut obj) = value else {
+/// The members of a batch frame, one at a time, without a tree of them. The
+/// frame was checked by [`open`], so every step is a parse of valid JSON.
+#[derive(Debug)]
+pub struct BatchCursor {
+    /// The whole frame, checked.
+    text: String,
+    /// Where the next member (or the closing `]`) starts, whitespace allowed.
+    pos: usize,
+    done: bool,
+}
+
+impl BatchCursor {
+    /// Bytes held (the batch frame).
+    pub fn held_bytes(&self) -> usize {
+        self.text.capacity()
+    }
+
+    fn at_end(&mut self) -> bool {
+        let rest = self.text[self.pos..].trim_start_matches(JSON_WS);
+        if rest.starts_with(']') || rest.is_empty() {
+            self.done = true;
+        }
+        self.done
+    }
+}
+
+impl Iterator for BatchCursor {
+    type Item = Result<Message, Reject>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done || self.at_end() {
+            return None;
+        }
+        let rest = &self.text[self.pos..];
+        let mut members = serde_json::Deserializer::from_str(rest).into_iter::<&RawValue>();
+        let (item, end) = match members.next() {
+            Some(Ok(raw)) => (classify_member(raw.get()), members.byte_offset()),
+            // Unreachable for a checked frame; end the batch rather than loop.
+            _ => {
+                self.done = true;
+                return None;
+            }
+        };
+        let after = rest[end..].trim_start_matches(JSON_WS);
+        let consumed = rest.len() - after.len();
+        self.pos += consumed + usize::from(after.starts_with(','));
+        Some(item)
+    }
+}
+
+/// JSON's four whitespace characters.
+const JSON_WS: &[char] = &[' ', '\t', '\n', '\r'];
+
+/// UTF-8, JSON syntax, string escapes and nesting depth, for the whole
+/// frame, without building anything: the same verdict as parsing it into a
+/// `Value`, at a fraction of the cost.
+fn check(frame: Vec<u8>) -> Result<String, Reject> {
+    let text = String::from_utf8(frame).map_err(|e| {
+        Reject::null(RpcError::parse(format_args!(
+            "invalid UTF-8 at byte {}",
+            e.utf8_error().valid_up_to()
+        )))
+    })?;
+    serde_json::from_str::<Checked>(&text).map_err(|e| Reject::null(RpcError::parse(e)))?;
+    Ok(text)
+}
+
+/// Any JSON value, visited in full and kept nowhere. Unlike `IgnoredAny`
+/// (which skips strings without checking their escapes and has no depth
+/// limit), this goes through `deserialize_any`, so serde_json validates
+/// every escape and applies its recursion limit ([`MAX_DEPTH`]).
+struct Checked;
+
+impl<'de> Deserialize<'de> for Checked {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Checked, D::Error> {
+        d.deserialize_any(CheckedVisitor)
+    }
+}
+
+struct CheckedVisitor;
+
+impl<'de> Visitor<'de> for CheckedVisitor {
+    type Value = Checked;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<Checked, E> {
+        Ok(Checked)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Checked, E> {
+        Ok(Checked)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Checked, E> {
+        Ok(Checked)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Checked, E> {
+        Ok(Checked)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<Checked, E> {
+        Ok(Checked)
+    }
+    fn visit_unit<E>(self) -> Result<Checked, E> {
+        Ok(Checked)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Checked, A::Error> {
+        while seq.next_element::<Checked>()?.is_some() {}
+        Ok(Checked)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Checked, A::Error> {
+        // With `arbitrary_precision` a number arrives as a one-entry map.
+        while map.next_key::<Checked>()?.is_some() {
+            map.next_value::<Checked>()?;
+        }
+        Ok(Checked)
+    }
+}
+
+/// The envelope of one message, as borrowed raw values: nothing is copied
+/// or parsed until a field is needed. Unknown fields are skipped; a repeated
+/// field keeps its last value, as a JSON object would.
+#[derive(Default)]
+struct Envelope<'a> {
+    jsonrpc: Option<&'a RawValue>,
+    id: Option<&'a RawValue>,
+    method: Option<&'a RawValue>,
+    params: Option<&'a RawValue>,
+    result: Option<&'a RawValue>,
+    error: Option<&'a RawValue>,
+}
+
+/// The envelope field a key names.
+enum Field {
+    Jsonrpc,
+    Id,
+    Method,
+    Params,
+    Result,
+    Error,
+    Other,
+}
+
+impl<'de> Deserialize<'de> for Field {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Field, D::Error> {
+        struct Names;
+        impl Visitor<'_> for Names {
+            type Value = Field;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a field name")
+            }
+            fn visit_str<E: serde::de::Error>(self, key: &str) -> Result<Field, E> {
+                Ok(match key {
+                    "jsonrpc" => Field::Jsonrpc,
+                    "id" => Field::Id,
+                    "method" => Field::Method,
+                    "params" => Field::Params,
+                    "result" => Field::Result,
+                    "error" => Field::Error,
+                    _ => Field::Other,
+                })
+            }
+        }
+        d.deserialize_identifier(Names)
+    }
+}
+
+impl<'de> Deserialize<'de> for Envelope<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Envelope<'de>, D::Error> {
+        struct Fields;
+        impl<'de> Visitor<'de> for Fields {
+            type Value = Envelope<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Envelope<'de>, A::Error> {
+                let mut e = Envelope::default();
+                while let Some(field) = map.next_key::<Field>()? {
+                    let value: &'de RawValue = map.next_value()?;
+                    let slot = match field {
+                        Field::Jsonrpc => &mut e.jsonrpc,
+                        Field::Id => &mut e.id,
+                        Field::Method => &mut e.method,
+                        Field::Params => &mut e.params,
+                        Field::Result => &mut e.result,
+                        Field::Error => &mut e.error,
+                        Field::Other => continue,
+                    };
+                    *slot = Some(value);
+                }
+                Ok(e)
+            }
+        }
+        d.deserialize_map(Fields)
+    }
+}
+
+/// Parses a raw value that is known to be valid JSON.
+fn parse_value(raw: &RawValue) -> Result<Value, Reject> {
+    serde_json::from_str(raw.get()).map_err(|e| Reject::null(RpcError::parse(e)))
+}
+
+/// Classifies the text of one JSON value (a single frame or a batch member)
+/// as a request, notification or response.
+pub fn classify_member(text: &str) -> Result<Message, Reject> {
+    if !text.trim_start_matches(JSON_WS).starts_with('{') {
         return Err(Reject::null(RpcError::invalid_request(
             "a message must be a JSON object",
         )));
-    };
+    }
+    let envelope: Envelope<'_> =
+        serde_json::from_str(text).map_err(|e| Reject::null(RpcError::parse(e)))?;
     // The id, when present and well-formed, is echoed even in an error so the
     // client can match it; a malformed id is answered under `null`.
-    let id = match obj.remove("id") {
+    let id = match envelope.id {
         None => None,
-        Some(raw) => match Id::from_value(&raw) {
+        Some(raw) => match Id::from_raw(raw) {
             Some(id) => Some(id),
             None => {
                 return Err(Reject::null(RpcError::invalid_request(
@@ -284,16 +544,20 @@ pub fn classify_value(value: Value) -> Result<Message, Reject> {
         id: answer_id.clone(),
         error: RpcError::invalid_request(reason),
     };
-    if obj.get("jsonrpc").and_then(Value::as_str) != Some("2.0") {
+    let version_ok = envelope.jsonrpc.is_some_and(|raw| {
+        raw.get() == "\"2.0\""
+            || serde_json::from_str::<String>(raw.get()).is_ok_and(|v| v == "2.0")
+    });
+    if !version_ok {
         return Err(reject("\"jsonrpc\" must be exactly \"2.0\""));
     }
-    if let Some(method) = obj.remove("method") {
-        let Value::String(method) = method else {
+    if let Some(method) = envelope.method {
+        let Ok(method) = serde_json::from_str::<String>(method.get()) else {
             return Err(reject("\"method\" must be a string"));
         };
-        let params = match obj.remove("params") {
+        let params = match envelope.params {
             None => None,
-            Some(p @ (Value::Array(_) | Value::Object(_))) => Some(p),
+            Some(raw) if raw.get().starts_with(['[', '{']) => Some(parse_value(raw)?),
             Some(_) => return Err(reject("\"params\" must be an array or an object")),
         };
         return Ok(match id {
@@ -306,14 +570,14 @@ pub fn classify_value(value: Value) -> Result<Message, Reject> {
             "a message needs \"method\" (a call) or \"id\" (a response)",
         ));
     };
-    match (obj.remove("result"), obj.remove("error")) {
+    match (envelope.result, envelope.error) {
         (Some(result), None) => Ok(Message::Response {
             id,
-            outcome: Ok(result),
+            outcome: Ok(parse_value(result)?),
         }),
-        (None, Some(error @ Value::Object(_))) => Ok(Message::Response {
+        (None, Some(error)) if error.get().starts_with('{') => Ok(Message::Response {
             id,
-            outcome: Err(error),
+            outcome: Err(parse_value(error)?),
         }),
         _ => Err(reject(
             "a response needs exactly one of \"result\" or an \"error\" object",
@@ -396,7 +660,8 @@ pub fn response_frame(id: &Id, outcome: &Result<Value, RpcError>) -> Vec<u8> {
     buf
 }
 
-/// A batch answer: an array of responses on one line.
+/// A batch answer: an array of responses on one line (the engine writes
+/// batches piece by piece; this whole form is for tests and fuzz targets).
 pub fn batch_frame(responses: &[(Id, Result<Value, RpcError>)]) -> Vec<u8> {
     let mut buf = Vec::with_capacity(64 * responses.len());
     buf.push(b'[');
@@ -410,20 +675,83 @@ pub fn batch_frame(responses: &[(Id, Result<Value, RpcError>)]) -> Vec<u8> {
     buf
 }
 
-fn write_response(buf: &mut Vec<u8>, id: &Id, outcome: &Result<Value, RpcError>) {
-    match outcome {
-        Ok(result) => {
-            buf.extend_from_slice(br#"{"jsonrpc":"2.0","result":"#);
-            write_json(buf, result);
-        }
-        Err(error) => {
-            buf.extend_from_slice(br#"{"jsonrpc":"2.0","error":"#);
-            write_json(buf, &error.to_value());
+/// Appends one response object (no newline).
+pub fn write_response(buf: &mut Vec<u8>, id: &Id, outcome: &Result<Value, RpcError>) {
+    let written = write_response_within(buf, id, outcome, usize::MAX);
+    debug_assert!(written.is_ok(), "no limit");
+}
+
+/// An answer did not fit in the room it was given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TooLarge {
+    /// The room, in bytes.
+    pub limit: usize,
+}
+
+/// Appends one response object (no newline) if it fits in `limit` bytes;
+/// otherwise leaves `buf` as it was. Serialization stops as soon as the
+/// limit is passed, so a huge answer never exists in memory in full.
+pub fn write_response_within(
+    buf: &mut Vec<u8>,
+    id: &Id,
+    outcome: &Result<Value, RpcError>,
+    limit: usize,
+) -> Result<(), TooLarge> {
+    let start = buf.len();
+    let mut out = Bounded {
+        buf,
+        end: start.saturating_add(limit),
+    };
+    let written = match outcome {
+        Ok(result) => out
+            .put(br#"{"jsonrpc":"2.0","result":"#)
+            .and_then(|()| out.json(result)),
+        Err(error) => out
+            .put(br#"{"jsonrpc":"2.0","error":"#)
+            .and_then(|()| out.json(&error.to_value())),
+    };
+    let mut tail = Vec::with_capacity(32);
+    tail.extend_from_slice(br#","id":"#);
+    id.write(&mut tail);
+    tail.push(b'}');
+    match written.and_then(|()| out.put(&tail)) {
+        Ok(()) => Ok(()),
+        Err(_) => {
+            buf.truncate(start);
+            Err(TooLarge { limit })
         }
     }
-    buf.extend_from_slice(br#","id":"#);
-    write_json(buf, id);
-    buf.push(b'}');
+}
+
+/// A `Vec` writer that refuses to grow past `end`.
+struct Bounded<'a> {
+    buf: &'a mut Vec<u8>,
+    end: usize,
+}
+
+impl Bounded<'_> {
+    fn put(&mut self, bytes: &[u8]) -> io::Result<()> {
+        io::Write::write_all(self, bytes)
+    }
+
+    fn json<T: Serialize + ?Sized>(&mut self, value: &T) -> io::Result<()> {
+        let mut ser = serde_json::Serializer::with_formatter(&mut *self, LineSafe);
+        value.serialize(&mut ser).map_err(io::Error::other)
+    }
+}
+
+impl io::Write for Bounded<'_> {
+    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        if self.buf.len().saturating_add(bytes.len()) > self.end {
+            return Err(io::ErrorKind::OutOfMemory.into());
+        }
+        self.buf.extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 /// An event notification: `{"jsonrpc":"2.0","method":"event","params":{"type":T,"payload":P}}`.
@@ -445,7 +773,7 @@ pub fn request_frame(id: &Id, method: &str, params: &Value) -> Vec<u8> {
     buf.extend_from_slice(br#","params":"#);
     write_json(&mut buf, params);
     buf.extend_from_slice(br#","id":"#);
-    write_json(&mut buf, id);
+    id.write(&mut buf);
     buf.extend_from_slice(b"}\n");
     buf
 }
@@ -478,6 +806,56 @@ mod tests {
             panic!("not a request")
         };
         assert_eq!(id.to_string(), "1.50");
+    }
+
+    #[test]
+    fn numeric_ids_are_echoed_as_their_exact_bytes() {
+        let forty = "1234567890123456789012345678901234567890";
+        for raw in ["1e400", "1.0E+2", "-0", "2.50", forty, "-1.5e-7", "0"] {
+            let frame = format!(r#"{{"jsonrpc":"2.0","method":"m","id": {raw} }}"#);
+            let Message::Request { id, .. } = single(&frame).unwrap() else {
+                panic!("not a request")
+            };
+            let out = response_frame(&id, &Ok(json!(null)));
+            let expected = format!("{{\"jsonrpc\":\"2.0\",\"result\":null,\"id\":{raw}}}\n");
+            assert_eq!(String::from_utf8(out).unwrap(), expected);
+        }
+    }
+
+    #[test]
+    fn a_batch_is_walked_member_by_member() {
+        let frame = br#" [ 1 , {"jsonrpc":"2.0","method":"m","id":"a"},
+            {"jsonrpc":"2.0","method":"n","params":[[1],{"x":"]"}]} ] "#;
+        let Opened::Batch(mut members) = open(frame.to_vec()) else {
+            panic!("a batch")
+        };
+        assert!(members.next().unwrap().is_err());
+        assert!(matches!(members.next(), Some(Ok(Message::Request { .. }))));
+        let Some(Ok(Message::Notification { params, .. })) = members.next() else {
+            panic!("a notification")
+        };
+        assert_eq!(params, Some(json!([[1], {"x": "]"}])));
+        assert!(members.next().is_none() && members.next().is_none());
+        let Opened::Single(Err(r)) = open(b" [ ] ".to_vec()) else {
+            panic!("empty batch")
+        };
+        assert_eq!(r.error.code, ErrorCode::InvalidRequest);
+    }
+
+    #[test]
+    fn envelope_fields_repeat_as_in_a_json_object_and_unknown_ones_are_skipped() {
+        let m = single(r#"{"x":{"deep":[1,2]},"jsonrpc":"1.0","method":"a","jsonrpc":"2.0","method":"b","id":1,"id":"z"}"#)
+            .unwrap();
+        assert_eq!(
+            m,
+            Message::Request {
+                id: Id::Str("z".into()),
+                method: "b".into(),
+                params: None
+            }
+        );
+        let m = single(r#"{"jsonrpc":"2\u002e0","method":"\u0061","id":null}"#).unwrap();
+        assert!(matches!(m, Message::Request { method, .. } if method == "a"));
     }
 
     #[test]

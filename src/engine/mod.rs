@@ -24,15 +24,24 @@ use self::framer::{Decoded, Framer};
 pub use self::host::{ChildEvent, ChildKey, Host, NoHost};
 use self::lifecycle::{Cause, Exit, Lifecycle, Phase};
 use self::message::{
-    batch_frame, classify, response_frame, Id, Incoming, Message, Reject, RpcError,
+    open, write_response_within, BatchCursor, ErrorCode, Id, Message, Opened, Reject, RpcError,
 };
 use self::outbound::{Limits, Outbound};
 use self::service::{Context, Reply, Service};
 
-/// Frames dispatched per turn before the engine yields to the loop: enough
-/// to amortise a loop turn, few enough that output starts flowing and
-/// signals are seen within a fraction of a millisecond of a burst.
+/// Frames (or batch members) dispatched per turn before the engine yields to
+/// the loop: enough to amortise a loop turn, few enough that output starts
+/// flowing and signals are seen within a fraction of a millisecond of a burst.
 pub const FRAMES_PER_TURN: usize = 256;
+
+/// Largest read of a child pipe: the Linux pipe buffer's size.
+pub const CHILD_READ_MAX: usize = 64 * 1024;
+/// Smallest read of a child pipe while the queue nears its high-water mark,
+/// so a nearly full queue is not filled a few bytes at a time.
+pub const CHILD_READ_MIN: usize = 4 * 1024;
+/// The most a byte of child output can grow on the wire: a control byte
+/// becomes `\u00XX` in a JSON string.
+pub const WORST_ESCAPE: usize = 6;
 
 /// The engine's settings (the shell's own settings live in `Config`).
 #[derive(Debug, Clone)]
@@ -72,8 +81,15 @@ pub struct Engine {
     child_owner: HashMap<ChildKey, usize>,
     pending: HashMap<Id, usize>,
     next_request: u64,
+    /// Stdin may still deliver bytes.
     input_open: bool,
+    /// Stdin reached EOF; the drain starts once the backlog is answered.
+    eof_pending: bool,
+    /// Complete frames may wait in the framer (the turn's budget ran out, or
+    /// the queue was above its high-water mark).
     input_backlog: bool,
+    /// A batch being answered member by member.
+    batch: Option<Batch>,
     started: Instant,
     /// What the client sent with `client.capabilities`; `gateway.info` echoes it.
     client_capabilities: Option<Value>,
@@ -131,14 +147,17 @@ impl Engine {
             pending: HashMap::new(),
             next_request: 0,
             input_open: true,
+            eof_pending: false,
             input_backlog: false,
+            batch: None,
             started: now,
             client_capabilities: None,
             pending_shutdown: false,
             stats: Stats::default(),
         };
         let ready = engine.ready_payload();
-        engine
+        // The first frame of an empty queue: the limits guarantee its room.
+        let _ = engine
             .out
             .push_frame(message::event_frame("gateway.ready", &ready), now);
         Ok(engine)
@@ -154,6 +173,12 @@ impl Engine {
         self.out.is_empty()
     }
 
+    /// True when output can be written now (frames held behind a batch
+    /// answer still being built wait for it).
+    pub fn has_writable_output(&self) -> bool {
+        self.out.has_writable()
+    }
+
     /// The current lifecycle phase.
     pub fn phase(&self) -> &Phase {
         self.lifecycle.phase()
@@ -164,26 +189,51 @@ impl Engine {
         self.lifecycle.exit()
     }
 
-    /// True while the engine wants stdin bytes.
+    /// True while the engine wants more stdin bytes: serving, no backlog,
+    /// and the outbound queue below its high-water mark. Otherwise unread
+    /// input stays in the pipe, so the framer's backlog stays bounded.
     pub fn wants_input(&self) -> bool {
-        self.input_open && matches!(self.lifecycle.phase(), Phase::Running)
+        self.input_open
+            && matches!(self.lifecycle.phase(), Phase::Running)
+            && !self.has_input_backlog()
+            && self.can_dispatch()
     }
 
-    /// True while the engine wants child output: false while the outbound
-    /// queue is above its high-water mark (backpressure). Once stdout is lost
-    /// output is read and discarded so children never block on a full pipe.
-    pub fn wants_child_output(&self) -> bool {
+    /// True while producers may add to the outbound queue: it is below its
+    /// high-water mark (or has fallen back to the low-water mark since). Once
+    /// stdout is lost everything is read and discarded, so nothing blocks.
+    pub fn can_dispatch(&self) -> bool {
         self.out.is_closed() || !self.out.is_paused()
+    }
+
+    /// True while the engine wants child output (see [`Engine::can_dispatch`]).
+    pub fn wants_child_output(&self) -> bool {
+        self.can_dispatch()
+    }
+
+    /// How many bytes the shell may read from one child pipe now: zero while
+    /// paced, otherwise as much as fits below the high-water mark once
+    /// escaped ([`WORST_ESCAPE`]), between [`CHILD_READ_MIN`] and
+    /// [`CHILD_READ_MAX`]. The queue therefore passes the high-water mark by
+    /// at most one read's worth, whatever the number of children.
+    pub fn child_read_size(&self) -> usize {
+        if !self.can_dispatch() {
+            return 0;
+        }
+        if self.out.is_closed() {
+            return CHILD_READ_MAX;
+        }
+        (self.out.room_below_high_water() / WORST_ESCAPE).clamp(CHILD_READ_MIN, CHILD_READ_MAX)
     }
 
     /// Bytes arrived on stdin: frame them and dispatch up to
     /// [`FRAMES_PER_TURN`] complete frames. Frames beyond the budget wait in
     /// the framer ([`Engine::has_input_backlog`]) for [`Engine::pump_input`],
     /// so the shell can write output and see signals between bursts. Push
-    /// more bytes only once the backlog is gone: that keeps the framer within
-    /// its bound.
+    /// more bytes only when [`Engine::wants_input`] says so: that keeps the
+    /// framer within its bound.
     pub fn on_input(&mut self, bytes: &[u8], host: &mut dyn Host, now: Instant) {
-        if !self.wants_input() {
+        if !self.input_open {
             return;
         }
         self.stats.bytes_in += bytes.len() as u64;
@@ -191,12 +241,13 @@ impl Engine {
         self.dispatch_input(FRAMES_PER_TURN, host, now);
     }
 
-    /// True when complete frames wait in the framer for [`Engine::pump_input`].
+    /// True when frames or batch members may wait for [`Engine::pump_input`].
     pub fn has_input_backlog(&self) -> bool {
-        self.input_backlog
+        self.input_backlog || self.batch.is_some()
     }
 
-    /// Dispatches up to [`FRAMES_PER_TURN`] more frames of the backlog.
+    /// Dispatches up to [`FRAMES_PER_TURN`] more frames or batch members of
+    /// the backlog, unless the queue is above its high-water mark.
     pub fn pump_input(&mut self, host: &mut dyn Host, now: Instant) {
         self.dispatch_input(FRAMES_PER_TURN, host, now);
     }
@@ -204,9 +255,18 @@ impl Engine {
     fn dispatch_input(&mut self, budget: usize, host: &mut dyn Host, now: Instant) {
         self.input_backlog = false;
         let mut left = budget;
-        while self.wants_input() {
-            if left == 0 {
-                self.input_backlog = true;
+        loop {
+            if !self.can_dispatch() || left == 0 {
+                // Paced: the rest waits for the reader (or the next turn).
+                self.input_backlog = self.input_open || self.eof_pending;
+                break;
+            }
+            if self.batch.is_some() {
+                left -= 1;
+                self.step_batch(host, now);
+                continue;
+            }
+            if !matches!(self.lifecycle.phase(), Phase::Running) {
                 break;
             }
             let Some(decoded) = self.framer.next_frame() else {
@@ -217,9 +277,7 @@ impl Engine {
                 Decoded::Frame(frame) => {
                     self.stats.frames_in += 1;
                     log::trace!("frame in: {} bytes", frame.len());
-                    self.dispatch_frame(&frame, host, now);
-                    // Frames after a shutdown request are not served.
-                    self.run_pending_shutdown(host, now);
+                    self.dispatch_frame(frame, host, now);
                 }
                 Decoded::TooLarge { limit } => {
                     self.stats.oversize_frames += 1;
@@ -227,29 +285,39 @@ impl Engine {
                     let err = RpcError::invalid_request("frame too large").with_data(
                         serde_json::json!({"reason": "frame too large", "limit": limit}),
                     );
-                    self.out
-                        .push_frame(response_frame(&Id::Null, &Err(err)), now);
+                    self.answer(&Id::Null, &Err(err), now);
                 }
             }
+        }
+        if self.eof_pending && !self.has_input_backlog() {
+            self.finish_input(host, now);
         }
         self.settle(host, now);
     }
 
-    /// Stdin reached EOF: drop a truncated tail, then drain. Returns the size
-    /// of the truncated fragment, if there was one, for the shell to log.
-    pub fn on_input_eof(&mut self, host: &mut dyn Host, now: Instant) -> Option<usize> {
+    /// Stdin reached EOF: every complete frame received before it is still
+    /// answered (paced like any other), then the drain starts, its deadline
+    /// counted from that moment. A truncated tail is dropped and logged.
+    pub fn on_input_eof(&mut self, host: &mut dyn Host, now: Instant) {
         if !self.input_open {
-            return None;
+            return;
         }
-        // Everything received before EOF is served first.
-        self.dispatch_input(usize::MAX, host, now);
         self.input_open = false;
-        let truncated = self.framer.finish();
-        if truncated.is_some() {
+        self.eof_pending = true;
+        self.input_backlog = true;
+        self.dispatch_input(FRAMES_PER_TURN, host, now);
+    }
+
+    /// The backlog before EOF is answered: drop a truncated tail, then drain.
+    fn finish_input(&mut self, host: &mut dyn Host, now: Instant) {
+        self.eof_pending = false;
+        if let Some(bytes) = self.framer.finish() {
             self.stats.truncated_frames += 1;
+            log::warn!(
+                "stdin ended inside a frame: {bytes} bytes without a newline were not dispatched"
+            );
         }
         self.begin_shutdown(Cause::StdinEof, host, now);
-        truncated
     }
 
     /// Counts a signal the shell received (for `gateway.stats`).
@@ -269,9 +337,12 @@ impl Engine {
     pub fn begin_shutdown(&mut self, cause: Cause, host: &mut dyn Host, now: Instant) {
         if cause.output_lost() {
             self.out.close();
+            // Nobody will read the rest of its answer.
+            self.batch = None;
         }
         if self.lifecycle.begin(cause, now) {
             self.input_open = false;
+            self.eof_pending = false;
             let drain = self
                 .lifecycle
                 .drain()
@@ -332,7 +403,7 @@ impl Engine {
             return;
         };
         let services_idle = self.services.iter().all(|s| s.is_idle());
-        if services_idle && self.out.is_empty() {
+        if services_idle && self.out.is_empty() && self.batch.is_none() {
             self.lifecycle.finish();
         } else if now >= drain.deadline {
             let mut left: Vec<String> = self
@@ -340,6 +411,9 @@ impl Engine {
                 .iter()
                 .filter_map(|s| s.busy_summary())
                 .collect();
+            if self.batch.is_some() {
+                left.push("a batch still being answered".to_owned());
+            }
             if !self.out.is_empty() {
                 left.push(format!(
                     "{} bytes queued for stdout",
@@ -350,24 +424,71 @@ impl Engine {
         }
     }
 
-    fn dispatch_frame(&mut self, frame: &[u8], host: &mut dyn Host, now: Instant) {
-        match classify(frame) {
-            Incoming::Single(item) => {
-                if let Some(response) = self.dispatch_one(item, host, now) {
-                    self.out
-                        .push_frame(response_frame(&response.0, &response.1), now);
+    fn dispatch_frame(&mut self, frame: Vec<u8>, host: &mut dyn Host, now: Instant) {
+        match open(frame) {
+            Opened::Single(item) => {
+                if let Some((id, reply)) = self.dispatch_one(item, host, now) {
+                    self.answer(&id, &reply, now);
                 }
+                // Frames after a shutdown request are not served.
+                self.run_pending_shutdown(host, now);
             }
-            Incoming::Batch(items) => {
-                let responses: Vec<(Id, Reply)> = items
-                    .into_iter()
-                    .filter_map(|item| self.dispatch_one(item, host, now))
-                    .collect();
-                if !responses.is_empty() {
-                    self.out.push_frame(batch_frame(&responses), now);
-                }
+            Opened::Batch(members) => {
+                self.out.begin_pieces();
+                self.batch = Some(Batch {
+                    members,
+                    answered: 0,
+                });
             }
         }
+    }
+
+    /// Answers the next member of the batch in progress, or closes its
+    /// answer when none is left. Once the gateway is shutting down (a
+    /// `gateway.shutdown` earlier in the batch, a signal), members are not
+    /// run: requests get `-32000` "shutting down", notifications nothing.
+    fn step_batch(&mut self, host: &mut dyn Host, now: Instant) {
+        let Some(mut batch) = self.batch.take() else {
+            return;
+        };
+        let Some(item) = batch.members.next() else {
+            let last = if batch.answered > 0 {
+                b"]\n".to_vec()
+            } else {
+                Vec::new()
+            };
+            self.out.end_pieces(last, now);
+            return;
+        };
+        let reply = if self.lifecycle.drain().is_some() {
+            match item {
+                Ok(Message::Request { id, .. }) => Some((id, Err(shutting_down()))),
+                Ok(_) => None,
+                Err(reject) => Some((reject.id, Err(reject.error))),
+            }
+        } else {
+            self.dispatch_one(item, host, now)
+        };
+        if let Some((id, reply)) = reply {
+            let mut piece = Vec::with_capacity(64);
+            piece.push(if batch.answered == 0 { b'[' } else { b',' });
+            // Room for this member and the closing `]\n`.
+            let room = self.out.room().saturating_sub(3);
+            write_answer(&mut piece, &id, &reply, room);
+            let _ = self.out.push_piece(piece, now);
+            batch.answered += 1;
+        }
+        self.batch = Some(batch);
+        self.run_pending_shutdown(host, now);
+    }
+
+    /// Queues one response frame, or a `-32001` error in its place if it
+    /// would not fit under the hard limit.
+    fn answer(&mut self, id: &Id, reply: &Reply, now: Instant) {
+        let mut frame = Vec::with_capacity(64);
+        write_answer(&mut frame, id, reply, self.out.room().saturating_sub(1));
+        frame.push(b'\n');
+        let _ = self.out.push_frame(frame, now);
     }
 
     /// Dispatches one message; returns the response to send, if any.
@@ -455,6 +576,38 @@ impl Engine {
         for index in 0..self.services.len() {
             self.with_service(index, host, now, &mut f);
         }
+    }
+}
+
+/// A batch being answered member by member.
+#[derive(Debug)]
+struct Batch {
+    members: BatchCursor,
+    /// Responses pushed so far (the first one opens the array).
+    answered: usize,
+}
+
+/// The answer to a request that arrives while the gateway shuts down.
+fn shutting_down() -> RpcError {
+    RpcError::new(
+        ErrorCode::HandlerFailed,
+        "shutting down: the gateway no longer starts work",
+    )
+}
+
+/// Appends a response within `room` bytes, or a `-32001` error saying the
+/// answer is larger than the outbound queue can take.
+fn write_answer(buf: &mut Vec<u8>, id: &Id, reply: &Reply, room: usize) {
+    if let Err(too_large) = write_response_within(buf, id, reply, room) {
+        let error = RpcError::new(
+            ErrorCode::Overloaded,
+            format!(
+                "the answer is larger than the {} bytes left below the outbound hard limit (--outbound-hard-limit); ask for less",
+                too_large.limit
+            ),
+        )
+        .with_data(serde_json::json!({"limit": too_large.limit}));
+        message::write_response(buf, id, &Err(error));
     }
 }
 

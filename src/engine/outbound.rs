@@ -9,10 +9,18 @@
 //!   frames that are equal in everything but their text.
 //! * Limits follow Redis's client-output-buffer model: a hard cap on queued
 //!   bytes, a soft cap that may be exceeded only for a while, and a stall
-//!   timer. Passing one means the reader is gone; the queue then drops
+//!   timer. The hard cap is never passed: a push that would pass it is
+//!   refused, and producers are paced long before (below). Only the two
+//!   time-based limits declare the reader gone; the queue then drops
 //!   everything and the engine shuts down.
-//! * High and low water marks give producers (child pipes) backpressure with
-//!   hysteresis, long before any limit is reached.
+//! * High and low water marks pace every producer (dispatch, batch members,
+//!   child pipes) with hysteresis: at the high-water mark they pause, and
+//!   they resume when the reader has taken the queue down to the low-water
+//!   mark. The distance from the high-water mark to the hard cap is headroom
+//!   for one bounded step of any producer.
+//! * One frame can be built in pieces (a batch answer, member by member):
+//!   while it is open, every other frame is held behind it, so frames never
+//!   interleave on the wire.
 
 use std::collections::VecDeque;
 use std::io::IoSlice;
@@ -33,13 +41,14 @@ pub struct Limits {
     pub soft_bytes: usize,
     /// How long the queue may stay above `soft_bytes`.
     pub soft_duration: Duration,
-    /// Queued bytes may never exceed this; a push that would is the end.
+    /// Queued bytes never exceed this; a push that would is refused.
     pub hard_bytes: usize,
     /// No byte written for this long while bytes are queued means the reader is gone.
     pub stall_timeout: Duration,
     /// The largest text a merged streaming frame may carry, in escaped bytes.
     pub coalesce_cap: usize,
-    /// Producers pause when the queue reaches this many bytes ...
+    /// Producers pause when the queue reaches this many bytes (must leave
+    /// [`HEADROOM`] below `hard_bytes`) ...
     pub high_water: usize,
     /// ... and resume when it falls to this many.
     pub low_water: usize,
@@ -48,11 +57,6 @@ pub struct Limits {
 /// Why the queue gave up on its reader.
 #[derive(Debug, Clone, PartialEq)]
 pub enum SlowReader {
-    /// A push would have passed the hard limit.
-    HardLimit {
-        /// The limit, in bytes.
-        limit: usize,
-    },
     /// The queue stayed above the soft limit for too long.
     SoftLimit {
         /// The limit, in bytes.
@@ -70,12 +74,6 @@ pub enum SlowReader {
 impl std::fmt::Display for SlowReader {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            SlowReader::HardLimit { limit } => {
-                write!(
-                    f,
-                    "stdout reader too slow: queue would pass the hard limit of {limit} bytes"
-                )
-            }
             SlowReader::SoftLimit { limit, seconds } => write!(
                 f,
                 "stdout reader too slow: queue above the soft limit of {limit} bytes for {seconds}s"
@@ -100,6 +98,23 @@ pub struct Counters {
     pub deltas_coalesced: u64,
     /// Frames dropped because the reader was already gone.
     pub frames_dropped: u64,
+    /// Frames refused because they would have passed the hard limit (a
+    /// producer that did not ask for room first: a bug, logged).
+    pub frames_refused: u64,
+}
+
+/// Room the hard limit keeps above the high-water mark: one bounded step of
+/// any producer after the mark is reached (a 64 KiB child read escaped
+/// six-fold is 384 KiB; exit events and small answers need far less).
+pub const HEADROOM: usize = 1024 * 1024;
+
+/// Why a push was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// The reader is gone: nothing is queued any more.
+    Closed,
+    /// The frame would pass the hard limit.
+    Full,
 }
 
 /// The mergeable part of the tail frame: its bytes are
@@ -122,9 +137,15 @@ pub struct Outbound {
     frames: VecDeque<Vec<u8>>,
     /// Set while the tail frame is a streaming frame that may still grow.
     open: Option<OpenStream>,
+    /// A frame is being built in pieces at the tail ([`Outbound::begin_pieces`]).
+    building: bool,
+    /// Whole frames pushed while a frame is being built: they follow it.
+    held: Vec<Vec<u8>>,
+    /// Bytes in `held` (included in `queued`).
+    held_bytes: usize,
     /// Bytes of the front frame already written.
     head_offset: usize,
-    /// Bytes queued and not yet written.
+    /// Bytes queued and not yet written, held ones included.
     queued: usize,
     /// Since when the queue has been above the soft limit.
     over_soft_since: Option<Instant>,
@@ -145,6 +166,9 @@ impl Outbound {
             limits,
             frames: VecDeque::new(),
             open: None,
+            building: false,
+            held: Vec::new(),
+            held_bytes: 0,
             head_offset: 0,
             queued: 0,
             over_soft_since: None,
@@ -172,6 +196,21 @@ impl Outbound {
         self.queued == 0
     }
 
+    /// Bytes the writer can take now (held frames wait for the frame being built).
+    pub fn has_writable(&self) -> bool {
+        self.queued > self.held_bytes
+    }
+
+    /// Bytes that may still be queued before the hard limit.
+    pub fn room(&self) -> usize {
+        self.limits.hard_bytes.saturating_sub(self.queued)
+    }
+
+    /// Bytes a producer may add before the high-water mark.
+    pub fn room_below_high_water(&self) -> usize {
+        self.limits.high_water.saturating_sub(self.queued)
+    }
+
     /// The counters so far.
     pub fn counters(&self) -> &Counters {
         &self.counters
@@ -192,8 +231,11 @@ impl Outbound {
     /// everything pushed from now on.
     pub fn close(&mut self) {
         self.closed = true;
-        self.counters.frames_dropped += self.frames.len() as u64;
+        self.counters.frames_dropped += (self.frames.len() + self.held.len()) as u64;
         self.frames.clear();
+        self.held.clear();
+        self.held_bytes = 0;
+        self.building = false;
         self.open = None;
         self.head_offset = 0;
         self.queued = 0;
@@ -208,14 +250,63 @@ impl Outbound {
     }
 
     /// Queues one whole frame (`\n`-terminated). Never merged with anything.
-    pub fn push_frame(&mut self, frame: Vec<u8>, now: Instant) {
+    /// Refused (and counted) if it would pass the hard limit: producers ask
+    /// for [`Outbound::room`] first, so this never happens to a paced one.
+    pub fn push_frame(&mut self, frame: Vec<u8>, now: Instant) -> Result<(), Refused> {
         debug_assert!(frame.ends_with(b"\n"));
-        if !self.admit(frame.len()) {
-            return;
-        }
+        self.admit(frame.len())?;
         self.open = None;
         self.queued += frame.len();
-        self.frames.push_back(frame);
+        if self.building {
+            self.held_bytes += frame.len();
+            self.held.push(frame);
+        } else {
+            self.frames.push_back(frame);
+        }
+        self.after_growth(now);
+        Ok(())
+    }
+
+    /// Opens a frame that will be pushed in pieces ([`Outbound::push_piece`])
+    /// and closed by [`Outbound::end_pieces`]. Until then, other frames are
+    /// held behind it.
+    pub fn begin_pieces(&mut self) {
+        debug_assert!(!self.building, "one frame in pieces at a time");
+        self.building = !self.closed;
+        self.open = None;
+    }
+
+    /// True while a frame is being built in pieces.
+    pub fn is_building(&self) -> bool {
+        self.building
+    }
+
+    /// Appends a piece of the frame being built.
+    pub fn push_piece(&mut self, piece: Vec<u8>, now: Instant) -> Result<(), Refused> {
+        debug_assert!(self.building || self.closed);
+        self.admit(piece.len())?;
+        self.queued += piece.len();
+        self.frames.push_back(piece);
+        self.after_growth(now);
+        Ok(())
+    }
+
+    /// Closes the frame being built with its last piece (which ends in
+    /// `\n`, or is empty if nothing was pushed), and releases the frames
+    /// held behind it.
+    pub fn end_pieces(&mut self, last: Vec<u8>, now: Instant) {
+        if !self.building {
+            return;
+        }
+        if !last.is_empty() {
+            // The closing piece is a few bytes; it belongs to a frame already
+            // admitted, so it is never refused.
+            self.queued += last.len();
+            self.frames.push_back(last);
+        }
+        self.building = false;
+        self.held_bytes = 0;
+        self.frames.extend(self.held.drain(..));
         self.after_growth(now);
     }
 
@@ -229,7 +320,7 @@ impl Outbound {
         mut payload: Map<String, Value>,
         field: &str,
         now: Instant,
-    ) {
+    ) -> Result<(), Refused> {
         let text = match payload.remove(field) {
             Some(Value::String(text)) => text,
             other => {
@@ -258,6 +349,7 @@ impl Outbound {
         write_json_str_body(&mut body, &text);
 
         let mergeable = match (&self.open, self.frames.back()) {
+            _ if self.building => false,
             // `open` is cleared as soon as the tail's first byte is written,
             // so an open tail is always unstarted.
             (Some(open), Some(tail)) => {
@@ -267,19 +359,18 @@ impl Outbound {
             _ => false,
         };
         if mergeable {
-            if self.admit(body.len()) {
-                let tail = self.frames.back_mut().expect("checked above");
-                tail.truncate(tail.len() - STREAM_SUFFIX.len());
-                tail.extend_from_slice(&body);
-                tail.extend_from_slice(STREAM_SUFFIX);
-                if let Some(open) = &mut self.open {
-                    open.text_len += body.len();
-                }
-                self.queued += body.len();
-                self.counters.deltas_coalesced += 1;
-                self.after_growth(now);
+            self.admit(body.len())?;
+            let tail = self.frames.back_mut().expect("checked above");
+            tail.truncate(tail.len() - STREAM_SUFFIX.len());
+            tail.extend_from_slice(&body);
+            tail.extend_from_slice(STREAM_SUFFIX);
+            if let Some(open) = &mut self.open {
+                open.text_len += body.len();
             }
-            return;
+            self.queued += body.len();
+            self.counters.deltas_coalesced += 1;
+            self.after_growth(now);
+            return Ok(());
         }
         let prefix_len = prefix.len();
         let text_len = body.len();
@@ -290,13 +381,14 @@ impl Outbound {
         frame.reserve_exact(body.len() + STREAM_SUFFIX.len());
         frame.extend_from_slice(&body);
         frame.extend_from_slice(STREAM_SUFFIX);
-        self.push_frame(frame, now);
-        if !self.closed {
+        self.push_frame(frame, now)?;
+        if !self.building {
             self.open = Some(OpenStream {
                 prefix_len,
                 text_len,
             });
         }
+        Ok(())
     }
 
     /// Hands the writer up to [`MAX_IOVECS`] slices of queued bytes, in order,
@@ -307,7 +399,7 @@ impl Outbound {
         now: Instant,
         write: impl FnOnce(&[IoSlice<'_>]) -> Result<usize, E>,
     ) -> Result<usize, E> {
-        if self.queued == 0 {
+        if !self.has_writable() {
             return Ok(0);
         }
         let mut slices = Vec::with_capacity(self.frames.len().min(MAX_IOVECS));
@@ -331,9 +423,12 @@ impl Outbound {
             let front_left = self.frames[0].len() - self.head_offset;
             if n >= front_left {
                 n -= front_left;
-                self.frames.pop_front();
+                let entry = self.frames.pop_front().expect("bytes queued");
                 self.head_offset = 0;
-                self.counters.frames_out += 1;
+                // A piece of a frame built in pieces is not a frame.
+                if entry.ends_with(b"\n") {
+                    self.counters.frames_out += 1;
+                }
             } else {
                 self.head_offset += n;
                 n = 0;
@@ -343,7 +438,7 @@ impl Outbound {
             // The tail has started (or gone): it can no longer grow.
             self.open = None;
         }
-        self.waiting_since = (self.queued > 0).then_some(now);
+        self.waiting_since = self.has_writable().then_some(now);
         if self.queued <= self.limits.soft_bytes {
             self.over_soft_since = None;
         }
@@ -396,26 +491,27 @@ impl Outbound {
         }
     }
 
-    /// Decides whether `len` more bytes may be queued; past the hard limit the
-    /// reader is declared gone and the queue closes.
-    fn admit(&mut self, len: usize) -> bool {
+    /// Decides whether `len` more bytes may be queued.
+    fn admit(&mut self, len: usize) -> Result<(), Refused> {
         if self.closed {
             self.counters.frames_dropped += 1;
-            return false;
+            return Err(Refused::Closed);
         }
         if self.queued + len > self.limits.hard_bytes {
-            self.declare_gone(SlowReader::HardLimit {
-                limit: self.limits.hard_bytes,
-            });
-            self.counters.frames_dropped += 1;
-            return false;
+            self.counters.frames_refused += 1;
+            log::error!(
+                "refused a {len}-byte frame: {} bytes queued, hard limit {} (a producer did not ask for room)",
+                self.queued,
+                self.limits.hard_bytes
+            );
+            return Err(Refused::Full);
         }
-        true
+        Ok(())
     }
 
     fn after_growth(&mut self, now: Instant) {
         self.counters.high_water_mark = self.counters.high_water_mark.max(self.queued);
-        if self.waiting_since.is_none() {
+        if self.waiting_since.is_none() && self.has_writable() {
             self.waiting_since = Some(now);
         }
         if self.queued > self.limits.soft_bytes && self.over_soft_since.is_none() {
@@ -449,7 +545,8 @@ mod tests {
             .as_object()
             .unwrap()
             .clone();
-        q.push_stream("message.delta", payload, "text", now);
+        q.push_stream("message.delta", payload, "text", now)
+            .unwrap();
     }
 
     /// Drains the queue with writes of `step` bytes and returns the lines.
@@ -480,7 +577,8 @@ mod tests {
         for step in [1, 3, 7, 64, 4096] {
             let mut q = Outbound::new(limits());
             for i in 0..20 {
-                q.push_frame(format!("{{\"n\":{i}}}\n").into_bytes(), now);
+                q.push_frame(format!("{{\"n\":{i}}}\n").into_bytes(), now)
+                    .unwrap();
             }
             let lines = drain(&mut q, step, now);
             let ns: Vec<i64> = lines.iter().map(|v| v["n"].as_i64().unwrap()).collect();
@@ -497,7 +595,7 @@ mod tests {
         delta(&mut q, "a", "llo", now);
         delta(&mut q, "b", "x", now); // other key: new frame
         delta(&mut q, "a", "!", now); // not adjacent to the first "a" frame
-        q.push_frame(b"{\"id\":1}\n".to_vec(), now);
+        q.push_frame(b"{\"id\":1}\n".to_vec(), now).unwrap();
         delta(&mut q, "a", "?", now); // a response in between: never merged across
         let lines = drain(&mut q, 5, now);
         let texts: Vec<String> = lines
@@ -550,10 +648,10 @@ mod tests {
         for text in ["a", "\"q\"\n\u{2028}"] {
             let mut payload = Map::new();
             payload.insert("data".into(), json!(text));
-            q.push_stream("x.delta", payload, "data", now);
+            q.push_stream("x.delta", payload, "data", now).unwrap();
         }
         // A payload without the text field is sent as a plain event.
-        q.push_stream("x.delta", Map::new(), "data", now);
+        q.push_stream("x.delta", Map::new(), "data", now).unwrap();
         let lines = drain(&mut q, 2, now);
         assert_eq!(
             lines,
@@ -565,18 +663,59 @@ mod tests {
     }
 
     #[test]
-    fn hard_limit_closes_the_queue_and_never_exceeds_it() {
+    fn hard_limit_refuses_the_push_and_keeps_the_queue_open() {
         let now = Instant::now();
         let mut q = Outbound::new(Limits {
             hard_bytes: 100,
             ..limits()
         });
-        for _ in 0..10 {
-            q.push_frame(vec![b'x'; 29].into_iter().chain([b'\n']).collect(), now);
-            assert!(q.queued_bytes() <= 100);
+        let frame = || [vec![b'x'; 29], vec![b'\n']].concat();
+        for _ in 0..3 {
+            q.push_frame(frame(), now).unwrap();
         }
-        assert_eq!(q.slow_reader(), Some(&SlowReader::HardLimit { limit: 100 }));
-        assert!(q.is_closed() && q.is_empty());
+        assert_eq!(q.room(), 10);
+        assert_eq!(q.push_frame(frame(), now), Err(Refused::Full));
+        assert_eq!(q.queued_bytes(), 90);
+        assert_eq!(q.counters().frames_refused, 1);
+        assert!(!q.is_closed() && q.slow_reader().is_none());
+        q.write_with(now, |_| Ok::<_, ()>(30)).unwrap();
+        q.push_frame(frame(), now).unwrap();
+        assert_eq!(q.queued_bytes(), 90);
+    }
+
+    #[test]
+    fn a_frame_in_pieces_holds_other_frames_behind_it() {
+        let now = Instant::now();
+        let mut q = Outbound::new(limits());
+        q.push_frame(b"{\"first\":1}\n".to_vec(), now).unwrap();
+        q.begin_pieces();
+        q.push_piece(b"[1".to_vec(), now).unwrap();
+        q.push_frame(b"{\"held\":1}\n".to_vec(), now).unwrap();
+        delta(&mut q, "a", "x", now);
+        q.push_piece(b",2".to_vec(), now).unwrap();
+        // Everything written so far, the held frames stay behind the open one.
+        let mut out = Vec::new();
+        let mut write_all = |q: &mut Outbound| {
+            while q.has_writable() {
+                q.write_with(now, |slices| {
+                    let n: usize = slices.iter().map(|s| s.len()).sum();
+                    slices.iter().for_each(|s| out.extend_from_slice(s));
+                    Ok::<_, ()>(n)
+                })
+                .unwrap();
+            }
+        };
+        write_all(&mut q);
+        assert!(!q.is_empty(), "held frames wait for the open frame");
+        q.end_pieces(b"]\n".to_vec(), now);
+        write_all(&mut q);
+        assert!(q.is_empty());
+        let text = String::from_utf8(out).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[..3], ["{\"first\":1}", "[1,2]", "{\"held\":1}"]);
+        let delta: Value = serde_json::from_str(lines[3]).unwrap();
+        assert_eq!(delta["params"]["payload"]["text"], "x");
+        assert_eq!(q.counters().frames_out, 4, "pieces count as one frame");
     }
 
     #[test]
@@ -586,7 +725,8 @@ mod tests {
             soft_bytes: 10,
             ..limits()
         });
-        q.push_frame(vec![b'x'; 20].into_iter().chain([b'\n']).collect(), t0);
+        q.push_frame(vec![b'x'; 20].into_iter().chain([b'\n']).collect(), t0)
+            .unwrap();
         assert_eq!(q.next_deadline(), Some(t0 + Duration::from_secs(10)));
         assert_eq!(q.check(t0 + Duration::from_secs(9)), None);
         assert!(matches!(
@@ -595,7 +735,7 @@ mod tests {
         ));
 
         let mut q = Outbound::new(limits());
-        q.push_frame(b"{}\n".to_vec(), t0);
+        q.push_frame(b"{}\n".to_vec(), t0).unwrap();
         q.write_with(t0 + Duration::from_secs(5), |_| Ok::<_, ()>(1))
             .unwrap();
         assert_eq!(
@@ -633,7 +773,8 @@ mod tests {
             low_water: 40,
             ..limits()
         });
-        q.push_frame([vec![b'x'; 99], vec![b'\n']].concat(), now);
+        q.push_frame([vec![b'x'; 99], vec![b'\n']].concat(), now)
+            .unwrap();
         assert!(q.is_paused());
         q.write_with(now, |_| Ok::<_, ()>(50)).unwrap();
         assert!(q.is_paused());

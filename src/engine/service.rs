@@ -117,22 +117,26 @@ impl Context<'_> {
                     .find(|f| map.get(*f).is_some_and(Value::is_string));
                 match field {
                     Some(field) => self.emit_stream(event_type, map, field),
-                    None => self
-                        .out
-                        .push_frame(event_frame(event_type, &Value::Object(map)), self.now),
+                    None => self.push(event_frame(event_type, &Value::Object(map))),
                 }
                 return;
             }
         }
-        self.out
-            .push_frame(event_frame(event_type, &payload), self.now);
+        self.push(event_frame(event_type, &payload));
+    }
+
+    /// Queues a frame. Producers are paced (dispatch and child reads stop at
+    /// the high-water mark, which leaves headroom below the hard limit), so
+    /// a refusal means a bug; the queue logs and counts it.
+    fn push(&mut self, frame: Vec<u8>) {
+        let _ = self.out.push_frame(frame, self.now);
     }
 
     /// Queues a streaming event: `payload[field]` is a string that may be
     /// concatenated with an adjacent, otherwise equal event while the reader
     /// is slow.
     pub fn emit_stream(&mut self, event_type: &str, payload: Map<String, Value>, field: &str) {
-        self.out.push_stream(event_type, payload, field, self.now);
+        let _ = self.out.push_stream(event_type, payload, field, self.now);
     }
 
     /// True while producers should hold back (the outbound queue is above its
@@ -147,8 +151,7 @@ impl Context<'_> {
         *self.next_request += 1;
         let id = Id::Str(format!("gw-{}", self.next_request));
         self.pending.insert(id.clone(), self.service);
-        self.out
-            .push_frame(request_frame(&id, method, &params), self.now);
+        self.push(request_frame(&id, method, &params));
         id
     }
 

@@ -22,8 +22,6 @@ use crate::engine::host::{
     ChildEvent, ChildKey, ExitStatus, Host, OutputStream, SpawnSpec, Spawned, StderrMode, StdinMode,
 };
 
-/// Bytes taken from a child pipe per read: the Linux pipe buffer's size.
-const READ_CHUNK: usize = 64 * 1024;
 /// Reads per pipe per loop tick, so one chatty child cannot starve the rest.
 const READS_PER_TICK: usize = 4;
 /// Token slots per child: stdout, stderr, stdin.
@@ -52,6 +50,46 @@ fn track_group(pgid: i32, alive: bool) {
     }
 }
 
+/// One output pipe of one child.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PipeRef {
+    key: usize,
+    slot: usize,
+}
+
+/// This tick's reads: rounds over the pipes that were ready at its start.
+#[derive(Debug)]
+pub struct ReadRounds {
+    pipes: Vec<PipeRef>,
+    round: usize,
+    index: usize,
+    read_this_round: bool,
+}
+
+impl ReadRounds {
+    /// The next pipe to read once, or `None` when every pipe has had its
+    /// reads for this tick or is drained.
+    pub fn next_pipe(&mut self, children: &Children) -> Option<PipeRef> {
+        while self.round < READS_PER_TICK {
+            if self.index == self.pipes.len() {
+                if !std::mem::take(&mut self.read_this_round) {
+                    return None;
+                }
+                self.round += 1;
+                self.index = 0;
+                continue;
+            }
+            let pipe = self.pipes[self.index];
+            self.index += 1;
+            if children.is_ready(pipe) {
+                self.read_this_round = true;
+                return Some(pipe);
+            }
+        }
+        None
+    }
+}
+
 #[derive(Debug)]
 struct OutPipe {
     file: File,
@@ -75,6 +113,8 @@ pub struct Children {
     registry: Registry,
     first_token: usize,
     slab: Slab<Child>,
+    /// Where the next tick's reads start, so no child is always first.
+    rotation: usize,
     spawned_total: u64,
     reaped_total: u64,
 }
@@ -86,6 +126,7 @@ impl Children {
             registry,
             first_token,
             slab: Slab::new(),
+            rotation: 0,
             spawned_total: 0,
             reaped_total: 0,
         }
@@ -127,48 +168,80 @@ impl Children {
             .any(|(_, c)| c.outputs.iter().flatten().any(|p| p.ready))
     }
 
-    /// Reads ready pipes, up to a budget per pipe, appending output and EOF
-    /// events. Pipes still ready afterwards keep their flag for the next tick.
-    pub fn read_ready(&mut self, events: &mut Vec<(ChildKey, ChildEvent)>) {
-        let mut buf = vec![0u8; READ_CHUNK];
-        let registry = &self.registry;
-        for (key, child) in self.slab.iter_mut() {
-            for slot in 0..2 {
-                let Some(pipe) = child.outputs[slot].as_mut() else {
-                    continue;
-                };
-                if !pipe.ready {
-                    continue;
-                }
-                let stream = pipe.stream;
-                let mut eof = false;
-                for _ in 0..READS_PER_TICK {
-                    match pipe.file.read(&mut buf) {
-                        Ok(0) => {
-                            eof = true;
-                            break;
-                        }
-                        Ok(n) => events
-                            .push((ChildKey(key), ChildEvent::Output(stream, buf[..n].to_vec()))),
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                            pipe.ready = false;
-                            break;
-                        }
-                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                        Err(e) => {
-                            log::warn!("reading child {} {}: {e}", child.pid, stream.as_str());
-                            eof = true;
-                            break;
-                        }
-                    }
-                }
-                if eof {
-                    if let Some(pipe) = child.outputs[slot].take() {
-                        let _ = registry.deregister(&mut SourceFd(&pipe.file.as_raw_fd()));
-                    }
-                    events.push((ChildKey(key), ChildEvent::Eof(stream)));
-                }
+    /// The ready pipes for this tick's reads, in a rotating order so no
+    /// child is always first. Each pipe gets up to [`READS_PER_TICK`] reads,
+    /// one per round, so one chatty child cannot starve the rest.
+    pub fn read_rounds(&mut self) -> ReadRounds {
+        let mut pipes: Vec<PipeRef> = self
+            .slab
+            .iter()
+            .flat_map(|(key, child)| {
+                (0..2)
+                    .filter(|&slot| child.outputs[slot].as_ref().is_some_and(|p| p.ready))
+                    .map(move |slot| PipeRef { key, slot })
+            })
+            .collect();
+        if !pipes.is_empty() {
+            self.rotation = self.rotation.wrapping_add(1);
+            let by = self.rotation % pipes.len();
+            pipes.rotate_left(by);
+        }
+        ReadRounds {
+            pipes,
+            round: 0,
+            index: 0,
+            read_this_round: false,
+        }
+    }
+
+    fn is_ready(&self, pipe: PipeRef) -> bool {
+        self.slab
+            .get(pipe.key)
+            .and_then(|c| c.outputs[pipe.slot].as_ref())
+            .is_some_and(|p| p.ready)
+    }
+
+    /// One read of at most `buf.len()` bytes from a ready pipe, appending an
+    /// output or EOF event. `WouldBlock` clears the pipe's readiness.
+    pub fn read_pipe(
+        &mut self,
+        pipe: PipeRef,
+        buf: &mut [u8],
+        events: &mut Vec<(ChildKey, ChildEvent)>,
+    ) {
+        let Some(child) = self.slab.get_mut(pipe.key) else {
+            return;
+        };
+        let Some(out) = child.outputs[pipe.slot].as_mut() else {
+            return;
+        };
+        let stream = out.stream;
+        let eof = match out.file.read(buf) {
+            Ok(0) => true,
+            Ok(n) => {
+                events.push((
+                    ChildKey(pipe.key),
+                    ChildEvent::Output(stream, buf[..n].to_vec()),
+                ));
+                false
             }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                out.ready = false;
+                false
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => false,
+            Err(e) => {
+                log::warn!("reading child {} {}: {e}", child.pid, stream.as_str());
+                true
+            }
+        };
+        if eof {
+            if let Some(out) = child.outputs[pipe.slot].take() {
+                let _ = self
+                    .registry
+                    .deregister(&mut SourceFd(&out.file.as_raw_fd()));
+            }
+            events.push((ChildKey(pipe.key), ChildEvent::Eof(stream)));
         }
     }
 
@@ -221,6 +294,12 @@ impl Children {
         };
         let mut cmd = Command::new(program);
         cmd.args(args).process_group(0);
+        let gateway = std::process::id() as libc::pid_t;
+        // SAFETY: `prepare_child` makes async-signal-safe syscalls only and
+        // allocates nothing, as code between fork and exec must.
+        unsafe {
+            cmd.pre_exec(move || super::sys::prepare_child(gateway));
+        }
         if let Some(cwd) = &spec.cwd {
             cmd.current_dir(cwd);
         }

@@ -6,8 +6,10 @@
 //! is reported on stderr and otherwise ignored: diagnostics never change how
 //! the gateway exits.
 
+use std::fmt::{self, Write as _};
 use std::fs::OpenOptions;
 use std::io::Write;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -44,6 +46,83 @@ fn append(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         .write_all(bytes)
 }
 
+/// Appends an entry without allocating, for the out-of-memory path: the
+/// text is formatted into a stack buffer (cut at its size) and written with
+/// one `write` to a file opened by a NUL-terminated path on the stack.
+pub fn entry_without_allocating(kind: &str, detail: fmt::Arguments<'_>) {
+    let Some(Some(path)) = PATH.get() else { return };
+    let mut c_path = StackText::<4096>::new();
+    if c_path.write_bytes(path.as_os_str().as_bytes()).is_err()
+        || c_path.write_bytes(b"\0").is_err()
+    {
+        return;
+    }
+    let since = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    let mut text = StackText::<1024>::new();
+    let _ = write!(text, "=== gateway {kind} · ");
+    let _ = write_utc(&mut text, since.as_secs() as i64, since.subsec_millis());
+    let _ = writeln!(text, " · {detail} ===");
+    // SAFETY: the path is NUL-terminated in a live stack buffer; open, write
+    // and close have no memory effects beyond the buffers passed.
+    unsafe {
+        let fd = libc::open(
+            c_path.bytes().as_ptr().cast(),
+            libc::O_WRONLY | libc::O_APPEND | libc::O_CREAT | libc::O_CLOEXEC,
+            0o644,
+        );
+        if fd >= 0 {
+            libc::write(fd, text.bytes().as_ptr().cast(), text.bytes().len());
+            libc::close(fd);
+        }
+    }
+}
+
+/// A fixed-size text buffer on the stack: writes past its end are cut.
+#[derive(Debug)]
+pub struct StackText<const N: usize> {
+    buf: [u8; N],
+    len: usize,
+}
+
+impl<const N: usize> StackText<N> {
+    /// An empty buffer.
+    pub fn new() -> Self {
+        StackText {
+            buf: [0; N],
+            len: 0,
+        }
+    }
+
+    /// The bytes written so far.
+    pub fn bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+
+    fn write_bytes(&mut self, bytes: &[u8]) -> fmt::Result {
+        let take = bytes.len().min(N - self.len);
+        self.buf[self.len..self.len + take].copy_from_slice(&bytes[..take]);
+        self.len += take;
+        if take < bytes.len() {
+            return Err(fmt::Error);
+        }
+        Ok(())
+    }
+}
+
+impl<const N: usize> Default for StackText<N> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<const N: usize> fmt::Write for StackText<N> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        self.write_bytes(s.as_bytes())
+    }
+}
+
 /// The current time as `YYYY-MM-DDTHH:MM:SS.mmmZ`.
 pub fn utc_now() -> String {
     let since = SystemTime::now()
@@ -53,6 +132,12 @@ pub fn utc_now() -> String {
 }
 
 fn format_utc(secs: i64, millis: u32) -> String {
+    let mut text = String::with_capacity(24);
+    let _ = write_utc(&mut text, secs, millis);
+    text
+}
+
+fn write_utc(out: &mut impl fmt::Write, secs: i64, millis: u32) -> fmt::Result {
     let days = secs.div_euclid(86_400);
     let rem = secs.rem_euclid(86_400);
     // Howard Hinnant's civil_from_days.
@@ -65,7 +150,8 @@ fn format_utc(secs: i64, millis: u32) -> String {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
+    write!(
+        out,
         "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{millis:03}Z",
         rem / 3600,
         rem % 3600 / 60,

@@ -15,12 +15,12 @@ use mio::{Events, Interest, Poll, Token};
 
 use super::child::Children;
 use super::parent::ParentWatch;
-use super::signals::{self, Signals};
+use super::signals::{self, Action, Signals};
 use super::stdio::{self, Kind};
 use super::{crashlog, stderr};
 use crate::config::{Config, SigintPolicy, PARENT_CHECK_INTERVAL};
 use crate::engine::lifecycle::{Cause, Exit};
-use crate::engine::{ChildEvent, ChildKey, Engine};
+use crate::engine::{ChildEvent, ChildKey, Engine, CHILD_READ_MAX};
 
 const STDIN: Token = Token(0);
 const STDOUT: Token = Token(1);
@@ -28,8 +28,9 @@ const SIGNALS: Token = Token(2);
 /// Child pipes take the tokens from here up.
 const FIRST_CHILD_TOKEN: usize = 16;
 
-/// Bytes per stdin read.
+/// Bytes per stdin read (and the largest child read, [`CHILD_READ_MAX`]).
 const READ_CHUNK: usize = 64 * 1024;
+const _: () = assert!(READ_CHUNK >= CHILD_READ_MAX);
 /// Stdin turns per tick (a 64 KiB read or 256 frames of backlog each), then
 /// signals and children get a turn.
 const STDIN_TURNS_PER_TICK: usize = 16;
@@ -120,11 +121,10 @@ impl EventLoop {
                 .begin_shutdown(Cause::PeerGone, &mut self.children, Instant::now());
         }
         loop {
-            let now = Instant::now();
-            self.read_stdin(now);
-            self.read_children(now);
-            self.write_stdout(now);
-            self.check_parent(now);
+            self.read_stdin();
+            self.read_children();
+            self.write_stdout(Instant::now());
+            self.check_parent(Instant::now());
             self.engine.tick(&mut self.children, Instant::now());
             // Output queued by the tick (a drain finishing, an exit event) goes out now.
             self.write_stdout(Instant::now());
@@ -156,7 +156,7 @@ impl EventLoop {
                             self.stdout_closed_by_peer(Instant::now());
                         }
                     }
-                    SIGNALS => self.handle_signals(Instant::now()),
+                    SIGNALS => self.handle_signals(),
                     token => {
                         self.children.on_readiness(token, &mut self.child_events);
                     }
@@ -167,14 +167,15 @@ impl EventLoop {
     }
 
     /// How long `poll` may sleep: zero while work is left over, else until
-    /// the nearest deadline.
+    /// the nearest deadline. Work paced by the outbound queue is not "left
+    /// over": it waits for stdout to become writable.
     fn timeout(&self, now: Instant) -> Option<Duration> {
         let stdin_pending = (self.stdin.ready && !self.stdin.done && self.engine.wants_input())
-            || self.engine.has_input_backlog();
+            || (self.engine.has_input_backlog() && self.engine.can_dispatch());
         let children_pending = self.children.has_ready_output() && self.engine.wants_child_output();
         let stdout_pending = self.stdout.kind == Kind::AlwaysReady
             && !self.stdout.done
-            && !self.engine.outbound_is_empty();
+            && self.engine.has_writable_output();
         if stdin_pending || children_pending || stdout_pending {
             return Some(Duration::ZERO);
         }
@@ -187,10 +188,17 @@ impl EventLoop {
     }
 
     /// Serves stdin for one tick: dispatches the backlog or reads a chunk,
-    /// then writes what that produced, so output flows during a burst.
-    fn read_stdin(&mut self, now: Instant) {
+    /// then writes what that produced, so output flows during a burst. Each
+    /// turn reads the clock afresh: a deadline started by a turn (EOF, a
+    /// shutdown request) counts from when it really started.
+    fn read_stdin(&mut self) {
         for _ in 0..STDIN_TURNS_PER_TICK {
+            let now = Instant::now();
             if self.engine.has_input_backlog() {
+                if !self.engine.can_dispatch() {
+                    // Paced: the backlog waits until the reader drains the queue.
+                    return;
+                }
                 self.engine.pump_input(&mut self.children, now);
             } else if self.stdin.ready && !self.stdin.done && self.engine.wants_input() {
                 match stdio::read(self.stdin.fd, &mut self.buf) {
@@ -214,7 +222,7 @@ impl EventLoop {
             } else {
                 return;
             }
-            self.write_stdout(now);
+            self.write_stdout(Instant::now());
         }
     }
 
@@ -229,18 +237,24 @@ impl EventLoop {
         if let Some(e) = error {
             log::warn!("reading stdin failed ({e}); treating it as EOF");
         }
-        if let Some(bytes) = self.engine.on_input_eof(&mut self.children, now) {
-            log::warn!(
-                "stdin ended inside a frame: {bytes} bytes without a newline were not dispatched"
-            );
-        }
+        self.engine.on_input_eof(&mut self.children, now);
     }
 
-    fn read_children(&mut self, now: Instant) {
-        if self.engine.wants_child_output() {
-            self.children.read_ready(&mut self.child_events);
+    /// Reads ready child pipes, one bounded read at a time, each delivered
+    /// to the engine before the next so the queue's room is known before
+    /// every read ([`Engine::child_read_size`]).
+    fn read_children(&mut self) {
+        self.deliver_child_events(Instant::now());
+        let mut rounds = self.children.read_rounds();
+        while let Some(pipe) = rounds.next_pipe(&self.children) {
+            let size = self.engine.child_read_size();
+            if size == 0 {
+                break;
+            }
+            self.children
+                .read_pipe(pipe, &mut self.buf[..size], &mut self.child_events);
+            self.deliver_child_events(Instant::now());
         }
-        self.deliver_child_events(now);
     }
 
     fn deliver_child_events(&mut self, now: Instant) {
@@ -254,7 +268,7 @@ impl EventLoop {
             return;
         }
         let fd = self.stdout.fd;
-        while self.stdout.ready && !self.engine.outbound_is_empty() {
+        while self.stdout.ready && self.engine.has_writable_output() {
             match self
                 .engine
                 .outbound()
@@ -301,25 +315,30 @@ impl EventLoop {
         self.engine.begin_shutdown(cause, &mut self.children, now);
     }
 
-    fn handle_signals(&mut self, now: Instant) {
+    fn handle_signals(&mut self) {
         let pending: Vec<i32> = self.signals.pending().collect();
         for signal in pending {
             let name = signals::name(signal);
             self.engine.note_signal(name);
-            match signal {
-                libc::SIGCHLD => {
+            let shutdown = match signals::action(signal) {
+                Action::Reap => {
                     self.children.reap(&mut self.child_events);
+                    false
                 }
-                libc::SIGINT if self.sigint == SigintPolicy::Ignore => {
-                    log::info!("SIGINT ignored (--sigint ignore)");
+                Action::Sigint => self.sigint == SigintPolicy::Shutdown,
+                Action::Shutdown => true,
+                Action::Ignore => false,
+            };
+            if !shutdown {
+                if signal != libc::SIGCHLD {
+                    log::info!("{name} ignored (see the signal table in docs/protocol.md)");
                 }
-                _ => {
-                    stderr::line(&format!("[gateway-signal] {name}"));
-                    crashlog::entry("signal", &format!("signal={name}"), &[]);
-                    self.engine
-                        .begin_shutdown(Cause::Signal(name), &mut self.children, now);
-                }
+                continue;
             }
+            stderr::line(&format!("[gateway-signal] {name}"));
+            crashlog::entry("signal", &format!("signal={name}"), &[]);
+            self.engine
+                .begin_shutdown(Cause::Signal(name), &mut self.children, Instant::now());
         }
     }
 

@@ -9,10 +9,12 @@
 mod child;
 pub mod crashlog;
 mod event_loop;
+pub mod oom;
 mod parent;
 mod signals;
 pub mod stderr;
 pub mod stdio;
+mod sys;
 
 use std::time::Instant;
 

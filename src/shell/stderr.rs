@@ -22,7 +22,8 @@ pub fn line(text: &str) -> bool {
     write_bytes(&buf)
 }
 
-fn write_bytes(buf: &[u8]) -> bool {
+/// Writes raw bytes to stderr without allocating (never blocks; drops are counted).
+pub fn write_bytes(buf: &[u8]) -> bool {
     if CLOSED.load(Ordering::Relaxed) {
         return drop_bytes(buf.len());
     }

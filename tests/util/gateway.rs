@@ -368,6 +368,23 @@ impl Gateway {
         Ok(())
     }
 
+    /// Writes what the pipe takes now of `bytes`, without waiting; returns
+    /// how many bytes went in (0 when the pipe is full).
+    pub fn write_some(&mut self, bytes: &[u8]) -> usize {
+        let stdin = self
+            .stdin
+            .as_mut()
+            .expect("stdin is not a pipe held by the test (or was closed)");
+        loop {
+            match stdin.write(bytes) {
+                Ok(n) => return n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return 0,
+                Err(e) => panic!("writing the gateway's stdin: {e}"),
+            }
+        }
+    }
+
     /// Writes raw bytes to stdin; panics if they cannot all be written within [`LONG`].
     pub fn send_raw(&mut self, bytes: &[u8]) {
         if let Err(e) = self.try_send_raw(bytes, LONG) {

@@ -27,11 +27,12 @@ mod files;
 mod gateway;
 mod procfs;
 mod rpc;
+mod stream;
 
 // A test binary that uses nothing from one submodule would otherwise see its
 // re-export reported as unused.
 #[allow(unused_imports)]
-pub use self::{fd::*, files::*, gateway::*, procfs::*, rpc::*};
+pub use self::{fd::*, files::*, gateway::*, procfs::*, rpc::*, stream::*};
 
 use std::time::Duration;
 
@@ -67,6 +68,7 @@ pub const STATS_KEYS: &[&str] = &[
     "outbound_high_water_mark",
     "deltas_coalesced",
     "frames_dropped",
+    "frames_refused",
     "write_stalls",
     "signals",
 ];

@@ -133,18 +133,10 @@ impl Model {
         self.frames_out
     }
 
-    /// May `len` more bytes be queued? If not, the reader is gone.
+    /// May `len` more bytes be queued? Not once the reader is gone, and
+    /// never past the hard limit: that push is refused, the queue stays open.
     fn admit(&mut self, len: usize) -> bool {
-        if self.closed {
-            return false;
-        }
-        if self.queued() + len > self.limits.hard_bytes {
-            self.gone(SlowReader::HardLimit {
-                limit: self.limits.hard_bytes,
-            });
-            return false;
-        }
-        true
+        !self.closed && self.queued() + len <= self.limits.hard_bytes
     }
 
     pub(super) fn push(&mut self, line: Line, now: Instant) {

@@ -143,7 +143,7 @@ impl ProcessService {
         let limit = self.stdin_limit;
         let proc = self.proc_mut(w.proc)?;
         let len = w.data.len();
-        match proc.write(cx.host(), w.data, limit) {
+        match proc.write(cx.host(), &w.data, limit) {
             Ok(pending) => Ok(json!({"queued": len, "pending": pending})),
             Err(WriteRefused::Full { pending }) => Err(RpcError::new(
                 ErrorCode::Overloaded,

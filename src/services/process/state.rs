@@ -38,17 +38,18 @@ pub enum WriteRefused {
     },
 }
 
-/// Bytes accepted by `process.write` and not yet taken by the pipe.
+/// Bytes accepted by `process.write` and not yet taken by the pipe, in one
+/// ring buffer: a million one-byte writes cost a million bytes, not a
+/// million allocations, so `--child-stdin-limit` bounds the memory itself.
 #[derive(Debug, Default)]
 struct StdinQueue {
-    chunks: VecDeque<Vec<u8>>,
-    /// Bytes of the front chunk already written.
-    offset: usize,
-    /// Bytes waiting, in all chunks.
-    bytes: usize,
+    bytes: VecDeque<u8>,
     /// `process.close_stdin` came while bytes were waiting: close once they are written.
     close_when_empty: bool,
 }
+
+/// A drained queue keeps at most this much capacity for the next burst.
+const STDIN_KEEP_CAPACITY: usize = 64 * 1024;
 
 /// A child the service tracks until its exit event is queued.
 #[derive(Debug)]
@@ -126,7 +127,7 @@ impl Proc {
 
     /// Bytes waiting for the child's stdin.
     pub fn stdin_pending(&self) -> usize {
-        self.stdin.as_ref().map_or(0, |q| q.bytes)
+        self.stdin.as_ref().map_or(0, |q| q.bytes.len())
     }
 
     /// Bytes read from a pipe: the text to emit (possibly empty).
@@ -168,25 +169,22 @@ impl Proc {
     pub fn write(
         &mut self,
         host: &mut dyn Host,
-        data: Vec<u8>,
+        data: &[u8],
         limit: usize,
     ) -> Result<usize, WriteRefused> {
         let queue = self.stdin.as_mut().map_err(|c| WriteRefused::Closed(*c))?;
         if queue.close_when_empty {
             return Err(WriteRefused::Closed(StdinClosed::ByClient));
         }
-        if queue.bytes.saturating_add(data.len()) > limit {
+        if queue.bytes.len().saturating_add(data.len()) > limit {
             return Err(WriteRefused::Full {
-                pending: queue.bytes,
+                pending: queue.bytes.len(),
             });
         }
-        if !data.is_empty() {
-            queue.bytes += data.len();
-            queue.chunks.push_back(data);
-        }
+        queue.bytes.extend(data.iter());
         self.flush_stdin(host);
         match &self.stdin {
-            Ok(q) => Ok(q.bytes),
+            Ok(q) => Ok(q.bytes.len()),
             // The pipe broke while writing: the bytes can never arrive.
             Err(closed) => Err(WriteRefused::Closed(*closed)),
         }
@@ -197,14 +195,13 @@ impl Proc {
     /// the pipe broke.
     pub fn flush_stdin(&mut self, host: &mut dyn Host) {
         let Ok(queue) = &mut self.stdin else { return };
-        while let Some(front) = queue.chunks.front() {
-            match host.write_stdin(self.key, &front[queue.offset..]) {
+        while !queue.bytes.is_empty() {
+            let (front, _) = queue.bytes.as_slices();
+            match host.write_stdin(self.key, front) {
                 Ok(n) => {
-                    queue.offset += n;
-                    queue.bytes -= n;
-                    if queue.offset == front.len() {
-                        queue.chunks.pop_front();
-                        queue.offset = 0;
+                    queue.bytes.drain(..n);
+                    if queue.bytes.is_empty() {
+                        queue.bytes.shrink_to(STDIN_KEEP_CAPACITY);
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
@@ -317,17 +314,17 @@ mod tests {
             ..Pipe::default()
         };
         let mut p = proc(StdinMode::Pipe, StderrMode::Pipe);
-        assert_eq!(p.write(&mut host, b"hello".to_vec(), 8), Ok(2));
+        assert_eq!(p.write(&mut host, b"hello", 8), Ok(2));
         assert_eq!(host.written, b"hel");
         assert_eq!(
-            p.write(&mut host, b"1234567".to_vec(), 8),
+            p.write(&mut host, b"1234567", 8),
             Err(WriteRefused::Full { pending: 2 })
         );
-        assert_eq!(p.write(&mut host, b"123456".to_vec(), 8), Ok(8));
+        assert_eq!(p.write(&mut host, b"123456", 8), Ok(8));
         assert_eq!(p.close_stdin(&mut host), 8);
         assert!(!host.closed, "closing waits for the queue");
         assert_eq!(
-            p.write(&mut host, b"x".to_vec(), 8),
+            p.write(&mut host, b"x", 8),
             Err(WriteRefused::Closed(StdinClosed::ByClient))
         );
         host.room = 100;
@@ -341,18 +338,18 @@ mod tests {
     fn a_broken_pipe_drops_the_queue() {
         let mut host = Pipe::default();
         let mut p = proc(StdinMode::Pipe, StderrMode::Pipe);
-        assert_eq!(p.write(&mut host, b"abc".to_vec(), 8), Ok(3));
+        assert_eq!(p.write(&mut host, b"abc", 8), Ok(3));
         host.broken = true;
         p.flush_stdin(&mut host);
         assert_eq!(p.stdin_pending(), 0);
         assert!(host.closed);
         assert_eq!(
-            p.write(&mut host, b"x".to_vec(), 8),
+            p.write(&mut host, b"x", 8),
             Err(WriteRefused::Closed(StdinClosed::Gone))
         );
         let mut p = proc(StdinMode::Null, StderrMode::Pipe);
         assert_eq!(
-            p.write(&mut host, b"x".to_vec(), 8),
+            p.write(&mut host, b"x", 8),
             Err(WriteRefused::Closed(StdinClosed::Null))
         );
     }

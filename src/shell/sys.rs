@@ -1,0 +1,66 @@
+//! OS specifics with no std wrapper, each behind a SAFETY note.
+//!
+//! Only what runs in a freshly forked child lives here for now: code between
+//! `fork` and `exec` may call async-signal-safe functions only, so it uses
+//! raw syscalls and allocates nothing.
+
+use std::io;
+
+/// The highest signal number on Linux (`SIGRTMAX`).
+const MAX_SIGNAL: libc::c_int = 64;
+
+/// Runs in the child between `fork` and `exec`:
+///
+/// * every signal disposition back to its default. `exec` resets handled
+///   signals but keeps ignored ones, so whatever the gateway inherited as
+///   ignored (SIGHUP under `nohup`, glibc's reserved 32 and 33 from a
+///   threaded parent) would otherwise reach every command it runs;
+/// * an empty signal mask;
+/// * `PR_SET_PDEATHSIG` = SIGKILL: if the gateway dies without its orderly
+///   shutdown (SIGKILL, a crash), the kernel kills this child. It covers the
+///   direct child only (not its descendants), and the kernel clears it when
+///   the child execs a set-user-ID or set-group-ID program.
+///
+/// `gateway` is the gateway's pid, read before the fork: if the gateway died
+/// before `prctl` took effect, the child is already orphaned and gives up.
+pub fn prepare_child(gateway: libc::pid_t) -> io::Result<()> {
+    // The kernel's `struct sigaction` for SIG_DFL with no flags and an empty
+    // mask is all zeros, whatever the architecture's layout; this buffer is
+    // larger than any of them.
+    let default_action = [0u64; 8];
+    for signal in 1..=MAX_SIGNAL {
+        if signal == libc::SIGKILL || signal == libc::SIGSTOP {
+            continue;
+        }
+        // SAFETY: rt_sigaction reads the zeroed buffer and writes nothing
+        // (null old action); the raw syscall is used because glibc refuses
+        // signals 32 and 33. It is async-signal-safe.
+        unsafe {
+            libc::syscall(
+                libc::SYS_rt_sigaction,
+                signal,
+                default_action.as_ptr(),
+                std::ptr::null_mut::<u8>(),
+                8usize,
+            );
+        }
+    }
+    // SAFETY: sigemptyset writes the local set; sigprocmask and prctl are
+    // async-signal-safe syscalls with no memory effects beyond their arguments.
+    unsafe {
+        let mut empty: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut empty);
+        if libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut()) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        if libc::getppid() != gateway {
+            return Err(io::Error::other(
+                "the gateway exited while this child was starting",
+            ));
+        }
+    }
+    Ok(())
+}
