@@ -148,19 +148,19 @@ pub const FLAGS: &[(&str, &str, &str, &str)] = &[
         "--outbound-hard-limit",
         "BYTES",
         "64MiB",
-        "queued output never exceeds this; reaching it: exit 3",
+        "queued output never exceeds this: producers pause long before, and an answer that would not fit gets -32001",
     ),
     (
         "--outbound-high-water",
         "BYTES",
         "4MiB",
-        "stop reading child output when this much is queued",
+        "every producer (requests, batch members, child output) pauses at this much queued output; at least 1MiB below the hard limit",
     ),
     (
         "--outbound-low-water",
         "BYTES",
         "1MiB",
-        "resume reading child output when the queue falls to this",
+        "producers resume when the reader has taken the queue down to this",
     ),
     (
         "--coalesce-cap",
@@ -420,7 +420,14 @@ impl Config {
             "tui-gateway: a never-blocking NDJSON JSON-RPC 2.0 gateway for terminal UIs\n\n\
              Usage: tui-gateway [FLAGS]\n\n\
              Reads JSON-RPC 2.0 frames (one per line) on stdin and writes responses and\n\
-             events on stdout. Diagnostics go to stderr. Protocol: docs/protocol.md.\n\n\
+             events on stdout. Diagnostics go to stderr. The full contract is in the\n\
+             tui-gateway documentation: protocol.md (framing, methods, events, errors,\n\
+             limits, signals) and process.md (process.*).\n\n\
+             Methods:\n  \
+             gateway.ping, gateway.info, gateway.stats, gateway.shutdown, client.capabilities\n  \
+             process.spawn, process.write, process.close_stdin, process.signal, process.list\n\
+             Events (method \"event\", params {type, payload}):\n  \
+             gateway.ready (always the first line), process.output, process.exit\n\n\
              Flags (sizes take a plain byte count or a KiB/MiB/GiB suffix):\n",
         );
         for (name, value, default, what) in FLAGS {
@@ -438,11 +445,18 @@ impl Config {
             text.push_str(&format!("  {name}\n      {what}\n"));
         }
         text.push_str(
-            "\nExit codes:\n  0   orderly shutdown (stdin EOF, gateway.shutdown, SIGTERM/SIGHUP, parent exited)\n  \
+            "\nSignals:\n  \
+             SIGTERM, SIGHUP, SIGQUIT, SIGPWR, SIGXCPU, SIGABRT: orderly shutdown (a second one: exit 4)\n  \
+             SIGINT: as --sigint says\n  \
+             SIGUSR1, SIGUSR2, SIGALRM, SIGVTALRM, SIGPROF, SIGXFSZ, SIGIO, SIGSTKFLT, SIGPIPE and\n  \
+             the real-time signals: ignored (counted in gateway.stats)\n",
+        );
+        text.push_str(
+            "\nExit codes:\n  0   orderly shutdown (stdin EOF, gateway.shutdown, a shutdown signal, parent exited)\n  \
              3   stdout peer gone, stalled or too slow\n  \
-             4   shutdown deadline forced the exit (or a second SIGTERM/SIGHUP)\n  \
+             4   shutdown deadline forced the exit (or a second shutdown signal)\n  \
              64  bad command line\n  \
-             70  internal error (panic)\n  \
+             70  internal error (a panic, or out of memory)\n  \
              74  host I/O error writing stdout (ENOSPC, EIO, ...)\n",
         );
         text

@@ -303,6 +303,74 @@ fn shutdown_grace_comes_from_env_and_alias_with_flag_precedence() {
     );
 }
 
+#[test]
+fn a_flag_makes_its_variables_irrelevant_and_an_empty_variable_is_unset() {
+    fn info(builder: Builder) -> Value {
+        let mut gw = builder.spawn();
+        let info = gw.call("gateway.info", None);
+        gw.close_stdin();
+        assert_eq!(gw.wait_code(PATIENCE), 0);
+        info["config"].clone()
+    }
+    // Malformed variables do not matter when the flag is given.
+    let config = info(
+        Gateway::builder()
+            .env("HERMES_TUI_GATEWAY_SHUTDOWN_GRACE_S", "soon")
+            .env("TUI_GATEWAY_SHUTDOWN_GRACE_S", "-1")
+            .args(["--shutdown-grace", "0.5"]),
+    );
+    assert_eq!(config["shutdown-grace"], 0.5);
+    // Empty means unset, for every variable alike.
+    let config = info(
+        Gateway::builder()
+            .env("TUI_GATEWAY_SHUTDOWN_GRACE_S", "")
+            .env("HERMES_TUI_GATEWAY_SHUTDOWN_GRACE_S", "")
+            .env("TUI_GATEWAY_CRASH_LOG", ""),
+    );
+    assert_eq!(config["shutdown-grace"], 1.0);
+    assert_eq!(config["crash-log"], Value::Null);
+    // An empty primary variable falls through to the alias.
+    let config = info(
+        Gateway::builder()
+            .env("TUI_GATEWAY_SHUTDOWN_GRACE_S", "")
+            .env("HERMES_TUI_GATEWAY_SHUTDOWN_GRACE_S", "0.25"),
+    );
+    assert_eq!(config["shutdown-grace"], 0.25);
+}
+
+#[test]
+fn running_out_of_memory_exits_70_with_a_reason_and_kills_the_children() {
+    let log = TempFile::new("oom.log");
+    // A 24 MiB address-space cap: the idle gateway maps about 4 MiB, so it
+    // starts and serves, but cannot hold a 15 MiB frame.
+    let mut gw = Gateway::builder()
+        .via_shell(r#"ulimit -v 24576 && exec "$0" "$@""#)
+        .args(["--crash-log", log.path().to_str().unwrap()])
+        .spawn();
+    let spawned = gw.call(
+        "process.spawn",
+        Some(json!({"argv": ["sleep", "1000"], "stdin": "null"})),
+    );
+    let child = as_u64(&spawned["pid"]) as u32;
+    let blob = "a".repeat(15 << 20);
+    let _ = gw.try_send_raw(
+        &line(&rpc_with(1, "gateway.ping", json!({"blob": blob}))),
+        LONG,
+    );
+    let code = gw.wait_code(PATIENCE);
+    assert_eq!(code, 70, "stderr:\n{}", gw.stderr_text());
+    let reason = gw.exit_reason();
+    assert!(
+        reason.starts_with("out of memory: an allocation of"),
+        "{reason}"
+    );
+    assert_eq!(crash_log_exit_reason(&log), reason);
+    assert!(
+        poll_until(PATIENCE, || process_gone(child)),
+        "the child outlived the gateway"
+    );
+}
+
 // ---------------------------------------------------------------------------
 // crash log and exit reasons
 // ---------------------------------------------------------------------------
@@ -440,6 +508,16 @@ fn help_exits_0_and_lists_every_flag_env_var_and_exit_code() {
             "--help does not document exit code {code}"
         );
     }
+    // Every method the gateway announces, and the docs by name (an
+    // installed binary has no repository around it).
+    let gw = Gateway::spawn(&[]);
+    let methods = gw.ready_payload()["methods"].as_array().unwrap().clone();
+    for method in methods {
+        let method = method.as_str().unwrap();
+        assert!(stdout.contains(method), "--help lacks {method}:\n{stdout}");
+    }
+    assert!(!stdout.contains("docs/"), "--help names a repository path:\n{stdout}");
+    assert!(stdout.contains("protocol.md") && stdout.contains("process.md"));
 }
 
 #[test]

@@ -175,6 +175,14 @@ fn ids_are_echoed_verbatim_including_big_and_fractional_numbers() {
         "-98765432109876543210",
         "1.50",
         "\"007\"",
+        // Every number form the JSON grammar allows comes back byte-exact.
+        "1e400",
+        "1.0E+2",
+        "-0",
+        "2.50",
+        "1234567890123456789012345678901234567890",
+        "6.02e-23",
+        "0",
     ] {
         let req = format!(r#"{{"jsonrpc":"2.0","method":"gateway.ping","id":{id_text}}}"#);
         gw.send_raw(format!("{req}\n").as_bytes());
@@ -182,7 +190,7 @@ fn ids_are_echoed_verbatim_including_big_and_fractional_numbers() {
         let text = String::from_utf8(raw.clone()).unwrap();
         parse_frame(&raw);
         assert!(
-            text.contains(&format!(r#""id":{id_text}"#)),
+            text.ends_with(&format!(r#","id":{id_text}}}"#)),
             "id {id_text} not echoed verbatim: {text}"
         );
     }

@@ -7,8 +7,16 @@
 //! [`Framer::finish`] and never dispatched.
 //!
 //! Memory is bounded: the buffer never holds more than `max_frame` bytes plus
-//! the last chunk pushed, whatever the peer sends. An unbounded line framer on
-//! untrusted input is a memory-exhaustion risk.
+//! the last chunk pushed, whatever the peer sends, its capacity never grows
+//! past that, and a large line is handed out as the buffer itself instead of
+//! a copy. An unbounded line framer on untrusted input is a memory-exhaustion
+//! risk.
+
+/// A drained buffer keeps at most this much capacity for the next lines.
+const KEEP_CAPACITY: usize = 256 * 1024;
+/// Lines at least this long are handed out as the buffer itself rather than
+/// copied, when they are most of it.
+const HAND_OVER_MIN: usize = 64 * 1024;
 
 /// One unit of framed input.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,6 +63,19 @@ impl Framer {
             self.buf.drain(..self.start);
             self.start = 0;
         }
+        if self.buf.is_empty() && self.buf.capacity() > KEEP_CAPACITY {
+            // A large line (or a discarded one) is gone: give its memory back.
+            self.buf = Vec::with_capacity(KEEP_CAPACITY);
+        }
+        // Grow geometrically, but never past what the bound can need (a
+        // line at the limit plus this chunk), so a line at the limit costs
+        // the limit, not the next power of two.
+        let needed = self.buf.len() + bytes.len();
+        if needed > self.buf.capacity() {
+            let bound = needed.max(self.max_frame.saturating_add(bytes.len()).saturating_add(2));
+            let target = self.buf.capacity().saturating_mul(2).max(needed).min(bound);
+            self.buf.reserve_exact(target - self.buf.len());
+        }
         self.buf.extend_from_slice(bytes);
     }
 
@@ -93,7 +114,19 @@ impl Framer {
                     if line.iter().all(u8::is_ascii_whitespace) {
                         continue;
                     }
-                    return Some(Decoded::Frame(line.to_vec()));
+                    let len = line.len();
+                    let rest = self.buf.len() - self.start;
+                    if len < HAND_OVER_MIN || len < rest {
+                        return Some(Decoded::Frame(line.to_vec()));
+                    }
+                    // A large line: hand over the buffer itself and keep a
+                    // copy of the (smaller) rest, so the line is never held twice.
+                    let rest = self.buf[self.start..].to_vec();
+                    let mut frame = std::mem::replace(&mut self.buf, rest);
+                    frame.truncate(line_start + len);
+                    frame.drain(..line_start);
+                    self.start = 0;
+                    return Some(Decoded::Frame(frame));
                 }
                 // No newline yet, inside a discarded line: drop what arrived.
                 None if self.discarding => {
@@ -202,6 +235,42 @@ mod tests {
         framer.push(b"\n{}\n");
         assert_eq!(framer.next_frame(), Some(Decoded::Frame(b"{}".to_vec())));
         assert_eq!(reports, 1);
+    }
+
+    #[test]
+    fn a_line_at_the_limit_is_handed_over_not_copied_and_the_rest_kept() {
+        let max = 1 << 20;
+        let mut framer = Framer::new(max);
+        // The trailing CR counts toward the limit.
+        let mut line = vec![b'x'; max - 1];
+        line.extend_from_slice(b"\r\n{\"next\":1}\n{\"par");
+        for chunk in line.chunks(64 * 1024) {
+            framer.push(chunk);
+            assert!(
+                framer.buf.capacity() <= max + 64 * 1024 + 2,
+                "{}",
+                framer.buf.capacity()
+            );
+        }
+        let Some(Decoded::Frame(frame)) = framer.next_frame() else {
+            panic!("a frame")
+        };
+        assert_eq!(frame.len(), max - 1, "CR stripped");
+        assert!(frame.iter().all(|&b| b == b'x'));
+        assert_eq!(
+            framer.next_frame(),
+            Some(Decoded::Frame(b"{\"next\":1}".to_vec()))
+        );
+        assert_eq!(framer.next_frame(), None);
+        framer.push(b"tial\":2}\n");
+        assert_eq!(
+            framer.next_frame(),
+            Some(Decoded::Frame(b"{\"partial\":2}".to_vec()))
+        );
+        assert!(
+            framer.buf.capacity() < max,
+            "the big line's memory went with it"
+        );
     }
 
     #[test]

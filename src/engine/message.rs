@@ -511,8 +511,54 @@ impl<'de> Deserialize<'de> for Envelope<'de> {
     }
 }
 
-/// Parses a raw value that is known to be valid JSON.
-fn parse_value(raw: &RawValue) -> Result<Value, Reject> {
+/// Most JSON values (elements, members and their keys) that `params`,
+/// `result` or `error` may hold. A parsed value costs up to ~80 bytes
+/// whatever its text, so a 16 MiB frame of `[1,1,1,...]` would become a
+/// tree of over half a gigabyte; 100,000 values cost a few MiB at most,
+/// and no method needs more (a command line has at most a few thousand).
+pub const MAX_VALUES: usize = 100_000;
+
+/// An upper bound on the number of JSON values in valid JSON text: one,
+/// plus one per `,`, `:`, `[` and `{` outside strings.
+fn value_count(text: &str) -> usize {
+    let (mut count, mut in_string, mut escaped) = (1usize, false, false);
+    for &b in text.as_bytes() {
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+        } else {
+            match b {
+                b'"' => in_string = true,
+                b',' | b':' | b'[' | b'{' => count += 1,
+                _ => {}
+            }
+        }
+    }
+    count
+}
+
+/// Parses a raw value that is known to be valid JSON, refusing one that
+/// holds more than [`MAX_VALUES`] values (`field` names it in the error).
+fn parse_value(raw: &RawValue, id: &Id, field: &str) -> Result<Value, Reject> {
+    let count = value_count(raw.get());
+    if count > MAX_VALUES {
+        let message = format!(
+            "\"{field}\" holds about {count} JSON values; at most {MAX_VALUES} are parsed (send fewer, larger values)"
+        );
+        let error = if field == "params" {
+            RpcError::invalid_params(message)
+        } else {
+            RpcError::new(ErrorCode::InvalidRequest, message)
+        };
+        return Err(Reject {
+            id: id.clone(),
+            error: error.with_data(serde_json::json!({"limit": MAX_VALUES})),
+        });
+    }
     serde_json::from_str(raw.get()).map_err(|e| Reject::null(RpcError::parse(e)))
 }
 
@@ -557,7 +603,9 @@ pub fn classify_member(text: &str) -> Result<Message, Reject> {
         };
         let params = match envelope.params {
             None => None,
-            Some(raw) if raw.get().starts_with(['[', '{']) => Some(parse_value(raw)?),
+            Some(raw) if raw.get().starts_with(['[', '{']) => {
+                Some(parse_value(raw, &answer_id, "params")?)
+            }
             Some(_) => return Err(reject("\"params\" must be an array or an object")),
         };
         return Ok(match id {
@@ -571,14 +619,14 @@ pub fn classify_member(text: &str) -> Result<Message, Reject> {
         ));
     };
     match (envelope.result, envelope.error) {
-        (Some(result), None) => Ok(Message::Response {
-            id,
-            outcome: Ok(parse_value(result)?),
-        }),
-        (None, Some(error)) if error.get().starts_with('{') => Ok(Message::Response {
-            id,
-            outcome: Err(parse_value(error)?),
-        }),
+        (Some(result), None) => {
+            let outcome = Ok(parse_value(result, &id, "result")?);
+            Ok(Message::Response { id, outcome })
+        }
+        (None, Some(error)) if error.get().starts_with('{') => {
+            let outcome = Err(parse_value(error, &id, "error")?);
+            Ok(Message::Response { id, outcome })
+        }
         _ => Err(reject(
             "a response needs exactly one of \"result\" or an \"error\" object",
         )),
@@ -820,6 +868,22 @@ mod tests {
             let expected = format!("{{\"jsonrpc\":\"2.0\",\"result\":null,\"id\":{raw}}}\n");
             assert_eq!(String::from_utf8(out).unwrap(), expected);
         }
+    }
+
+    #[test]
+    fn params_with_too_many_values_are_refused_before_parsing() {
+        let many = vec!["1"; MAX_VALUES].join(",");
+        let frame = format!(r#"{{"jsonrpc":"2.0","method":"m","params":[{many}],"id":9}}"#);
+        let r = single(&frame).unwrap_err();
+        assert_eq!(
+            (r.id, r.error.code),
+            (Id::from(9), ErrorCode::InvalidParams)
+        );
+        let fits = vec!["1"; MAX_VALUES - 2].join(",");
+        let frame = format!(r#"{{"jsonrpc":"2.0","method":"m","params":[{fits}],"id":9}}"#);
+        assert!(single(&frame).is_ok());
+        // 7 values (object, key, array, 1, 2, key, object); the bound says 8.
+        assert_eq!(value_count(r#"{"a,b:[{":[1,2],"c":{}}"#), 8);
     }
 
     #[test]

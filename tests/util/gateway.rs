@@ -117,6 +117,16 @@ pub struct Builder {
     stderr: StderrMode,
     expect_ready: bool,
     shell: Option<String>,
+    pre_exec: Option<PreExec>,
+}
+
+/// Code run in the gateway's process between fork and exec.
+pub struct PreExec(Box<dyn FnMut() -> io::Result<()> + Send + Sync>);
+
+impl std::fmt::Debug for PreExec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PreExec")
+    }
 }
 
 impl Builder {
@@ -163,6 +173,17 @@ impl Builder {
         self
     }
 
+    /// Runs `f` in the gateway's process before exec (to start it with
+    /// signals ignored or blocked, as a careless parent would). `f` must make
+    /// async-signal-safe calls only.
+    pub fn pre_exec(
+        mut self,
+        f: impl FnMut() -> io::Result<()> + Send + Sync + 'static,
+    ) -> Builder {
+        self.pre_exec = Some(PreExec(Box::new(f)));
+        self
+    }
+
     /// Runs `sh -c SCRIPT tui-gateway ARGS...` instead of the gateway itself:
     /// in the script `"$0" "$@"` is the gateway command line. The pid the
     /// harness signals is then the one from the ready event.
@@ -185,6 +206,12 @@ impl Builder {
                 None => Command::new(BIN),
             };
             cmd.args(&self.args);
+            if let Some(PreExec(f)) = self.pre_exec {
+                // SAFETY: the caller promises async-signal-safe code.
+                unsafe {
+                    std::os::unix::process::CommandExt::pre_exec(&mut cmd, f);
+                }
+            }
             for var in [
                 "RUST_LOG",
                 "TUI_GATEWAY_SHUTDOWN_GRACE_S",
@@ -310,6 +337,7 @@ impl Gateway {
             stderr: StderrMode::Collect,
             expect_ready: true,
             shell: None,
+            pre_exec: None,
         }
     }
 

@@ -54,6 +54,10 @@ const SPAWN_KEYS: &[&str] = &[
     "tag",
 ];
 
+/// Largest `tag`, as compact JSON: a label, kept per process until its
+/// exit, so 64 processes cannot hold more than 256 KiB of tags.
+pub const MAX_TAG_BYTES: usize = 4096;
+
 /// `process.spawn {argv, cwd?, env?, clear_env?, stdin?, stderr?, encoding?, tag?}`
 pub fn spawn(params: Option<Value>) -> Result<Spawn, RpcError> {
     let mut p = object("process.spawn", params, SPAWN_KEYS)?;
@@ -124,6 +128,12 @@ pub fn spawn(params: Option<Value>) -> Result<Spawn, RpcError> {
     };
     let encoding = encoding(&mut p)?;
     let tag = p.remove("tag").unwrap_or(Value::Null);
+    let tag_bytes = serde_json::to_vec(&tag).map_or(0, |v| v.len());
+    if tag_bytes > MAX_TAG_BYTES {
+        return Err(bad(format!(
+            "tag is {tag_bytes} bytes of JSON; at most {MAX_TAG_BYTES} (it is kept for as long as the process is listed)"
+        )));
+    }
     Ok(Spawn {
         spec: SpawnSpec {
             argv,
