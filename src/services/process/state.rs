@@ -181,6 +181,13 @@ impl Proc {
                 pending: queue.bytes.len(),
             });
         }
+        // Grow geometrically but never past the limit, so the memory held is
+        // at most the limit, not the next power of two above it.
+        let needed = queue.bytes.len() + data.len();
+        if needed > queue.bytes.capacity() {
+            let target = (queue.bytes.capacity() * 2).max(needed).min(limit.max(needed));
+            queue.bytes.reserve_exact(target - queue.bytes.len());
+        }
         queue.bytes.extend(data.iter());
         self.flush_stdin(host);
         match &self.stdin {
@@ -332,6 +339,20 @@ mod tests {
         assert_eq!(host.written, b"hello123456");
         assert!(host.closed);
         assert_eq!(p.close_stdin(&mut host), 0, "idempotent");
+    }
+
+    #[test]
+    fn the_queue_never_holds_more_memory_than_its_limit() {
+        let mut host = Pipe::default();
+        let mut p = proc(StdinMode::Pipe, StderrMode::Pipe);
+        let limit = 100_000;
+        let mut accepted = 0;
+        while p.write(&mut host, b"x", limit).is_ok() {
+            accepted += 1;
+        }
+        assert_eq!(accepted, limit);
+        let Ok(queue) = &p.stdin else { panic!("open") };
+        assert!(queue.bytes.capacity() <= limit, "{}", queue.bytes.capacity());
     }
 
     #[test]
