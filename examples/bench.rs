@@ -1,19 +1,25 @@
-//! Benchmark: tui-gateway against the floor a stdio child can reach, `cat`,
-//! measured in the same run on the same machine.
+//! Benchmark: tui-gateway against two floors, measured in the same run on
+//! the same machine: `cat` (no per-line work at all) and a *floor gateway*,
+//! the least a stdio JSON-RPC child can do: this same binary run as
+//! `bench --floor CMD...`, with blocking I/O, answering each request line by
+//! copying its id into a canned response without a JSON parser, and relaying
+//! CMD's output in 64 KiB event frames that escape only what JSON requires.
 //!
 //! Run with `cargo run --release --example bench` (it builds and uses the
-//! release binary `target/release/tui-gateway`). Each scenario runs the
-//! gateway and the baseline back to back:
+//! release binary `target/release/tui-gateway`; set `TUI_GATEWAY_BENCH_BIN`
+//! to measure another build, such as an older one, against the same floors).
 //!
 //! * start-up: exec to the first line (`gateway.ready`), against exec of
 //!   `cat` to echoing one line;
-//! * round trip: one `gateway.ping` at a time, against one line echoed by `cat`;
+//! * round trip: one `gateway.ping` at a time, against the floor and `cat`;
 //! * pipelined: 100,000 pings written while responses are read, against the
-//!   same bytes through `cat`;
-//! * streaming: `process.spawn` of a command writing 256 MiB, relayed as
-//!   `process.output` events, against reading the same command's stdout directly;
-//! * memory: the gateway's peak RSS (`VmHWM`) over the pipelined and
-//!   streaming runs.
+//!   floor and `cat`;
+//! * streaming text: a command writing 256 MiB of text, relayed as
+//!   `process.output` events, against the floor and reading the command's
+//!   stdout directly;
+//! * streaming bytes: the same with 256 MiB of binary zeros as base64
+//!   events, against reading directly;
+//! * memory: the gateway's peak RSS (`VmHWM`) in each scenario.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Child, ChildStdin, Command, Stdio};
@@ -25,7 +31,13 @@ const PIPELINED: usize = 100_000;
 const STREAM_BYTES: u64 = 256 << 20;
 const PING: &str = r#"{"jsonrpc":"2.0","method":"gateway.ping","id":1}"#;
 
+/// The text the streaming scenario relays: plain ASCII lines.
+const TEXT_LINE: &str = "the quick brown fox jumps over the lazy dog 0123456789";
+
 fn gateway_path() -> String {
+    if let Ok(path) = std::env::var("TUI_GATEWAY_BENCH_BIN") {
+        return path;
+    }
     let exe = std::env::current_exe().expect("current exe");
     // target/release/examples/bench -> target/release/tui-gateway
     let dir = exe.parent().and_then(|p| p.parent()).expect("target dir");
@@ -35,6 +47,9 @@ fn gateway_path() -> String {
 /// `cargo run --example` builds the example, not the binary: build it too,
 /// with the same profile, so one command is enough.
 fn build_gateway() {
+    if std::env::var_os("TUI_GATEWAY_BENCH_BIN").is_some() {
+        return;
+    }
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.args(["build", "--quiet", "--bin", "tui-gateway"]);
@@ -79,6 +94,16 @@ impl Peer {
 
     fn cat() -> Peer {
         Peer::spawn("cat", &[])
+    }
+
+    /// The floor gateway, relaying `command` when asked to spawn.
+    fn floor(command: &[&str]) -> Peer {
+        let exe = std::env::current_exe().expect("current exe");
+        let mut args = vec!["--floor"];
+        args.extend_from_slice(command);
+        let mut peer = Peer::spawn(exe.to_str().expect("utf-8 path"), &args);
+        assert!(peer.read_line().contains("gateway.ready"));
+        peer
     }
 
     fn send(&mut self, line: &str) {
@@ -188,13 +213,27 @@ fn pipelined(peer: &mut Peer, line: &str, count: usize) -> Duration {
     elapsed
 }
 
-fn stream_through_gateway() -> (Duration, u64, u64) {
-    let mut peer = Peer::gateway();
+/// `sh -c` command writing 256 MiB of text lines.
+fn text_command() -> String {
+    format!("yes '{TEXT_LINE}' | head -c {STREAM_BYTES}")
+}
+
+/// Spawns `argv` through `peer` (the gateway or the floor) and reads every
+/// `process.output` until `process.exit`; returns the time and the payload
+/// bytes (decoded from base64 when `base64`).
+fn relay(peer: &mut Peer, argv: &[&str], base64: bool) -> (Duration, u64) {
+    let argv: Vec<String> = argv.iter().map(|a| format!("{a:?}")).collect();
+    let encoding = if base64 {
+        r#","encoding":"base64""#
+    } else {
+        ""
+    };
     let t = Instant::now();
     peer.send(&format!(
-        r#"{{"jsonrpc":"2.0","method":"process.spawn","params":{{"argv":["head","-c","{STREAM_BYTES}","/dev/zero"],"encoding":"base64"}},"id":1}}"#
+        r#"{{"jsonrpc":"2.0","method":"process.spawn","params":{{"argv":[{}]{encoding}}},"id":1}}"#,
+        argv.join(",")
     ));
-    let mut decoded = 0u64;
+    let mut payload = 0u64;
     loop {
         let line = peer.read_line();
         if line.contains(r#""type":"process.exit""#) {
@@ -202,28 +241,36 @@ fn stream_through_gateway() -> (Duration, u64, u64) {
         }
         if let Some(start) = line.find(r#""data":""#) {
             let rest = &line[start + 8..];
-            let len = rest.find('"').expect("end of data") as u64;
-            let padding = rest[..len as usize]
-                .bytes()
-                .rev()
-                .take_while(|&b| b == b'=')
-                .count() as u64;
-            decoded += len / 4 * 3 - padding;
+            let end = rest.find("\"}").expect("end of data");
+            let data = &rest[..end];
+            payload += if base64 {
+                let padding = data.bytes().rev().take_while(|&b| b == b'=').count();
+                (data.len() / 4 * 3 - padding) as u64
+            } else {
+                // Text lines: every `\n` in the payload is two bytes on the wire.
+                (data.len() - data.matches("\\n").count()) as u64
+            };
         }
     }
-    let elapsed = t.elapsed();
+    (t.elapsed(), payload)
+}
+
+fn stream_through_gateway() -> (Duration, u64, u64) {
+    let mut peer = Peer::gateway();
+    let bytes = STREAM_BYTES.to_string();
+    let (elapsed, decoded) = relay(&mut peer, &["head", "-c", &bytes, "/dev/zero"], true);
     let rss = peak_rss_kib(peer.pid());
     peer.finish();
     (elapsed, decoded, rss)
 }
 
-fn stream_direct() -> (Duration, u64) {
+fn stream_direct(argv: &[&str]) -> (Duration, u64) {
     let t = Instant::now();
-    let mut child = Command::new("head")
-        .args(["-c", &STREAM_BYTES.to_string(), "/dev/zero"])
+    let mut child = Command::new(argv[0])
+        .args(&argv[1..])
         .stdout(Stdio::piped())
         .spawn()
-        .expect("spawn head");
+        .expect("spawn the streaming command");
     let mut out = child.stdout.take().expect("stdout");
     let mut buf = vec![0u8; 1 << 16];
     let mut total = 0u64;
@@ -238,9 +285,107 @@ fn stream_direct() -> (Duration, u64) {
     (t.elapsed(), total)
 }
 
+/// The floor gateway: blocking I/O, no JSON parser. Answers every request
+/// line with a canned result carrying the line's id, copied as bytes; on
+/// `process.spawn` it runs `command` and relays its stdout in 64 KiB event
+/// frames, escaping only what a JSON string requires, then an exit event.
+fn floor_main(command: &[String]) {
+    let stdin = std::io::stdin();
+    let mut input = BufReader::with_capacity(1 << 16, stdin.lock());
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
+    out.write_all(b"{\"jsonrpc\":\"2.0\",\"method\":\"event\",\"params\":{\"type\":\"gateway.ready\",\"payload\":{}}}\n")
+        .expect("write");
+    out.flush().expect("flush");
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        if input.read_until(b'\n', &mut line).expect("read") == 0 {
+            return;
+        }
+        let id = find_id(&line);
+        let spawn = line.windows(15).any(|w| w == b"\"process.spawn\"");
+        out.write_all(b"{\"jsonrpc\":\"2.0\",\"result\":{\"ok\":true},\"id\":")
+            .expect("write");
+        out.write_all(id).expect("write");
+        out.write_all(b"}\n").expect("write");
+        if spawn {
+            relay_child(command, &mut out);
+        }
+        // Flush when no more input is buffered: batches writes when pipelined.
+        if input.buffer().is_empty() {
+            out.flush().expect("flush");
+        }
+    }
+}
+
+/// The bytes of the `"id":` value in a request line (up to `,` or `}`).
+fn find_id(line: &[u8]) -> &[u8] {
+    let key = b"\"id\":";
+    let Some(at) = line.windows(key.len()).position(|w| w == key) else {
+        return b"null";
+    };
+    let rest = &line[at + key.len()..];
+    let end = rest
+        .iter()
+        .position(|&b| b == b',' || b == b'}')
+        .unwrap_or(rest.len());
+    &rest[..end]
+}
+
+fn relay_child(command: &[String], out: &mut impl Write) {
+    let mut child = Command::new(&command[0])
+        .args(&command[1..])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn the floor's command");
+    let mut pipe = child.stdout.take().expect("stdout");
+    let mut buf = vec![0u8; 1 << 16];
+    let mut frame = Vec::with_capacity(1 << 17);
+    loop {
+        let n = pipe.read(&mut buf).expect("read");
+        if n == 0 {
+            break;
+        }
+        frame.clear();
+        frame.extend_from_slice(
+            b"{\"jsonrpc\":\"2.0\",\"method\":\"event\",\"params\":{\"type\":\"process.output\",\"payload\":{\"proc\":1,\"stream\":\"stdout\",\"data\":\"",
+        );
+        for &b in &buf[..n] {
+            match b {
+                b'"' => frame.extend_from_slice(b"\\\""),
+                b'\\' => frame.extend_from_slice(b"\\\\"),
+                b'\n' => frame.extend_from_slice(b"\\n"),
+                0..=0x1f => frame.extend_from_slice(format!("\\u{b:04x}").as_bytes()),
+                _ => frame.push(b),
+            }
+        }
+        frame.extend_from_slice(b"\"}}}\n");
+        out.write_all(&frame).expect("write");
+    }
+    let status = child.wait().expect("wait");
+    out.write_all(
+        format!(
+            "{{\"jsonrpc\":\"2.0\",\"method\":\"event\",\"params\":{{\"type\":\"process.exit\",\"payload\":{{\"proc\":1,\"code\":{},\"signal\":null}}}}}}\n",
+            status.code().unwrap_or(-1)
+        )
+        .as_bytes(),
+    )
+    .expect("write");
+    out.flush().expect("flush");
+}
+
+fn ratio(gateway: f64, floor: f64) -> String {
+    format!("{:.2} x the floor", gateway / floor)
+}
+
 fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("--floor") {
+        return floor_main(&args[1..]);
+    }
     build_gateway();
-    println!("tui-gateway benchmark: gateway vs `cat` baseline, same run\n");
+    println!("tui-gateway benchmark: {}", gateway_path());
+    println!("against the floor gateway and `cat`, in the same run\n");
 
     let g = start_up(true);
     let c = start_up(false);
@@ -248,45 +393,73 @@ fn main() {
     print_percentiles("gateway", &g);
     print_percentiles("cat", &c);
 
+    let text = text_command();
+    let text_argv = ["sh", "-c", text.as_str()];
     let mut gw = Peer::gateway();
+    let mut floor = Peer::floor(&text_argv);
     let mut cat = Peer::cat();
     let g = round_trips(&mut gw, PING);
+    let f = round_trips(&mut floor, PING);
     let c = round_trips(&mut cat, PING);
     println!("\nround trip, one request at a time ({ROUND_TRIPS} requests)");
     print_percentiles("gateway", &g);
+    print_percentiles("floor", &f);
     print_percentiles("cat", &c);
+    let p50 = |v: &[Duration]| micros(percentile(v, 0.5));
+    println!("  gateway p50 = {}", ratio(p50(&g), p50(&f)));
 
     let g = pipelined(&mut gw, PING, PIPELINED);
+    let f = pipelined(&mut floor, PING, PIPELINED);
     let c = pipelined(&mut cat, PING, PIPELINED);
     let rss = peak_rss_kib(gw.pid());
+    let rate = |d: Duration| PIPELINED as f64 / d.as_secs_f64();
     println!("\npipelined, {PIPELINED} pings in flight");
-    println!(
-        "  gateway  {:10.0} requests/s",
-        PIPELINED as f64 / g.as_secs_f64()
-    );
-    println!(
-        "  cat      {:10.0} lines/s",
-        PIPELINED as f64 / c.as_secs_f64()
-    );
+    println!("  gateway  {:10.0} requests/s", rate(g));
+    println!("  floor    {:10.0} requests/s", rate(f));
+    println!("  cat      {:10.0} lines/s", rate(c));
+    println!("  gateway = {}", ratio(rate(g), rate(f)));
     println!("  gateway peak RSS {:.1} MiB", rss as f64 / 1024.0);
     gw.finish();
     cat.finish();
 
-    let (g, bytes, rss) = stream_through_gateway();
-    let (c, direct) = stream_direct();
-    assert_eq!(bytes, STREAM_BYTES, "every byte relayed");
+    let mut gw = Peer::gateway();
+    let (g, g_bytes) = relay(&mut gw, &text_argv, false);
+    let rss = peak_rss_kib(gw.pid());
+    gw.finish();
+    let (f, f_bytes) = relay(&mut floor, &text_argv, false);
+    floor.finish();
+    let (d, direct) = stream_direct(&text_argv);
+    assert_eq!(g_bytes, STREAM_BYTES, "every byte relayed by the gateway");
+    assert_eq!(f_bytes, STREAM_BYTES, "every byte relayed by the floor");
     assert_eq!(direct, STREAM_BYTES);
+    let mibs = |bytes: u64, t: Duration| (bytes >> 20) as f64 / t.as_secs_f64();
     println!(
-        "\nstreaming {} MiB of child output (base64 process.output events)",
+        "\nstreaming {} MiB of child text (process.output events)",
         STREAM_BYTES >> 20
     );
+    println!("  gateway  {:8.0} MiB/s", mibs(g_bytes, g));
+    println!("  floor    {:8.0} MiB/s", mibs(f_bytes, f));
     println!(
-        "  gateway  {:8.0} MiB/s of payload",
-        (bytes >> 20) as f64 / g.as_secs_f64()
+        "  direct   {:8.0} MiB/s (reading the command's pipe, no gateway)",
+        mibs(direct, d)
     );
+    println!("  gateway = {}", ratio(mibs(g_bytes, g), mibs(f_bytes, f)));
+    println!("  gateway peak RSS {:.1} MiB", rss as f64 / 1024.0);
+
+    let bytes = STREAM_BYTES.to_string();
+    let zeros = ["head", "-c", bytes.as_str(), "/dev/zero"];
+    let (g, g_bytes, rss) = stream_through_gateway();
+    let (d, direct) = stream_direct(&zeros);
+    assert_eq!(g_bytes, STREAM_BYTES, "every byte relayed");
+    assert_eq!(direct, STREAM_BYTES);
+    println!(
+        "\nstreaming {} MiB of child bytes (base64 process.output events)",
+        STREAM_BYTES >> 20
+    );
+    println!("  gateway  {:8.0} MiB/s of payload", mibs(g_bytes, g));
     println!(
         "  direct   {:8.0} MiB/s (reading the child's pipe, no gateway)",
-        (direct >> 20) as f64 / c.as_secs_f64()
+        mibs(direct, d)
     );
     println!("  gateway peak RSS {:.1} MiB", rss as f64 / 1024.0);
 }

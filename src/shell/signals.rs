@@ -112,27 +112,33 @@ pub fn action(signal: i32) -> Action {
 
 /// Registers the handlers, unblocks the handled signals (a parent may have
 /// left some blocked, which would make them silently pending forever) and
-/// ignores SIGPIPE.
+/// ignores SIGPIPE. The table's signals must register; a real-time signal
+/// that cannot (a debugger or valgrind may reserve some) is skipped, since
+/// the gateway has no use for it.
 pub fn install() -> io::Result<Signals> {
-    let signals: Vec<i32> = TABLE
-        .iter()
-        .map(|(s, ..)| *s)
-        .chain(REALTIME.filter(|s| (libc::SIGRTMIN()..=libc::SIGRTMAX()).contains(s)))
+    let realtime: Vec<i32> = REALTIME
+        .filter(|s| (libc::SIGRTMIN()..=libc::SIGRTMAX()).contains(s))
         .collect();
     // SAFETY: sigemptyset/sigaddset only write the local set; sigprocmask
     // changes this thread's mask (the gateway has one thread), and setting
     // SIGPIPE's disposition to SIG_IGN affects only this process (children
-    // get every disposition reset before exec, see `child.rs`).
+    // get every disposition reset before exec, see `sys.rs`).
     unsafe {
         let mut set: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut set);
-        for &s in &signals {
+        for &s in TABLE.iter().map(|(s, ..)| s).chain(&realtime) {
             libc::sigaddset(&mut set, s);
         }
         libc::sigprocmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
         libc::signal(libc::SIGPIPE, libc::SIG_IGN);
     }
-    Signals::new(signals)
+    let signals = Signals::new(TABLE.iter().map(|(s, ..)| *s))?;
+    for signal in realtime {
+        if let Err(e) = signals.add_signal(signal) {
+            log::debug!("{} not handled: {e}", name(signal));
+        }
+    }
+    Ok(signals)
 }
 
 /// The name of a signal the loop handles, for logs, stats and the crash log.

@@ -185,7 +185,9 @@ impl Proc {
         // at most the limit, not the next power of two above it.
         let needed = queue.bytes.len() + data.len();
         if needed > queue.bytes.capacity() {
-            let target = (queue.bytes.capacity() * 2).max(needed).min(limit.max(needed));
+            let target = (queue.bytes.capacity() * 2)
+                .max(needed)
+                .min(limit.max(needed));
             queue.bytes.reserve_exact(target - queue.bytes.len());
         }
         queue.bytes.extend(data.iter());
@@ -352,7 +354,11 @@ mod tests {
         }
         assert_eq!(accepted, limit);
         let Ok(queue) = &p.stdin else { panic!("open") };
-        assert!(queue.bytes.capacity() <= limit, "{}", queue.bytes.capacity());
+        assert!(
+            queue.bytes.capacity() <= limit,
+            "{}",
+            queue.bytes.capacity()
+        );
     }
 
     #[test]
