@@ -516,7 +516,10 @@ fn help_exits_0_and_lists_every_flag_env_var_and_exit_code() {
         let method = method.as_str().unwrap();
         assert!(stdout.contains(method), "--help lacks {method}:\n{stdout}");
     }
-    assert!(!stdout.contains("docs/"), "--help names a repository path:\n{stdout}");
+    assert!(
+        !stdout.contains("docs/"),
+        "--help names a repository path:\n{stdout}"
+    );
     assert!(stdout.contains("protocol.md") && stdout.contains("process.md"));
 }
 

@@ -20,7 +20,7 @@ use super::fd::{
 };
 use super::procfs::{code_of, is_gateway_process, poll_until, process_gone};
 use super::rpc::{event_type, is_event, is_response, line, lines, parse_frame, rpc, rpc_with};
-use super::{BIN, LONG, PATIENCE};
+use super::{BIN, GATEWAY_ENV_VARS, LONG, PATIENCE};
 
 // ---------------------------------------------------------------------------
 // stderr collector
@@ -212,12 +212,7 @@ impl Builder {
                     std::os::unix::process::CommandExt::pre_exec(&mut cmd, f);
                 }
             }
-            for var in [
-                "RUST_LOG",
-                "TUI_GATEWAY_SHUTDOWN_GRACE_S",
-                "HERMES_TUI_GATEWAY_SHUTDOWN_GRACE_S",
-                "TUI_GATEWAY_CRASH_LOG",
-            ] {
+            for var in GATEWAY_ENV_VARS {
                 cmd.env_remove(var);
             }
             for (k, v) in &self.env {

@@ -39,6 +39,15 @@ use std::time::Duration;
 /// The binary under test.
 pub const BIN: &str = env!("CARGO_BIN_EXE_tui-gateway");
 
+/// Variables the gateway reads, removed from every spawned gateway's
+/// environment so the caller's environment never leaks into a test.
+pub const GATEWAY_ENV_VARS: &[&str] = &[
+    "RUST_LOG",
+    "TUI_GATEWAY_SHUTDOWN_GRACE_S",
+    "HERMES_TUI_GATEWAY_SHUTDOWN_GRACE_S",
+    "TUI_GATEWAY_CRASH_LOG",
+];
+
 /// How long anything that should be quick may take on a loaded machine.
 pub const PATIENCE: Duration = Duration::from_secs(10);
 

@@ -11,7 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use super::{set_nonblocking, BIN};
+use super::{set_nonblocking, BIN, GATEWAY_ENV_VARS};
 
 /// What the sink wants after a chunk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,12 +85,7 @@ impl Run {
             .stdin(stdin.unwrap_or_else(Stdio::piped))
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        for var in [
-            "RUST_LOG",
-            "TUI_GATEWAY_SHUTDOWN_GRACE_S",
-            "HERMES_TUI_GATEWAY_SHUTDOWN_GRACE_S",
-            "TUI_GATEWAY_CRASH_LOG",
-        ] {
+        for var in GATEWAY_ENV_VARS {
             cmd.env_remove(var);
         }
         adjust(&mut cmd);
