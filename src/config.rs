@@ -425,7 +425,8 @@ impl Config {
              limits, signals) and process.md (process.*).\n\n\
              Methods:\n  \
              gateway.ping, gateway.info, gateway.stats, gateway.shutdown, client.capabilities\n  \
-             process.spawn, process.write, process.close_stdin, process.signal, process.list\n\
+             process.spawn, process.write, process.close_stdin, process.signal, process.list,\n  \
+             process.resize\n\
              Events (method \"event\", params {type, payload}):\n  \
              gateway.ready (always the first line), process.output, process.exit\n\n\
              Flags (sizes take a plain byte count or a KiB/MiB/GiB suffix):\n",

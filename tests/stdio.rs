@@ -24,11 +24,16 @@ fn is_slow_reader_reason(reason: &str) -> bool {
 #[test]
 fn reader_pause_does_not_stop_stdin_and_stats_answer_after_resume() {
     const HARD: u64 = 32 << 20;
+    // Limits roomy enough for every answer (about 4.5 MB): while answers fit
+    // below the high-water mark, a client that does not read still gets
+    // them all; past it, dispatch pauses (tested below with small limits).
     let mut gw = Gateway::spawn(&[
         "--stall-timeout",
         "60",
-        "--outbound-soft-limit",
+        "--outbound-high-water",
         "16MiB",
+        "--outbound-soft-limit",
+        "24MiB",
         "--outbound-soft-seconds",
         "60",
         "--outbound-hard-limit",

@@ -78,17 +78,23 @@ impl Engine {
     ) -> Reply {
         match method {
             "gateway.ping" => Ok(json!({"ok": true})),
-            "gateway.info" => Ok(json!({
-                "version": VERSION,
-                "pid": std::process::id(),
-                "protocol": PROTOCOL_VERSION,
-                "uptime_s": now.duration_since(self.started).as_secs_f64(),
-                "methods": self.methods(),
-                "services": self.services.iter().map(|s| s.name()).collect::<Vec<_>>(),
-                "config": self.config.settings,
-                "client": self.client_capabilities,
-                "limits": self.limits_value(),
-            })),
+            "gateway.info" => {
+                let mut info = json!({
+                    "version": VERSION,
+                    "pid": std::process::id(),
+                    "protocol": PROTOCOL_VERSION,
+                    "uptime_s": now.duration_since(self.started).as_secs_f64(),
+                    "methods": self.methods(),
+                    "services": self.services.iter().map(|s| s.name()).collect::<Vec<_>>(),
+                    "config": self.config.settings,
+                    "client": self.client_capabilities,
+                    "limits": self.limits_value(),
+                });
+                if let Value::Object(map) = &mut info {
+                    map.extend(host.info());
+                }
+                Ok(info)
+            }
             "gateway.stats" => Ok(self.stats_value(host)),
             "gateway.shutdown" => {
                 // The answer is queued before the drain starts, so it is

@@ -13,13 +13,16 @@ use std::path::PathBuf;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ChildKey(pub usize);
 
-/// Which output pipe of a child.
+/// Which output of a child.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum OutputStream {
-    /// The child's stdout (and its stderr, when merged).
+    /// The child's stdout pipe (and its stderr, when merged).
     Stdout,
-    /// The child's stderr.
+    /// The child's stderr pipe.
     Stderr,
+    /// The master side of the child's pseudo-terminal (stdout and stderr
+    /// both, as a terminal shows them).
+    Pty,
 }
 
 impl OutputStream {
@@ -28,8 +31,28 @@ impl OutputStream {
         match self {
             OutputStream::Stdout => "stdout",
             OutputStream::Stderr => "stderr",
+            OutputStream::Pty => "pty",
         }
     }
+}
+
+/// A terminal's size in character cells.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PtySize {
+    /// Rows, 1 to 10,000.
+    pub rows: u16,
+    /// Columns, 1 to 10,000.
+    pub cols: u16,
+}
+
+/// Which processes a signal reaches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignalScope {
+    /// The child's process group (its own, made at spawn).
+    Group,
+    /// The child and every descendant of it, whatever group or session
+    /// they moved to.
+    Tree,
 }
 
 /// Where a child's stdin comes from.
@@ -67,6 +90,9 @@ pub struct SpawnSpec {
     pub stdin: StdinMode,
     /// The child's stderr.
     pub stderr: StderrMode,
+    /// A pseudo-terminal of this size as the child's stdin, stdout, stderr
+    /// and controlling terminal (`stdin` and `stderr` are then ignored).
+    pub pty: Option<PtySize>,
 }
 
 /// A child the host started.
@@ -111,13 +137,24 @@ pub trait Host {
     fn write_stdin(&mut self, key: ChildKey, data: &[u8]) -> io::Result<usize>;
     /// Closes the child's stdin (idempotent).
     fn close_stdin(&mut self, key: ChildKey);
-    /// Sends `signal` to the child's whole process group.
-    fn signal_group(&mut self, key: ChildKey, signal: i32) -> io::Result<()>;
+    /// Sends `signal` to the child's process group, or its whole tree. Never
+    /// reaches a process that is not provably the gateway's.
+    fn signal(&mut self, key: ChildKey, signal: i32, scope: SignalScope) -> io::Result<()>;
+    /// Sends `signal` to every descendant of the gateway, tracked children
+    /// and adopted orphans alike, in any group or session.
+    fn signal_descendants(&mut self, signal: i32);
+    /// Sets the window size of the child's terminal; `Unsupported` for a
+    /// child without one.
+    fn resize(&mut self, key: ChildKey, size: PtySize) -> io::Result<()>;
     /// The service is done with this child (it exited and its pipes are
     /// drained): the host may forget it.
     fn release(&mut self, key: ChildKey);
     /// Host-side counters for `gateway.stats` (stderr drops, children alive).
     fn stats(&self) -> serde_json::Map<String, serde_json::Value> {
+        serde_json::Map::new()
+    }
+    /// Host-side facts for `gateway.info` (how the process tree is held).
+    fn info(&self) -> serde_json::Map<String, serde_json::Value> {
         serde_json::Map::new()
     }
 }
@@ -137,7 +174,11 @@ impl Host for NoHost {
         Err(io::ErrorKind::NotFound.into())
     }
     fn close_stdin(&mut self, _key: ChildKey) {}
-    fn signal_group(&mut self, _key: ChildKey, _signal: i32) -> io::Result<()> {
+    fn signal(&mut self, _key: ChildKey, _signal: i32, _scope: SignalScope) -> io::Result<()> {
+        Err(io::ErrorKind::NotFound.into())
+    }
+    fn signal_descendants(&mut self, _signal: i32) {}
+    fn resize(&mut self, _key: ChildKey, _size: PtySize) -> io::Result<()> {
         Err(io::ErrorKind::NotFound.into())
     }
     fn release(&mut self, _key: ChildKey) {}

@@ -1,43 +1,72 @@
-//! Child processes: spawned into their own process group with non-blocking
-//! pipes, read under backpressure, reaped on SIGCHLD, killed by group.
+//! Child processes: spawned on non-blocking pipes or a pseudo-terminal, read
+//! under backpressure, reaped by one `waitpid(-1)` loop, and signalled only
+//! when they are provably the gateway's.
 //!
 //! [`Children`] is the shell's [`Host`]: services ask it to spawn, write,
-//! signal and release; the loop asks it to read ready pipes and reap.
-//! Every pipe is registered with the loop's `Poll` under a token derived from
-//! the child's slab key, so readiness comes back to the right child.
+//! signal, resize and release; the loop asks it to read ready outputs and
+//! reap. Every output registers with the loop's `Poll` under a token derived
+//! from the child's slab key and a slot; a PTY master is one fd registered
+//! for reading and writing, and readiness comes back whole.
+//!
+//! The gateway is a child subreaper (`sys::reaper`): whatever a child starts
+//! and abandons is re-parented to the gateway, reaped here (counted as an
+//! adopted orphan, never mistaken for a tracked child) and, at exit, found
+//! by walking the gateway's descendants (`sys::tree`) and killed, whatever
+//! group or session it moved to. A tracked child's group is signalled by its
+//! id only while the leader is unreaped (so the id cannot have been reused);
+//! afterwards the group's members are found among the gateway's descendants.
 
+use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, Read, Write};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::sync::Mutex;
 
+use mio::event::Event;
 use mio::unix::SourceFd;
 use mio::{Interest, Registry, Token};
 use serde_json::{json, Map, Value};
 use slab::Slab;
 
+use super::sys::{child_setup, pidfd, pty, reaper, tree};
 use crate::engine::host::{
-    ChildEvent, ChildKey, ExitStatus, Host, OutputStream, SpawnSpec, Spawned, StderrMode, StdinMode,
+    ChildEvent, ChildKey, ExitStatus, Host, OutputStream, PtySize, SignalScope, SpawnSpec, Spawned,
+    StderrMode, StdinMode,
 };
 
-/// Reads per pipe per loop tick, so one chatty child cannot starve the rest.
+/// Reads per output per loop tick, so one chatty child cannot starve the rest.
 const READS_PER_TICK: usize = 4;
-/// Token slots per child: stdout, stderr, stdin.
+/// Token slots per child: stdout (or the PTY master), stderr, stdin.
 const SLOTS: usize = 3;
 
-/// Process groups alive right now, for the panic hook's last-resort kill.
+/// Process groups alive right now, for the panic and out-of-memory paths.
 static LIVE_GROUPS: Mutex<Vec<i32>> = Mutex::new(Vec::new());
 
-/// Sends SIGKILL to every process group the gateway started and has not
-/// released. Called from the panic hook; never blocks.
+/// Sends SIGKILL to every process group the gateway started whose leader is
+/// not reaped yet. Called from the panic hook and the out-of-memory path;
+/// never blocks, never allocates.
 pub fn kill_all_groups_now() {
     if let Ok(groups) = LIVE_GROUPS.try_lock() {
         for &pgid in groups.iter() {
             // SAFETY: kill has no memory effects.
             unsafe { libc::kill(-pgid, libc::SIGKILL) };
         }
+    }
+}
+
+/// Sends SIGKILL to every descendant of the gateway (the panic path, where
+/// allocating is still allowed).
+pub fn kill_all_descendants_now() {
+    kill_descendants(libc::SIGKILL);
+}
+
+fn kill_descendants(signal: i32) {
+    for pid in tree::descendants(std::process::id() as libc::pid_t) {
+        // SAFETY: kill has no memory effects; the pid was found below the
+        // gateway in this walk.
+        unsafe { libc::kill(pid, signal) };
     }
 }
 
@@ -50,14 +79,14 @@ fn track_group(pgid: i32, alive: bool) {
     }
 }
 
-/// One output pipe of one child.
+/// One output of one child.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PipeRef {
     key: usize,
     slot: usize,
 }
 
-/// This tick's reads: rounds over the pipes that were ready at its start.
+/// This tick's reads: rounds over the outputs that were ready at its start.
 #[derive(Debug)]
 pub struct ReadRounds {
     pipes: Vec<PipeRef>,
@@ -67,7 +96,7 @@ pub struct ReadRounds {
 }
 
 impl ReadRounds {
-    /// The next pipe to read once, or `None` when every pipe has had its
+    /// The next output to read once, or `None` when every output has had its
     /// reads for this tick or is drained.
     pub fn next_pipe(&mut self, children: &Children) -> Option<PipeRef> {
         while self.round < READS_PER_TICK {
@@ -91,19 +120,38 @@ impl ReadRounds {
 }
 
 #[derive(Debug)]
-struct OutPipe {
+struct Output {
     file: File,
     stream: OutputStream,
     /// Readiness seen and not yet drained to `WouldBlock`.
     ready: bool,
 }
 
+/// Where the child's stdin goes.
+#[derive(Debug)]
+enum Stdin {
+    /// Closed, `/dev/null`, or never had one.
+    None,
+    /// A pipe.
+    Pipe(File),
+    /// The PTY master (output slot 0), until its end of output.
+    Pty,
+}
+
 #[derive(Debug)]
 struct Child {
-    process: std::process::Child,
     pid: i32,
-    outputs: [Option<OutPipe>; 2],
-    stdin: Option<File>,
+    /// Names this process for as long as it is held; `None` on kernels
+    /// without pidfds (then `kill`, safe until the pid is reaped).
+    pidfd: Option<OwnedFd>,
+    /// `[stdout or PTY master, stderr]`.
+    outputs: [Option<Output>; 2],
+    stdin: Stdin,
+    pty: Option<PtySize>,
+    /// A PTY master whose output ended, kept open until the child is
+    /// released: closing a master hangs the terminal up, and the kernel would
+    /// SIGHUP a session leader that closed its fds and has not exited yet.
+    ended_master: Option<File>,
     reaped: bool,
 }
 
@@ -113,22 +161,42 @@ pub struct Children {
     registry: Registry,
     first_token: usize,
     slab: Slab<Child>,
+    /// Every pid not reaped yet that the gateway spawned: its slab key, or
+    /// `None` once the service released it early.
+    by_pid: HashMap<i32, Option<usize>>,
     /// Where the next tick's reads start, so no child is always first.
     rotation: usize,
+    /// The gateway adopts orphans (`PR_SET_CHILD_SUBREAPER` worked).
+    subreaper: bool,
+    /// `/proc` lists children, so descendants can be walked cheaply.
+    walkable: bool,
     spawned_total: u64,
     reaped_total: u64,
+    orphans_reaped: u64,
 }
 
 impl Children {
-    /// Children whose pipes register with `registry` under tokens from `first_token` up.
+    /// Children whose outputs register with `registry` under tokens from
+    /// `first_token` up. Makes the gateway a child subreaper.
     pub fn new(registry: Registry, first_token: usize) -> Children {
+        let subreaper = match reaper::become_subreaper() {
+            Ok(()) => true,
+            Err(e) => {
+                log::warn!("cannot become a child subreaper ({e}): orphans escape to init");
+                false
+            }
+        };
         Children {
             registry,
             first_token,
             slab: Slab::new(),
+            by_pid: HashMap::new(),
             rotation: 0,
+            subreaper,
+            walkable: tree::children_files_exist(),
             spawned_total: 0,
             reaped_total: 0,
+            orphans_reaped: 0,
         }
     }
 
@@ -138,22 +206,32 @@ impl Children {
 
     /// Records readiness for a token this set owns. Returns false if the
     /// token is not a child's.
-    pub fn on_readiness(&mut self, token: Token, events: &mut Vec<(ChildKey, ChildEvent)>) -> bool {
-        let Some(index) = token.0.checked_sub(self.first_token) else {
+    pub fn on_readiness(
+        &mut self,
+        event: &Event,
+        events: &mut Vec<(ChildKey, ChildEvent)>,
+    ) -> bool {
+        let Some(index) = event.token().0.checked_sub(self.first_token) else {
             return false;
         };
         let (key, slot) = (index / SLOTS, index % SLOTS);
         let Some(child) = self.slab.get_mut(key) else {
             return true;
         };
+        let readable = event.is_readable() || event.is_read_closed() || event.is_error();
+        let writable = event.is_writable() || event.is_write_closed();
         match slot {
             0 | 1 => {
-                if let Some(pipe) = child.outputs[slot].as_mut() {
-                    pipe.ready = true;
+                if let Some(output) = child.outputs[slot].as_mut() {
+                    output.ready |= readable;
+                }
+                // A PTY master is also the child's stdin.
+                if slot == 0 && writable && matches!(child.stdin, Stdin::Pty) {
+                    events.push((ChildKey(key), ChildEvent::StdinWritable));
                 }
             }
             _ => {
-                if child.stdin.is_some() {
+                if matches!(child.stdin, Stdin::Pipe(_)) {
                     events.push((ChildKey(key), ChildEvent::StdinWritable));
                 }
             }
@@ -161,16 +239,16 @@ impl Children {
         true
     }
 
-    /// True if some pipe has unread readiness (the loop must not sleep).
+    /// True if some output has unread readiness (the loop must not sleep).
     pub fn has_ready_output(&self) -> bool {
         self.slab
             .iter()
             .any(|(_, c)| c.outputs.iter().flatten().any(|p| p.ready))
     }
 
-    /// The ready pipes for this tick's reads, in a rotating order so no
-    /// child is always first. Each pipe gets up to [`READS_PER_TICK`] reads,
-    /// one per round, so one chatty child cannot starve the rest.
+    /// The ready outputs for this tick's reads, in a rotating order so no
+    /// child is always first. Each output gets up to [`READS_PER_TICK`]
+    /// reads, one per round, so one chatty child cannot starve the rest.
     pub fn read_rounds(&mut self) -> ReadRounds {
         let mut pipes: Vec<PipeRef> = self
             .slab
@@ -201,8 +279,10 @@ impl Children {
             .is_some_and(|p| p.ready)
     }
 
-    /// One read of at most `buf.len()` bytes from a ready pipe, appending an
-    /// output or EOF event. `WouldBlock` clears the pipe's readiness.
+    /// One read of at most `buf.len()` bytes from a ready output, appending
+    /// an output or end-of-output event. `WouldBlock` clears the readiness;
+    /// `EIO` from a PTY master is the normal end of its output (the last
+    /// process holding the terminal closed it).
     pub fn read_pipe(
         &mut self,
         pipe: PipeRef,
@@ -219,10 +299,8 @@ impl Children {
         let eof = match out.file.read(buf) {
             Ok(0) => true,
             Ok(n) => {
-                events.push((
-                    ChildKey(pipe.key),
-                    ChildEvent::Output(stream, buf[..n].to_vec()),
-                ));
+                let bytes = buf[..n].to_vec();
+                events.push((ChildKey(pipe.key), ChildEvent::Output(stream, bytes)));
                 false
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
@@ -230,6 +308,7 @@ impl Children {
                 false
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => false,
+            Err(e) if stream == OutputStream::Pty && e.raw_os_error() == Some(libc::EIO) => true,
             Err(e) => {
                 log::warn!("reading child {} {}: {e}", child.pid, stream.as_str());
                 true
@@ -240,52 +319,79 @@ impl Children {
                 let _ = self
                     .registry
                     .deregister(&mut SourceFd(&out.file.as_raw_fd()));
+                if out.stream == OutputStream::Pty {
+                    child.ended_master = Some(out.file);
+                }
+            }
+            if matches!(child.stdin, Stdin::Pty) {
+                child.stdin = Stdin::None;
             }
             events.push((ChildKey(pipe.key), ChildEvent::Eof(stream)));
         }
     }
 
-    /// Reaps every child that has exited (several exits can share one SIGCHLD).
+    /// Reaps every process that has exited (several exits can share one
+    /// SIGCHLD): tracked children become exit events, adopted orphans are
+    /// only counted.
     pub fn reap(&mut self, events: &mut Vec<(ChildKey, ChildEvent)>) {
-        for (key, child) in self.slab.iter_mut() {
-            if child.reaped {
-                continue;
-            }
-            match child.process.try_wait() {
-                Ok(Some(status)) => {
-                    child.reaped = true;
+        loop {
+            let (pid, status) = match reaper::reap_one() {
+                Ok(Some(reaped)) => reaped,
+                Ok(None) => return,
+                Err(e) => {
+                    log::warn!("waitpid failed: {e}");
+                    return;
+                }
+            };
+            let status = match status {
+                reaper::Status::Code(c) => ExitStatus::Code(c),
+                reaper::Status::Signal(s) => ExitStatus::Signal(s),
+            };
+            match self.by_pid.remove(&pid) {
+                Some(Some(key)) => {
+                    if let Some(child) = self.slab.get_mut(key) {
+                        child.reaped = true;
+                        child.pidfd = None;
+                    }
                     self.reaped_total += 1;
-                    let status = match (status.code(), status.signal()) {
-                        (Some(code), _) => ExitStatus::Code(code),
-                        (None, Some(sig)) => ExitStatus::Signal(sig),
-                        (None, None) => ExitStatus::Code(-1),
-                    };
+                    track_group(pid, false);
                     events.push((ChildKey(key), ChildEvent::Exited(status)));
                 }
-                Ok(None) => {}
-                Err(e) => log::warn!("waitpid({}) failed: {e}", child.pid),
+                // Released early by its service: nobody waits for it.
+                Some(None) => {
+                    self.reaped_total += 1;
+                    track_group(pid, false);
+                }
+                None => {
+                    self.orphans_reaped += 1;
+                    log::debug!("reaped adopted orphan {pid} ({status:?})");
+                }
             }
         }
     }
 
-    /// Number of children not yet reaped.
+    /// Children not reaped yet.
     pub fn alive(&self) -> usize {
-        self.slab.iter().filter(|(_, c)| !c.reaped).count()
+        self.by_pid.len()
     }
 
-    /// Last resort at exit: SIGKILL every group still known and reap what
-    /// already died, without waiting.
+    /// Last resort at exit: SIGKILL every descendant, tracked or adopted, in
+    /// any group or session, and every group whose leader is unreaped.
     pub fn kill_all(&mut self) {
-        for (_, child) in self.slab.iter_mut() {
-            // SAFETY: kill has no memory effects. The group may outlive its
-            // leader (background grandchildren), so it is killed even after
-            // the leader was reaped.
-            unsafe { libc::kill(-child.pid, libc::SIGKILL) };
-            if !child.reaped {
-                child.reaped = matches!(child.process.try_wait(), Ok(Some(_)));
-            }
-            track_group(child.pid, false);
+        self.signal_descendants(libc::SIGKILL);
+        let mut ignored = Vec::new();
+        self.reap(&mut ignored);
+        for &pid in self.by_pid.keys() {
+            track_group(pid, false);
         }
+    }
+
+    /// Members of process group `pgid` among the gateway's descendants.
+    fn group_members(&self, pgid: i32) -> Vec<i32> {
+        tree::descendants(std::process::id() as libc::pid_t)
+            .into_iter()
+            .filter(|&pid| tree::pgid_of(pid) == Some(pgid))
+            .collect()
     }
 
     fn spawn_child(&mut self, spec: &SpawnSpec) -> io::Result<Spawned> {
@@ -293,18 +399,15 @@ impl Children {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, "empty argv"));
         };
         let mut cmd = Command::new(program);
-        cmd.args(args).process_group(0);
-        let gateway = std::process::id() as libc::pid_t;
-        // SAFETY: `prepare_child` makes async-signal-safe syscalls only and
-        // allocates nothing, as code between fork and exec must.
-        unsafe {
-            cmd.pre_exec(move || super::sys::prepare_child(gateway));
-        }
+        cmd.args(args);
         if let Some(cwd) = &spec.cwd {
             cmd.current_dir(cwd);
         }
         if spec.clear_env {
             cmd.env_clear();
+        }
+        if spec.pty.is_some() {
+            cmd.env("TERM", "xterm-256color");
         }
         for (name, value) in &spec.env {
             match value {
@@ -312,86 +415,136 @@ impl Children {
                 None => cmd.env_remove(name),
             };
         }
-        let (out_read, out_write) = pipe()?;
-        let mut err_read = None;
-        cmd.stdout(Stdio::from(out_write.try_clone()?));
-        match spec.stderr {
-            StderrMode::Pipe => {
-                let (r, w) = pipe()?;
-                err_read = Some(r);
-                cmd.stderr(Stdio::from(w));
+        let gateway = std::process::id() as libc::pid_t;
+        let (outputs, stdin) = match spec.pty {
+            Some(size) => {
+                let pair = pty::open(pty::Size {
+                    rows: size.rows,
+                    cols: size.cols,
+                })?;
+                cmd.stdin(Stdio::from(pair.slave.try_clone()?));
+                cmd.stdout(Stdio::from(pair.slave.try_clone()?));
+                cmd.stderr(Stdio::from(pair.slave));
+                // SAFETY: both functions make async-signal-safe syscalls only
+                // and allocate nothing, as code between fork and exec must.
+                unsafe {
+                    cmd.pre_exec(move || {
+                        child_setup::take_terminal()?;
+                        child_setup::prepare_child(gateway)
+                    });
+                }
+                let master = Output {
+                    file: File::from(pair.master),
+                    stream: OutputStream::Pty,
+                    ready: false,
+                };
+                ([Some(master), None], Stdin::Pty)
             }
-            StderrMode::Merge => {
-                cmd.stderr(Stdio::from(out_write.try_clone()?));
+            None => {
+                cmd.process_group(0);
+                // SAFETY: as above.
+                unsafe {
+                    cmd.pre_exec(move || child_setup::prepare_child(gateway));
+                }
+                let (out_read, out_write) = pipe()?;
+                let mut err_read = None;
+                cmd.stdout(Stdio::from(out_write.try_clone()?));
+                match spec.stderr {
+                    StderrMode::Pipe => {
+                        let (r, w) = pipe()?;
+                        err_read = Some(r);
+                        cmd.stderr(Stdio::from(w));
+                    }
+                    StderrMode::Merge => {
+                        cmd.stderr(Stdio::from(out_write.try_clone()?));
+                    }
+                    StderrMode::Null => {
+                        cmd.stderr(Stdio::null());
+                    }
+                }
+                drop(out_write);
+                cmd.stdin(match spec.stdin {
+                    StdinMode::Pipe => Stdio::piped(),
+                    StdinMode::Null => Stdio::null(),
+                });
+                let outputs = [
+                    Some(Output {
+                        file: File::from(out_read),
+                        stream: OutputStream::Stdout,
+                        ready: false,
+                    }),
+                    err_read.map(|fd| Output {
+                        file: File::from(fd),
+                        stream: OutputStream::Stderr,
+                        ready: false,
+                    }),
+                ];
+                (outputs, Stdin::None)
             }
-            StderrMode::Null => {
-                cmd.stderr(Stdio::null());
-            }
-        }
-        drop(out_write);
-        cmd.stdin(match spec.stdin {
-            StdinMode::Pipe => Stdio::piped(),
-            StdinMode::Null => Stdio::null(),
-        });
+        };
         let mut process = cmd.spawn()?;
-        // The command holds the write ends; drop them so EOF arrives when the child exits.
+        // The command holds the child's ends; drop them so EOF arrives when
+        // the child (and whatever inherited them) is done.
         drop(cmd);
         let pid = process.id() as i32;
+        let stdin = match (stdin, process.stdin.take()) {
+            (Stdin::None, Some(pipe)) => Stdin::Pipe(File::from(OwnedFd::from(pipe))),
+            (other, _) => other,
+        };
+        // The pid is reaped by `reap`, never through std: forgetting the
+        // handle neither waits nor kills.
+        drop(process);
         track_group(pid, true);
+        self.by_pid.insert(pid, None);
         self.spawned_total += 1;
 
         let key = self.slab.vacant_key();
         let mut child = Child {
             pid,
-            stdin: process.stdin.take().map(|s| File::from(OwnedFd::from(s))),
-            process,
-            outputs: [
-                Some(OutPipe {
-                    file: File::from(out_read),
-                    stream: OutputStream::Stdout,
-                    ready: false,
-                }),
-                err_read.map(|fd| OutPipe {
-                    file: File::from(fd),
-                    stream: OutputStream::Stderr,
-                    ready: false,
-                }),
-            ],
+            pidfd: pidfd::open(pid).ok(),
+            outputs,
+            stdin,
+            pty: spec.pty,
+            ended_master: None,
             reaped: false,
         };
         if let Err(e) = self.watch(key, &mut child) {
-            // Never leave a child running that nobody watches.
-            // SAFETY: kill has no memory effects.
+            // Never leave a child running that nobody watches; the reaper
+            // collects it (its pid maps to no key).
+            // SAFETY: kill has no memory effects; the pid is unreaped.
             unsafe { libc::kill(-pid, libc::SIGKILL) };
-            let _ = child.process.wait();
-            track_group(pid, false);
             return Err(e);
         }
         let inserted = self.slab.insert(child);
         debug_assert_eq!(inserted, key);
+        self.by_pid.insert(pid, Some(key));
         Ok(Spawned {
             key: ChildKey(key),
             pid: pid as u32,
         })
     }
-}
 
-impl Children {
-    /// Makes a new child's pipes non-blocking and registers them.
+    /// Makes a new child's fds non-blocking and registers them.
     fn watch(&self, key: usize, child: &mut Child) -> io::Result<()> {
+        let pty = matches!(child.stdin, Stdin::Pty);
         for slot in 0..2 {
-            if let Some(pipe) = &mut child.outputs[slot] {
-                super::stdio::set_nonblocking(pipe.file.as_raw_fd())?;
+            if let Some(output) = &mut child.outputs[slot] {
+                super::stdio::set_nonblocking(output.file.as_raw_fd())?;
+                let interest = if pty {
+                    Interest::READABLE | Interest::WRITABLE
+                } else {
+                    Interest::READABLE
+                };
                 self.registry.register(
-                    &mut SourceFd(&pipe.file.as_raw_fd()),
+                    &mut SourceFd(&output.file.as_raw_fd()),
                     self.token(key, slot),
-                    Interest::READABLE,
+                    interest,
                 )?;
                 // Output may have arrived before registration: look once.
-                pipe.ready = true;
+                output.ready = true;
             }
         }
-        if let Some(stdin) = &child.stdin {
+        if let Stdin::Pipe(stdin) = &child.stdin {
             super::stdio::set_nonblocking(stdin.as_raw_fd())?;
             self.registry.register(
                 &mut SourceFd(&stdin.as_raw_fd()),
@@ -410,55 +563,143 @@ impl Host for Children {
 
     fn write_stdin(&mut self, key: ChildKey, data: &[u8]) -> io::Result<usize> {
         let child = self.slab.get_mut(key.0).ok_or(io::ErrorKind::NotFound)?;
-        let stdin = child.stdin.as_mut().ok_or(io::ErrorKind::BrokenPipe)?;
+        let file = match &mut child.stdin {
+            Stdin::Pipe(file) => file,
+            Stdin::Pty => match &mut child.outputs[0] {
+                Some(master) => &mut master.file,
+                None => return Err(io::ErrorKind::BrokenPipe.into()),
+            },
+            Stdin::None => return Err(io::ErrorKind::BrokenPipe.into()),
+        };
         loop {
-            match stdin.write(data) {
+            match file.write(data) {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                // A PTY whose session is gone writes EIO: stdin is gone.
+                Err(e) if e.raw_os_error() == Some(libc::EIO) => {
+                    return Err(io::ErrorKind::BrokenPipe.into())
+                }
                 other => return other,
             }
         }
     }
 
+    /// Pipes: closes the write end. A PTY cannot be half-closed: the
+    /// terminal's EOF character (Ctrl+D) is written instead, which a program
+    /// reading at the start of a line sees as end of input.
     fn close_stdin(&mut self, key: ChildKey) {
-        if let Some(stdin) = self.slab.get_mut(key.0).and_then(|c| c.stdin.take()) {
-            let _ = self.registry.deregister(&mut SourceFd(&stdin.as_raw_fd()));
+        let Some(child) = self.slab.get_mut(key.0) else {
+            return;
+        };
+        match std::mem::replace(&mut child.stdin, Stdin::None) {
+            Stdin::Pipe(stdin) => {
+                let _ = self.registry.deregister(&mut SourceFd(&stdin.as_raw_fd()));
+            }
+            Stdin::Pty => {
+                if let Some(master) = &mut child.outputs[0] {
+                    let eof = pty::eof_char(master.file.as_raw_fd());
+                    let _ = master.file.write(&[eof]);
+                }
+            }
+            Stdin::None => {}
         }
     }
 
-    fn signal_group(&mut self, key: ChildKey, signal: i32) -> io::Result<()> {
+    fn signal(&mut self, key: ChildKey, signal: i32, scope: SignalScope) -> io::Result<()> {
         let child = self.slab.get(key.0).ok_or(io::ErrorKind::NotFound)?;
-        // SAFETY: kill has no memory effects.
-        if unsafe { libc::kill(-child.pid, signal) } == 0 {
-            Ok(())
-        } else {
-            Err(io::Error::last_os_error())
+        if !child.reaped {
+            let result = match scope {
+                // While the leader is unreaped its pid (the group's id) cannot
+                // have been reused: the group is ours.
+                // SAFETY: kill has no memory effects.
+                SignalScope::Group => unsafe { libc::kill(-child.pid, signal) },
+                SignalScope::Tree => {
+                    let below = tree::descendants(child.pid);
+                    let leader = match &child.pidfd {
+                        Some(fd) => pidfd::send_signal(fd, signal).map_or(-1, |()| 0),
+                        // SAFETY: as above: an unreaped pid is ours.
+                        None => unsafe { libc::kill(child.pid, signal) },
+                    };
+                    for pid in below {
+                        // SAFETY: found below the leader in this walk.
+                        unsafe { libc::kill(pid, signal) };
+                    }
+                    leader
+                }
+            };
+            return if result == 0 {
+                Ok(())
+            } else {
+                Err(io::Error::last_os_error())
+            };
         }
+        // The leader is reaped: its id may belong to a stranger by now. What
+        // is left of its group (or tree: its children were re-parented to the
+        // gateway) is found among the gateway's own descendants.
+        let members = self.group_members(child.pid);
+        if members.is_empty() {
+            return Err(io::Error::from_raw_os_error(libc::ESRCH));
+        }
+        for pid in members {
+            // SAFETY: kill has no memory effects; found below the gateway.
+            unsafe { libc::kill(pid, signal) };
+        }
+        Ok(())
+    }
+
+    fn signal_descendants(&mut self, signal: i32) {
+        if self.walkable || self.subreaper {
+            kill_descendants(signal);
+        }
+        // Without a walk (or as a complement), every group whose leader is
+        // unreaped, which is provably ours.
+        for &pid in self.by_pid.keys() {
+            // SAFETY: kill has no memory effects.
+            unsafe { libc::kill(-pid, signal) };
+        }
+    }
+
+    fn resize(&mut self, key: ChildKey, size: PtySize) -> io::Result<()> {
+        let child = self.slab.get_mut(key.0).ok_or(io::ErrorKind::NotFound)?;
+        if child.pty.is_none() {
+            return Err(io::ErrorKind::Unsupported.into());
+        }
+        let master = child.outputs[0].as_ref().ok_or(io::ErrorKind::BrokenPipe)?;
+        pty::resize(
+            master.file.as_raw_fd(),
+            pty::Size {
+                rows: size.rows,
+                cols: size.cols,
+            },
+        )?;
+        child.pty = Some(size);
+        Ok(())
     }
 
     fn release(&mut self, key: ChildKey) {
         if !self.slab.contains(key.0) {
             return;
         }
-        let mut child = self.slab.remove(key.0);
-        for pipe in child.outputs.iter().flatten() {
+        let child = self.slab.remove(key.0);
+        for output in child.outputs.iter().flatten() {
             let _ = self
                 .registry
-                .deregister(&mut SourceFd(&pipe.file.as_raw_fd()));
+                .deregister(&mut SourceFd(&output.file.as_raw_fd()));
         }
-        if let Some(stdin) = &child.stdin {
+        if let Stdin::Pipe(stdin) = &child.stdin {
             let _ = self.registry.deregister(&mut SourceFd(&stdin.as_raw_fd()));
         }
         if !child.reaped {
-            // Released while running: do not leave it behind.
-            // SAFETY: kill has no memory effects.
+            // Released while running: do not leave it behind. The reaper
+            // collects it later; its pid no longer maps to a key.
+            // SAFETY: kill has no memory effects; the pid is unreaped.
             unsafe { libc::kill(-child.pid, libc::SIGKILL) };
-            let _ = child.process.try_wait();
+            self.by_pid.insert(child.pid, None);
         }
-        track_group(child.pid, false);
     }
 
     fn stats(&self) -> Map<String, Value> {
         let (written, dropped_lines, dropped_bytes) = super::stderr::counters();
+        let ptys = self.slab.iter().filter(|(_, c)| c.pty.is_some()).count();
         let mut map = Map::new();
         map.insert("stderr_lines_written".into(), json!(written));
         map.insert("stderr_lines_dropped".into(), json!(dropped_lines));
@@ -466,6 +707,28 @@ impl Host for Children {
         map.insert("children_alive".into(), json!(self.alive()));
         map.insert("children_spawned".into(), json!(self.spawned_total));
         map.insert("children_reaped".into(), json!(self.reaped_total));
+        map.insert("orphans_reaped".into(), json!(self.orphans_reaped));
+        map.insert("ptys_open".into(), json!(ptys));
+        map
+    }
+
+    fn info(&self) -> Map<String, Value> {
+        let mut map = Map::new();
+        let (holds, how) = match (self.subreaper, self.walkable) {
+            (true, true) => ("subreaper", "every descendant, in any group or session"),
+            (true, false) => (
+                "subreaper",
+                "every descendant, found by scanning /proc (no children lists)",
+            ),
+            (false, _) => (
+                "process groups",
+                "each child's process group only: no subreaper here, so a descendant that leaves its group escapes",
+            ),
+        };
+        map.insert(
+            "process_tree".into(),
+            json!({"held_by": holds, "killed_at_exit": how}),
+        );
         map
     }
 }
@@ -478,5 +741,10 @@ fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
         return Err(io::Error::last_os_error());
     }
     // SAFETY: both fds were just created and are owned by nobody else.
-    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+    Ok(unsafe {
+        (
+            std::os::fd::FromRawFd::from_raw_fd(fds[0]),
+            std::os::fd::FromRawFd::from_raw_fd(fds[1]),
+        )
+    })
 }

@@ -157,8 +157,8 @@ impl EventLoop {
                         }
                     }
                     SIGNALS => self.handle_signals(),
-                    token => {
-                        self.children.on_readiness(token, &mut self.child_events);
+                    _ => {
+                        self.children.on_readiness(event, &mut self.child_events);
                     }
                 }
             }

@@ -61,6 +61,7 @@ fn prepare_process(config: &Config) {
         stderr::line(&format!("[gateway-crash] {text}"));
         crashlog::entry("crash", &format!("panic={text}"), &[]);
         child::kill_all_groups_now();
+        child::kill_all_descendants_now();
         let reason = format!("internal error: {text}");
         stderr::line(&format!("[gateway-exit] {reason}"));
         crashlog::entry("exit", &format!("reason={reason}"), &[]);

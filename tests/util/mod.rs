@@ -22,6 +22,7 @@
 
 #![allow(dead_code)]
 
+mod client;
 mod fd;
 mod files;
 mod gateway;
@@ -32,7 +33,7 @@ mod stream;
 // A test binary that uses nothing from one submodule would otherwise see its
 // re-export reported as unused.
 #[allow(unused_imports)]
-pub use self::{fd::*, files::*, gateway::*, procfs::*, rpc::*, stream::*};
+pub use self::{client::*, fd::*, files::*, gateway::*, procfs::*, rpc::*, stream::*};
 
 use std::time::Duration;
 

@@ -132,6 +132,7 @@ impl ProcessService {
             p.encoding,
             p.spec.stdin,
             p.spec.stderr,
+            p.spec.pty,
         );
         self.procs.insert(id, proc);
         self.by_key.insert(spawned.key, id);
@@ -162,10 +163,32 @@ impl ProcessService {
         let proc = self.proc_mut(s.proc)?;
         let key = proc.key;
         let name = signal_name::name(s.signal);
-        match cx.host().signal_group(key, s.signal) {
+        match cx.host().signal(key, s.signal, s.scope) {
             Ok(()) => Ok(json!({"ok": true, "signal": name})),
             Err(e) => Err(os_error(
                 format!("cannot send {name} to proc {}: {e}", s.proc),
+                &e,
+            )),
+        }
+    }
+
+    fn resize(&mut self, cx: &mut Context<'_>, params: Option<Value>) -> Reply {
+        let r = params::resize(params)?;
+        let proc = self.proc_mut(r.proc)?;
+        if proc.pty.is_none() {
+            return Err(RpcError::invalid_params(format!(
+                "proc {} has no terminal: process.resize needs a process spawned with pty",
+                r.proc
+            )));
+        }
+        let key = proc.key;
+        match cx.host().resize(key, r.size) {
+            Ok(()) => {
+                proc.pty = Some(r.size);
+                Ok(json!({"ok": true, "rows": r.size.rows, "cols": r.size.cols}))
+            }
+            Err(e) => Err(os_error(
+                format!("cannot resize the terminal of proc {}: {e}", r.proc),
                 &e,
             )),
         }
@@ -176,14 +199,18 @@ impl ProcessService {
             .procs
             .values()
             .map(|p| {
-                json!({
+                let mut entry = json!({
                     "proc": p.id,
                     "pid": p.pid,
                     "argv": p.argv,
                     "tag": p.tag,
                     "started_at": p.started_at,
                     "running": p.running(),
-                })
+                });
+                if let (Some(size), Value::Object(map)) = (p.pty, &mut entry) {
+                    map.insert("pty".into(), json!({"rows": size.rows, "cols": size.cols}));
+                }
+                entry
             })
             .collect();
         Value::Array(procs)
@@ -201,16 +228,11 @@ impl ProcessService {
         }
     }
 
-    /// Sends `signal` to every tracked group (a reaped leader's group may
-    /// still hold grandchildren that keep its pipes open).
+    /// Sends `signal` to every descendant of the gateway: tracked children,
+    /// whatever they left in their groups, and adopted orphans in any group
+    /// or session.
     fn signal_all(&self, host: &mut dyn Host, signal: i32) {
-        for proc in self.procs.values() {
-            if let Err(e) = host.signal_group(proc.key, signal) {
-                if e.raw_os_error() != Some(libc::ESRCH) {
-                    log::warn!("signalling proc {} (pid {}): {e}", proc.id, proc.pid);
-                }
-            }
-        }
+        host.signal_descendants(signal);
     }
 }
 
@@ -226,6 +248,7 @@ impl Service for ProcessService {
             "process.close_stdin",
             "process.signal",
             "process.list",
+            "process.resize",
         ]
     }
 
@@ -246,6 +269,7 @@ impl Service for ProcessService {
                 Ok(json!({"ok": true, "pending": pending}))
             }
             "process.signal" => self.signal(cx, params),
+            "process.resize" => self.resize(cx, params),
             "process.list" => {
                 params::none(method, params)?;
                 Ok(self.list())
@@ -357,7 +381,7 @@ impl Service for ProcessService {
     }
 
     fn on_exit(&mut self, host: &mut dyn Host) {
-        self.signal_all(host, libc::SIGKILL);
+        host.signal_descendants(libc::SIGKILL);
         for proc in std::mem::take(&mut self.procs).into_values() {
             host.release(proc.key);
         }

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use serde_json::{Map, Value};
 
 use super::decode::{base64_decode, Encoding};
-use crate::engine::host::{SpawnSpec, StderrMode, StdinMode};
+use crate::engine::host::{PtySize, SignalScope, SpawnSpec, StderrMode, StdinMode};
 use crate::engine::message::RpcError;
 use crate::signal_name;
 
@@ -41,7 +41,21 @@ pub struct Signal {
     pub proc: u64,
     /// The signal number.
     pub signal: i32,
+    /// Its group (default), or its whole tree (`"tree": true`).
+    pub scope: SignalScope,
 }
+
+/// A checked `process.resize` request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Resize {
+    /// The target.
+    pub proc: u64,
+    /// The new size.
+    pub size: PtySize,
+}
+
+/// Largest terminal side, in cells.
+pub const MAX_PTY_SIDE: u64 = 10_000;
 
 const SPAWN_KEYS: &[&str] = &[
     "argv",
@@ -52,6 +66,7 @@ const SPAWN_KEYS: &[&str] = &[
     "stderr",
     "encoding",
     "tag",
+    "pty",
 ];
 
 /// Largest `tag`, as compact JSON: a label, kept per process until its
@@ -117,11 +132,46 @@ pub fn spawn(params: Option<Value>) -> Result<Spawn, RpcError> {
             )))
         }
     };
-    let stdin = match choice(&mut p, "stdin", &["pipe", "null"])? {
+    let stdin_choice = choice(&mut p, "stdin", &["pipe", "null"])?;
+    let stderr_choice = choice(&mut p, "stderr", &["pipe", "merge", "null"])?;
+    let pty = match p.remove("pty") {
+        None | Some(Value::Null) => None,
+        Some(Value::Object(mut size)) => {
+            if let Some(unknown) = size.keys().find(|k| *k != "rows" && *k != "cols") {
+                return Err(bad(format!(
+                    "pty: unknown parameter {unknown:?} (expected rows, cols)"
+                )));
+            }
+            Some(PtySize {
+                rows: side(&mut size, "pty.rows")?,
+                cols: side(&mut size, "pty.cols")?,
+            })
+        }
+        Some(other) => {
+            return Err(bad(format!(
+                "pty must be an object {{rows, cols}}, got {}",
+                kind(&other)
+            )))
+        }
+    };
+    if pty.is_some() {
+        // The terminal is the child's stdin, stdout and stderr.
+        if let Some(mode) = stdin_choice.filter(|m| *m != "pipe") {
+            return Err(bad(format!(
+                "stdin {mode:?} cannot apply with pty: the terminal is the child's stdin"
+            )));
+        }
+        if let Some(mode) = stderr_choice.filter(|m| *m != "pipe") {
+            return Err(bad(format!(
+                "stderr {mode:?} cannot apply with pty: the terminal is the child's stderr"
+            )));
+        }
+    }
+    let stdin = match stdin_choice {
         Some("null") => StdinMode::Null,
         _ => StdinMode::Pipe,
     };
-    let stderr = match choice(&mut p, "stderr", &["pipe", "merge", "null"])? {
+    let stderr = match stderr_choice {
         Some("merge") => StderrMode::Merge,
         Some("null") => StderrMode::Null,
         _ => StderrMode::Pipe,
@@ -142,10 +192,42 @@ pub fn spawn(params: Option<Value>) -> Result<Spawn, RpcError> {
             env,
             stdin,
             stderr,
+            pty,
         },
         encoding,
         tag,
     })
+}
+
+/// One side of a terminal: an integer from 1 to [`MAX_PTY_SIDE`].
+fn side(p: &mut Map<String, Value>, name: &str) -> Result<u16, RpcError> {
+    let key = name.rsplit('.').next().unwrap_or(name);
+    match p.remove(key) {
+        Some(Value::Number(n)) => match n.as_u64() {
+            Some(v) if (1..=MAX_PTY_SIDE).contains(&v) => Ok(v as u16),
+            _ => Err(bad(format!(
+                "{name} must be an integer from 1 to {MAX_PTY_SIDE}, got {n}"
+            ))),
+        },
+        None | Some(Value::Null) => Err(bad(format!(
+            "{name} is missing: an integer from 1 to {MAX_PTY_SIDE}"
+        ))),
+        Some(other) => Err(bad(format!(
+            "{name} must be an integer from 1 to {MAX_PTY_SIDE}, got {}",
+            kind(&other)
+        ))),
+    }
+}
+
+/// `process.resize {proc, rows, cols}`
+pub fn resize(params: Option<Value>) -> Result<Resize, RpcError> {
+    let mut p = object("process.resize", params, &["proc", "rows", "cols"])?;
+    let proc = proc_id(&mut p)?;
+    let size = PtySize {
+        rows: side(&mut p, "rows")?,
+        cols: side(&mut p, "cols")?,
+    };
+    Ok(Resize { proc, size })
 }
 
 /// `process.write {proc, data, encoding?}`
@@ -172,8 +254,18 @@ pub fn proc_only(method: &str, params: Option<Value>) -> Result<u64, RpcError> {
 
 /// `process.signal {proc, signal}`: a name from the table or a number.
 pub fn signal(params: Option<Value>) -> Result<Signal, RpcError> {
-    let mut p = object("process.signal", params, &["proc", "signal"])?;
+    let mut p = object("process.signal", params, &["proc", "signal", "tree"])?;
     let proc = proc_id(&mut p)?;
+    let scope = match p.remove("tree") {
+        None | Some(Value::Null) | Some(Value::Bool(false)) => SignalScope::Group,
+        Some(Value::Bool(true)) => SignalScope::Tree,
+        Some(other) => {
+            return Err(bad(format!(
+                "tree must be true or false, got {}",
+                kind(&other)
+            )))
+        }
+    };
     let expected = "a name such as \"SIGTERM\" or a number";
     let signal = match p.remove("signal") {
         Some(Value::String(name)) => signal_name::number(&name).ok_or_else(|| {
@@ -200,7 +292,11 @@ pub fn signal(params: Option<Value>) -> Result<Signal, RpcError> {
             )))
         }
     };
-    Ok(Signal { proc, signal })
+    Ok(Signal {
+        proc,
+        signal,
+        scope,
+    })
 }
 
 /// `process.list`: no params, `{}` or `[]`.

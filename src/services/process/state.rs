@@ -12,7 +12,9 @@ use std::io;
 use serde_json::{json, Value};
 
 use super::decode::{Encoding, StreamDecoder};
-use crate::engine::host::{ChildKey, ExitStatus, Host, OutputStream, StderrMode, StdinMode};
+use crate::engine::host::{
+    ChildKey, ExitStatus, Host, OutputStream, PtySize, StderrMode, StdinMode,
+};
 use crate::signal_name;
 
 /// Why a child's stdin no longer takes writes.
@@ -68,7 +70,9 @@ pub struct Proc {
     pub started_at: f64,
     /// How its output travels.
     pub encoding: Encoding,
-    /// Decoders of the pipes not yet at EOF: `[stdout, stderr]`.
+    /// Its terminal's size, for a process on a pseudo-terminal.
+    pub pty: Option<PtySize>,
+    /// Decoders of the outputs not yet at their end: `[stdout or pty, stderr]`.
     outputs: [Option<StreamDecoder>; 2],
     status: Option<ExitStatus>,
     stdin: Result<StdinQueue, StdinClosed>,
@@ -76,7 +80,7 @@ pub struct Proc {
 
 fn slot(stream: OutputStream) -> usize {
     match stream {
-        OutputStream::Stdout => 0,
+        OutputStream::Stdout | OutputStream::Pty => 0,
         OutputStream::Stderr => 1,
     }
 }
@@ -94,6 +98,7 @@ impl Proc {
         encoding: Encoding,
         stdin: StdinMode,
         stderr: StderrMode,
+        pty: Option<PtySize>,
     ) -> Proc {
         Proc {
             id,
@@ -103,12 +108,14 @@ impl Proc {
             tag,
             started_at,
             encoding,
+            pty,
             outputs: [
                 Some(StreamDecoder::new(encoding)),
-                (stderr == StderrMode::Pipe).then(|| StreamDecoder::new(encoding)),
+                (pty.is_none() && stderr == StderrMode::Pipe).then(|| StreamDecoder::new(encoding)),
             ],
             status: None,
             stdin: match stdin {
+                _ if pty.is_some() => Ok(StdinQueue::default()),
                 StdinMode::Pipe => Ok(StdinQueue::default()),
                 StdinMode::Null => Err(StdinClosed::Null),
             },
@@ -265,7 +272,7 @@ impl Proc {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::host::{SpawnSpec, Spawned};
+    use crate::engine::host::{SignalScope, SpawnSpec, Spawned};
 
     /// A host whose stdin pipe takes `room` bytes, then would block.
     #[derive(Default)]
@@ -295,7 +302,11 @@ mod tests {
         fn close_stdin(&mut self, _: ChildKey) {
             self.closed = true;
         }
-        fn signal_group(&mut self, _: ChildKey, _: i32) -> io::Result<()> {
+        fn signal(&mut self, _: ChildKey, _: i32, _: SignalScope) -> io::Result<()> {
+            Ok(())
+        }
+        fn signal_descendants(&mut self, _: i32) {}
+        fn resize(&mut self, _: ChildKey, _: PtySize) -> io::Result<()> {
             Ok(())
         }
         fn release(&mut self, _: ChildKey) {}
@@ -313,6 +324,7 @@ mod tests {
             Encoding::Utf8,
             stdin,
             stderr,
+            None,
         )
     }
 

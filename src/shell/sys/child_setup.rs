@@ -1,8 +1,6 @@
-//! OS specifics with no std wrapper, each behind a SAFETY note.
-//!
-//! Only what runs in a freshly forked child lives here for now: code between
-//! `fork` and `exec` may call async-signal-safe functions only, so it uses
-//! raw syscalls and allocates nothing.
+//! What runs in a freshly forked child before `exec`. Code between `fork`
+//! and `exec` may call async-signal-safe functions only, so this uses raw
+//! syscalls and allocates nothing.
 
 use std::io;
 
@@ -60,6 +58,24 @@ pub fn prepare_child(gateway: libc::pid_t) -> io::Result<()> {
             return Err(io::Error::other(
                 "the gateway exited while this child was starting",
             ));
+        }
+    }
+    Ok(())
+}
+
+/// For a child on a pseudo-terminal, before [`prepare_child`]: a new session
+/// (so the terminal can become its controlling terminal, and its job control
+/// has a session of its own) with fd 0, the terminal's slave side, as the
+/// controlling terminal.
+pub fn take_terminal() -> io::Result<()> {
+    // SAFETY: setsid and ioctl(TIOCSCTTY) are async-signal-safe syscalls with
+    // no memory effects; fd 0 is the slave, set up by std before this runs.
+    unsafe {
+        if libc::setsid() < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        if libc::ioctl(0, libc::TIOCSCTTY as _, 0) < 0 {
+            return Err(io::Error::last_os_error());
         }
     }
     Ok(())

@@ -1,0 +1,32 @@
+//! Everything OS-specific the shell needs beyond std, in one place, as mio
+//! keeps its `sys/`: each function wraps one or two syscalls, says why it
+//! is safe, and is tested against real processes and fds. Linux only.
+//!
+//! * [`child_setup`]: what runs in a forked child before `exec`;
+//! * [`pty`]: pseudo-terminal pairs and window sizes;
+//! * [`reaper`]: the child subreaper and `waitpid(-1)`;
+//! * [`pidfd`]: signalling a process through a pidfd, so a reused pid is
+//!   never signalled by mistake;
+//! * [`tree`]: the gateway's descendants, walked through `/proc`.
+
+pub mod child_setup;
+pub mod pidfd;
+pub mod pty;
+pub mod reaper;
+pub mod tree;
+
+use std::io;
+
+/// Runs `f` until it stops failing with `EINTR`; `-1` means failure.
+pub fn retry<T: PartialEq + From<i8>>(mut f: impl FnMut() -> T) -> io::Result<T> {
+    loop {
+        let r = f();
+        if r != T::from(-1) {
+            return Ok(r);
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+}
