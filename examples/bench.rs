@@ -19,6 +19,12 @@
 //!   stdout directly;
 //! * streaming bytes: the same with 256 MiB of binary zeros as base64
 //!   events, against reading directly;
+//! * streaming through a terminal: 256 MiB printed on a PTY and relayed as
+//!   `process.output` events with `"stream":"pty"`, against reading the
+//!   same command's PTY master directly;
+//! * spawn latency: `process.spawn` of `true` to its `process.exit`, on pipes
+//!   and on a PTY, against `posix_spawn` of `true` and `waitpid` from this
+//!   program (std's `Command` uses `posix_spawn` when it can);
 //! * memory: the gateway's peak RSS (`VmHWM`) in each scenario.
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -30,6 +36,7 @@ const ROUND_TRIPS: usize = 20_000;
 const PIPELINED: usize = 100_000;
 const STREAM_BYTES: u64 = 256 << 20;
 const PING: &str = r#"{"jsonrpc":"2.0","method":"gateway.ping","id":1}"#;
+const SPAWNS: usize = 200;
 
 /// The text the streaming scenario relays: plain ASCII lines.
 const TEXT_LINE: &str = "the quick brown fox jumps over the lazy dog 0123456789";
@@ -222,11 +229,16 @@ fn text_command() -> String {
 /// `process.output` until `process.exit`; returns the time and the payload
 /// bytes (decoded from base64 when `base64`).
 fn relay(peer: &mut Peer, argv: &[&str], base64: bool) -> (Duration, u64) {
+    relay_with(peer, argv, base64, "")
+}
+
+/// [`relay`] with extra `process.spawn` params (`,"pty":{...}`).
+fn relay_with(peer: &mut Peer, argv: &[&str], base64: bool, extra: &str) -> (Duration, u64) {
     let argv: Vec<String> = argv.iter().map(|a| format!("{a:?}")).collect();
     let encoding = if base64 {
-        r#","encoding":"base64""#
+        format!(r#","encoding":"base64"{extra}"#)
     } else {
-        ""
+        extra.to_owned()
     };
     let t = Instant::now();
     peer.send(&format!(
@@ -374,6 +386,100 @@ fn relay_child(command: &[String], out: &mut impl Write) {
     out.flush().expect("flush");
 }
 
+/// Runs `sh -c command` on a fresh PTY and reads the master until `EIO`;
+/// returns the time and the bytes read.
+fn pty_direct(command: &str) -> (Duration, u64) {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    use std::os::unix::process::CommandExt;
+    let (mut master, mut slave) = (-1, -1);
+    let size = libc::winsize {
+        ws_row: 24,
+        ws_col: 80,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: openpty writes two fds; null name and termios, a valid size.
+    let r = unsafe {
+        libc::openpty(
+            &mut master,
+            &mut slave,
+            std::ptr::null_mut(),
+            std::ptr::null(),
+            &size,
+        )
+    };
+    assert_eq!(r, 0, "openpty");
+    // SAFETY: both fds were just created and belong to nobody else.
+    let (master, slave) = unsafe { (OwnedFd::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) };
+    let t = Instant::now();
+    let mut cmd = Command::new("sh");
+    cmd.args(["-c", command])
+        .stdin(Stdio::from(slave.try_clone().expect("dup")))
+        .stdout(Stdio::from(slave.try_clone().expect("dup")))
+        .stderr(Stdio::from(slave));
+    // SAFETY: setsid and ioctl are async-signal-safe.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::setsid();
+            libc::ioctl(0, libc::TIOCSCTTY as _, 0);
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().expect("spawn on the pty");
+    drop(cmd);
+    let fd = master.as_raw_fd();
+    let mut file = std::fs::File::from(master);
+    let mut buf = vec![0u8; 1 << 16];
+    let mut total = 0u64;
+    loop {
+        match file.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => total += n as u64,
+            Err(e) if e.raw_os_error() == Some(libc::EIO) => break,
+            Err(e) => panic!("reading pty {fd}: {e}"),
+        }
+    }
+    let elapsed = t.elapsed();
+    let _ = child.wait();
+    (elapsed, total)
+}
+
+/// `process.spawn` of `true` to its `process.exit`, `SPAWNS` times.
+fn spawn_latency(peer: &mut Peer, extra: &str) -> Vec<Duration> {
+    let mut samples: Vec<Duration> = (0..SPAWNS)
+        .map(|i| {
+            let t = Instant::now();
+            peer.send(&format!(
+                r#"{{"jsonrpc":"2.0","method":"process.spawn","params":{{"argv":["true"]{extra}}},"id":{i}}}"#
+            ));
+            loop {
+                let line = peer.read_line();
+                assert!(!line.contains(r#""error""#), "spawn failed: {line}");
+                if line.contains(r#""type":"process.exit""#) {
+                    break;
+                }
+            }
+            t.elapsed()
+        })
+        .collect();
+    samples.sort();
+    samples
+}
+
+/// `posix_spawn` of `true` (through std) and `waitpid`, `SPAWNS` times.
+fn spawn_latency_direct() -> Vec<Duration> {
+    let mut samples: Vec<Duration> = (0..SPAWNS)
+        .map(|_| {
+            let t = Instant::now();
+            let status = Command::new("true").status().expect("spawn true");
+            assert!(status.success());
+            t.elapsed()
+        })
+        .collect();
+    samples.sort();
+    samples
+}
+
 fn ratio(gateway: f64, floor: f64) -> String {
     format!("{:.2} x the floor", gateway / floor)
 }
@@ -405,7 +511,6 @@ fn main() {
     print_percentiles("gateway", &g);
     print_percentiles("floor", &f);
     print_percentiles("cat", &c);
-    let p50 = |v: &[Duration]| micros(percentile(v, 0.5));
     println!("  gateway p50 = {}", ratio(p50(&g), p50(&f)));
 
     let g = pipelined(&mut gw, PING, PIPELINED);
@@ -460,6 +565,71 @@ fn main() {
     println!(
         "  direct   {:8.0} MiB/s (reading the child's pipe, no gateway)",
         mibs(direct, d)
+    );
+    println!("  gateway peak RSS {:.1} MiB", rss as f64 / 1024.0);
+
+    let supports_pty = {
+        let mut probe = Peer::spawn(&gateway_path(), &[]);
+        let ready = probe.read_line().to_owned();
+        probe.finish();
+        ready.contains("process.resize")
+    };
+    if !supports_pty {
+        println!("\n(this build has no pseudo-terminals: the PTY scenarios are skipped)");
+    } else {
+        terminal_scenarios();
+    }
+    let mut gw = Peer::gateway();
+    let pipes = spawn_latency(&mut gw, "");
+    let ptys = supports_pty.then(|| spawn_latency(&mut gw, r#","pty":{"rows":24,"cols":80}"#));
+    gw.finish();
+    let direct = spawn_latency_direct();
+    println!("\nspawn latency: `true` from spawn to exit ({SPAWNS} runs)");
+    print_percentiles("pipes", &pipes);
+    if let Some(ptys) = &ptys {
+        print_percentiles("pty", ptys);
+    }
+    print_percentiles("direct", &direct);
+    println!("  pipes = {:.2} x direct (p50)", p50(&pipes) / p50(&direct));
+    if let Some(ptys) = &ptys {
+        println!("  pty   = {:.2} x direct (p50)", p50(ptys) / p50(&direct));
+    }
+}
+
+fn p50(samples: &[Duration]) -> f64 {
+    micros(percentile(samples, 0.5))
+}
+
+fn terminal_scenarios() {
+    let mibs = |bytes: u64, t: Duration| (bytes >> 20) as f64 / t.as_secs_f64();
+    let letters = format!("head -c {STREAM_BYTES} /dev/zero | tr '\\0' a");
+    let mut gw = Peer::gateway();
+    let (g, g_bytes) = relay_with(
+        &mut gw,
+        &["sh", "-c", &letters],
+        false,
+        r#","pty":{"rows":24,"cols":80}"#,
+    );
+    let rss = peak_rss_kib(gw.pid());
+    gw.finish();
+    let (d, direct) = pty_direct(&letters);
+    assert_eq!(
+        g_bytes, STREAM_BYTES,
+        "every byte relayed from the terminal"
+    );
+    assert_eq!(direct, STREAM_BYTES);
+    println!(
+        "\nstreaming {} MiB through a pseudo-terminal (process.output, stream pty)",
+        STREAM_BYTES >> 20
+    );
+    println!("  gateway  {:8.0} MiB/s", mibs(g_bytes, g));
+    println!(
+        "  direct   {:8.0} MiB/s (reading the same command's PTY master)",
+        mibs(direct, d)
+    );
+    println!(
+        "  gateway = {:.2} x direct",
+        mibs(g_bytes, g) / mibs(direct, d)
     );
     println!("  gateway peak RSS {:.1} MiB", rss as f64 / 1024.0);
 }

@@ -91,7 +91,8 @@ pub const TABLE: &[(i32, Action, &str)] = &[
 ];
 
 /// Real-time signals (`SIGRTMIN` to `SIGRTMAX`, 34 to 64 with glibc) also
-/// end a process by default; the gateway uses none, so they are ignored.
+/// end a process by default; the gateway uses none, so they are ignored
+/// (`SIG_IGN`, not counted).
 pub const REALTIME: std::ops::RangeInclusive<i32> = 34..=64;
 
 /// Names of the real-time signals, as `process.exit` reports them.
@@ -111,34 +112,31 @@ pub fn action(signal: i32) -> Action {
 }
 
 /// Registers the handlers, unblocks the handled signals (a parent may have
-/// left some blocked, which would make them silently pending forever) and
-/// ignores SIGPIPE. The table's signals must register; a real-time signal
-/// that cannot (a debugger or valgrind may reserve some) is skipped, since
-/// the gateway has no use for it.
+/// left some blocked, which would make them silently pending forever), and
+/// ignores SIGPIPE and the real-time signals outright (`SIG_IGN`: nothing to
+/// count, and registering 31 handlers would cost start-up time; a signal a
+/// debugger or valgrind reserves is simply left alone). Children get every
+/// disposition back to its default before exec (`sys::child_setup`).
 pub fn install() -> io::Result<Signals> {
     let realtime: Vec<i32> = REALTIME
         .filter(|s| (libc::SIGRTMIN()..=libc::SIGRTMAX()).contains(s))
         .collect();
     // SAFETY: sigemptyset/sigaddset only write the local set; sigprocmask
-    // changes this thread's mask (the gateway has one thread), and setting
-    // SIGPIPE's disposition to SIG_IGN affects only this process (children
-    // get every disposition reset before exec, see `sys.rs`).
+    // changes this thread's mask (the gateway has one thread); setting a
+    // disposition to SIG_IGN affects only this process.
     unsafe {
         let mut set: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut set);
-        for &s in TABLE.iter().map(|(s, ..)| s).chain(&realtime) {
+        for &s in TABLE.iter().map(|(s, ..)| s) {
             libc::sigaddset(&mut set, s);
         }
         libc::sigprocmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
         libc::signal(libc::SIGPIPE, libc::SIG_IGN);
-    }
-    let signals = Signals::new(TABLE.iter().map(|(s, ..)| *s))?;
-    for signal in realtime {
-        if let Err(e) = signals.add_signal(signal) {
-            log::debug!("{} not handled: {e}", name(signal));
+        for signal in realtime {
+            libc::signal(signal, libc::SIG_IGN);
         }
     }
-    Ok(signals)
+    Signals::new(TABLE.iter().map(|(s, ..)| *s))
 }
 
 /// The name of a signal the loop handles, for logs, stats and the crash log.
