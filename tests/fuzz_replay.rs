@@ -76,6 +76,11 @@ fn engine_seed_corpus_holds_every_invariant() {
     replay("engine", invariants::engine::check);
 }
 
+#[test]
+fn process_seed_corpus_holds_every_invariant() {
+    replay("process", invariants::process::check);
+}
+
 /// `ping id`, a 20 MiB line, `ping id + 1`.
 fn twenty_mib_stream() -> Vec<u8> {
     let ping =

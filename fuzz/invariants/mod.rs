@@ -18,10 +18,12 @@
 //! | `message`  | one frame                              | classification matches the JSON-RPC rules; errors and ids   |
 //! | `outbound` | limits, then a program of queue ops    | bytes written = model of frames, merges, limits, timers     |
 //! | `engine`   | schedule seed, max-frame selector, bytes | one response per request, in order, as valid NDJSON       |
+//! | `process`  | schedule seed, then a program of requests and child events | one answer per request; per process, exit last and once |
 
 pub mod engine;
 pub mod frame;
 pub mod input;
 pub mod message;
 pub mod outbound;
+pub mod process;
 pub mod wire;

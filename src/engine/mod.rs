@@ -173,6 +173,11 @@ impl Engine {
         self.out.is_empty()
     }
 
+    /// Bytes queued for stdout.
+    pub fn outbound_queued_bytes(&self) -> usize {
+        self.out.queued_bytes()
+    }
+
     /// True when output can be written now (frames held behind a batch
     /// answer still being built wait for it).
     pub fn has_writable_output(&self) -> bool {
