@@ -845,3 +845,25 @@ fn env_clear_env_and_cwd_apply() {
     let frames = gw.until_exit(proc, PATIENCE);
     assert_eq!(output(&frames, proc, "stdout"), "ONLY=me\n");
 }
+
+/// `process.close_stdin` while bytes still wait in the stdin queue: they are
+/// written first, then the pipe closes; the child sees every byte, then EOF.
+/// Repeated in one gateway so slab keys are reused between processes (a
+/// flake once lost the queued tail under heavy machine load; this pins it).
+#[test]
+fn close_stdin_with_bytes_still_queued_delivers_every_byte_first() {
+    let mut gw = Client::new(&[]);
+    for round in 0..20 {
+        let (proc, _) = gw.spawn(json!({"argv": ["wc", "-c"]}));
+        let w = gw.call("process.write", json!({"proc": proc, "data": "x".repeat(300_000)}));
+        assert_eq!(w["queued"], 300_000);
+        gw.call("process.close_stdin", json!({"proc": proc}));
+        let frames = gw.until_exit(proc, PATIENCE);
+        assert_eq!(
+            output(&frames, proc, "stdout").trim(),
+            "300000",
+            "round {round}: wc saw a different count"
+        );
+        assert_eq!(exit_payload(&frames, proc)["code"], 0);
+    }
+}

@@ -1,0 +1,39 @@
+// Misuse that must NOT type-check: each line below carries @ts-expect-error,
+// so `npm run typecheck` fails if the types ever stop rejecting it.
+import { Gateway, type ProcessHandle } from "tui-gateway-client";
+
+export async function misuse(gw: Gateway): Promise<void> {
+  // @ts-expect-error the constructor is private: use Gateway.start()
+  new Gateway();
+  // @ts-expect-error readyTimeout is a number of milliseconds
+  await Gateway.start({ readyTimeout: "5s" });
+  // @ts-expect-error unknown restart policy
+  await Gateway.start({ restart: { policy: "always" } });
+
+  const info = await gw.info();
+  // @ts-expect-error uptime_s is a number
+  const s: string = info.uptime_s;
+
+  gw.on("process.output", (p) => {
+    // @ts-expect-error process.output has no `code`
+    console.log(p.code);
+  });
+  gw.on("process.exit", (p) => {
+    // @ts-expect-error code may be null
+    const n: number = p.code;
+    console.log(n);
+  });
+
+  const text = await gw.spawnProcess(["echo"]);
+  for await (const c of text) {
+    // @ts-expect-error utf8 chunks carry strings, not Buffers
+    const b: Buffer = c.data;
+    console.log(b);
+  }
+  const bytes: ProcessHandle<Buffer> = await gw.spawnProcess(["cat"], { encoding: "base64" });
+  // @ts-expect-error stdin is "pipe" or "null"
+  await gw.spawnProcess(["cat"], { stdin: "inherit" });
+  // @ts-expect-error write takes a string or bytes
+  await bytes.write(42);
+  console.log(s);
+}

@@ -1,0 +1,107 @@
+// A typed tour of the client, checked by `npm run typecheck` (tsc --noEmit,
+// strict) against index.d.ts: documentation that cannot drift from the types.
+import {
+  Gateway,
+  GatewayExited,
+  GatewayStartError,
+  RpcError,
+  type ExitInfo,
+  type GatewayReadyPayload,
+  type OutputChunk,
+  type ProcessExit,
+  type ProcessHandle,
+} from "tui-gateway-client";
+
+export async function main(): Promise<void> {
+  let gw: Gateway;
+  try {
+    gw = await Gateway.start({ readyTimeout: 5_000, restart: { policy: "on-failure", maxRestarts: 3 } });
+  } catch (err) {
+    if (err instanceof GatewayStartError) {
+      console.error(`no gateway: ${err.message}`, err.code, err.reason, err.stderrTail.join("\n"));
+    }
+    throw err;
+  }
+
+  const ready: GatewayReadyPayload = gw.readyPayload;
+  const grace: number = ready.limits.shutdown_grace_s;
+  console.log(`gateway ${ready.version} pid ${ready.pid}, grace ${grace}s`);
+
+  // Typed calls: the method name picks the result type.
+  const pong = await gw.ping();
+  const ok: true = pong.ok;
+  const info = await gw.request("gateway.info");
+  const uptime: number = info.uptime_s;
+  const stats = await gw.stats({ timeout: 1_000 });
+  const alive: number = stats.children_alive;
+  console.log(ok, uptime, alive);
+
+  // Untyped methods (a backend's) take a result type parameter.
+  try {
+    const answer = await gw.request<{ text: string }>("backend.ask", { q: "hi" }, { signal: AbortSignal.timeout(500) });
+    console.log(answer.text.toUpperCase());
+  } catch (err) {
+    if (err instanceof RpcError && err.code === -32601) console.log("no backend:", err.message);
+  }
+
+  const sent: boolean = await gw.notify("client.log", { level: "info" });
+  const [first, second] = await gw.batch([{ method: "gateway.ping" }, { method: "gateway.stats" }, { method: "x", notify: true }]);
+  if (first && first.ok) console.log(first.result);
+  if (second && !second.ok) console.log(second.error.code);
+  console.log(sent);
+
+  // Events: typed payloads for the documented types, unknown ones untyped.
+  gw.on("process.output", (p, meta) => {
+    const text: string = p.data;
+    console.log(p.proc, p.stream, text.length, meta.generation);
+  });
+  gw.on("process.exit", (p) => {
+    const code: number | null = p.code;
+    console.log(code, p.signal);
+  });
+  gw.on("backend.exited", (p) => {
+    const restarting: boolean = p.restarting;
+    console.log(p.code, p.signal, restarting);
+  });
+  gw.on("session.delta", (payload) => console.log(payload));
+  gw.on("exit", (e: ExitInfo) => console.log(e.code, e.signal, e.reason, e.restarting, e.error instanceof GatewayExited));
+  gw.on("malformed", (m) => console.log(m.reason, m.line));
+  gw.on("stderr", (line) => console.log(line));
+
+  // Requests from the gateway (or a backend behind it).
+  gw.onRequest<{ question: string }, { answer: boolean }>("ui.confirm", async (params, ctx) => {
+    console.log(ctx.id, ctx.method);
+    return { answer: params.question.length > 0 };
+  });
+  gw.onRequest("ui.refuse", () => {
+    throw new RpcError(4001, "refused", { why: "demo" });
+  });
+
+  // Processes: text chunks, lines, exit.
+  const build: ProcessHandle<string> = await gw.spawnProcess(["sh", "-c", "echo building; echo warn >&2"], {
+    tag: { pane: "build" },
+  });
+  for await (const { stream, line } of build.lines()) console.log(`[${stream}] ${line}`);
+  const done: ProcessExit = await build.exited;
+  console.log(done.code, done.signal);
+
+  // Bytes: base64 on the wire, Buffers here.
+  const raw = await gw.spawnProcess(["cat"], { encoding: "base64" });
+  await raw.write(new Uint8Array([0, 1, 255]));
+  await raw.closeStdin();
+  const parts: Buffer[] = [];
+  for await (const chunk of raw) {
+    const c: OutputChunk<Buffer> = chunk;
+    parts.push(c.data);
+  }
+  console.log(Buffer.concat(parts).length, (await raw.exited).code);
+
+  // Interactive: write, signal, resize (resize needs a PTY-capable gateway).
+  const sleeper = await gw.spawnProcess(["sleep", "100"], { output: "ignore", stdin: "null" });
+  await sleeper.signal("SIGINT");
+  await sleeper.resize(30, 100).catch((err: unknown) => console.log(err instanceof RpcError ? err.code : err));
+  console.log(await sleeper.exited);
+
+  const exit = await gw.close({ grace: 2_000 });
+  if (exit) console.log(exit.code, exit.reason);
+}

@@ -1,0 +1,559 @@
+// Types for tui-gateway-client (hand-written; the code is plain JavaScript in lib/).
+// The wire protocol is docs/protocol.md and docs/process.md of tui-gateway.
+
+/// <reference types="node" />
+
+import type { Readable, Writable } from "node:stream";
+
+// ---------------------------------------------------------------------------
+// JSON
+
+export type JsonPrimitive = string | number | boolean | null;
+export type JsonValue = JsonPrimitive | JsonValue[] | { [key: string]: JsonValue };
+/** Params of a request: an object or an array (JSON-RPC 2.0), or omitted. */
+export type Params = { [key: string]: unknown } | unknown[];
+
+// ---------------------------------------------------------------------------
+// Payloads of the documented events
+
+/** Every bound in force (docs/protocol.md, "Events"). */
+export interface GatewayLimits {
+  max_frame_bytes: number;
+  outbound_soft_limit_bytes: number;
+  outbound_soft_limit_s: number;
+  outbound_hard_limit_bytes: number;
+  outbound_high_water_bytes: number;
+  outbound_low_water_bytes: number;
+  stall_timeout_s: number;
+  coalesce_cap_bytes: number;
+  shutdown_grace_s: number;
+  max_processes: number;
+  child_stdin_limit_bytes: number;
+  [other: string]: unknown;
+}
+
+/** `gateway.ready`: always the first line the gateway writes. */
+export interface GatewayReadyPayload {
+  version: string;
+  pid: number;
+  protocol: number;
+  methods: string[];
+  limits: GatewayLimits;
+  [other: string]: unknown;
+}
+
+export type OutputStream = "stdout" | "stderr" | "pty";
+
+/** `process.output` (streaming-class: adjacent events may arrive merged). */
+export interface ProcessOutputPayload {
+  proc: number;
+  stream: OutputStream;
+  /** Text (encoding "utf8") or base64 of the exact bytes (encoding "base64"). */
+  data: string;
+}
+
+/** `process.exit`: exactly one per process, after all of its output. */
+export interface ProcessExitPayload {
+  proc: number;
+  /** The exit status, or null when killed by a signal. */
+  code: number | null;
+  /** The signal's name ("SIGTERM", "SIG34", ...) or null. */
+  signal: string | null;
+}
+
+/**
+ * `backend.ready`: the backend behind the bridge is up. Comes with the
+ * backend bridge (not on every gateway yet); its members are the backend's.
+ */
+export interface BackendReadyPayload {
+  [key: string]: unknown;
+}
+
+/** `backend.exited`: the backend behind the bridge exited (comes with the bridge). */
+export interface BackendExitedPayload {
+  code: number | null;
+  signal: string | null;
+  /** Whether the gateway restarts it. */
+  restarting: boolean;
+  [other: string]: unknown;
+}
+
+/** Event type -> payload, for the events the gateway documents. */
+export interface GatewayEventMap {
+  "gateway.ready": GatewayReadyPayload;
+  "process.output": ProcessOutputPayload;
+  "process.exit": ProcessExitPayload;
+  "backend.ready": BackendReadyPayload;
+  "backend.exited": BackendExitedPayload;
+}
+
+/** Which gateway an event came from (a restart makes a new generation). */
+export interface EventMeta {
+  generation: number;
+  /** The gateway's pid (undefined when attached to streams). */
+  pid: number | undefined;
+}
+
+// ---------------------------------------------------------------------------
+// Results of the built-in methods
+
+export interface PingResult {
+  ok: true;
+}
+
+export interface GatewayInfo {
+  version: string;
+  pid: number;
+  protocol: number;
+  uptime_s: number;
+  methods: string[];
+  services: string[];
+  /** Every setting in force, keyed by flag name ("shutdown-grace": 1.0, ...). */
+  config: { [flag: string]: unknown };
+  /** What the client last sent with client.capabilities, or null. */
+  client: unknown;
+  limits: GatewayLimits;
+  [other: string]: unknown;
+}
+
+export interface GatewayStats {
+  frames_in: number;
+  bytes_in: number;
+  frames_out: number;
+  bytes_out: number;
+  parse_errors: number;
+  invalid_requests: number;
+  oversize_frames: number;
+  truncated_frames: number;
+  responses_unmatched: number;
+  outbound_queue_bytes: number;
+  outbound_high_water_mark: number;
+  deltas_coalesced: number;
+  frames_dropped: number;
+  write_stalls: number;
+  signals: { [name: string]: number };
+  stderr_lines_written: number;
+  stderr_lines_dropped: number;
+  stderr_bytes_dropped: number;
+  children_alive: number;
+  children_spawned: number;
+  children_reaped: number;
+  [other: string]: unknown;
+}
+
+export interface CapabilitiesResult {
+  protocol: number;
+  version: string;
+  methods: string[];
+  events: { envelope: string; coalescing: unknown; line_separators_escaped: boolean; [other: string]: unknown };
+  batches: unknown;
+  limits: GatewayLimits;
+  [other: string]: unknown;
+}
+
+export interface SpawnResult {
+  proc: number;
+  pid: number;
+}
+
+export interface WriteResult {
+  /** Bytes accepted. */
+  queued: number;
+  /** Bytes still waiting for the child. */
+  pending: number;
+}
+
+export interface ProcessInfo {
+  proc: number;
+  pid: number;
+  argv: string[];
+  tag: unknown;
+  started_at: number;
+  running: boolean;
+}
+
+/** Method -> params and result, for the methods the gateway documents. */
+export interface GatewayMethodMap {
+  "gateway.ping": { params: undefined; result: PingResult };
+  "gateway.info": { params: undefined; result: GatewayInfo };
+  "gateway.stats": { params: undefined; result: GatewayStats };
+  "gateway.shutdown": { params: undefined; result: { ok: true; grace_s: number } };
+  "client.capabilities": { params: { [key: string]: unknown }; result: CapabilitiesResult };
+  "process.spawn": { params: SpawnParams; result: SpawnResult };
+  "process.write": { params: { proc: number; data: string; encoding?: Encoding }; result: WriteResult };
+  "process.close_stdin": { params: { proc: number }; result: { ok: true; pending: number } };
+  "process.signal": { params: { proc: number; signal: SignalName | number }; result: { ok: true; signal: string } };
+  "process.list": { params: undefined; result: ProcessInfo[] };
+  "process.resize": { params: { proc: number; rows: number; cols: number }; result: unknown };
+}
+
+// ---------------------------------------------------------------------------
+// Errors
+
+/** The exit codes of tui-gateway and their documented meaning. */
+export declare const EXIT_CODE_MEANINGS: Readonly<Record<number, string>>;
+/** The documented meaning of an exit code (or of death by a signal). */
+export declare function describeExit(code: number | null, signal: string | null): string;
+
+/** An error response: the gateway (or a backend) answered with `error`. */
+export declare class RpcError extends Error {
+  constructor(code: number, message: string, data?: unknown);
+  readonly name: "RpcError";
+  /** -32601 unknown method, -32602 bad params, -32000 the handler failed, -32001 overloaded, ... */
+  code: number;
+  data?: unknown;
+  /** The method of the request it answers. */
+  method?: string;
+  toJSON(): { code: number; message: string; data?: unknown };
+}
+
+export declare class GatewayError extends Error {}
+
+/** The gateway exited while a call, a process handle or a new call needed it. */
+export declare class GatewayExited extends GatewayError {
+  readonly name: "GatewayExited";
+  /** The exit code, or null when killed by a signal. */
+  code: number | null;
+  /** "SIGKILL", ... or null. */
+  signal: string | null;
+  /** The documented meaning of the code (README "Exit codes"). */
+  reason: string;
+  /** What the gateway wrote on its `[gateway-exit]` stderr line, if it did. */
+  exitReason: string | null;
+  /** The last lines of its stderr (at most 50 lines / 16 KiB). */
+  stderrTail: string[];
+  pid: number | undefined;
+  generation: number | undefined;
+}
+
+/** The gateway could not be started. */
+export declare class GatewayStartError extends GatewayError {
+  readonly name: "GatewayStartError";
+  /** The exit code when it exited before gateway.ready, else null. */
+  code: number | null;
+  signal: string | null;
+  /** The documented meaning of the code, when it exited. */
+  reason: string | null;
+  stderrTail: string[];
+  /** The binary that was (or would have been) run. */
+  command: string | undefined;
+  args: string[] | undefined;
+  pid: number | undefined;
+  /** True when no gateway.ready came within readyTimeout. */
+  timedOut: boolean;
+}
+
+/** No response within the call's `timeout`; its pending entry is gone. */
+export declare class RequestTimeoutError extends GatewayError {
+  readonly name: "RequestTimeoutError";
+  method: string;
+  timeout: number;
+}
+
+// ---------------------------------------------------------------------------
+// Gateway
+
+export interface RestartOptions {
+  /** "never" (default) or "on-failure": a non-zero exit or a signal starts a new gateway. */
+  policy: "never" | "on-failure";
+  /** First delay before restarting, ms (default 100). */
+  initialDelay?: number;
+  /** Longest delay, ms (default 5000). */
+  maxDelay?: number;
+  /** Delay multiplier per consecutive failure (default 2). */
+  factor?: number;
+  /** Consecutive failures before giving up (default 5). */
+  maxRestarts?: number;
+  /** A gateway that ran this long (ms) resets the failure count (default 10000). */
+  stableAfter?: number;
+}
+
+export interface StartOptions {
+  /** The binary; else TUI_GATEWAY_BIN; else `tui-gateway` on PATH. */
+  command?: string;
+  args?: string[];
+  /** Merged over process.env; null or undefined removes a variable. */
+  env?: { [name: string]: string | null | undefined };
+  cwd?: string;
+  /** ms to wait for gateway.ready (default 10000). */
+  readyTimeout?: number;
+  restart?: RestartOptions | "never" | "on-failure";
+  /** Longest line accepted from the gateway (default 64 MiB); longer ones are reported as `malformed`. */
+  maxLineBytes?: number;
+  /** Default timeout for every request, ms (default: none). */
+  requestTimeout?: number;
+}
+
+export interface AttachOptions {
+  readable: Readable;
+  writable: Writable;
+  stderr?: Readable | null;
+  readyTimeout?: number;
+  maxLineBytes?: number;
+  requestTimeout?: number;
+}
+
+export interface CallOptions {
+  /** ms; on expiry the call rejects with RequestTimeoutError and is forgotten. */
+  timeout?: number;
+  /** On abort the call rejects with the signal's reason and is forgotten. */
+  signal?: AbortSignal;
+}
+
+export type BatchCall =
+  | { method: string; params?: Params; notify?: false }
+  | { method: string; params?: Params; notify: true };
+
+export type BatchEntry<T = unknown> = { ok: true; result: T } | { ok: false; error: RpcError } | null;
+
+/** Passed to `exit` listeners and returned by close(). */
+export interface ExitInfo {
+  code: number | null;
+  signal: string | null;
+  /** The documented meaning of the code. */
+  reason: string;
+  exitReason: string | null;
+  stderrTail: string[];
+  pid: number | undefined;
+  generation: number;
+  /** Whether a restart follows. */
+  restarting: boolean;
+  /** Process groups the client killed because the gateway died by a signal and could not. */
+  orphansKilled: number[];
+  /** The error pending calls were rejected with. */
+  error: GatewayExited;
+}
+
+export interface RestartInfo {
+  generation: number;
+  pid: number | undefined;
+  ready: GatewayReadyPayload;
+  /** Why the previous gateway went away. */
+  previous: GatewayExited;
+}
+
+/** A line the gateway wrote that is not a usable message. Reported, never thrown. */
+export interface MalformedLine {
+  reason: string;
+  /** The start of the line (at most 1 KiB). */
+  line: string;
+  generation: number;
+  pid: number | undefined;
+}
+
+export interface ServerRequestContext {
+  id: string | number | null;
+  method: string;
+  generation: number;
+}
+
+export type RequestHandler<P = any, R = unknown> = (params: P, context: ServerRequestContext) => R | Promise<R>;
+
+/** Lifecycle events of the client itself (no dot in their names, unlike the gateway's events). */
+export interface LifecycleEventMap {
+  /** The gateway exited: once per gateway process. */
+  exit: [info: ExitInfo];
+  /** A new gateway is up after a restart. */
+  restart: [info: RestartInfo];
+  /** A restart attempt failed (another may follow). */
+  restartFailed: [error: GatewayStartError];
+  /** A line of the gateway's stderr. */
+  stderr: [line: string, meta: EventMeta];
+  malformed: [info: MalformedLine];
+  /** Every gateway event, typed or not. */
+  event: [type: string, payload: unknown, meta: EventMeta];
+  /** A notification other than `event`. */
+  notification: [method: string, params: unknown, meta: EventMeta];
+  /** A response that matches no pending call (late after a timeout, or `id: null`). */
+  unmatched: [message: { id: unknown; result?: unknown; error?: unknown }, meta: EventMeta];
+}
+
+export type EventListener<T extends keyof GatewayEventMap> = (payload: GatewayEventMap[T], meta: EventMeta) => void;
+
+export declare class Gateway {
+  private constructor();
+
+  /** Finds the binary, spawns it with pipes, waits for gateway.ready. */
+  static start(options?: StartOptions): Promise<Gateway>;
+  /** Speaks the protocol over existing streams (tests, custom transports). */
+  static attach(options: AttachOptions): Promise<Gateway>;
+
+  /** The current gateway's gateway.ready payload. */
+  readonly readyPayload: GatewayReadyPayload;
+  /** Settles with the final exit, once no restart follows. */
+  readonly closed: Promise<ExitInfo | null>;
+  readonly pid: number | undefined;
+  readonly generation: number;
+  readonly running: boolean;
+  readonly pendingCount: number;
+  stderrTail(): string[];
+
+  request<M extends keyof GatewayMethodMap>(
+    method: M,
+    params?: GatewayMethodMap[M]["params"],
+    options?: CallOptions,
+  ): Promise<GatewayMethodMap[M]["result"]>;
+  request<T = unknown>(method: string, params?: Params, options?: CallOptions): Promise<T>;
+
+  /** Resolves true once written, false if there was no gateway; never rejects. */
+  notify(method: string, params?: Params): Promise<boolean>;
+  batch(calls: BatchCall[], options?: CallOptions): Promise<BatchEntry[]>;
+
+  ping(options?: CallOptions): Promise<PingResult>;
+  info(options?: CallOptions): Promise<GatewayInfo>;
+  stats(options?: CallOptions): Promise<GatewayStats>;
+  capabilities(client: { [key: string]: unknown }, options?: CallOptions): Promise<CapabilitiesResult>;
+  listProcesses(options?: CallOptions): Promise<ProcessInfo[]>;
+
+  onRequest<P = any, R = unknown>(method: string, handler: RequestHandler<P, R>): this;
+  offRequest(method: string): this;
+
+  spawnProcess(argv: string[], options: SpawnOptions & { encoding: "base64" }): Promise<ProcessHandle<Buffer>>;
+  spawnProcess(argv: string[], options?: SpawnOptions & { encoding?: "utf8" }): Promise<ProcessHandle<string>>;
+
+  /** Ends stdin, waits `grace` ms, then SIGTERM, then SIGKILL. Idempotent. */
+  close(options?: { grace?: number }): Promise<ExitInfo | null>;
+
+  on<K extends keyof GatewayEventMap>(type: K, listener: EventListener<K>): this;
+  on<K extends keyof LifecycleEventMap>(type: K, listener: (...args: LifecycleEventMap[K]) => void): this;
+  /** Any other event type (from a backend behind the bridge): untyped. */
+  on(type: string, listener: (payload: unknown, meta: EventMeta) => void): this;
+
+  once<K extends keyof GatewayEventMap>(type: K, listener: EventListener<K>): this;
+  once<K extends keyof LifecycleEventMap>(type: K, listener: (...args: LifecycleEventMap[K]) => void): this;
+  once(type: string, listener: (payload: unknown, meta: EventMeta) => void): this;
+
+  off(type: string, listener: (...args: any[]) => void): this;
+  listenerCount(type: string): number;
+}
+
+// ---------------------------------------------------------------------------
+// Processes
+
+export type Encoding = "utf8" | "base64";
+
+export type SignalName =
+  | "SIGTERM" | "SIGINT" | "SIGKILL" | "SIGHUP" | "SIGQUIT" | "SIGUSR1" | "SIGUSR2"
+  | "SIGSTOP" | "SIGCONT" | "SIGTSTP" | "SIGWINCH" | "SIGALRM" | "SIGPIPE"
+  | (string & {});
+
+export interface SpawnParams {
+  argv: string[];
+  cwd?: string;
+  env?: { [name: string]: string | null };
+  clear_env?: boolean;
+  stdin?: "pipe" | "null";
+  stderr?: "pipe" | "merge" | "null";
+  encoding?: Encoding;
+  tag?: unknown;
+  pty?: PtySize;
+  [other: string]: unknown;
+}
+
+/** A terminal's size in character cells (each 1 to 10000). */
+export interface PtySize {
+  rows: number;
+  cols: number;
+}
+
+export interface SpawnOptions extends CallOptions {
+  cwd?: string;
+  /** Set (string) or remove (null) variables for the child. */
+  env?: { [name: string]: string | null };
+  /** Start from an empty environment (then apply env). */
+  clearEnv?: boolean;
+  stdin?: "pipe" | "null";
+  stderr?: "pipe" | "merge" | "null";
+  /** "base64": output chunks are Buffers of the exact bytes. */
+  encoding?: Encoding;
+  /** Your label, echoed by process.list. */
+  tag?: unknown;
+  /** Run on a pseudo-terminal of this size: output arrives on stream "pty", `resize` works. */
+  pty?: PtySize;
+  /** "ignore": drop the output (still emitted as process.output events); `exited` settles at the exit. */
+  output?: "read" | "ignore";
+  /** More spawn params, passed as they are (e.g. PTY options on a gateway that has them). */
+  extraParams?: { [key: string]: unknown };
+}
+
+export interface OutputChunk<D extends string | Buffer = string> {
+  stream: OutputStream;
+  data: D;
+}
+
+export interface OutputLine {
+  stream: OutputStream;
+  /** Without its "\n" (and one "\r" before it). */
+  line: string;
+}
+
+export interface ProcessExit {
+  code: number | null;
+  signal: string | null;
+}
+
+export declare class ProcessHandle<D extends string | Buffer = string> implements AsyncIterable<OutputChunk<D>> {
+  private constructor();
+  readonly proc: number;
+  readonly pid: number;
+  readonly argv: string[];
+  readonly encoding: Encoding;
+  readonly generation: number;
+  /**
+   * Settles once the process ended and every output chunk was read (or
+   * dropped with output: "ignore"); rejects with GatewayExited if the gateway
+   * went away first. Read the output, or it waits for you.
+   */
+  readonly exited: Promise<ProcessExit>;
+  readonly running: boolean;
+  readonly bufferedChunks: number;
+
+  /** Strings go as UTF-8, bytes as base64; split and retried while the child's stdin queue is full. */
+  write(data: string | Uint8Array, options?: CallOptions): Promise<WriteResult>;
+  closeStdin(options?: CallOptions): Promise<{ ok: true; pending: number }>;
+  /** To the process group; with `tree: true`, to the process and every descendant of it. */
+  signal(
+    name?: SignalName | number,
+    options?: CallOptions & { tree?: boolean },
+  ): Promise<{ ok: true; signal: string }>;
+  /** `process.resize`: for a process spawned with `pty` (others get RpcError -32602). */
+  resize(rows: number, cols: number, options?: CallOptions): Promise<unknown>;
+
+  [Symbol.asyncIterator](): AsyncIterator<OutputChunk<D>, undefined>;
+  chunks(): AsyncIterableIterator<OutputChunk<D>>;
+  lines(options?: { stream?: OutputStream }): AsyncGenerator<OutputLine, void, undefined>;
+}
+
+// ---------------------------------------------------------------------------
+// Building blocks (exported for tests and custom transports)
+
+export declare const DEFAULT_READY_TIMEOUT_MS: number;
+export declare const DEFAULT_MAX_LINE_BYTES: number;
+
+export declare class LineFramer {
+  constructor(options: {
+    maxLineBytes?: number;
+    /** A view into the pushed chunk: decode or copy it before returning. */
+    onLine: (line: Buffer) => void;
+    onOversize?: (info: { limit: number; preview: string }) => void;
+    onTruncated?: (info: { bytes: number; preview: string }) => void;
+  });
+  readonly bufferedBytes: number;
+  push(chunk: Buffer): void;
+  end(): void;
+}
+
+export declare class FrameWriter {
+  constructor(stream: Writable);
+  readonly queued: number;
+  readonly blocked: boolean;
+  write(text: string): Promise<void>;
+  end(): void;
+  fail(error: Error): void;
+}
+
+export declare function resolveCommand(options: {
+  command?: string;
+  env: { [name: string]: string | undefined };
+  cwd?: string;
+}): { path: string; source: "command" | "TUI_GATEWAY_BIN" | "PATH" };

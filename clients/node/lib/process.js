@@ -1,0 +1,401 @@
+// A process the gateway runs for us (`process.spawn`, docs/process.md).
+//
+// The handle owns the output of one `proc`: the Gateway pushes every
+// `process.output` chunk into it as soon as the frame is read, and the one
+// consumer (the async iterator, or `lines()` built on it) takes them in
+// order. `exited` settles only when the end (the `process.exit` event, or
+// the loss of the gateway) has arrived *and* no chunk is left waiting to be
+// read, so a UI never shows an exit before the last output.
+
+import { StringDecoder } from "node:string_decoder";
+import { RpcError } from "./errors.js";
+
+// Internal entry points, called by the Gateway only.
+export const PUSH = Symbol("push");
+export const EXIT = Symbol("exit");
+export const FAIL = Symbol("fail");
+
+/** Largest piece one `process.write` call carries, in bytes: well below the
+ *  gateway's default per-child stdin queue (`--child-stdin-limit`, 1 MiB), so
+ *  a piece fits whenever the child has read most of what came before. */
+export const WRITE_PIECE_BYTES = 256 * 1024;
+/** Strings up to this many UTF-16 units go as one utf8 write. */
+const WRITE_PIECE_CHARS = 64 * 1024;
+/** Backoff while the child's stdin queue is full (-32001): first and last delay. */
+const WRITE_RETRY_FIRST_MS = 5;
+const WRITE_RETRY_MAX_MS = 200;
+/** JSON-RPC code for "overloaded: retry later" (docs/protocol.md). */
+const OVERLOADED = -32001;
+
+function delay(ms, signal) {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(signal.reason);
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(signal.reason);
+    };
+    const timer = setTimeout(() => {
+      signal?.removeEventListener("abort", onAbort);
+      resolve();
+    }, ms);
+    signal?.addEventListener("abort", onAbort, { once: true });
+  });
+}
+
+export class ProcessHandle {
+  /** @type {number} the gateway's id for this process */
+  proc;
+  /** @type {number} the OS pid (also the process group id) */
+  pid;
+  /** @type {"utf8"|"base64"} */
+  encoding;
+  /** @type {string[]} */
+  argv;
+  /** @type {number} generation of the gateway that runs it */
+  generation;
+  /** Settles with {code, signal} after the exit and the last chunk was read. */
+  exited;
+
+  #call;
+  #queue = [];
+  #head = 0;
+  /** The consumer waiting in next(): {resolve, reject} */
+  #waiter = null;
+  #consuming = false;
+  #discard = false;
+  /** The end: {exit: {code, signal}} or {error} */
+  #end = null;
+  #settled = false;
+  #resolveExited;
+  #rejectExited;
+
+  /**
+   * @param {(method: string, params: object, options?: object) => Promise<any>} call
+   *   sends a request to the gateway that runs this process (never to a later one)
+   */
+  constructor(call, { proc, pid, argv, encoding, generation, discard }) {
+    this.#call = call;
+    this.proc = proc;
+    this.pid = pid;
+    this.argv = argv;
+    this.encoding = encoding;
+    this.generation = generation;
+    this.#discard = Boolean(discard);
+    this.exited = new Promise((resolve, reject) => {
+      this.#resolveExited = resolve;
+      this.#rejectExited = reject;
+    });
+    // A gateway loss rejects `exited`; that must not crash a UI that never awaited it.
+    this.exited.catch(() => {});
+  }
+
+  /** Whether the process has not been reported as ended yet. */
+  get running() {
+    return this.#end === null;
+  }
+
+  /** Chunks received but not yet read. */
+  get bufferedChunks() {
+    return this.#queue.length - this.#head;
+  }
+
+  // ---- input ---------------------------------------------------------------
+
+  /**
+   * Writes to the process's stdin. Strings are sent as UTF-8, Buffers and
+   * Uint8Arrays as base64. Large data is split into pieces; a piece refused
+   * because the child's stdin queue is full (-32001) is retried with backoff
+   * until accepted, the process ends, or `signal` aborts.
+   * @returns {Promise<{queued: number, pending: number}>}
+   */
+  async write(data, { signal, timeout } = {}) {
+    const opts = { signal, timeout };
+    if (typeof data === "string" && data.length <= WRITE_PIECE_CHARS) {
+      return this.#writePiece({ proc: this.proc, data }, opts);
+    }
+    const bytes = typeof data === "string" ? Buffer.from(data, "utf8") : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+    let queued = 0;
+    let pending = 0;
+    for (let off = 0; off < bytes.length || off === 0; off += WRITE_PIECE_BYTES) {
+      const piece = bytes.subarray(off, off + WRITE_PIECE_BYTES);
+      const r = await this.#writePiece({ proc: this.proc, data: piece.toString("base64"), encoding: "base64" }, opts);
+      queued += r.queued;
+      pending = r.pending;
+      if (bytes.length === 0) break;
+    }
+    return { queued, pending };
+  }
+
+  async #writePiece(params, opts) {
+    let wait = WRITE_RETRY_FIRST_MS;
+    for (;;) {
+      try {
+        return await this.#call("process.write", params, opts);
+      } catch (err) {
+        if (!(err instanceof RpcError && err.code === OVERLOADED) || !this.running) throw err;
+      }
+      await delay(wait, opts.signal);
+      wait = Math.min(wait * 2, WRITE_RETRY_MAX_MS);
+    }
+  }
+
+  /** Closes the process's stdin (after what is queued). */
+  closeStdin(options) {
+    return this.#call("process.close_stdin", { proc: this.proc }, options);
+  }
+
+  /**
+   * Sends a signal (default SIGTERM) to the process's group, or with
+   * `{tree: true}` to the process and every descendant of it, whatever
+   * groups they moved to (a job-control shell and its jobs).
+   */
+  signal(name = "SIGTERM", options = {}) {
+    const { tree, ...callOptions } = options;
+    const params = { proc: this.proc, signal: name };
+    if (tree) params.tree = true;
+    return this.#call("process.signal", params, callOptions);
+  }
+
+  /**
+   * Tells a PTY-backed process its new size (`process.resize`). Needs a
+   * gateway with PTY support; older gateways answer -32601.
+   */
+  resize(rows, cols, options) {
+    return this.#call("process.resize", { proc: this.proc, rows, cols }, options);
+  }
+
+  // ---- output --------------------------------------------------------------
+
+  /** The output chunks, in order: {stream, data} (data is a Buffer in base64 mode). */
+  [Symbol.asyncIterator]() {
+    if (this.#consuming) throw new Error(`the output of proc ${this.proc} is already being read`);
+    if (this.#discard) throw new Error(`the output of proc ${this.proc} is discarded (output: "ignore", or a reader stopped early)`);
+    this.#consuming = true;
+    const iterator = {
+      next: () => this.#next(),
+      return: (value) => {
+        // The reader stopped early: from now on output is dropped, so
+        // `exited` can still settle.
+        this.#stopReading();
+        return Promise.resolve({ done: true, value });
+      },
+      [Symbol.asyncIterator]() {
+        return iterator;
+      },
+    };
+    return iterator;
+  }
+
+  /** Same as iterating the handle. */
+  chunks() {
+    return this[Symbol.asyncIterator]();
+  }
+
+  /**
+   * The output as lines: chunks joined per stream and split on "\n" (the
+   * "\n" and one "\r" before it removed); a last line without "\n" is
+   * yielded when the process ends. With `stream`, only that stream's lines
+   * (the other stream's output is read and dropped); otherwise both, each
+   * assembled on its own.
+   * @returns {AsyncGenerator<{stream: "stdout"|"stderr"|"pty", line: string}>}
+   */
+  async *lines({ stream } = {}) {
+    // Keyed by stream name, whatever streams the process has ("pty" for a
+    // process on a terminal), in the order they first appear.
+    const partial = Object.create(null);
+    const decoders = Object.create(null);
+    const strip = (s) => (s.endsWith("\r") ? s.slice(0, -1) : s);
+    for await (const chunk of this) {
+      const s = chunk.stream;
+      if (stream && s !== stream) continue;
+      partial[s] ??= "";
+      let text;
+      if (typeof chunk.data === "string") {
+        text = chunk.data;
+      } else {
+        decoders[s] ??= new StringDecoder("utf8");
+        text = decoders[s].write(chunk.data);
+      }
+      let start = 0;
+      let nl = text.indexOf("\n");
+      if (nl === -1) {
+        partial[s] += text;
+        continue;
+      }
+      const first = partial[s] + text.slice(0, nl);
+      partial[s] = "";
+      yield { stream: s, line: strip(first) };
+      start = nl + 1;
+      while ((nl = text.indexOf("\n", start)) !== -1) {
+        yield { stream: s, line: strip(text.slice(start, nl)) };
+        start = nl + 1;
+      }
+      partial[s] = text.slice(start);
+    }
+    for (const s of Object.keys(partial)) {
+      if (decoders[s]) partial[s] += decoders[s].end();
+      if (partial[s] !== "") yield { stream: s, line: strip(partial[s]) };
+    }
+  }
+
+  // ---- fed by the Gateway ----------------------------------------------------
+
+  [PUSH](stream, data) {
+    if (this.#end || this.#discard) return;
+    const chunk = { stream, data: this.encoding === "base64" ? Buffer.from(data, "base64") : data };
+    if (this.#waiter) {
+      const { resolve } = this.#waiter;
+      this.#waiter = null;
+      resolve({ value: chunk, done: false });
+      return;
+    }
+    this.#queue.push(chunk);
+  }
+
+  [EXIT](payload) {
+    if (this.#end) return;
+    this.#end = { exit: { code: payload.code ?? null, signal: payload.signal ?? null } };
+    this.#maybeSettle();
+  }
+
+  [FAIL](error) {
+    if (this.#end) return;
+    this.#end = { error };
+    this.#maybeSettle();
+  }
+
+  // ---- internals -------------------------------------------------------------
+
+  #next() {
+    if (this.#head < this.#queue.length) {
+      const value = this.#queue[this.#head];
+      this.#queue[this.#head++] = undefined;
+      if (this.#head === this.#queue.length) {
+        this.#queue = [];
+        this.#head = 0;
+      } else if (this.#head > 1024 && this.#head * 2 > this.#queue.length) {
+        this.#queue = this.#queue.slice(this.#head);
+        this.#head = 0;
+      }
+      return Promise.resolve({ value, done: false });
+    }
+    if (this.#end) {
+      // Everything was read and the end is here: now `exited` may settle.
+      this.#consuming = false;
+      this.#maybeSettle();
+      if (this.#end.error && !this.#end.errorThrown) {
+        this.#end.errorThrown = true;
+        return Promise.reject(this.#end.error);
+      }
+      return Promise.resolve({ value: undefined, done: true });
+    }
+    return new Promise((resolve, reject) => {
+      this.#waiter = { resolve, reject };
+    });
+  }
+
+  #stopReading() {
+    this.#consuming = false;
+    this.#discard = true;
+    this.#queue = [];
+    this.#head = 0;
+    this.#maybeSettle();
+  }
+
+  #maybeSettle() {
+    if (!this.#end) return;
+    if (this.#waiter) {
+      // A reader is waiting on an empty queue: this is its last answer.
+      const { resolve, reject } = this.#waiter;
+      this.#waiter = null;
+      this.#consuming = false;
+      if (this.#end.error) {
+        this.#end.errorThrown = true;
+        reject(this.#end.error);
+      } else {
+        resolve({ value: undefined, done: true });
+      }
+    }
+    if (this.#settled || this.#head < this.#queue.length) return; // output still unread
+    this.#settled = true;
+    if (this.#end.error) this.#rejectExited(this.#end.error);
+    else this.#resolveExited(this.#end.exit);
+  }
+}
+
+/** Events kept for procs whose spawn response is not read yet (only while a spawn is in flight). */
+const EARLY_EVENTS_MAX = 10_000;
+
+/**
+ * The process handles of one gateway, by `proc`, and the routing of
+ * `process.output` / `process.exit` to them. Proc ids restart at 1 in every
+ * gateway, so each gateway (Link) has its own table.
+ */
+export class ProcessTable {
+  #handles = new Map();
+  /** proc -> [[type, payload]...] that came before their spawn response */
+  #early = new Map();
+  #earlyCount = 0;
+  #spawning = 0;
+
+  /** A process.spawn request is about to be sent. */
+  beginSpawn() {
+    this.#spawning++;
+  }
+
+  /** Its answer (or failure) was handled. */
+  endSpawn() {
+    if (--this.#spawning === 0) {
+      this.#early.clear();
+      this.#earlyCount = 0;
+    }
+  }
+
+  /** Registers a handle and hands it the events that came before it. */
+  adopt(handle) {
+    this.#handles.set(handle.proc, handle);
+    const early = this.#early.get(handle.proc);
+    if (early) {
+      this.#early.delete(handle.proc);
+      this.#earlyCount -= early.length;
+      for (const [type, payload] of early) this.route(type, payload);
+    }
+  }
+
+  /** Delivers a process.output or process.exit event to its handle. */
+  route(type, payload) {
+    const proc = payload?.proc;
+    const handle = this.#handles.get(proc);
+    if (handle) {
+      if (type === "process.output") {
+        handle[PUSH](payload.stream, payload.data);
+      } else {
+        this.#handles.delete(proc);
+        handle[EXIT](payload);
+      }
+      return;
+    }
+    // The gateway always sends the spawn response before the process's
+    // events, and the handle is made when that response is read; this only
+    // keeps events for a peer that breaks the order, while a spawn is pending.
+    if (this.#spawning > 0 && Number.isInteger(proc) && this.#earlyCount < EARLY_EVENTS_MAX) {
+      const list = this.#early.get(proc) ?? [];
+      list.push([type, payload]);
+      this.#early.set(proc, list);
+      this.#earlyCount++;
+    }
+  }
+
+  /** The gateway is gone: every handle still running fails; returns their pids. */
+  failAll(error) {
+    const pids = [];
+    for (const handle of this.#handles.values()) {
+      pids.push(handle.pid);
+      handle[FAIL](error);
+    }
+    this.#handles.clear();
+    this.#early.clear();
+    this.#earlyCount = 0;
+    return pids;
+  }
+}
