@@ -203,7 +203,7 @@ class Terminal:
 
 
 class Demo:
-    def __init__(self, stdscr: Any, gw: Gateway) -> None:
+    def __init__(self, stdscr: "curses.window", gw: Gateway) -> None:
         self.scr = stdscr
         self.gw = gw
         self.term = Terminal()
@@ -344,7 +344,8 @@ class Demo:
     def submit(self, line: str) -> None:
         if self.running is not None:
             self.spawn(self.running.write(line + "\n"))
-            self.term.message(line, ECHO_STYLE)
+            if not self.use_pty:  # a terminal echoes what it is sent by itself
+                self.term.message(line, ECHO_STYLE)
             return
         if not line.strip():
             return

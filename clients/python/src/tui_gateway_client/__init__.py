@@ -1,0 +1,165 @@
+"""Python asyncio client for ``tui-gateway``.
+
+``tui-gateway`` is a child process a terminal UI spawns and talks to with
+newline-delimited JSON-RPC 2.0 over its stdin and stdout (docs/protocol.md).
+This package is the UI's half: it finds and starts the binary, frames and
+matches messages, routes events, answers the gateway's own requests, runs
+processes through it, notices when it exits and says why, restarts it if
+asked, and shuts it down without leaving anything behind.
+
+Quick start::
+
+    import asyncio
+    from tui_gateway_client import Gateway
+
+    async def main() -> None:
+        async with Gateway.start() as gw:           # TUI_GATEWAY_BIN or PATH
+            print("gateway", gw.ready["version"], "pid", gw.pid)
+            proc = await gw.spawn_process(["sh", "-c", "echo hello; echo oops >&2"])
+            async for line in proc.lines():
+                print(line)
+            print(await proc.wait())                # ExitStatus(code=0, signal=None)
+
+    asyncio.run(main())
+
+Map of the package (each module's docstring says more):
+
+- ``gateway``: :class:`Gateway` (start, calls, events, processes, restart,
+  close) and :class:`RestartPolicy`;
+- ``process``: :class:`ProcessHandle`, :class:`ExitStatus`, :class:`OutputChunk`;
+- ``events``: :class:`Event`, :class:`EventStream` (and the generation guard);
+- ``payloads``: ``TypedDict``s of every documented payload and result;
+- ``errors``: :class:`RpcError`, :class:`GatewayExited`,
+  :class:`GatewayStartError`, ... and the exit code meanings;
+- ``session``: one gateway child process: spawn, ready, stderr, reap;
+- ``connection``: JSON-RPC bookkeeping for one child (ids, pending calls,
+  dispatch, server-to-client requests);
+- ``transport`` and ``framing``: bytes to messages and back, tested in memory;
+- ``child``: finding the binary, the stderr tail, emergency termination.
+
+Lifecycle events the client adds to the gateway's own (their types have no
+dot): ``exit`` (once per gateway child), ``restart``, ``stderr`` (one per
+line), ``malformed`` (a stdout line that is not a message; it is skipped,
+never raised) and ``protocol_error``.
+"""
+
+from __future__ import annotations
+
+import logging as _logging
+
+from .child import BINARY_ENV, BINARY_NAME, find_binary
+from .connection import Connection, RequestHandler
+from .errors import (
+    EXIT_CODE_MEANINGS,
+    HANDLER_FAILED,
+    INTERNAL_ERROR,
+    INVALID_PARAMS,
+    INVALID_REQUEST,
+    METHOD_NOT_FOUND,
+    OVERLOADED,
+    PARSE_ERROR,
+    GatewayClosed,
+    GatewayError,
+    GatewayExited,
+    GatewayNotFound,
+    GatewayStartError,
+    RequestTimeout,
+    RpcError,
+    describe_exit,
+)
+from .events import Event, EventStream, Unsubscribe
+from .framing import DEFAULT_MAX_FRAME_BYTES, LineFramer, Oversize, Truncated
+from .gateway import DEFAULT_READY_TIMEOUT_S, Gateway, GatewayStarter, RestartPolicy
+from .payloads import (
+    BackendExitedPayload,
+    BackendReadyPayload,
+    CloseStdinResult,
+    ExitPayload,
+    GatewayInfo,
+    GatewayStats,
+    Limits,
+    MalformedPayload,
+    ProcessExitPayload,
+    ProcessInfo,
+    ProcessOutputPayload,
+    ProtocolErrorPayload,
+    PtySize,
+    ReadyPayload,
+    ResizeResult,
+    RestartPayload,
+    SignalResult,
+    SpawnResult,
+    StderrPayload,
+    WriteResult,
+)
+from .process import ExitStatus, OutputChunk, ProcessHandle
+from .transport import Malformed, MessageReader, MessageWriter, Parsed
+
+__version__ = "0.1.0"
+
+# A library never prints on its own: without this, Python's last-resort
+# handler would write warnings to stderr, over a curses screen.
+_logging.getLogger("tui_gateway_client").addHandler(_logging.NullHandler())
+
+__all__ = [
+    "__version__",
+    "Gateway",
+    "GatewayStarter",
+    "RestartPolicy",
+    "DEFAULT_READY_TIMEOUT_S",
+    "ProcessHandle",
+    "ExitStatus",
+    "OutputChunk",
+    "Event",
+    "EventStream",
+    "Unsubscribe",
+    "RequestHandler",
+    "Connection",
+    "MessageReader",
+    "MessageWriter",
+    "Parsed",
+    "Malformed",
+    "LineFramer",
+    "Oversize",
+    "Truncated",
+    "DEFAULT_MAX_FRAME_BYTES",
+    "find_binary",
+    "BINARY_ENV",
+    "BINARY_NAME",
+    "GatewayError",
+    "RpcError",
+    "RequestTimeout",
+    "GatewayStartError",
+    "GatewayNotFound",
+    "GatewayExited",
+    "GatewayClosed",
+    "EXIT_CODE_MEANINGS",
+    "describe_exit",
+    "PARSE_ERROR",
+    "INVALID_REQUEST",
+    "METHOD_NOT_FOUND",
+    "INVALID_PARAMS",
+    "INTERNAL_ERROR",
+    "HANDLER_FAILED",
+    "OVERLOADED",
+    "Limits",
+    "ReadyPayload",
+    "ProcessOutputPayload",
+    "ProcessExitPayload",
+    "BackendReadyPayload",
+    "BackendExitedPayload",
+    "GatewayInfo",
+    "GatewayStats",
+    "SpawnResult",
+    "WriteResult",
+    "CloseStdinResult",
+    "SignalResult",
+    "ProcessInfo",
+    "ExitPayload",
+    "RestartPayload",
+    "StderrPayload",
+    "MalformedPayload",
+    "ProtocolErrorPayload",
+    "PtySize",
+    "ResizeResult",
+]

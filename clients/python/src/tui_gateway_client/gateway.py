@@ -1,0 +1,816 @@
+"""The :class:`Gateway`: start, call, listen, run processes, restart, close.
+
+One ``Gateway`` is one logical connection to ``tui-gateway`` for the life of
+the UI. Underneath, each gateway child process is a *session* (generation
+1, then 2, 3, ... after restarts) with its own pipes, its own
+:class:`~tui_gateway_client.connection.Connection` (pending calls, ids) and
+its own process handles. Calls always go to the current session; handles
+and pending calls stay bound to the session they started on.
+
+Lifecycle of a session:
+
+1. spawned with pipes; its stderr is read all along into a bounded tail
+   and ``stderr`` events; its stdout by the connection's reader;
+2. ready when ``gateway.ready`` arrives (within ``ready_timeout``, else the
+   child is killed and :class:`GatewayStartError` raised with the tail);
+3. ended when its stdout reaches EOF and the process is reaped: pending
+   calls raise :class:`GatewayExited`; process handles of the session end
+   with it (and, if the gateway died by a signal and could not clean up,
+   their process groups get SIGKILL); ``exit`` fires once;
+4. restarted, if the policy says so, after a backoff.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+from dataclasses import dataclass
+from typing import (
+    Any,
+    Awaitable,
+    Callable,
+    Dict,
+    Generator,
+    List,
+    Literal,
+    Mapping,
+    Optional,
+    Sequence,
+    Set,
+    Tuple,
+    Union,
+    cast,
+    overload,
+)
+
+from . import child
+from .child import find_binary, kill_groups, terminate_sync
+from .connection import RequestHandler
+from .errors import (
+    EXIT_CODE_MEANINGS,
+    GatewayClosed,
+    GatewayError,
+    GatewayExited,
+    GatewayStartError,
+    RequestTimeout,
+)
+from .events import Event, EventBus, EventStream, Unsubscribe
+from .framing import DEFAULT_MAX_FRAME_BYTES
+from .payloads import (
+    BackendExitedPayload,
+    BackendReadyPayload,
+    ExitPayload,
+    GatewayInfo,
+    GatewayStats,
+    MalformedPayload,
+    ProcessExitPayload,
+    ProcessInfo,
+    ProcessOutputPayload,
+    ProtocolErrorPayload,
+    ReadyPayload,
+    RestartPayload,
+    StderrPayload,
+)
+from .process import ProcessHandle, decode_base64, decode_text
+from .session import EXIT_WAIT_S, STDERR_DRAIN_S, Session, kill_process, signal_process, spawn_session, wait_event
+from .transport import Malformed
+
+__all__ = ["Gateway", "GatewayStarter", "RestartPolicy", "DEFAULT_READY_TIMEOUT_S"]
+
+log = logging.getLogger("tui_gateway_client")
+
+#: How long ``start`` waits for ``gateway.ready``. The gateway writes it
+#: within milliseconds of exec; 10 s leaves room for a cold disk and a
+#: loaded machine while still telling a user about a hung binary promptly.
+DEFAULT_READY_TIMEOUT_S = 10.0
+#: Default ``close()`` grace on top of the gateway's own shutdown grace.
+CLOSE_MARGIN_S = 1.0
+
+
+@dataclass(frozen=True)
+class RestartPolicy:
+    """When and how a gateway that exited is started again.
+
+    ``mode``: ``"never"`` or ``"on-failure"`` (exit code other than 0, or a
+    signal; never after ``close()``). Delays grow from ``initial_delay_s`` by
+    ``factor`` up to ``max_delay_s``. After ``max_attempts`` consecutive
+    failures (crashes or failed starts) the client gives up; a child that ran
+    ``stable_after_s`` resets the count.
+    """
+
+    mode: Literal["never", "on-failure"] = "on-failure"
+    max_attempts: int = 5
+    initial_delay_s: float = 0.1
+    max_delay_s: float = 5.0
+    factor: float = 2.0
+    stable_after_s: float = 10.0
+
+    def should_restart(self, code: Optional[int], signal: Optional[str]) -> bool:
+        return self.mode == "on-failure" and (signal is not None or code != 0)
+
+    def delay(self, failures: int) -> float:
+        return float(min(self.max_delay_s, self.initial_delay_s * self.factor ** max(0, failures - 1)))
+
+    @classmethod
+    def parse(cls, value: Union[None, str, "RestartPolicy"]) -> "RestartPolicy":
+        if value is None or value == "never":
+            return cls(mode="never")
+        if value == "on-failure":
+            return cls(mode="on-failure")
+        if isinstance(value, RestartPolicy):
+            return value
+        raise ValueError(f"restart must be None, 'never', 'on-failure' or a RestartPolicy, not {value!r}")
+
+
+class GatewayStarter:
+    """What ``Gateway.start(...)`` returns: ``await`` it, or use it as ``async with``."""
+
+    def __init__(self, factory: Callable[[], Awaitable["Gateway"]]) -> None:
+        self._factory = factory
+        self._gateway: Optional[Gateway] = None
+
+    def __await__(self) -> Generator[Any, None, "Gateway"]:
+        return self._factory().__await__()
+
+    async def __aenter__(self) -> "Gateway":
+        self._gateway = await self._factory()
+        return self._gateway
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._gateway is not None:
+            await self._gateway.close()
+
+
+class Gateway:
+    """A running ``tui-gateway``; create it with ``await Gateway.start(...)``."""
+
+    def __init__(
+        self,
+        binary: str,
+        args: Sequence[str],
+        env: Optional[Dict[str, str]],
+        cwd: Optional[str],
+        ready_timeout: float,
+        restart: RestartPolicy,
+        max_frame_bytes: int,
+    ) -> None:
+        self._binary = binary
+        self._args = list(args)
+        self._env = env
+        self._cwd = cwd
+        self._ready_timeout = ready_timeout
+        self._policy = restart
+        self._max_frame_bytes = max_frame_bytes
+        self._bus = EventBus()
+        self._handlers: Dict[str, RequestHandler] = {}
+        self._session: Optional[Session] = None
+        self._last_ready: Optional[ReadyPayload] = None
+        self._generation = 0
+        self._closing = False
+        self._closed = False
+        self._close_requested = asyncio.Event()
+        self._close_task: Optional[asyncio.Task[None]] = None
+        self._dead: Optional[Callable[[], GatewayError]] = None
+        self._state_waiters: List[asyncio.Future[None]] = []
+        self._supervisors: Set[asyncio.Task[None]] = set()
+        self._failures = 0
+        self.restarts = 0
+        self._malformed = 0
+        self._protocol_errors = 0
+
+    # -- starting --------------------------------------------------------------
+
+    @classmethod
+    def start(
+        cls,
+        command: Optional[str] = None,
+        args: Sequence[str] = (),
+        env: Optional[Mapping[str, Optional[str]]] = None,
+        cwd: Optional[str] = None,
+        ready_timeout: float = DEFAULT_READY_TIMEOUT_S,
+        restart: Union[None, str, RestartPolicy] = None,
+        *,
+        max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES,
+    ) -> GatewayStarter:
+        """Find the binary, spawn it with pipes, wait for ``gateway.ready``.
+
+        ``command``: path or name of the binary (else ``$TUI_GATEWAY_BIN``,
+        else ``tui-gateway`` on ``PATH``); ``args``: its flags; ``env``:
+        variables to set (``str``) or remove (``None``) on top of this
+        process's environment; ``restart``: ``None``/``"never"``,
+        ``"on-failure"`` or a :class:`RestartPolicy`.
+
+        Raises :class:`GatewayNotFound`, or :class:`GatewayStartError` with the
+        exit code, its meaning and the stderr tail.
+        """
+        policy = RestartPolicy.parse(restart)
+
+        async def factory() -> Gateway:
+            binary = find_binary(command)
+            gateway = cls(binary, args, _merge_env(env), cwd, ready_timeout, policy, max_frame_bytes)
+            session = await gateway._spawn()
+            gateway._watch_session(session)
+            return gateway
+
+        return GatewayStarter(factory)
+
+    async def _spawn(self) -> Session:
+        self._generation += 1
+        session = await spawn_session(
+            self._generation,
+            [self._binary, *self._args],
+            env=self._env,
+            cwd=self._cwd,
+            max_frame_bytes=self._max_frame_bytes,
+            handlers=self._handlers,
+            on_event=self._on_event,
+            on_malformed=self._on_malformed,
+            on_protocol_error=self._on_protocol_error,
+            on_stderr=self._on_stderr,
+        )
+        # Current before its reader runs: the generation guard drops
+        # anything from a session that is not.
+        self._session = session
+        self._bus.generation = session.generation
+        session.start()
+        try:
+            await session.wait_ready(self._ready_timeout)
+        except BaseException:
+            if self._session is session:
+                self._session = None
+            await session.discard()
+            raise
+        return session
+
+    # -- watching, restarting --------------------------------------------------
+
+    def _watch_session(self, session: Session) -> None:
+        self._last_ready = session.ready
+        task = asyncio.get_running_loop().create_task(self._watch(session))
+        self._supervisors.add(task)
+        task.add_done_callback(self._supervisors.discard)
+        self._notify_state()
+
+    async def _watch(self, session: Session) -> None:
+        assert session.reader_task is not None
+        try:
+            try:
+                await session.reader_task
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("tui-gateway client: the reader failed; stopping the gateway")
+                kill_process(session.process)
+            code, sig = await session.reap()
+        except asyncio.CancelledError:
+            # The event loop is shutting down (asyncio.run cancels every
+            # remaining task) and close() was not called: stop the gateway
+            # now, synchronously, so that nothing outlives the UI.
+            terminate_sync(session.record)  # a no-op if it already ended
+            raise
+        restarting = self._end_session(session, code, sig)
+        if restarting:
+            await self._restart()
+        else:
+            self._give_up(session.exited)
+
+    def _end_session(self, session: Session, code: Optional[int], sig: Optional[str]) -> bool:
+        exc = GatewayExited(code, sig, list(session.tail.lines), pid=session.pid, generation=session.generation)
+        session.exit = exc
+        session.record.done = True
+        child.unregister(session.record)
+        leftovers = {h.pid for h in session.procs.values()}
+        if sig is not None or code not in EXIT_CODE_MEANINGS:
+            # The gateway could not run its own cleanup: its children are
+            # orphans now. Their pids are their process groups.
+            kill_groups(leftovers)
+        session.conn.fail_pending(session.exited)
+        for handle in session.procs.values():
+            handle._on_lost(exc)
+        session.procs.clear()
+        ran = asyncio.get_running_loop().time() - session.started_at
+        if ran >= self._policy.stable_after_s:
+            self._failures = 0
+        restarting = (
+            not self._closing
+            and self._policy.should_restart(code, sig)
+            and self._failures < self._policy.max_attempts
+        )
+        self._bus.emit(
+            Event(
+                "exit",
+                ExitPayload(
+                    generation=session.generation,
+                    pid=session.pid,
+                    code=code,
+                    signal=sig,
+                    reason=exc.reason,
+                    gateway_reason=exc.gateway_reason,
+                    stderr_tail=list(exc.stderr_tail),
+                    restarting=restarting,
+                ),
+                session.generation,
+            )
+        )
+        session.ended.set()
+        self._notify_state()
+        return restarting
+
+    async def _restart(self) -> None:
+        while True:
+            self._failures += 1
+            delay = self._policy.delay(self._failures)
+            try:
+                await asyncio.wait_for(self._close_requested.wait(), delay)
+            except asyncio.TimeoutError:
+                pass
+            if self._closing:
+                self._give_up(lambda: GatewayClosed())
+                return
+            try:
+                session = await self._spawn()
+            except GatewayStartError as exc:
+                log.warning("tui-gateway client: restart attempt %d failed: %s", self._failures, exc)
+                if self._failures >= self._policy.max_attempts or self._closing:
+                    err = exc
+                    self._give_up(lambda: GatewayClosed(f"gave up restarting tui-gateway after {self._failures} attempts: {err.message}"))
+                    return
+                continue
+            self.restarts += 1
+            if self._closing:
+                # close() began while this child was starting: stop it too.
+                self._watch_session(session)
+                await self._shutdown_session(session, None, True)
+                return
+            self._bus.emit(
+                Event(
+                    "restart",
+                    RestartPayload(generation=session.generation, pid=session.pid, attempt=self._failures, ready=cast(ReadyPayload, session.ready)),
+                    session.generation,
+                )
+            )
+            self._watch_session(session)
+            return
+
+    def _give_up(self, error: Callable[[], GatewayError]) -> None:
+        if self._dead is None:
+            self._dead = error
+        self._bus.close()
+        self._notify_state()
+
+    def _notify_state(self) -> None:
+        waiters, self._state_waiters = self._state_waiters, []
+        for w in waiters:
+            if not w.done():
+                w.set_result(None)
+
+    async def _live_session(self) -> Session:
+        while True:
+            if self._closing:
+                raise GatewayClosed()
+            s = self._session
+            if s is not None and s.live:
+                return s
+            if self._dead is not None:
+                raise self._dead()
+            w: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._state_waiters.append(w)
+            await w
+
+    async def _current(self, timeout: Optional[float], method: str) -> Tuple[Session, Optional[float]]:
+        """The live session (waiting through a restart) and the time left of ``timeout``."""
+        if timeout is None:
+            return await self._live_session(), None
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        try:
+            session = await asyncio.wait_for(self._live_session(), timeout)
+        except asyncio.TimeoutError:
+            raise RequestTimeout(method, timeout) from None
+        return session, max(0.0, deadline - loop.time())
+
+    # -- incoming --------------------------------------------------------------
+
+    def _on_event(self, session: Session, type: str, payload: Any) -> None:
+        if session is not self._session:
+            return  # generation guard: a stale child
+        if type == "process.output" or type == "process.exit":
+            if isinstance(payload, dict):
+                proc = payload.get("proc")
+                handle = session.procs.get(proc) if isinstance(proc, int) else None
+                if handle is not None:
+                    if type == "process.output":
+                        handle._on_output(payload)
+                    else:
+                        del session.procs[handle.proc]
+                        session.record.groups.discard(handle.pid)
+                        handle._on_exit(payload)
+        elif type == "gateway.ready" and session.ready is None and isinstance(payload, dict):
+            session.mark_ready(cast(ReadyPayload, payload))
+        self._bus.emit(Event(type, payload, session.generation))
+
+    def _on_stderr(self, session: Session, line: str) -> None:
+        self._emit_client(session, "stderr", StderrPayload(generation=session.generation, line=line))
+
+    def _on_malformed(self, session: Session, item: Malformed) -> None:
+        self._malformed += 1
+        log.warning("tui-gateway client: skipped a line from the gateway: %s", item.reason)
+        self._emit_client(
+            session, "malformed", MalformedPayload(generation=session.generation, reason=item.reason, length=item.length, preview=item.preview)
+        )
+
+    def _on_protocol_error(self, session: Session, reason: str, msg: Any) -> None:
+        self._protocol_errors += 1
+        log.warning("tui-gateway client: %s", reason)
+        self._emit_client(session, "protocol_error", ProtocolErrorPayload(generation=session.generation, reason=reason, message=msg))
+
+    def _emit_client(self, session: Session, type: str, payload: Any) -> None:
+        if session is self._session:
+            self._bus.emit(Event(type, payload, session.generation))
+
+    # -- state -----------------------------------------------------------------
+
+    @property
+    def ready(self) -> ReadyPayload:
+        """The ``gateway.ready`` payload of the current (or last) child."""
+        assert self._last_ready is not None
+        return self._last_ready
+
+    @property
+    def pid(self) -> Optional[int]:
+        """The current child's pid (``None`` between a crash and its restart, or after close)."""
+        s = self._session
+        return s.pid if s is not None and s.exit is None else None
+
+    @property
+    def generation(self) -> int:
+        """1 for the first child, +1 per restart attempt."""
+        return self._generation
+
+    @property
+    def closed(self) -> bool:
+        """``close()`` finished, or the gateway ended and will not restart."""
+        return self._closed or self._dead is not None
+
+    @property
+    def methods(self) -> List[str]:
+        return list(self.ready.get("methods", []))
+
+    def supports(self, method: str) -> bool:
+        """Whether the gateway listed ``method`` in ``gateway.ready`` (e.g. ``process.resize``)."""
+        return method in self.ready.get("methods", [])
+
+    @property
+    def stderr_tail(self) -> List[str]:
+        """The last lines the current (or last) child wrote to stderr."""
+        s = self._session
+        return list(s.tail.lines) if s is not None else []
+
+    def client_stats(self) -> Dict[str, Any]:
+        """The client's own counters (the gateway's are in :meth:`stats`)."""
+        s = self._session
+        return {
+            "generation": self._generation,
+            "restarts": self.restarts,
+            "pid": self.pid,
+            "pending": s.conn.pending_count if s else 0,
+            "late_responses": s.conn.late_responses if s else 0,
+            "processes": len(s.procs) if s else 0,
+            "bytes_read": s.conn._reader.bytes_read if s else 0,
+            "bytes_written": s.writer.bytes_written if s else 0,
+            "malformed_lines": self._malformed,
+            "protocol_errors": self._protocol_errors,
+            "stale_events_dropped": self._bus.dropped_stale,
+        }
+
+    # -- calls -----------------------------------------------------------------
+
+    async def request(self, method: str, params: Any = None, *, timeout: Optional[float] = None) -> Any:
+        """Call ``method``; return its ``result`` or raise :class:`RpcError`.
+
+        ``timeout`` (seconds, default none) raises :class:`RequestTimeout`;
+        cancelling the awaiting task cancels the call. Either way its pending
+        entry is removed and a late response is dropped. While a restart is
+        under way the call waits for the new gateway (within ``timeout``).
+        Raises :class:`GatewayExited` if the gateway exits first,
+        :class:`GatewayClosed` after ``close()``.
+        """
+        session = self._session
+        if timeout is None and session is not None and session.live and not self._closing:
+            return await session.conn.call(method, params)  # the common case, kept short
+        session, left = await self._current(timeout, method)
+        return await session.conn.call(method, params, timeout=left)
+
+    async def notify(self, method: str, params: Any = None) -> None:
+        """Send a notification: no id, no response."""
+        session = await self._live_session()
+        await session.conn.notify(method, params)
+
+    async def batch(self, calls: Sequence[Tuple[str, Any]], *, timeout: Optional[float] = None) -> List[Any]:
+        """Send ``[(method, params), ...]`` as one JSON-RPC batch.
+
+        Returns the results in order, with an :class:`RpcError` instance in
+        place of each call that failed (nothing is raised for those).
+        """
+        session, left = await self._current(timeout, "batch")
+        return await session.conn.batch(calls, timeout=left)
+
+    async def ping(self, *, timeout: Optional[float] = None) -> bool:
+        result = await self.request("gateway.ping", timeout=timeout)
+        return bool(isinstance(result, dict) and result.get("ok"))
+
+    async def info(self, *, timeout: Optional[float] = None) -> GatewayInfo:
+        """``gateway.info``: version, pid, uptime, methods, services, config, limits."""
+        return cast(GatewayInfo, await self.request("gateway.info", timeout=timeout))
+
+    async def stats(self, *, timeout: Optional[float] = None) -> GatewayStats:
+        """``gateway.stats``: the gateway's counters."""
+        return cast(GatewayStats, await self.request("gateway.stats", timeout=timeout))
+
+    async def list_processes(self, *, timeout: Optional[float] = None) -> List[ProcessInfo]:
+        """``process.list``."""
+        return cast(List[ProcessInfo], await self.request("process.list", timeout=timeout))
+
+    async def capabilities(self, client: Optional[Mapping[str, Any]] = None, *, timeout: Optional[float] = None) -> Dict[str, Any]:
+        """``client.capabilities``: tell the gateway who is calling; returns what it supports."""
+        from . import __version__
+
+        description = dict(client) if client is not None else {"name": "tui-gateway-client-python", "version": __version__}
+        return cast(Dict[str, Any], await self.request("client.capabilities", description, timeout=timeout))
+
+    # -- events ----------------------------------------------------------------
+
+    @overload
+    def on(self, type: Literal["gateway.ready"], fn: Callable[[ReadyPayload], Any]) -> Unsubscribe: ...
+    @overload
+    def on(self, type: Literal["process.output"], fn: Callable[[ProcessOutputPayload], Any]) -> Unsubscribe: ...
+    @overload
+    def on(self, type: Literal["process.exit"], fn: Callable[[ProcessExitPayload], Any]) -> Unsubscribe: ...
+    @overload
+    def on(self, type: Literal["backend.ready"], fn: Callable[[BackendReadyPayload], Any]) -> Unsubscribe: ...
+    @overload
+    def on(self, type: Literal["backend.exited"], fn: Callable[[BackendExitedPayload], Any]) -> Unsubscribe: ...
+    @overload
+    def on(self, type: Literal["exit"], fn: Callable[[ExitPayload], Any]) -> Unsubscribe: ...
+    @overload
+    def on(self, type: Literal["restart"], fn: Callable[[RestartPayload], Any]) -> Unsubscribe: ...
+    @overload
+    def on(self, type: Literal["stderr"], fn: Callable[[StderrPayload], Any]) -> Unsubscribe: ...
+    @overload
+    def on(self, type: Literal["malformed"], fn: Callable[[MalformedPayload], Any]) -> Unsubscribe: ...
+    @overload
+    def on(self, type: Literal["protocol_error"], fn: Callable[[ProtocolErrorPayload], Any]) -> Unsubscribe: ...
+    @overload
+    def on(self, type: str, fn: Callable[[Any], Any]) -> Unsubscribe: ...
+
+    def on(self, type: str, fn: Callable[[Any], Any]) -> Unsubscribe:
+        """Call ``fn(payload)`` for every event of ``type``; returns a function that unsubscribes.
+
+        ``fn`` runs in the reader task, in order: keep it short (an ``async
+        def`` is scheduled as a task). Its exceptions are logged, never raised.
+        """
+        return self._bus.on(type, fn)
+
+    def on_any(self, fn: Callable[[Event[Any]], Any]) -> Unsubscribe:
+        """Call ``fn(event)`` for every event, gateway and lifecycle alike."""
+        return self._bus.on_any(fn)
+
+    @overload
+    def events(self, type: Literal["gateway.ready"]) -> EventStream[ReadyPayload]: ...
+    @overload
+    def events(self, type: Literal["process.output"]) -> EventStream[ProcessOutputPayload]: ...
+    @overload
+    def events(self, type: Literal["process.exit"]) -> EventStream[ProcessExitPayload]: ...
+    @overload
+    def events(self, type: Literal["backend.ready"]) -> EventStream[BackendReadyPayload]: ...
+    @overload
+    def events(self, type: Literal["backend.exited"]) -> EventStream[BackendExitedPayload]: ...
+    @overload
+    def events(self, type: Literal["exit"]) -> EventStream[ExitPayload]: ...
+    @overload
+    def events(self, type: Literal["restart"]) -> EventStream[RestartPayload]: ...
+    @overload
+    def events(self, type: Literal["stderr"]) -> EventStream[StderrPayload]: ...
+    @overload
+    def events(self, type: Literal["malformed"]) -> EventStream[MalformedPayload]: ...
+    @overload
+    def events(self, type: Literal["protocol_error"]) -> EventStream[ProtocolErrorPayload]: ...
+    @overload
+    def events(self, type: Optional[str] = None) -> EventStream[Any]: ...
+
+    def events(self, type: Optional[str] = None) -> EventStream[Any]:
+        """An async iterator of events (all, or of one ``type``), subscribed from this call on."""
+        return self._bus.stream(type)
+
+    def on_request(self, method: str, handler: RequestHandler) -> Unsubscribe:
+        """Answer requests the gateway sends for ``method`` with ``handler(params)``.
+
+        The handler may be sync or ``async``; its return value is the
+        ``result``; a raised :class:`RpcError` becomes that error; any other
+        exception a ``-32000`` error naming it. Methods without a handler get
+        ``-32601``. Handlers stay registered across restarts.
+        """
+        self._handlers[method] = handler
+
+        def unregister() -> None:
+            if self._handlers.get(method) is handler:
+                del self._handlers[method]
+
+        return unregister
+
+    # -- processes -------------------------------------------------------------
+
+    @overload
+    async def spawn_process(
+        self,
+        argv: Sequence[str],
+        *,
+        encoding: Literal["utf8"] = "utf8",
+        cwd: Optional[str] = None,
+        env: Optional[Mapping[str, Optional[str]]] = None,
+        clear_env: bool = False,
+        stdin: Literal["pipe", "null"] = "pipe",
+        stderr: Literal["pipe", "merge", "null"] = "pipe",
+        tag: Any = None,
+        pty: Optional[Mapping[str, int]] = None,
+        timeout: Optional[float] = None,
+    ) -> ProcessHandle[str]: ...
+    @overload
+    async def spawn_process(
+        self,
+        argv: Sequence[str],
+        *,
+        encoding: Literal["base64"],
+        cwd: Optional[str] = None,
+        env: Optional[Mapping[str, Optional[str]]] = None,
+        clear_env: bool = False,
+        stdin: Literal["pipe", "null"] = "pipe",
+        stderr: Literal["pipe", "merge", "null"] = "pipe",
+        tag: Any = None,
+        pty: Optional[Mapping[str, int]] = None,
+        timeout: Optional[float] = None,
+    ) -> ProcessHandle[bytes]: ...
+
+    async def spawn_process(
+        self,
+        argv: Sequence[str],
+        *,
+        encoding: Literal["utf8", "base64"] = "utf8",
+        cwd: Optional[str] = None,
+        env: Optional[Mapping[str, Optional[str]]] = None,
+        clear_env: bool = False,
+        stdin: Literal["pipe", "null"] = "pipe",
+        stderr: Literal["pipe", "merge", "null"] = "pipe",
+        tag: Any = None,
+        pty: Optional[Mapping[str, int]] = None,
+        timeout: Optional[float] = None,
+    ) -> Union[ProcessHandle[str], ProcessHandle[bytes]]:
+        """``process.spawn`` (docs/process.md); returns a :class:`ProcessHandle`.
+
+        The handle is registered the moment the response is read, before any
+        event that follows it, so no output and no exit is ever missed.
+        ``encoding="base64"`` gives a ``ProcessHandle[bytes]`` with decoded
+        output. ``pty={"rows": r, "cols": c}`` runs it on a terminal of that
+        size (output then comes as stream ``"pty"``; ``stdin``/``stderr`` must
+        stay at their defaults); it needs a gateway with PTY support, see
+        ``gateway.supports("process.resize")`` (an older one refuses the
+        unknown member with ``-32602``).
+        Cancelling the call kills a process that was already started.
+        """
+        if isinstance(argv, str):
+            raise TypeError("argv must be a sequence of strings, not a string; e.g. ['sh', '-c', line]")
+        params: Dict[str, Any] = {"argv": list(argv)}
+        if cwd is not None:
+            params["cwd"] = cwd
+        if env is not None:
+            params["env"] = dict(env)
+        if clear_env:
+            params["clear_env"] = True
+        if stdin != "pipe":
+            params["stdin"] = stdin
+        if stderr != "pipe":
+            params["stderr"] = stderr
+        if encoding != "utf8":
+            params["encoding"] = encoding
+        if tag is not None:
+            params["tag"] = tag
+        if pty is not None:
+            params["pty"] = dict(pty)
+        session, left = await self._current(timeout, "process.spawn")
+        created: List[ProcessHandle[Any]] = []
+
+        def register(result: Any) -> ProcessHandle[Any]:
+            handle: ProcessHandle[Any]
+            if encoding == "base64":
+                handle = ProcessHandle(
+                    session.conn.call, proc=result["proc"], pid=result["pid"], argv=list(argv),
+                    encoding=encoding, generation=session.generation, decode=decode_base64, newline=b"\n", carriage_return=b"\r",
+                )
+            else:
+                handle = ProcessHandle(
+                    session.conn.call, proc=result["proc"], pid=result["pid"], argv=list(argv),
+                    encoding=encoding, generation=session.generation, decode=decode_text, newline="\n", carriage_return="\r",
+                )
+            session.procs[handle.proc] = handle
+            session.record.groups.add(handle.pid)
+            created.append(handle)
+            return handle
+
+        try:
+            return cast(Union[ProcessHandle[str], ProcessHandle[bytes]], await session.conn.call("process.spawn", params, timeout=left, hook=register))
+        except (asyncio.CancelledError, RequestTimeout):
+            for handle in created:
+                handle._discard = True
+                asyncio.get_running_loop().create_task(_quietly(handle.kill()))
+            raise
+
+    # -- closing ---------------------------------------------------------------
+
+    async def close(self, grace: Optional[float] = None, *, shutdown: bool = True) -> None:
+        """Stop the gateway and everything it runs; idempotent.
+
+        With ``shutdown`` (the default) ``gateway.shutdown`` is sent first,
+        so children get SIGTERM at once; then stdin is closed (alone, stdin
+        EOF gives children the first 70% of the gateway's grace to finish on
+        their own). If the gateway has not exited within ``grace`` (default:
+        its shutdown grace + 1 s) it gets SIGTERM and its grace + 0.5 s more,
+        then SIGKILL, as do the process groups of children still known.
+        Pending calls raise :class:`GatewayExited`; later ones
+        :class:`GatewayClosed`; event streams end.
+        """
+        if self._close_task is None:
+            self._close_task = asyncio.get_running_loop().create_task(self._close(grace, shutdown))
+        await asyncio.shield(self._close_task)
+
+    async def _close(self, grace: Optional[float], shutdown: bool) -> None:
+        self._closing = True
+        self._close_requested.set()
+        self._notify_state()
+        session = self._session
+        if session is not None and session.exit is None:
+            await self._shutdown_session(session, grace, shutdown)
+        while True:
+            # A restart under way may add a supervisor while we wait.
+            running = [task for task in self._supervisors if not task.done()]
+            if not running:
+                break
+            await asyncio.gather(*running, return_exceptions=True)
+        self._closed = True
+        self._bus.close()
+        self._notify_state()
+
+    async def _shutdown_session(self, session: Session, grace: Optional[float], shutdown: bool) -> None:
+        loop = asyncio.get_running_loop()
+        if grace is None:
+            grace = session.grace_s + CLOSE_MARGIN_S
+        deadline = loop.time() + grace
+        if shutdown and session.live and not session.writer.is_closing():
+            try:
+                await asyncio.wait_for(session.conn.notify("gateway.shutdown"), max(0.0, grace / 2))
+            except (GatewayError, ConnectionError, OSError, asyncio.TimeoutError):
+                pass
+        session.writer.close()
+        if await wait_event(session.ended, deadline - loop.time()):
+            return
+        log.warning("tui-gateway pid %d did not exit within %.1f s of close(); sending SIGTERM", session.pid, grace)
+        signal_process(session.process, signal.SIGTERM)
+        if await wait_event(session.ended, session.grace_s + child.TERMINATE_MARGIN_S):
+            return
+        log.warning("tui-gateway pid %d ignored SIGTERM; sending SIGKILL", session.pid)
+        kill_process(session.process)
+        kill_groups(session.record.groups)
+        await wait_event(session.ended, EXIT_WAIT_S + STDERR_DRAIN_S)
+
+    async def wait_closed(self) -> None:
+        """Wait until the gateway is closed or ended for good (no restart)."""
+        while not self.closed:
+            w: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._state_waiters.append(w)
+            await w
+
+    async def __aenter__(self) -> "Gateway":
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+
+def _merge_env(env: Optional[Mapping[str, Optional[str]]]) -> Optional[Dict[str, str]]:
+    if env is None:
+        return None
+    merged = dict(os.environ)
+    for name, value in env.items():
+        if value is None:
+            merged.pop(name, None)
+        else:
+            merged[name] = value
+    return merged
+
+
+async def _quietly(aw: Awaitable[Any]) -> None:
+    try:
+        await aw
+    except Exception:
+        pass
