@@ -855,7 +855,10 @@ fn close_stdin_with_bytes_still_queued_delivers_every_byte_first() {
     let mut gw = Client::new(&[]);
     for round in 0..20 {
         let (proc, _) = gw.spawn(json!({"argv": ["wc", "-c"]}));
-        let w = gw.call("process.write", json!({"proc": proc, "data": "x".repeat(300_000)}));
+        let w = gw.call(
+            "process.write",
+            json!({"proc": proc, "data": "x".repeat(300_000)}),
+        );
         assert_eq!(w["queued"], 300_000);
         gw.call("process.close_stdin", json!({"proc": proc}));
         let frames = gw.until_exit(proc, PATIENCE);
