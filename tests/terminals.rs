@@ -253,12 +253,13 @@ fn start_escapees(gw: &mut Client) -> Vec<u32> {
     escapees
 }
 
-#[test]
-fn nothing_escapes_a_sigterm_setsid_daemons_and_job_control_included() {
+/// Ends the gateway with `end`, then checks it exited 0 and that none of the
+/// escapees outlived it, all within the grace period plus 200 ms.
+fn nothing_escapes(what: &str, end: impl FnOnce(&mut Client)) {
     let mut gw = Client::new(&["--shutdown-grace", "1"]);
     let escapees = start_escapees(&mut gw);
     let started = Instant::now();
-    gw.signal(libc::SIGTERM);
+    end(&mut gw);
     assert_eq!(gw.wait_code(PATIENCE), 0, "{}", gw.stderr_text());
     for pid in escapees {
         assert!(
@@ -267,26 +268,18 @@ fn nothing_escapes_a_sigterm_setsid_daemons_and_job_control_included() {
         );
     }
     let took = started.elapsed();
-    eprintln!("escapees gone {took:?} after SIGTERM");
+    eprintln!("escapees gone {took:?} after {what}");
     assert!(took < GRACE + EXIT_SLACK, "{took:?}");
 }
 
 #[test]
+fn nothing_escapes_a_sigterm_setsid_daemons_and_job_control_included() {
+    nothing_escapes("SIGTERM", |gw| gw.signal(libc::SIGTERM));
+}
+
+#[test]
 fn nothing_escapes_a_stdin_eof_either() {
-    let mut gw = Client::new(&["--shutdown-grace", "1"]);
-    let escapees = start_escapees(&mut gw);
-    let started = Instant::now();
-    gw.close_stdin();
-    assert_eq!(gw.wait_code(PATIENCE), 0, "{}", gw.stderr_text());
-    for pid in escapees {
-        assert!(
-            poll_until(PATIENCE, || process_gone(pid)),
-            "pid {pid} outlived the gateway"
-        );
-    }
-    let took = started.elapsed();
-    eprintln!("escapees gone {took:?} after stdin EOF");
-    assert!(took < GRACE + EXIT_SLACK, "{took:?}");
+    nothing_escapes("stdin EOF", |gw| gw.close_stdin());
 }
 
 /// The finding on `main`: a grandchild left in a finished process's group.
