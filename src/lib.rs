@@ -30,15 +30,21 @@
 //! ## Invariants
 //!
 //! 1. The loop blocks only inside `poll()`; its timeout never exceeds the
-//!    time to the nearest deadline.
+//!    time to the nearest deadline; a turn dispatches at most 256 frames or
+//!    batch members, so a signal is seen within milliseconds.
 //! 2. Every registered fd is non-blocking; stdio flags are restored on every
 //!    exit path, panics included.
 //! 3. Only whole frames reach stdout; a frame is never interleaved with another.
 //! 4. Responses and non-streaming events are never dropped, merged or
 //!    reordered (until the reader is declared gone).
-//! 5. Every child lives in its own process group, is reaped, and is killed by
-//!    group at shutdown.
-//! 6. Memory is bounded by configured limits, whatever the peers do.
+//! 5. Nothing the gateway started, nor anything descended from it, outlives
+//!    it: the gateway is a child subreaper, reaps every descendant, and kills
+//!    every one at exit whatever group or session it moved to; a group is
+//!    signalled by its id only while its leader is unreaped.
+//! 6. Memory is bounded by configured limits, whatever the peers do: every
+//!    producer asks the outbound queue for room before one bounded step, and
+//!    the queue never passes its hard limit (`docs/protocol.md`, "Bounded,
+//!    in numbers").
 
 #![deny(
     missing_docs,
