@@ -870,3 +870,34 @@ fn close_stdin_with_bytes_still_queued_delivers_every_byte_first() {
         assert_eq!(exit_payload(&frames, proc)["code"], 0);
     }
 }
+
+/// Many short-lived children whose only output is written just before they
+/// exit, 32 at a time: every one's output arrives, whole, before its exit.
+/// (Aimed at the moment a pipe's last bytes and its EOF arrive together with
+/// the exit, where a once-seen flake lost the last read.)
+#[test]
+fn the_last_bytes_of_many_short_lived_children_are_never_lost() {
+    let mut gw = Client::new(&[]);
+    let mut expected = HashMap::new();
+    for batch in 0..8 {
+        let mut procs = Vec::new();
+        for i in 0..32 {
+            let n = batch * 32 + i;
+            let script = format!("head -c {} /dev/zero | tr '\\0' x; echo {n}", 1000 * n);
+            let (proc, _) = gw.spawn(json!({"argv": ["sh", "-c", script], "stderr": "null"}));
+            expected.insert(proc, format!("{}{n}\n", "x".repeat(1000 * n)));
+            procs.push(proc);
+        }
+        for proc in procs {
+            let frames = gw.until_exit(proc, LONG);
+            assert_eq!(exit_payload(&frames, proc)["code"], 0);
+            let got = output(&frames, proc, "stdout");
+            assert!(
+                got == expected[&proc],
+                "proc {proc}: {} bytes, want {}",
+                got.len(),
+                expected[&proc].len()
+            );
+        }
+    }
+}
