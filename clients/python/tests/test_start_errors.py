@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 import time
 from unittest import mock
 
@@ -38,9 +39,14 @@ class StartErrorsTest(GatewayTestCase):
         with mock.patch.dict(os.environ, {"TUI_GATEWAY_BIN": self.bin, "PATH": os.path.dirname(self.bin)}):
             self.assertEqual(find_binary(), self.bin)
             self.assertEqual(find_binary(sys.executable), sys.executable)
-        with mock.patch.dict(os.environ, {"PATH": os.path.dirname(self.bin)}):
-            os.environ.pop("TUI_GATEWAY_BIN", None)
-            self.assertEqual(os.path.basename(find_binary()), "tui-gateway")
+        # PATH is searched for the name tui-gateway, whatever the binary under
+        # test is called: give it a directory holding exactly that name.
+        with tempfile.TemporaryDirectory() as bindir:
+            linked = os.path.join(bindir, "tui-gateway")
+            os.symlink(self.bin, linked)
+            with mock.patch.dict(os.environ, {"PATH": bindir}):
+                os.environ.pop("TUI_GATEWAY_BIN", None)
+                self.assertEqual(find_binary(), linked)
 
     async def test_bad_flag_exits_64_with_meaning_and_stderr(self) -> None:
         with self.assertRaises(GatewayStartError) as cm:
