@@ -328,11 +328,6 @@ pub struct BatchCursor {
 }
 
 impl BatchCursor {
-    /// Bytes held (the batch frame).
-    pub fn held_bytes(&self) -> usize {
-        self.text.capacity()
-    }
-
     fn at_end(&mut self) -> bool {
         let rest = self.text[self.pos..].trim_start_matches(JSON_WS);
         if rest.starts_with(']') || rest.is_empty() {

@@ -276,11 +276,6 @@ impl Outbound {
         self.open = None;
     }
 
-    /// True while a frame is being built in pieces.
-    pub fn is_building(&self) -> bool {
-        self.building
-    }
-
     /// Appends a piece of the frame being built.
     pub fn push_piece(&mut self, piece: Vec<u8>, now: Instant) -> Result<(), Refused> {
         debug_assert!(self.building || self.closed);
