@@ -389,28 +389,16 @@ fn relay_child(command: &[String], out: &mut impl Write) {
 /// Runs `sh -c command` on a fresh PTY and reads the master until `EIO`;
 /// returns the time and the bytes read.
 fn pty_direct(command: &str) -> (Duration, u64) {
-    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    use std::os::fd::AsRawFd;
     use std::os::unix::process::CommandExt;
-    let (mut master, mut slave) = (-1, -1);
-    let size = libc::winsize {
-        ws_row: 24,
-        ws_col: 80,
-        ws_xpixel: 0,
-        ws_ypixel: 0,
-    };
-    // SAFETY: openpty writes two fds; null name and termios, a valid size.
-    let r = unsafe {
-        libc::openpty(
-            &mut master,
-            &mut slave,
-            std::ptr::null_mut(),
-            std::ptr::null(),
-            &size,
-        )
-    };
-    assert_eq!(r, 0, "openpty");
-    // SAFETY: both fds were just created and belong to nobody else.
-    let (master, slave) = unsafe { (OwnedFd::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) };
+    use tui_gateway::shell::sys::pty;
+    // The gateway's own opener; this reader blocks, so the master does too.
+    let pty::Pair { master, slave } = pty::open(pty::Size { rows: 24, cols: 80 }).expect("openpty");
+    // SAFETY: fcntl on a valid fd with integer arguments.
+    unsafe {
+        let flags = libc::fcntl(master.as_raw_fd(), libc::F_GETFL);
+        libc::fcntl(master.as_raw_fd(), libc::F_SETFL, flags & !libc::O_NONBLOCK);
+    }
     let t = Instant::now();
     let mut cmd = Command::new("sh");
     cmd.args(["-c", command])

@@ -6,7 +6,7 @@ mod util;
 
 use std::fs::File;
 use std::io::Write;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -537,27 +537,16 @@ struct Pty {
 }
 
 fn open_pty() -> Pty {
-    let mut master: libc::c_int = -1;
-    let mut slave: libc::c_int = -1;
-    // SAFETY: openpty writes two fds; the other arguments may be null.
-    let r = unsafe {
-        libc::openpty(
-            &mut master,
-            &mut slave,
-            std::ptr::null_mut(),
-            std::ptr::null(),
-            std::ptr::null(),
-        )
-    };
-    assert_eq!(r, 0, "openpty: {}", std::io::Error::last_os_error());
-    set_cloexec(master);
-    set_cloexec(slave);
-    // SAFETY: both fds were just created and are owned by nobody else.
-    unsafe {
-        Pty {
-            master: File::from(OwnedFd::from_raw_fd(master)),
-            slave: OwnedFd::from_raw_fd(slave),
-        }
+    // The gateway's own opener: close-on-exec ends, a non-blocking master
+    // (this test only writes a few bytes to it).
+    let pair = tui_gateway::shell::sys::pty::open(tui_gateway::shell::sys::pty::Size {
+        rows: 24,
+        cols: 80,
+    })
+    .expect("openpty");
+    Pty {
+        master: File::from(pair.master),
+        slave: pair.slave,
     }
 }
 

@@ -211,11 +211,6 @@ impl Engine {
         self.out.is_closed() || !self.out.is_paused()
     }
 
-    /// True while the engine wants child output (see [`Engine::can_dispatch`]).
-    pub fn wants_child_output(&self) -> bool {
-        self.can_dispatch()
-    }
-
     /// How many bytes the shell may read from one child pipe now: zero while
     /// paced, otherwise as much as fits below the high-water mark once
     /// escaped ([`WORST_ESCAPE`]), between [`CHILD_READ_MIN`] and

@@ -172,7 +172,7 @@ impl EventLoop {
     fn timeout(&self, now: Instant) -> Option<Duration> {
         let stdin_pending = (self.stdin.ready && !self.stdin.done && self.engine.wants_input())
             || (self.engine.has_input_backlog() && self.engine.can_dispatch());
-        let children_pending = self.children.has_ready_output() && self.engine.wants_child_output();
+        let children_pending = self.children.has_ready_output() && self.engine.can_dispatch();
         let stdout_pending = self.stdout.kind == Kind::AlwaysReady
             && !self.stdout.done
             && self.engine.has_writable_output();

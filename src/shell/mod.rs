@@ -4,7 +4,9 @@
 //! * [`event_loop`](self) turns readiness into engine calls;
 //! * `stdio` classifies and flags the gateway's own fds;
 //! * `signals`, `child` and `parent` watch signals, children and the parent;
-//! * `stderr` and `crashlog` leave diagnostics that can never block or kill.
+//! * `stderr` and `crashlog` leave diagnostics that can never block or kill;
+//! * `sys` wraps the syscalls std lacks (public so the benchmark and the
+//!   tests open terminals the way the gateway does).
 
 mod child;
 pub mod crashlog;
@@ -14,7 +16,7 @@ mod parent;
 mod signals;
 pub mod stderr;
 pub mod stdio;
-mod sys;
+pub mod sys;
 
 use std::time::Instant;
 
