@@ -9,6 +9,7 @@
 
 import { StringDecoder } from "node:string_decoder";
 import { RpcError } from "./errors.js";
+import { Fifo } from "./fifo.js";
 
 // Internal entry points, called by the Gateway only.
 export const PUSH = Symbol("push");
@@ -57,8 +58,7 @@ export class ProcessHandle {
   exited;
 
   #call;
-  #queue = [];
-  #head = 0;
+  #queue = new Fifo();
   /** The consumer waiting in next(): {resolve, reject} */
   #waiter = null;
   #consuming = false;
@@ -96,7 +96,7 @@ export class ProcessHandle {
 
   /** Chunks received but not yet read. */
   get bufferedChunks() {
-    return this.#queue.length - this.#head;
+    return this.#queue.length;
   }
 
   // ---- input ---------------------------------------------------------------
@@ -267,17 +267,8 @@ export class ProcessHandle {
   // ---- internals -------------------------------------------------------------
 
   #next() {
-    if (this.#head < this.#queue.length) {
-      const value = this.#queue[this.#head];
-      this.#queue[this.#head++] = undefined;
-      if (this.#head === this.#queue.length) {
-        this.#queue = [];
-        this.#head = 0;
-      } else if (this.#head > 1024 && this.#head * 2 > this.#queue.length) {
-        this.#queue = this.#queue.slice(this.#head);
-        this.#head = 0;
-      }
-      return Promise.resolve({ value, done: false });
+    if (this.#queue.length > 0) {
+      return Promise.resolve({ value: this.#queue.shift(), done: false });
     }
     if (this.#end) {
       // Everything was read and the end is here: now `exited` may settle.
@@ -297,8 +288,7 @@ export class ProcessHandle {
   #stopReading() {
     this.#consuming = false;
     this.#discard = true;
-    this.#queue = [];
-    this.#head = 0;
+    this.#queue.drain();
     this.#maybeSettle();
   }
 
@@ -316,7 +306,7 @@ export class ProcessHandle {
         resolve({ value: undefined, done: true });
       }
     }
-    if (this.#settled || this.#head < this.#queue.length) return; // output still unread
+    if (this.#settled || this.#queue.length > 0) return; // output still unread
     this.#settled = true;
     if (this.#end.error) this.#rejectExited(this.#end.error);
     else this.#resolveExited(this.#end.exit);

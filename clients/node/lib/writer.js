@@ -8,14 +8,15 @@
 // its writes is therefore paced by the gateway's reading speed, and Node's
 // own buffer never grows past one frame over its high-water mark.
 
+import { Fifo } from "./fifo.js";
+
 /** The promise returned for a frame the stream took at once. */
 export const WRITTEN = Promise.resolve();
 
 export class FrameWriter {
   #stream;
-  /** Frames waiting for 'drain': {text, resolve, reject}; #head is the next. */
-  #queue = [];
-  #head = 0;
+  /** Frames waiting for 'drain': {text, resolve, reject}. */
+  #queue = new Fifo();
   #blocked = false;
   #ending = false;
   #error = null;
@@ -32,7 +33,7 @@ export class FrameWriter {
 
   /** Frames waiting for the pipe. */
   get queued() {
-    return this.#queue.length - this.#head;
+    return this.#queue.length;
   }
 
   /** Whether the stream said "full" and no 'drain' came yet. */
@@ -69,27 +70,15 @@ export class FrameWriter {
   fail(err) {
     if (this.#error) return;
     this.#error = err;
-    const waiting = this.#queue.slice(this.#head);
-    this.#queue = [];
-    this.#head = 0;
-    for (const entry of waiting) entry.reject(err);
+    for (const entry of this.#queue.drain()) entry.reject(err);
   }
 
   #flush() {
     this.#blocked = false;
-    while (!this.#blocked && this.#head < this.#queue.length && !this.#error) {
-      const entry = this.#queue[this.#head];
-      this.#queue[this.#head++] = undefined;
+    while (!this.#blocked && this.#queue.length > 0 && !this.#error) {
+      const entry = this.#queue.shift();
       if (!this.#stream.write(entry.text + "\n")) this.#blocked = true;
       entry.resolve();
-    }
-    if (this.#head === this.#queue.length) {
-      this.#queue = [];
-      this.#head = 0;
-    } else if (this.#head > 1024 && this.#head * 2 > this.#queue.length) {
-      // Drop the consumed front so a long-lived queue stays compact.
-      this.#queue = this.#queue.slice(this.#head);
-      this.#head = 0;
     }
     if (this.#ending && !this.#blocked && this.queued === 0 && !this.#error) this.#stream.end();
   }
