@@ -61,6 +61,80 @@ impl SigintPolicy {
     }
 }
 
+/// How the gateway's `gateway.ready` relates to the backend's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadyPolicy {
+    /// Hold the gateway's ready until the backend's first `gateway.ready`
+    /// event (or `--backend-ready-timeout`), then send one merged ready.
+    Event,
+    /// Send the gateway's ready at once; a backend ready becomes `backend.ready`.
+    None,
+}
+
+impl ReadyPolicy {
+    /// The flag value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReadyPolicy::Event => "event",
+            ReadyPolicy::None => "none",
+        }
+    }
+}
+
+/// When a backend that ended is started again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RestartPolicy {
+    /// Never: the gateway exits with the backend's status (or, with
+    /// `--keep-running`, answers backend-bound requests with `-32002`).
+    Never,
+    /// After an exit with a non-zero code or by a signal.
+    OnFailure,
+    /// After any exit.
+    Always,
+}
+
+impl RestartPolicy {
+    /// The flag value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RestartPolicy::Never => "never",
+            RestartPolicy::OnFailure => "on-failure",
+            RestartPolicy::Always => "always",
+        }
+    }
+}
+
+/// The backend bridge's settings (`tui-gateway [FLAGS] -- CMD [ARGS...]`).
+#[derive(Debug, Clone)]
+pub struct BackendConfig {
+    /// The command after `--`.
+    pub argv: Vec<String>,
+    /// `--backend-cwd`
+    pub cwd: Option<PathBuf>,
+    /// `--backend-ready`
+    pub ready: ReadyPolicy,
+    /// `--backend-ready-timeout`
+    pub ready_timeout: Duration,
+    /// `--backend-restart`
+    pub restart: RestartPolicy,
+    /// `--backend-stdin-limit`
+    pub stdin_limit_bytes: usize,
+    /// `--stream-event` (added to the default `*.delta`)
+    pub stream_events: Vec<String>,
+    /// `--keep-running`
+    pub keep_running: bool,
+    /// `--local-process`
+    pub local_process: bool,
+    /// `--transparent`
+    pub transparent: bool,
+}
+
+/// Default `--backend-ready-timeout`: a Python backend importing a large
+/// application can take several seconds on a cold disk.
+pub const DEFAULT_BACKEND_READY_TIMEOUT: Duration = Duration::from_secs(15);
+/// Default `--backend-stdin-limit`: a few large pasted prompts.
+pub const DEFAULT_BACKEND_STDIN_LIMIT_BYTES: usize = 4 * MIB;
+
 /// The whole configuration of one gateway.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -90,6 +164,8 @@ pub struct Config {
     pub max_processes: usize,
     /// `--child-stdin-limit`
     pub child_stdin_limit_bytes: usize,
+    /// The bridge's flags; `backend.argv` is empty without `-- CMD`.
+    pub backend: BackendConfig,
 }
 
 impl Default for Config {
@@ -108,90 +184,319 @@ impl Default for Config {
             crash_log: None,
             max_processes: DEFAULT_MAX_PROCESSES,
             child_stdin_limit_bytes: DEFAULT_CHILD_STDIN_LIMIT_BYTES,
+            backend: BackendConfig {
+                argv: Vec::new(),
+                cwd: None,
+                ready: ReadyPolicy::Event,
+                ready_timeout: DEFAULT_BACKEND_READY_TIMEOUT,
+                restart: RestartPolicy::Never,
+                stdin_limit_bytes: DEFAULT_BACKEND_STDIN_LIMIT_BYTES,
+                stream_events: Vec::new(),
+                keep_running: false,
+                local_process: false,
+                transparent: false,
+            },
         }
     }
 }
 
-/// A flag: name, value placeholder, default as shown, and what it does.
-pub const FLAGS: &[(&str, &str, &str, &str)] = &[
-    (
-        "--max-frame-bytes",
-        "BYTES",
-        "16MiB",
-        "longest inbound line; longer ones get a -32600 error and are skipped",
-    ),
-    (
-        "--shutdown-grace",
-        "SECONDS",
-        "1.0",
-        "how long a shutdown may drain before it is forced (exit 4)",
-    ),
-    (
-        "--stall-timeout",
-        "SECONDS",
-        "10",
-        "no stdout progress for this long while output waits: exit 3",
-    ),
-    (
-        "--outbound-soft-limit",
-        "BYTES",
-        "8MiB",
-        "queued output above this for --outbound-soft-seconds: exit 3",
-    ),
-    (
-        "--outbound-soft-seconds",
-        "SECONDS",
-        "10",
-        "how long the queue may stay above the soft limit",
-    ),
-    (
-        "--outbound-hard-limit",
-        "BYTES",
-        "64MiB",
-        "queued output never exceeds this: producers pause long before, and an answer that would not fit gets -32001",
-    ),
-    (
-        "--outbound-high-water",
-        "BYTES",
-        "4MiB",
-        "every producer (requests, batch members, child output) pauses at this much queued output; at least 1MiB below the hard limit",
-    ),
-    (
-        "--outbound-low-water",
-        "BYTES",
-        "1MiB",
-        "producers resume when the reader has taken the queue down to this",
-    ),
-    (
-        "--coalesce-cap",
-        "BYTES",
-        "60KiB",
-        "largest text a merged streaming event may carry",
-    ),
-    (
-        "--sigint",
-        "ignore|shutdown",
-        "ignore",
-        "what SIGINT does (the TUI owns Ctrl+C)",
-    ),
-    (
-        "--crash-log",
-        "PATH",
-        "(none)",
-        "append exit, signal and crash entries to this file",
-    ),
-    (
-        "--max-processes",
-        "N",
-        "64",
-        "most children process.spawn runs at once",
-    ),
-    (
-        "--child-stdin-limit",
-        "BYTES",
-        "1MiB",
-        "bytes queued for one child's stdin before process.write is refused",
-    ),
+/// One flag, whole: its name, value, default, help, how it is parsed and
+/// how `gateway.info` shows it. `--help`, parsing and `config` in
+/// `gateway.info` all come from [`FLAGS`], so they cannot drift apart.
+#[derive(Clone, Copy)]
+pub struct Flag {
+    /// `--name`.
+    pub name: &'static str,
+    /// The value's placeholder; `None` for a switch that takes no value.
+    pub value: Option<&'static str>,
+    /// The default, as `--help` shows it.
+    pub default: &'static str,
+    /// What it does.
+    pub help: &'static str,
+    /// Applies a value (`""` for a switch).
+    set: fn(&mut Config, &str, &str) -> Result<(), ConfigError>,
+    /// The setting in force, for `gateway.info`.
+    show: fn(&Config) -> serde_json::Value,
+}
+
+impl fmt::Debug for Flag {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Flag").field("name", &self.name).finish()
+    }
+}
+
+macro_rules! show {
+    ($($field:tt)+) => {
+        |c: &Config| serde_json::json!(c.$($field)+)
+    };
+}
+
+/// Every flag. Bridge flags (from `--backend-cwd` on) matter only with `-- CMD`.
+pub const FLAGS: &[Flag] = &[
+    Flag {
+        name: "--max-frame-bytes",
+        value: Some("BYTES"),
+        default: "16MiB",
+        help: "longest inbound line (and backend line); longer ones get a -32600 error and are skipped",
+        set: |c, n, v| {
+            c.max_frame_bytes = parse_bytes(n, v)?;
+            Ok(())
+        },
+        show: show!(max_frame_bytes),
+    },
+    Flag {
+        name: "--shutdown-grace",
+        value: Some("SECONDS"),
+        default: "1.0",
+        help: "how long a shutdown may drain before it is forced (exit 4)",
+        set: |c, n, v| {
+            c.shutdown_grace = parse_seconds(n, v)?;
+            Ok(())
+        },
+        show: show!(shutdown_grace.as_secs_f64()),
+    },
+    Flag {
+        name: "--stall-timeout",
+        value: Some("SECONDS"),
+        default: "10",
+        help: "no stdout progress for this long while output waits: exit 3",
+        set: |c, n, v| {
+            c.stall_timeout = parse_seconds(n, v)?;
+            Ok(())
+        },
+        show: show!(stall_timeout.as_secs_f64()),
+    },
+    Flag {
+        name: "--outbound-soft-limit",
+        value: Some("BYTES"),
+        default: "8MiB",
+        help: "queued output above this for --outbound-soft-seconds: exit 3",
+        set: |c, n, v| {
+            c.soft_limit_bytes = parse_bytes(n, v)?;
+            Ok(())
+        },
+        show: show!(soft_limit_bytes),
+    },
+    Flag {
+        name: "--outbound-soft-seconds",
+        value: Some("SECONDS"),
+        default: "10",
+        help: "how long the queue may stay above the soft limit",
+        set: |c, n, v| {
+            c.soft_limit_duration = parse_seconds(n, v)?;
+            Ok(())
+        },
+        show: show!(soft_limit_duration.as_secs_f64()),
+    },
+    Flag {
+        name: "--outbound-hard-limit",
+        value: Some("BYTES"),
+        default: "64MiB",
+        help: "queued output never exceeds this: producers pause long before, and an answer that would not fit gets -32001",
+        set: |c, n, v| {
+            c.hard_limit_bytes = parse_bytes(n, v)?;
+            Ok(())
+        },
+        show: show!(hard_limit_bytes),
+    },
+    Flag {
+        name: "--outbound-high-water",
+        value: Some("BYTES"),
+        default: "4MiB",
+        help: "every producer (requests, batch members, child and backend output) pauses at this much queued output; at least 1MiB below the hard limit",
+        set: |c, n, v| {
+            c.high_water_bytes = parse_bytes(n, v)?;
+            Ok(())
+        },
+        show: show!(high_water_bytes),
+    },
+    Flag {
+        name: "--outbound-low-water",
+        value: Some("BYTES"),
+        default: "1MiB",
+        help: "producers resume when the reader has taken the queue down to this",
+        set: |c, n, v| {
+            c.low_water_bytes = parse_bytes(n, v)?;
+            Ok(())
+        },
+        show: show!(low_water_bytes),
+    },
+    Flag {
+        name: "--coalesce-cap",
+        value: Some("BYTES"),
+        default: "60KiB",
+        help: "largest text a merged streaming event may carry",
+        set: |c, n, v| {
+            c.coalesce_cap_bytes = parse_bytes(n, v)?;
+            Ok(())
+        },
+        show: show!(coalesce_cap_bytes),
+    },
+    Flag {
+        name: "--sigint",
+        value: Some("ignore|shutdown"),
+        default: "ignore",
+        help: "what SIGINT does (the TUI owns Ctrl+C)",
+        set: |c, n, v| {
+            c.sigint = match v {
+                "ignore" => SigintPolicy::Ignore,
+                "shutdown" => SigintPolicy::Shutdown,
+                _ => return Err(bad(n, v, "ignore or shutdown")),
+            };
+            Ok(())
+        },
+        show: show!(sigint.as_str()),
+    },
+    Flag {
+        name: "--crash-log",
+        value: Some("PATH"),
+        default: "(none)",
+        help: "append exit, signal and crash entries to this file",
+        set: |c, n, v| {
+            if v.is_empty() {
+                return Err(bad(n, v, "a file path"));
+            }
+            c.crash_log = Some(PathBuf::from(v));
+            Ok(())
+        },
+        show: |c| serde_json::json!(c.crash_log.as_ref().map(|p| p.display().to_string())),
+    },
+    Flag {
+        name: "--max-processes",
+        value: Some("N"),
+        default: "64",
+        help: "most children process.spawn runs at once",
+        set: |c, n, v| {
+            c.max_processes = v.parse().map_err(|_| bad(n, v, "a whole number"))?;
+            Ok(())
+        },
+        show: show!(max_processes),
+    },
+    Flag {
+        name: "--child-stdin-limit",
+        value: Some("BYTES"),
+        default: "1MiB",
+        help: "bytes queued for one child's stdin before process.write is refused",
+        set: |c, n, v| {
+            c.child_stdin_limit_bytes = parse_bytes(n, v)?;
+            Ok(())
+        },
+        show: show!(child_stdin_limit_bytes),
+    },
+    Flag {
+        name: "--backend-cwd",
+        value: Some("DIR"),
+        default: "(the gateway's)",
+        help: "working directory of the backend CMD",
+        set: |c, n, v| {
+            if v.is_empty() {
+                return Err(bad(n, v, "a directory"));
+            }
+            c.backend.cwd = Some(PathBuf::from(v));
+            Ok(())
+        },
+        show: |c| serde_json::json!(c.backend.cwd.as_ref().map(|p| p.display().to_string())),
+    },
+    Flag {
+        name: "--backend-ready",
+        value: Some("event|none"),
+        default: "event",
+        help: "event: hold gateway.ready until the backend's own, then send one merged ready; none: send it at once",
+        set: |c, n, v| {
+            c.backend.ready = match v {
+                "event" => ReadyPolicy::Event,
+                "none" => ReadyPolicy::None,
+                _ => return Err(bad(n, v, "event or none")),
+            };
+            Ok(())
+        },
+        show: show!(backend.ready.as_str()),
+    },
+    Flag {
+        name: "--backend-ready-timeout",
+        value: Some("SECONDS"),
+        default: "15",
+        help: "longest wait for the backend's gateway.ready; then ready goes out with backend_ready: false",
+        set: |c, n, v| {
+            c.backend.ready_timeout = parse_seconds(n, v)?;
+            Ok(())
+        },
+        show: show!(backend.ready_timeout.as_secs_f64()),
+    },
+    Flag {
+        name: "--backend-restart",
+        value: Some("never|on-failure|always"),
+        default: "never",
+        help: "restart a backend that ended (backoff 250ms to 10s, at most 5 a minute)",
+        set: |c, n, v| {
+            c.backend.restart = match v {
+                "never" => RestartPolicy::Never,
+                "on-failure" => RestartPolicy::OnFailure,
+                "always" => RestartPolicy::Always,
+                _ => return Err(bad(n, v, "never, on-failure or always")),
+            };
+            Ok(())
+        },
+        show: show!(backend.restart.as_str()),
+    },
+    Flag {
+        name: "--backend-stdin-limit",
+        value: Some("BYTES"),
+        default: "4MiB",
+        help: "bytes queued for the backend's stdin; past it requests get -32001 \"backend overloaded\"",
+        set: |c, n, v| {
+            c.backend.stdin_limit_bytes = parse_bytes(n, v)?;
+            Ok(())
+        },
+        show: show!(backend.stdin_limit_bytes),
+    },
+    Flag {
+        name: "--stream-event",
+        value: Some("TYPE"),
+        default: "*.delta",
+        help: "one more backend event type that coalesces while the UI is slow (repeatable)",
+        set: |c, n, v| {
+            if v.is_empty() {
+                return Err(bad(n, v, "an event type such as message.delta"));
+            }
+            c.backend.stream_events.push(v.to_owned());
+            Ok(())
+        },
+        show: show!(backend.stream_events),
+    },
+    Flag {
+        name: "--keep-running",
+        value: None,
+        default: "off",
+        help: "stay up when the backend is gone for good: backend-bound requests get -32002, gateway.* keeps working",
+        set: |c, _, _| {
+            c.backend.keep_running = true;
+            Ok(())
+        },
+        show: show!(backend.keep_running),
+    },
+    Flag {
+        name: "--local-process",
+        value: None,
+        default: "off",
+        help: "serve process.* in the gateway even with a backend (it then shadows the backend's process.*)",
+        set: |c, _, _| {
+            c.backend.local_process = true;
+            Ok(())
+        },
+        show: show!(backend.local_process),
+    },
+    Flag {
+        name: "--transparent",
+        value: None,
+        default: "off",
+        help: "add nothing to the stream: no gateway.ready, no backend.* events, every frame forwarded (any stdio JSON-RPC server)",
+        set: |c, _, _| {
+            c.backend.transparent = true;
+            Ok(())
+        },
+        show: show!(backend.transparent),
+    },
 ];
 
 /// Environment variables read at start-up: name, the flag whose default it
@@ -246,6 +551,7 @@ impl std::error::Error for ConfigError {}
 
 impl Config {
     /// Parses the arguments (without the program name) and the environment.
+    /// Everything after `--` is the backend command.
     pub fn parse<I, E>(args: I, env: E) -> Result<Config, ConfigError>
     where
         I: IntoIterator<Item = OsString>,
@@ -258,6 +564,20 @@ impl Config {
         let mut args = args.into_iter();
         while let Some(arg) = args.next() {
             let arg = os_to_string("argument", arg)?;
+            if arg == "--" {
+                for word in args.by_ref() {
+                    config
+                        .backend
+                        .argv
+                        .push(os_to_string("backend command", word)?);
+                }
+                if config.backend.argv.is_empty() {
+                    return Err(ConfigError::Usage(
+                        "-- must be followed by the backend command".into(),
+                    ));
+                }
+                break;
+            }
             if arg == "--help" || arg == "-h" {
                 return Err(ConfigError::Help);
             }
@@ -268,17 +588,21 @@ impl Config {
                 Some((n, v)) if n.starts_with("--") => (n.to_owned(), Some(v.to_owned())),
                 _ => (arg.clone(), None),
             };
-            if !FLAGS.iter().any(|f| f.0 == name) {
+            let Some(flag) = FLAGS.iter().find(|f| f.name == name) else {
                 return Err(ConfigError::Usage(format!("unknown argument {arg:?}")));
-            }
-            let value = match inline {
-                Some(v) => v,
-                None => match args.next() {
+            };
+            let value = match (flag.value, inline) {
+                (None, None) => String::new(),
+                (None, Some(_)) => {
+                    return Err(ConfigError::Usage(format!("{name} takes no value")))
+                }
+                (Some(_), Some(v)) => v,
+                (Some(_), None) => match args.next() {
                     Some(v) => os_to_string(&name, v)?,
                     None => return Err(ConfigError::Usage(format!("{name} needs a value"))),
                 },
             };
-            config.set(&name, &value)?;
+            (flag.set)(&mut config, flag.name, &value)?;
             given.push(name);
         }
         // Then the environment, for settings no flag gave. An empty variable
@@ -303,38 +627,16 @@ impl Config {
     }
 
     fn set(&mut self, name: &str, value: &str) -> Result<(), ConfigError> {
-        match name {
-            "--max-frame-bytes" => self.max_frame_bytes = parse_bytes(name, value)?,
-            "--shutdown-grace" => self.shutdown_grace = parse_seconds(name, value)?,
-            "--stall-timeout" => self.stall_timeout = parse_seconds(name, value)?,
-            "--outbound-soft-limit" => self.soft_limit_bytes = parse_bytes(name, value)?,
-            "--outbound-soft-seconds" => self.soft_limit_duration = parse_seconds(name, value)?,
-            "--outbound-hard-limit" => self.hard_limit_bytes = parse_bytes(name, value)?,
-            "--outbound-high-water" => self.high_water_bytes = parse_bytes(name, value)?,
-            "--outbound-low-water" => self.low_water_bytes = parse_bytes(name, value)?,
-            "--coalesce-cap" => self.coalesce_cap_bytes = parse_bytes(name, value)?,
-            "--sigint" => {
-                self.sigint = match value {
-                    "ignore" => SigintPolicy::Ignore,
-                    "shutdown" => SigintPolicy::Shutdown,
-                    _ => return Err(bad(name, value, "ignore or shutdown")),
-                }
-            }
-            "--crash-log" => {
-                if value.is_empty() {
-                    return Err(bad(name, value, "a file path"));
-                }
-                self.crash_log = Some(PathBuf::from(value));
-            }
-            "--max-processes" => {
-                self.max_processes = value
-                    .parse()
-                    .map_err(|_| bad(name, value, "a whole number"))?
-            }
-            "--child-stdin-limit" => self.child_stdin_limit_bytes = parse_bytes(name, value)?,
-            _ => unreachable!("FLAGS lists every name set() handles"),
-        }
-        Ok(())
+        let flag = FLAGS
+            .iter()
+            .find(|f| f.name == name)
+            .expect("ENV_VARS names flags of FLAGS");
+        (flag.set)(self, flag.name, value)
+    }
+
+    /// True when a backend command was given (`-- CMD`).
+    pub fn is_bridge(&self) -> bool {
+        !self.backend.argv.is_empty()
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
@@ -357,6 +659,21 @@ impl Config {
                  that headroom takes the one bounded step a producer may make past the mark",
                 self.high_water_bytes, self.hard_limit_bytes
             ));
+        }
+        if self.backend.stdin_limit_bytes == 0 {
+            return usage("--backend-stdin-limit must be positive".into());
+        }
+        if !self.is_bridge() {
+            let bridge_only = FLAGS
+                .iter()
+                .skip_while(|f| f.name != "--backend-cwd")
+                .find(|f| (f.show)(self) != (f.show)(&Config::default()));
+            if let Some(flag) = bridge_only {
+                return usage(format!(
+                    "{} needs a backend command: tui-gateway [FLAGS] -- CMD [ARGS...]",
+                    flag.name
+                ));
+            }
         }
         if self.soft_limit_bytes > self.hard_limit_bytes {
             return usage(format!(
@@ -385,32 +702,15 @@ impl Config {
         }
     }
 
-    /// Every setting in force, keyed by flag name without the dashes.
+    /// Every setting in force, keyed by flag name without the dashes, plus
+    /// the backend command (`backend`, `null` without one).
     pub fn settings(&self) -> serde_json::Map<String, serde_json::Value> {
-        use serde_json::json;
-        let mut map = serde_json::Map::new();
-        let mut put = |name: &str, value: serde_json::Value| {
-            map.insert(name.to_owned(), value);
-        };
-        put("max-frame-bytes", json!(self.max_frame_bytes));
-        put("shutdown-grace", json!(self.shutdown_grace.as_secs_f64()));
-        put("stall-timeout", json!(self.stall_timeout.as_secs_f64()));
-        put("outbound-soft-limit", json!(self.soft_limit_bytes));
-        put(
-            "outbound-soft-seconds",
-            json!(self.soft_limit_duration.as_secs_f64()),
-        );
-        put("outbound-hard-limit", json!(self.hard_limit_bytes));
-        put("outbound-high-water", json!(self.high_water_bytes));
-        put("outbound-low-water", json!(self.low_water_bytes));
-        put("coalesce-cap", json!(self.coalesce_cap_bytes));
-        put("sigint", json!(self.sigint.as_str()));
-        put(
-            "crash-log",
-            json!(self.crash_log.as_ref().map(|p| p.display().to_string())),
-        );
-        put("max-processes", json!(self.max_processes));
-        put("child-stdin-limit", json!(self.child_stdin_limit_bytes));
+        let mut map: serde_json::Map<String, serde_json::Value> = FLAGS
+            .iter()
+            .map(|f| (f.name.trim_start_matches('-').to_owned(), (f.show)(self)))
+            .collect();
+        let backend = self.is_bridge().then(|| self.backend.argv.clone());
+        map.insert("backend".into(), serde_json::json!(backend));
         map
     }
 
@@ -418,22 +718,28 @@ impl Config {
     pub fn help() -> String {
         let mut text = String::from(
             "tui-gateway: a never-blocking NDJSON JSON-RPC 2.0 gateway for terminal UIs\n\n\
-             Usage: tui-gateway [FLAGS]\n\n\
+             Usage: tui-gateway [FLAGS]\n       \
+             tui-gateway [FLAGS] -- CMD [ARGS...]   (bridge to an existing backend)\n\n\
              Reads JSON-RPC 2.0 frames (one per line) on stdin and writes responses and\n\
-             events on stdout. Diagnostics go to stderr. The full contract is in the\n\
-             tui-gateway documentation: protocol.md (framing, methods, events, errors,\n\
-             limits, signals) and process.md (process.*).\n\n\
+             events on stdout. Diagnostics go to stderr. With -- CMD, CMD runs as the\n\
+             backend on private pipes: every method but gateway.* is forwarded to it as\n\
+             the same bytes, and its frames come back as it wrote them. The full contract\n\
+             is in the tui-gateway documentation: protocol.md (framing, methods, events,\n\
+             errors, limits, signals), process.md (process.*) and bridge.md (-- CMD).\n\n\
              Methods:\n  \
              gateway.ping, gateway.info, gateway.stats, gateway.shutdown, client.capabilities\n  \
              process.spawn, process.write, process.close_stdin, process.signal, process.list,\n  \
              process.resize\n\
              Events (method \"event\", params {type, payload}):\n  \
-             gateway.ready (always the first line), process.output, process.exit\n\n\
+             gateway.ready (always the first line), process.output, process.exit;\n  \
+             with a backend: backend.ready, backend.exited\n\n\
              Flags (sizes take a plain byte count or a KiB/MiB/GiB suffix):\n",
         );
-        for (name, value, default, what) in FLAGS {
+        for flag in FLAGS {
+            let value = flag.value.map(|v| format!(" {v}")).unwrap_or_default();
             text.push_str(&format!(
-                "  {name} {value}\n      {what} [default: {default}]\n"
+                "  {}{value}\n      {} [default: {}]\n",
+                flag.name, flag.help, flag.default
             ));
         }
         text.push_str(
@@ -458,7 +764,10 @@ impl Config {
              4   shutdown deadline forced the exit (or a second shutdown signal)\n  \
              64  bad command line\n  \
              70  internal error (a panic, or out of memory)\n  \
-             74  host I/O error writing stdout (ENOSPC, EIO, ...)\n",
+             69  the backend CMD cannot be started (not found, not executable)\n  \
+             74  host I/O error writing stdout (ENOSPC, EIO, ...)\n  \
+             N   with a backend: the backend's own exit status once it is gone for good\n      \
+             (128+S when a signal S ended it, as a shell reports it)\n",
         );
         text
     }
@@ -637,23 +946,80 @@ mod tests {
     #[test]
     fn settings_name_every_flag() {
         let settings = Config::default().settings();
-        assert_eq!(settings.len(), FLAGS.len());
-        for (name, ..) in FLAGS {
+        assert_eq!(settings.len(), FLAGS.len() + 1);
+        for flag in FLAGS {
             assert!(
-                settings.contains_key(name.trim_start_matches('-')),
-                "{name}"
+                settings.contains_key(flag.name.trim_start_matches('-')),
+                "{}",
+                flag.name
             );
         }
+        assert_eq!(settings["backend"], serde_json::Value::Null);
     }
 
     #[test]
     fn help_lists_every_flag_and_variable() {
         let help = Config::help();
-        for (name, ..) in FLAGS {
-            assert!(help.contains(name));
+        for flag in FLAGS {
+            assert!(help.contains(flag.name));
         }
         for (name, ..) in ENV_VARS {
             assert!(help.contains(name));
+        }
+    }
+
+    #[test]
+    fn everything_after_the_double_dash_is_the_backend_command() {
+        let c = parse(
+            &[
+                "--backend-restart",
+                "on-failure",
+                "--keep-running",
+                "--",
+                "python3",
+                "-m",
+                "app",
+                "--help",
+            ],
+            &[],
+        )
+        .unwrap();
+        assert_eq!(c.backend.argv, ["python3", "-m", "app", "--help"]);
+        assert_eq!(c.backend.restart, RestartPolicy::OnFailure);
+        assert!(c.backend.keep_running && c.is_bridge());
+        let c = parse(
+            &[
+                "--stream-event",
+                "a.chunk",
+                "--stream-event=b.chunk",
+                "--",
+                "x",
+            ],
+            &[],
+        )
+        .unwrap();
+        assert_eq!(c.backend.stream_events, ["a.chunk", "b.chunk"]);
+        assert_eq!(c.settings()["backend"], serde_json::json!(["x"]));
+    }
+
+    #[test]
+    fn bridge_flags_without_a_command_and_switches_with_values_are_usage_errors() {
+        for (args, needle) in [
+            (&["--"][..], "followed by the backend command"),
+            (&["--keep-running"][..], "needs a backend command"),
+            (&["--backend-ready", "none"][..], "needs a backend command"),
+            (&["--transparent=yes", "--", "x"][..], "takes no value"),
+            (&["--backend-ready", "soon", "--", "x"][..], "event or none"),
+            (
+                &["--backend-restart", "sometimes", "--", "x"][..],
+                "on-failure",
+            ),
+            (&["--backend-stdin-limit", "0", "--", "x"][..], "positive"),
+        ] {
+            match parse(args, &[]) {
+                Err(ConfigError::Usage(msg)) => assert!(msg.contains(needle), "{args:?}: {msg}"),
+                other => panic!("{args:?}: {other:?}"),
+            }
         }
     }
 }
