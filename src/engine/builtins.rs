@@ -19,13 +19,24 @@ pub(super) const METHODS: &[&str] = &[
     "client.capabilities",
 ];
 
+/// The built-ins in force: with a fallback (a backend) only the gateway's
+/// own namespace, `gateway.*`; everything else, `client.capabilities`
+/// included, is the backend's.
+pub(super) fn methods(with_fallback: bool) -> &'static [&'static str] {
+    if with_fallback {
+        &METHODS[..4]
+    } else {
+        METHODS
+    }
+}
+
 /// The crate version, as reported on the wire.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 impl Engine {
     /// Every method this engine answers: built-ins first, then services'.
     pub fn methods(&self) -> Vec<&'static str> {
-        let mut methods: Vec<&'static str> = METHODS.to_vec();
+        let mut methods: Vec<&'static str> = methods(self.fallback.is_some()).to_vec();
         for service in &self.services {
             methods.extend_from_slice(service.methods());
         }
@@ -92,6 +103,9 @@ impl Engine {
                 });
                 if let Value::Object(map) = &mut info {
                     map.extend(host.info());
+                    for service in &self.services {
+                        map.extend(service.info());
+                    }
                 }
                 Ok(info)
             }
@@ -146,6 +160,7 @@ impl Engine {
             "oversize_frames": self.stats.oversize_frames,
             "truncated_frames": self.stats.truncated_frames,
             "responses_unmatched": self.stats.responses_unmatched,
+            "frames_forwarded": self.stats.frames_forwarded,
             "outbound_queue_bytes": self.out.queued_bytes(),
             "outbound_high_water_mark": c.high_water_mark,
             "deltas_coalesced": c.deltas_coalesced,
@@ -156,6 +171,9 @@ impl Engine {
         });
         if let Value::Object(map) = &mut stats {
             map.extend(host.stats());
+            for service in &self.services {
+                map.extend(service.stats());
+            }
         }
         stats
     }

@@ -149,6 +149,11 @@ pub trait Host {
     /// The service is done with this child (it exited and its pipes are
     /// drained): the host may forget it.
     fn release(&mut self, key: ChildKey);
+    /// Writes one line (ending in `\n`, at most 4 KiB, so one atomic pipe
+    /// write) to the gateway's stderr without blocking; false if dropped.
+    fn stderr_line(&mut self, _line: &[u8]) -> bool {
+        false
+    }
     /// Host-side counters for `gateway.stats` (stderr drops, children alive).
     fn stats(&self) -> serde_json::Map<String, serde_json::Value> {
         serde_json::Map::new()

@@ -17,6 +17,8 @@ pub mod exit_code {
     pub const FORCED: i32 = 4;
     /// Bad command line (`EX_USAGE`).
     pub const USAGE: i32 = 64;
+    /// The backend command cannot be started (`EX_UNAVAILABLE`).
+    pub const UNAVAILABLE: i32 = 69;
     /// Internal error: a panic (`EX_SOFTWARE`).
     pub const INTERNAL: i32 = 70;
     /// Host I/O error other than a disconnect (`EX_IOERR`).
@@ -40,6 +42,14 @@ pub enum Cause {
     SlowReader(String),
     /// Writing stdout failed for a reason that is not a disconnect.
     OutputError(String),
+    /// The backend ended for good; the gateway exits with its status
+    /// (`code`: the exit code, or 128 + the signal).
+    BackendGone {
+        /// The exit code to pass on.
+        code: i32,
+        /// How it ended, for the exit reason.
+        reason: String,
+    },
 }
 
 impl Cause {
@@ -48,6 +58,7 @@ impl Cause {
         match self {
             Cause::PeerGone | Cause::SlowReader(_) => exit_code::PEER_GONE,
             Cause::OutputError(_) => exit_code::IO_ERROR,
+            Cause::BackendGone { code, .. } => *code,
             _ => exit_code::ORDERLY,
         }
     }
@@ -70,6 +81,7 @@ impl Cause {
             Cause::PeerGone => "stdout peer gone".into(),
             Cause::SlowReader(why) => why.clone(),
             Cause::OutputError(why) => why.clone(),
+            Cause::BackendGone { reason, .. } => reason.clone(),
         }
     }
 }
@@ -170,6 +182,15 @@ impl Lifecycle {
                             code: exit_code::FORCED,
                             reason,
                         });
+                    }
+                } else if let Cause::BackendGone { code, reason } = &cause {
+                    // A backend that ended on its own during an orderly
+                    // drain (stdin EOF, gateway.shutdown) passes on its status.
+                    let own_cause = !matches!(drain.cause, Cause::Signal(_) | Cause::ParentExited)
+                        && !drain.cause.output_lost();
+                    if own_cause && drain.code == exit_code::ORDERLY && *code != 0 {
+                        drain.code = *code;
+                        drain.reason = format!("{}; then {reason}", drain.reason);
                     }
                 } else if cause.output_lost() && drain.code == exit_code::ORDERLY {
                     drain.code = cause.exit_code();

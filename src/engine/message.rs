@@ -79,6 +79,28 @@ impl Id {
     }
 }
 
+impl Id {
+    /// The form two ids are matched by: a number's value rather than its
+    /// text, so a peer that writes `2.50` back as `2.5`, or `1e2` as
+    /// `100.0`, still answers the same request. Integers without a fraction
+    /// or exponent keep their exact text (they may exceed an `f64`).
+    pub fn canonical(&self) -> Id {
+        match self {
+            Id::Number(text) if text.contains(['.', 'e', 'E']) => match text.parse::<f64>() {
+                Ok(v)
+                    if v.is_finite() && v.fract() == 0.0 && v.abs() < 9.007_199_254_740_992e15 =>
+                {
+                    Id::Number(format!("{}", v as i64).into())
+                }
+                Ok(v) if v.is_finite() => Id::Number(format!("{v:?}").into()),
+                _ => self.clone(),
+            },
+            Id::Number(text) if &**text == "-0" => Id::Number("0".into()),
+            other => other.clone(),
+        }
+    }
+}
+
 impl From<u64> for Id {
     fn from(n: u64) -> Id {
         Id::Number(n.to_string().into())
@@ -108,7 +130,7 @@ impl Serialize for Id {
 }
 
 /// The error codes the gateway uses. The first five are JSON-RPC 2.0's; the
-/// last two sit in the range the specification leaves to servers.
+/// last three sit in the range the specification leaves to servers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorCode {
     /// -32700: the frame is not valid UTF-8 or not valid JSON.
@@ -125,6 +147,8 @@ pub enum ErrorCode {
     HandlerFailed,
     /// -32001: a bounded resource is full; retry later.
     Overloaded,
+    /// -32002: the backend exited before answering (bridge mode).
+    BackendExited,
 }
 
 impl ErrorCode {
@@ -138,6 +162,7 @@ impl ErrorCode {
             ErrorCode::Internal => -32603,
             ErrorCode::HandlerFailed => -32000,
             ErrorCode::Overloaded => -32001,
+            ErrorCode::BackendExited => -32002,
         }
     }
 }
@@ -268,8 +293,9 @@ pub const MAX_DEPTH: usize = 127;
 /// frame's bytes and walks them one member at a time.
 #[derive(Debug)]
 pub enum Opened {
-    /// A single message, or the error answering a single frame.
-    Single(Result<Message, Reject>),
+    /// A single value (not an array): the frame's checked text, or the
+    /// error answering it. Classify it with [`head`] or [`classify_member`].
+    Single(Result<String, Reject>),
     /// A non-empty array: its members, one at a time.
     Batch(BatchCursor),
 }
@@ -285,7 +311,7 @@ pub fn open(frame: Vec<u8>) -> Opened {
     };
     let body = text.trim_start_matches(JSON_WS);
     if !body.starts_with('[') {
-        return Opened::Single(classify_member(body));
+        return Opened::Single(Ok(text));
     }
     let mut cursor = BatchCursor {
         pos: text.len() - body.len() + 1,
@@ -311,7 +337,7 @@ pub enum Incoming {
 /// Classifies one frame completely (see [`open`] for the incremental form).
 pub fn classify(frame: &[u8]) -> Incoming {
     match open(frame.to_vec()) {
-        Opened::Single(item) => Incoming::Single(item),
+        Opened::Single(item) => Incoming::Single(item.and_then(|text| classify_member(&text))),
         Opened::Batch(cursor) => Incoming::Batch(cursor.collect()),
     }
 }
@@ -337,17 +363,20 @@ impl BatchCursor {
     }
 }
 
-impl Iterator for BatchCursor {
-    type Item = Result<Message, Reject>;
-
-    fn next(&mut self) -> Option<Self::Item> {
+impl BatchCursor {
+    /// The text of the next member, as it appears in the frame.
+    pub fn next_member(&mut self) -> Option<&str> {
         if self.done || self.at_end() {
             return None;
         }
-        let rest = &self.text[self.pos..];
+        let start = self.pos;
+        let rest = &self.text[start..];
         let mut members = serde_json::Deserializer::from_str(rest).into_iter::<&RawValue>();
-        let (item, end) = match members.next() {
-            Some(Ok(raw)) => (classify_member(raw.get()), members.byte_offset()),
+        let (range, end) = match members.next() {
+            Some(Ok(raw)) => {
+                let from = raw.get().as_ptr() as usize - rest.as_ptr() as usize;
+                (from..from + raw.get().len(), members.byte_offset())
+            }
             // Unreachable for a checked frame; end the batch rather than loop.
             _ => {
                 self.done = true;
@@ -357,7 +386,15 @@ impl Iterator for BatchCursor {
         let after = rest[end..].trim_start_matches(JSON_WS);
         let consumed = rest.len() - after.len();
         self.pos += consumed + usize::from(after.starts_with(','));
-        Some(item)
+        Some(&self.text[start + range.start..start + range.end])
+    }
+}
+
+impl Iterator for BatchCursor {
+    type Item = Result<Message, Reject>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.next_member().map(classify_member)
     }
 }
 
@@ -557,9 +594,76 @@ fn parse_value(raw: &RawValue, id: &Id, field: &str) -> Result<Value, Reject> {
     serde_json::from_str(raw.get()).map_err(|e| Reject::null(RpcError::parse(e)))
 }
 
+/// One message classified from its envelope alone: `params`, `result` and
+/// `error` stay raw text until [`Head::into_message`] parses them, so a
+/// message that is only forwarded is never parsed past its envelope.
+#[derive(Debug, Clone)]
+pub enum Head<'a> {
+    /// A call that wants a response.
+    Request {
+        /// Its id.
+        id: Id,
+        /// The method name.
+        method: String,
+        /// `params`, if present (an array or an object).
+        params: Option<&'a RawValue>,
+    },
+    /// A call without an id.
+    Notification {
+        /// The method name.
+        method: String,
+        /// `params`, if present (an array or an object).
+        params: Option<&'a RawValue>,
+    },
+    /// An answer to a request.
+    Response {
+        /// The id it answers.
+        id: Id,
+        /// `Ok(result)` or `Err(error object)`, raw.
+        outcome: Result<&'a RawValue, &'a RawValue>,
+    },
+}
+
+impl Head<'_> {
+    /// Parses the raw parts into a [`Message`], refusing a value past
+    /// [`MAX_VALUES`].
+    pub fn into_message(self) -> Result<Message, Reject> {
+        Ok(match self {
+            Head::Request { id, method, params } => {
+                let params = match params {
+                    Some(raw) => Some(parse_value(raw, &id, "params")?),
+                    None => None,
+                };
+                Message::Request { id, method, params }
+            }
+            Head::Notification { method, params } => {
+                let params = match params {
+                    Some(raw) => Some(parse_value(raw, &Id::Null, "params")?),
+                    None => None,
+                };
+                Message::Notification { method, params }
+            }
+            Head::Response { id, outcome } => {
+                let outcome = match outcome {
+                    Ok(raw) => Ok(parse_value(raw, &id, "result")?),
+                    Err(raw) => Err(parse_value(raw, &id, "error")?),
+                };
+                Message::Response { id, outcome }
+            }
+        })
+    }
+}
+
 /// Classifies the text of one JSON value (a single frame or a batch member)
 /// as a request, notification or response.
 pub fn classify_member(text: &str) -> Result<Message, Reject> {
+    head(text)?.into_message()
+}
+
+/// Classifies one JSON value from its envelope, leaving `params`, `result`
+/// and `error` raw (see [`Head`]). The text must be valid JSON (checked by
+/// [`open`], or by the envelope parse itself for a backend line).
+pub fn head(text: &str) -> Result<Head<'_>, Reject> {
     if !text.trim_start_matches(JSON_WS).starts_with('{') {
         return Err(Reject::null(RpcError::invalid_request(
             "a message must be a JSON object",
@@ -598,14 +702,12 @@ pub fn classify_member(text: &str) -> Result<Message, Reject> {
         };
         let params = match envelope.params {
             None => None,
-            Some(raw) if raw.get().starts_with(['[', '{']) => {
-                Some(parse_value(raw, &answer_id, "params")?)
-            }
+            Some(raw) if raw.get().starts_with(['[', '{']) => Some(raw),
             Some(_) => return Err(reject("\"params\" must be an array or an object")),
         };
         return Ok(match id {
-            Some(id) => Message::Request { id, method, params },
-            None => Message::Notification { method, params },
+            Some(id) => Head::Request { id, method, params },
+            None => Head::Notification { method, params },
         });
     }
     let Some(id) = id else {
@@ -614,17 +716,114 @@ pub fn classify_member(text: &str) -> Result<Message, Reject> {
         ));
     };
     match (envelope.result, envelope.error) {
-        (Some(result), None) => {
-            let outcome = Ok(parse_value(result, &id, "result")?);
-            Ok(Message::Response { id, outcome })
-        }
-        (None, Some(error)) if error.get().starts_with('{') => {
-            let outcome = Err(parse_value(error, &id, "error")?);
-            Ok(Message::Response { id, outcome })
-        }
+        (Some(result), None) => Ok(Head::Response {
+            id,
+            outcome: Ok(result),
+        }),
+        (None, Some(error)) if error.get().starts_with('{') => Ok(Head::Response {
+            id,
+            outcome: Err(error),
+        }),
         _ => Err(reject(
             "a response needs exactly one of \"result\" or an \"error\" object",
         )),
+    }
+}
+
+/// True when a response line (valid JSON) carries an `error` member.
+pub fn contains_error(line: &[u8]) -> bool {
+    std::str::from_utf8(line)
+        .ok()
+        .and_then(|text| serde_json::from_str::<Envelope<'_>>(text).ok())
+        .is_some_and(|e| e.error.is_some())
+}
+
+/// Where a raw value sits inside the text it was borrowed from.
+pub fn span_in(outer: &str, inner: &RawValue) -> std::ops::Range<usize> {
+    let start = inner.get().as_ptr() as usize - outer.as_ptr() as usize;
+    start..start + inner.get().len()
+}
+
+/// The `type` and `payload` of an event's params, raw, borrowed from the
+/// frame; other fields are skipped (they stay in the frame's bytes).
+#[derive(Debug, Default)]
+pub struct EventParams<'a> {
+    /// `params.type`, decoded.
+    pub event_type: Option<String>,
+    /// `params.payload`, raw.
+    pub payload: Option<&'a RawValue>,
+}
+
+/// Reads `type` and `payload` from an event's raw params (`None` when the
+/// params are not an object).
+pub fn event_params(params: &RawValue) -> Option<EventParams<'_>> {
+    let fields: Vec<(std::borrow::Cow<'_, str>, &RawValue)> = ObjectFields::parse(params.get())?;
+    let mut out = EventParams::default();
+    for (key, value) in fields {
+        match &*key {
+            "type" => out.event_type = serde_json::from_str(value.get()).ok(),
+            "payload" => out.payload = Some(value),
+            _ => {}
+        }
+    }
+    Some(out)
+}
+
+/// The members of a JSON object as raw values, in order, keys decoded.
+struct ObjectFields;
+
+impl ObjectFields {
+    fn parse(text: &str) -> Option<Vec<(std::borrow::Cow<'_, str>, &RawValue)>> {
+        if !text.trim_start_matches(JSON_WS).starts_with('{') {
+            return None;
+        }
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Vec<(std::borrow::Cow<'de, str>, &'de RawValue)>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut out = Vec::new();
+                while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                    let value: &'de RawValue = map.next_value()?;
+                    out.push((key, value));
+                }
+                Ok(out)
+            }
+        }
+        let mut de = serde_json::Deserializer::from_str(text);
+        de.deserialize_map(V).ok()
+    }
+}
+
+/// The string contents (between the quotes, escapes as written) of
+/// `object[key]` when it is a JSON string: its byte range in `object`'s text.
+pub fn string_field_span(object: &RawValue, key: &str) -> Option<std::ops::Range<usize>> {
+    let text = object.get();
+    let fields = ObjectFields::parse(text)?;
+    let (_, value) = fields.into_iter().rev().find(|(k, _)| k == key)?;
+    let raw = value.get();
+    if !raw.starts_with('"') {
+        return None;
+    }
+    let span = span_in(text, value);
+    Some(span.start + 1..span.end - 1)
+}
+
+/// Appends a response within `room` bytes, or a `-32001` error saying the
+/// answer is larger than the outbound queue can take.
+pub fn write_answer(buf: &mut Vec<u8>, id: &Id, reply: &Result<Value, RpcError>, room: usize) {
+    if let Err(too_large) = write_response_within(buf, id, reply, room) {
+        let error = RpcError::new(
+            ErrorCode::Overloaded,
+            format!(
+                "the answer is larger than the {} bytes left below the outbound hard limit (--outbound-hard-limit); ask for less",
+                too_large.limit
+            ),
+        )
+        .with_data(serde_json::json!({"limit": too_large.limit}));
+        write_response(buf, id, &Err(error));
     }
 }
 

@@ -10,6 +10,7 @@ mod builtins;
 pub use self::builtins::VERSION;
 pub mod framer;
 pub mod host;
+mod join;
 pub mod lifecycle;
 pub mod message;
 pub mod outbound;
@@ -22,12 +23,11 @@ use serde_json::Value;
 
 use self::framer::{Decoded, Framer};
 pub use self::host::{ChildEvent, ChildKey, Host, NoHost};
+use self::join::Joins;
 use self::lifecycle::{Cause, Exit, Lifecycle, Phase};
-use self::message::{
-    open, write_response_within, BatchCursor, ErrorCode, Id, Message, Opened, Reject, RpcError,
-};
+use self::message::{head, open, write_answer, BatchCursor, ErrorCode, Head, Id, Opened, RpcError};
 use self::outbound::{Limits, Outbound};
-use self::service::{Context, Reply, Service};
+use self::service::{Context, Forward, ForwardKind, Forwarded, ReadyHold, Reply, Service};
 
 /// Frames (or batch members) dispatched per turn before the engine yields to
 /// the loop: enough to amortise a loop turn, few enough that output starts
@@ -68,6 +68,18 @@ struct Stats {
     write_stalls: u64,
     signals: Vec<(&'static str, u64)>,
     responses_unmatched: u64,
+    frames_forwarded: u64,
+}
+
+/// Where a method goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Route {
+    /// A built-in (`gateway.*`, and `client.capabilities` without a fallback).
+    Builtin,
+    /// The service at this index.
+    Service(usize),
+    /// The fallback service: every method no one claims.
+    Fallback(usize),
 }
 
 /// The in-memory gateway.
@@ -77,7 +89,17 @@ pub struct Engine {
     out: Outbound,
     lifecycle: Lifecycle,
     services: Vec<Box<dyn Service>>,
-    routes: HashMap<&'static str, usize>,
+    routes: HashMap<&'static str, Route>,
+    /// The service that takes unclaimed methods and stray responses.
+    fallback: Option<usize>,
+    /// Every line goes to the fallback unread (transparent forwarding).
+    forward_lines: bool,
+    /// Batch answers waiting for forwarded members.
+    joins: Joins,
+    /// The gateway's `gateway.ready` payload while a service holds it.
+    held_ready: Option<Value>,
+    /// A shutdown a service asked for, started after its call returns.
+    requested: Option<Cause>,
     child_owner: HashMap<ChildKey, usize>,
     pending: HashMap<Id, usize>,
     next_request: u64,
@@ -119,23 +141,36 @@ impl std::fmt::Display for DuplicateMethod {
 impl std::error::Error for DuplicateMethod {}
 
 impl Engine {
-    /// An engine serving the built-ins plus `services`; `gateway.ready` is queued.
+    /// An engine serving the built-ins plus `services`. `gateway.ready` is
+    /// queued, unless a service holds it ([`ReadyHold`]). Call
+    /// [`Engine::start`] before feeding it input.
     pub fn new(
         config: EngineConfig,
         services: Vec<Box<dyn Service>>,
         now: Instant,
     ) -> Result<Engine, DuplicateMethod> {
+        let fallback = services.iter().position(|s| s.is_fallback());
         let mut routes = HashMap::new();
-        for name in builtins::METHODS {
-            routes.insert(*name, usize::MAX);
+        for name in builtins::methods(fallback.is_some()) {
+            routes.insert(*name, Route::Builtin);
         }
         for (index, service) in services.iter().enumerate() {
             for name in service.methods() {
-                if routes.insert(*name, index).is_some() {
+                if routes.insert(*name, Route::Service(index)).is_some() {
                     return Err(DuplicateMethod(name));
                 }
             }
         }
+        let forward_lines = fallback.is_some_and(|i| services[i].forwards_every_line());
+        let hold = services
+            .iter()
+            .map(|s| s.ready_hold())
+            .max_by_key(|h| match h {
+                ReadyHold::Send => 0,
+                ReadyHold::Hold => 1,
+                ReadyHold::Suppress => 2,
+            })
+            .unwrap_or(ReadyHold::Send);
         let mut engine = Engine {
             framer: Framer::new(config.max_frame_bytes),
             out: Outbound::new(config.outbound.clone()),
@@ -143,6 +178,11 @@ impl Engine {
             config,
             services,
             routes,
+            fallback,
+            forward_lines,
+            joins: Joins::default(),
+            held_ready: None,
+            requested: None,
             child_owner: HashMap::new(),
             pending: HashMap::new(),
             next_request: 0,
@@ -156,11 +196,34 @@ impl Engine {
             stats: Stats::default(),
         };
         let ready = engine.ready_payload();
-        // The first frame of an empty queue: the limits guarantee its room.
-        let _ = engine
-            .out
-            .push_frame(message::event_frame("gateway.ready", &ready), now);
+        match hold {
+            ReadyHold::Send => {
+                // The first frame of an empty queue: the limits guarantee its room.
+                let _ = engine
+                    .out
+                    .push_frame(message::event_frame("gateway.ready", &ready), now);
+            }
+            ReadyHold::Hold => {
+                engine.out.close_gate();
+                engine.held_ready = Some(ready);
+            }
+            ReadyHold::Suppress => {}
+        }
         Ok(engine)
+    }
+
+    /// Starts every service (a backend is spawned here). An error is the
+    /// gateway's exit: nothing was served.
+    pub fn start(&mut self, host: &mut dyn Host, now: Instant) -> Result<(), Exit> {
+        for index in 0..self.services.len() {
+            self.with_service(index, host, now, |service, cx| service.start(cx))
+                .map_err(|e| Exit {
+                    code: e.code,
+                    reason: e.reason,
+                })?;
+        }
+        self.settle(host, now);
+        Ok(())
     }
 
     /// The outbound queue, for the shell to write from.
@@ -202,6 +265,9 @@ impl Engine {
             && matches!(self.lifecycle.phase(), Phase::Running)
             && !self.has_input_backlog()
             && self.can_dispatch()
+            && self
+                .fallback
+                .map_or(true, |i| self.services[i].accepts_input())
     }
 
     /// True while producers may add to the outbound queue: it is below its
@@ -256,7 +322,10 @@ impl Engine {
         self.input_backlog = false;
         let mut left = budget;
         loop {
-            if !self.can_dispatch() || left == 0 {
+            let fallback_full = self
+                .fallback
+                .is_some_and(|i| !self.services[i].accepts_input());
+            if !self.can_dispatch() || left == 0 || fallback_full {
                 // Paced: the rest waits for the reader (or the next turn).
                 self.input_backlog = self.input_open || self.eof_pending;
                 break;
@@ -395,6 +464,10 @@ impl Engine {
 
     /// After every input: apply queue verdicts and drain progress.
     fn settle(&mut self, host: &mut dyn Host, now: Instant) {
+        if let Some(cause) = self.requested.take() {
+            self.begin_shutdown(cause, host, now);
+            return;
+        }
         if let Some(verdict) = self.out.check(now) {
             self.begin_shutdown(Cause::SlowReader(verdict.to_string()), host, now);
             return;
@@ -403,7 +476,7 @@ impl Engine {
             return;
         };
         let services_idle = self.services.iter().all(|s| s.is_idle());
-        if services_idle && self.out.is_empty() && self.batch.is_none() {
+        if services_idle && self.out.is_empty() && self.batch.is_none() && self.joins.is_empty() {
             self.lifecycle.finish();
         } else if now >= drain.deadline {
             let mut left: Vec<String> = self
@@ -411,7 +484,7 @@ impl Engine {
                 .iter()
                 .filter_map(|s| s.busy_summary())
                 .collect();
-            if self.batch.is_some() {
+            if self.batch.is_some() || !self.joins.is_empty() {
                 left.push("a batch still being answered".to_owned());
             }
             if !self.out.is_empty() {
@@ -425,19 +498,41 @@ impl Engine {
     }
 
     fn dispatch_frame(&mut self, frame: Vec<u8>, host: &mut dyn Host, now: Instant) {
+        if let (true, Some(fallback)) = (self.forward_lines, self.fallback) {
+            let raw = String::from_utf8_lossy(&frame);
+            self.stats.frames_forwarded += 1;
+            let message = Forward {
+                raw: &raw,
+                kind: ForwardKind::Line,
+                in_batch: false,
+            };
+            self.with_service(fallback, host, now, |s, cx| s.forward(cx, message));
+            return;
+        }
         match open(frame) {
-            Opened::Single(item) => {
-                if let Some((id, reply)) = self.dispatch_one(item, host, now) {
+            Opened::Single(Ok(text)) => {
+                if let Some((id, reply)) = self.dispatch_member(&text, None, host, now) {
                     self.answer(&id, &reply, now);
                 }
                 // Frames after a shutdown request are not served.
                 self.run_pending_shutdown(host, now);
             }
+            Opened::Single(Err(reject)) => {
+                self.count_reject(&reject.error);
+                self.answer(&reject.id, &Err(reject.error), now);
+            }
             Opened::Batch(members) => {
-                self.out.begin_pieces();
+                let join = match self.fallback {
+                    Some(_) => Some(self.joins.start()),
+                    None => {
+                        self.out.begin_pieces();
+                        None
+                    }
+                };
                 self.batch = Some(Batch {
                     members,
                     answered: 0,
+                    join,
                 });
             }
         }
@@ -451,31 +546,50 @@ impl Engine {
         let Some(mut batch) = self.batch.take() else {
             return;
         };
-        let Some(item) = batch.members.next() else {
-            let last = if batch.answered > 0 {
-                b"]\n".to_vec()
-            } else {
-                Vec::new()
-            };
-            self.out.end_pieces(last, now);
+        let Some(member) = batch.members.next_member() else {
+            match batch.join {
+                Some(join) => {
+                    if let Some(fallback) = self.fallback {
+                        self.with_service(fallback, host, now, |s, cx| s.end_batch(cx));
+                    }
+                    self.joins.walked(join, &mut self.out, now);
+                }
+                None => {
+                    let last = if batch.answered > 0 {
+                        b"]\n".to_vec()
+                    } else {
+                        Vec::new()
+                    };
+                    self.out.end_pieces(last, now);
+                }
+            }
             return;
         };
         let reply = if self.lifecycle.drain().is_some() {
-            match item {
-                Ok(Message::Request { id, .. }) => Some((id, Err(shutting_down()))),
+            match head(member) {
+                Ok(Head::Request { id, .. }) => Some((id, Err(shutting_down()))),
                 Ok(_) => None,
                 Err(reject) => Some((reject.id, Err(reject.error))),
             }
         } else {
-            self.dispatch_one(item, host, now)
+            self.dispatch_member(member, batch.join, host, now)
         };
         if let Some((id, reply)) = reply {
-            let mut piece = Vec::with_capacity(64);
-            piece.push(if batch.answered == 0 { b'[' } else { b',' });
-            // Room for this member and the closing `]\n`.
-            let room = self.out.room().saturating_sub(3);
-            write_answer(&mut piece, &id, &reply, room);
-            let _ = self.out.push_piece(piece, now);
+            match batch.join {
+                Some(join) => {
+                    let mut piece = Vec::with_capacity(64);
+                    write_answer(&mut piece, &id, &reply, self.out.room().saturating_sub(3));
+                    self.joins.add(join, &id, &piece, &self.out);
+                }
+                None => {
+                    let mut piece = Vec::with_capacity(64);
+                    piece.push(if batch.answered == 0 { b'[' } else { b',' });
+                    // Room for this member and the closing `]\n`.
+                    let room = self.out.room().saturating_sub(3);
+                    write_answer(&mut piece, &id, &reply, room);
+                    let _ = self.out.push_piece(piece, now);
+                }
+            }
             batch.answered += 1;
         }
         self.batch = Some(batch);
@@ -491,57 +605,159 @@ impl Engine {
         let _ = self.out.push_frame(frame, now);
     }
 
-    /// Dispatches one message; returns the response to send, if any.
-    fn dispatch_one(
+    fn count_reject(&mut self, error: &RpcError) {
+        log::debug!("rejected message: {error}");
+        if error.code == ErrorCode::ParseError {
+            self.stats.parse_errors += 1;
+        } else {
+            self.stats.invalid_requests += 1;
+        }
+    }
+
+    /// Dispatches one message (a single frame's text or a batch member's);
+    /// returns the answer to send now, if any. A request forwarded to the
+    /// fallback is answered later (deferred), so it returns `None`.
+    fn dispatch_member(
         &mut self,
-        item: Result<Message, Reject>,
+        text: &str,
+        join: Option<usize>,
         host: &mut dyn Host,
         now: Instant,
     ) -> Option<(Id, Reply)> {
-        match item {
+        let message = match head(text) {
+            Ok(message) => message,
             Err(reject) => {
-                log::debug!("rejected message: {}", reject.error);
-                if reject.error.code == message::ErrorCode::ParseError {
-                    self.stats.parse_errors += 1;
-                } else {
-                    self.stats.invalid_requests += 1;
-                }
-                Some((reject.id, Err(reject.error)))
+                self.count_reject(&reject.error);
+                return Some((reject.id, Err(reject.error)));
             }
-            Ok(Message::Request { id, method, params }) => {
-                let reply = self.call(&method, params, host, now);
+        };
+        match message {
+            Head::Request {
+                ref id, ref method, ..
+            } => {
+                let route = self.route(method);
+                if let Some(Route::Fallback(index)) = route {
+                    let id = id.clone();
+                    if let Some(join) = join {
+                        if !self.joins.expect(join, &id) {
+                            return Some((id, Err(duplicate_id())));
+                        }
+                    }
+                    let forwarded = self.forward(
+                        index,
+                        text,
+                        ForwardKind::Request(&id),
+                        join.is_some(),
+                        host,
+                        now,
+                    );
+                    return match forwarded {
+                        Forwarded::Sent => None,
+                        Forwarded::Answer(error) => {
+                            if let Some(join) = join {
+                                let mut piece = Vec::new();
+                                write_answer(&mut piece, &id, &Err(error), self.out.room());
+                                self.joins.deliver(&id, &piece, &mut self.out, now);
+                                let _ = join;
+                                return None;
+                            }
+                            Some((id, Err(error)))
+                        }
+                    };
+                }
+                let (id, method) = (id.clone(), method.clone());
+                let reply = match message.into_message() {
+                    Ok(message::Message::Request { params, .. }) => {
+                        self.call(route, &method, params, host, now)
+                    }
+                    Ok(_) => unreachable!("a request stays a request"),
+                    Err(reject) => Err(reject.error),
+                };
                 Some((id, reply))
             }
-            Ok(Message::Notification { method, params }) => {
-                let _ = self.call(&method, params, host, now);
+            Head::Notification { ref method, .. } => {
+                let route = self.route(method);
+                if let Some(Route::Fallback(index)) = route {
+                    self.forward(
+                        index,
+                        text,
+                        ForwardKind::Notification,
+                        join.is_some(),
+                        host,
+                        now,
+                    );
+                    return None;
+                }
+                let method = method.clone();
+                if let Ok(message::Message::Notification { params, .. }) = message.into_message() {
+                    let _ = self.call(route, &method, params, host, now);
+                }
                 None
             }
-            Ok(Message::Response { id, outcome }) => {
-                match self.pending.remove(&id) {
-                    Some(index) => self.with_service(index, host, now, |service, cx| {
-                        service.on_client_response(cx, &id, outcome)
-                    }),
-                    None => {
-                        self.stats.responses_unmatched += 1;
-                        log::debug!("dropping a response to unknown request {id}");
+            Head::Response { ref id, .. } => {
+                if let Some(index) = self.pending.remove(id) {
+                    let id = id.clone();
+                    if let Ok(message::Message::Response { outcome, .. }) = message.into_message() {
+                        self.with_service(index, host, now, |service, cx| {
+                            service.on_client_response(cx, &id, outcome)
+                        });
                     }
+                } else if let Some(index) = self.fallback {
+                    let id = id.clone();
+                    self.forward(
+                        index,
+                        text,
+                        ForwardKind::Response(&id),
+                        join.is_some(),
+                        host,
+                        now,
+                    );
+                } else {
+                    self.stats.responses_unmatched += 1;
+                    log::debug!("dropping a response to unknown request {id}");
                 }
                 None
             }
         }
     }
 
+    fn route(&self, method: &str) -> Option<Route> {
+        self.routes
+            .get(method)
+            .copied()
+            .or(self.fallback.map(Route::Fallback))
+    }
+
+    fn forward(
+        &mut self,
+        index: usize,
+        raw: &str,
+        kind: ForwardKind<'_>,
+        in_batch: bool,
+        host: &mut dyn Host,
+        now: Instant,
+    ) -> Forwarded {
+        self.stats.frames_forwarded += 1;
+        let message = Forward {
+            raw,
+            kind,
+            in_batch,
+        };
+        self.with_service(index, host, now, |service, cx| service.forward(cx, message))
+    }
+
     fn call(
         &mut self,
+        route: Option<Route>,
         method: &str,
         params: Option<Value>,
         host: &mut dyn Host,
         now: Instant,
     ) -> Reply {
-        match self.routes.get(method) {
-            None => Err(RpcError::method_not_found(method)),
-            Some(&usize::MAX) => self.builtin(method, params, host, now),
-            Some(&index) => self.with_service(index, host, now, |service, cx| {
+        match route {
+            None | Some(Route::Fallback(_)) => Err(RpcError::method_not_found(method)),
+            Some(Route::Builtin) => self.builtin(method, params, host, now),
+            Some(Route::Service(index)) => self.with_service(index, host, now, |service, cx| {
                 service.call(cx, method, params)
             }),
         }
@@ -563,6 +779,9 @@ impl Engine {
             child_owner: &mut self.child_owner,
             pending: &mut self.pending,
             next_request: &mut self.next_request,
+            joins: &mut self.joins,
+            ready: &mut self.held_ready,
+            shutdown: &mut self.requested,
         };
         f(self.services[index].as_mut(), &mut cx)
     }
@@ -585,6 +804,15 @@ struct Batch {
     members: BatchCursor,
     /// Responses pushed so far (the first one opens the array).
     answered: usize,
+    /// With a fallback, the answer is joined off the queue ([`Joins`]).
+    join: Option<usize>,
+}
+
+/// The answer to a batch member whose id is already owed by the fallback.
+fn duplicate_id() -> RpcError {
+    RpcError::invalid_request(
+        "a request with this id is already in flight in a batch; ids must be unique among requests in flight",
+    )
 }
 
 /// The answer to a request that arrives while the gateway shuts down.
@@ -593,22 +821,6 @@ fn shutting_down() -> RpcError {
         ErrorCode::HandlerFailed,
         "shutting down: the gateway no longer starts work",
     )
-}
-
-/// Appends a response within `room` bytes, or a `-32001` error saying the
-/// answer is larger than the outbound queue can take.
-fn write_answer(buf: &mut Vec<u8>, id: &Id, reply: &Reply, room: usize) {
-    if let Err(too_large) = write_response_within(buf, id, reply, room) {
-        let error = RpcError::new(
-            ErrorCode::Overloaded,
-            format!(
-                "the answer is larger than the {} bytes left below the outbound hard limit (--outbound-hard-limit); ask for less",
-                too_large.limit
-            ),
-        )
-        .with_data(serde_json::json!({"limit": too_large.limit}));
-        message::write_response(buf, id, &Err(error));
-    }
 }
 
 #[cfg(test)]

@@ -123,6 +123,8 @@ pub enum Refused {
 struct OpenStream {
     /// Everything before the text: the envelope, the type and the other payload fields.
     prefix_len: usize,
+    /// Everything after the text: the closing quote, braces and `\n`.
+    suffix_len: usize,
     /// Escaped text bytes in the frame so far.
     text_len: usize,
 }
@@ -156,6 +158,8 @@ pub struct Outbound {
     /// A verdict not yet returned by [`Outbound::check`].
     unreported: Option<SlowReader>,
     closed: bool,
+    /// Output is held until the start-up frame ([`Outbound::open_gate`]).
+    gated: bool,
     counters: Counters,
 }
 
@@ -177,6 +181,7 @@ impl Outbound {
             gone: None,
             unreported: None,
             closed: false,
+            gated: false,
             counters: Counters::default(),
         }
     }
@@ -198,7 +203,7 @@ impl Outbound {
 
     /// Bytes the writer can take now (held frames wait for the frame being built).
     pub fn has_writable(&self) -> bool {
-        self.queued > self.held_bytes
+        !self.gated && self.queued > self.held_bytes
     }
 
     /// Bytes that may still be queued before the hard limit.
@@ -340,15 +345,46 @@ impl Outbound {
         }
         write_json(&mut prefix, field);
         prefix.extend_from_slice(b":\"");
+        let prefix_len = prefix.len();
+        let mut frame = prefix;
+        // Exactly the frame's size: amortized growth would leave up to half
+        // of every queued frame's allocation unused, doubling the memory a
+        // full queue takes.
         let mut body = Vec::with_capacity(text.len() + 8);
         write_json_str_body(&mut body, &text);
+        frame.reserve_exact(body.len() + STREAM_SUFFIX.len());
+        frame.extend_from_slice(&body);
+        let text_end = frame.len();
+        frame.extend_from_slice(STREAM_SUFFIX);
+        self.push_stream_frame(frame, prefix_len..text_end, now)
+    }
 
+    /// Queues a streaming frame built elsewhere (a backend's bytes, kept as
+    /// they are): `text` is the byte range of a JSON string's contents
+    /// inside it. It merges into the tail when the tail is an unstarted
+    /// streaming frame whose bytes before and after the text are equal to
+    /// this one's, and the joined text stays within the coalesce cap.
+    /// Concatenating the escaped contents of two JSON strings gives the
+    /// escaped contents of their concatenation, so the merged frame is the
+    /// same JSON with the texts joined.
+    pub fn push_stream_frame(
+        &mut self,
+        frame: Vec<u8>,
+        text: std::ops::Range<usize>,
+        now: Instant,
+    ) -> Result<(), Refused> {
+        debug_assert!(frame.ends_with(b"\n") && text.end <= frame.len());
+        let (prefix, rest) = frame.split_at(text.start);
+        let (body, suffix) = rest.split_at(text.end - text.start);
         let mergeable = match (&self.open, self.frames.back()) {
             _ if self.building => false,
             // `open` is cleared as soon as the tail's first byte is written,
             // so an open tail is always unstarted.
             (Some(open), Some(tail)) => {
-                tail[..open.prefix_len] == prefix[..]
+                open.prefix_len == prefix.len()
+                    && open.suffix_len == suffix.len()
+                    && tail[..open.prefix_len] == *prefix
+                    && tail[tail.len() - open.suffix_len..] == *suffix
                     && open.text_len + body.len() <= self.limits.coalesce_cap
             }
             _ => false,
@@ -356,9 +392,8 @@ impl Outbound {
         if mergeable {
             self.admit(body.len())?;
             let tail = self.frames.back_mut().expect("checked above");
-            tail.truncate(tail.len() - STREAM_SUFFIX.len());
-            tail.extend_from_slice(&body);
-            tail.extend_from_slice(STREAM_SUFFIX);
+            let at = tail.len() - suffix.len();
+            tail.splice(at..at, body.iter().copied());
             if let Some(open) = &mut self.open {
                 open.text_len += body.len();
             }
@@ -367,23 +402,46 @@ impl Outbound {
             self.after_growth(now);
             return Ok(());
         }
-        let prefix_len = prefix.len();
-        let text_len = body.len();
-        let mut frame = prefix;
-        // Exactly the frame's size: amortized growth would leave up to half
-        // of every queued frame's allocation unused, doubling the memory a
-        // full queue takes.
-        frame.reserve_exact(body.len() + STREAM_SUFFIX.len());
-        frame.extend_from_slice(&body);
-        frame.extend_from_slice(STREAM_SUFFIX);
+        let open = OpenStream {
+            prefix_len: prefix.len(),
+            suffix_len: suffix.len(),
+            text_len: body.len(),
+        };
         self.push_frame(frame, now)?;
         if !self.building {
-            self.open = Some(OpenStream {
-                prefix_len,
-                text_len,
-            });
+            self.open = Some(open);
         }
         Ok(())
+    }
+
+    /// Holds every frame until [`Outbound::open_gate`]: frames queue (and
+    /// count, and pace producers) but none is written.
+    pub fn close_gate(&mut self) {
+        self.gated = true;
+    }
+
+    /// Writes `first` ahead of everything queued while the gate was closed,
+    /// then lets the writer go. `first` is a few hundred bytes announced at
+    /// start-up, so it is admitted whatever the queue holds.
+    pub fn open_gate(&mut self, first: Option<Vec<u8>>, now: Instant) {
+        if !self.gated {
+            return;
+        }
+        self.gated = false;
+        if let Some(frame) = first.filter(|_| !self.closed) {
+            self.queued += frame.len();
+            if self.frames.is_empty() {
+                self.open = None;
+            }
+            self.frames.push_front(frame);
+        }
+        self.waiting_since = None;
+        self.after_growth(now);
+    }
+
+    /// True while [`Outbound::close_gate`] holds the output.
+    pub fn is_gated(&self) -> bool {
+        self.gated
     }
 
     /// Hands the writer up to [`MAX_IOVECS`] slices of queued bytes, in order,

@@ -12,12 +12,69 @@ use std::time::Instant;
 use serde_json::{Map, Value};
 
 use super::host::{ChildEvent, ChildKey, Host, SpawnSpec, Spawned};
-use super::lifecycle::Drain;
-use super::message::{event_frame, request_frame, Id, RpcError};
+use super::join::Joins;
+use super::lifecycle::{Cause, Drain};
+use super::message::{event_frame, request_frame, write_answer, Id, RpcError};
 use super::outbound::Outbound;
 
 /// A method's answer: a result value or an error.
 pub type Reply = Result<Value, RpcError>;
+
+/// One message the engine hands to the fallback service, as the bytes it
+/// came as (without its `\n`).
+#[derive(Debug, Clone, Copy)]
+pub struct Forward<'a> {
+    /// The message's text, exactly as received.
+    pub raw: &'a str,
+    /// What it is.
+    pub kind: ForwardKind<'a>,
+    /// True for a member of a batch: [`Service::end_batch`] follows the last one.
+    pub in_batch: bool,
+}
+
+/// What a forwarded message is.
+#[derive(Debug, Clone, Copy)]
+pub enum ForwardKind<'a> {
+    /// A request: its answer comes later, through [`Context::reply`] or
+    /// [`Context::reply_raw`], unless [`Forwarded::Answer`] is returned.
+    Request(&'a Id),
+    /// A notification.
+    Notification,
+    /// A response to a request the fallback's peer sent.
+    Response(&'a Id),
+    /// A whole line, not classified (transparent forwarding).
+    Line,
+}
+
+/// What became of a forwarded message.
+#[derive(Debug)]
+pub enum Forwarded {
+    /// Sent on; a request's answer comes later.
+    Sent,
+    /// Not sent: a request gets this error now (other kinds are dropped).
+    Answer(RpcError),
+}
+
+/// How a service wants the gateway's `gateway.ready` sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadyHold {
+    /// At once, first on stdout (the default).
+    Send,
+    /// Held, with every other frame behind it, until the service calls
+    /// [`Context::release_ready`].
+    Hold,
+    /// Never: the gateway adds nothing of its own to the stream.
+    Suppress,
+}
+
+/// A service could not start; the gateway exits with `code`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StartError {
+    /// The exit code.
+    pub code: i32,
+    /// One line saying what failed.
+    pub reason: String,
+}
 
 /// A unit of work behind a set of methods.
 pub trait Service {
@@ -34,6 +91,56 @@ pub trait Service {
 
     /// Answers one call. For a notification the reply is discarded.
     fn call(&mut self, cx: &mut Context<'_>, method: &str, params: Option<Value>) -> Reply;
+
+    /// Starts the service (spawns what it runs), before any input is read.
+    fn start(&mut self, _cx: &mut Context<'_>) -> Result<(), StartError> {
+        Ok(())
+    }
+
+    /// True for the service that takes every method no one else claims,
+    /// and every client response the gateway did not ask for. At most one.
+    fn is_fallback(&self) -> bool {
+        false
+    }
+
+    /// True when every inbound line goes to [`Service::forward`] as a
+    /// [`ForwardKind::Line`], unread (transparent forwarding).
+    fn forwards_every_line(&self) -> bool {
+        false
+    }
+
+    /// Sends one message on (the fallback only).
+    fn forward(&mut self, _cx: &mut Context<'_>, message: Forward<'_>) -> Forwarded {
+        let method = match message.kind {
+            ForwardKind::Request(_) => "this method",
+            _ => "",
+        };
+        Forwarded::Answer(RpcError::method_not_found(method))
+    }
+
+    /// The last member of a batch was forwarded (the fallback only).
+    fn end_batch(&mut self, _cx: &mut Context<'_>) {}
+
+    /// False while the service cannot take more input: stdin stays unread
+    /// in its pipe (transparent forwarding past the backend's stdin bound).
+    fn accepts_input(&self) -> bool {
+        true
+    }
+
+    /// How `gateway.ready` goes out.
+    fn ready_hold(&self) -> ReadyHold {
+        ReadyHold::Send
+    }
+
+    /// Counters merged into `gateway.stats`.
+    fn stats(&self) -> Map<String, Value> {
+        Map::new()
+    }
+
+    /// Facts merged into `gateway.info`.
+    fn info(&self) -> Map<String, Value> {
+        Map::new()
+    }
 
     /// Something happened to a child this service spawned.
     fn on_child(&mut self, _cx: &mut Context<'_>, _child: ChildKey, _event: ChildEvent) {}
@@ -84,6 +191,9 @@ pub struct Context<'a> {
     pub(super) child_owner: &'a mut HashMap<ChildKey, usize>,
     pub(super) pending: &'a mut HashMap<Id, usize>,
     pub(super) next_request: &'a mut u64,
+    pub(super) joins: &'a mut Joins,
+    pub(super) ready: &'a mut Option<Value>,
+    pub(super) shutdown: &'a mut Option<Cause>,
 }
 
 impl std::fmt::Debug for Context<'_> {
@@ -172,5 +282,63 @@ impl Context<'_> {
     pub fn release(&mut self, key: ChildKey) {
         self.child_owner.remove(&key);
         self.host.release(key);
+    }
+
+    /// Answers a request that was forwarded earlier: into the batch answer
+    /// it belongs to, or as a frame of its own.
+    pub fn reply(&mut self, id: &Id, reply: &Reply) {
+        let mut frame = Vec::with_capacity(64);
+        write_answer(&mut frame, id, reply, self.out.room().saturating_sub(1));
+        if !self.joins.deliver(id, &frame, self.out, self.now) {
+            frame.push(b'\n');
+            self.push(frame);
+        }
+    }
+
+    /// Passes on a response as the bytes it came as (`raw` without `\n`):
+    /// into the batch answer its id belongs to, or as a frame of its own.
+    pub fn reply_raw(&mut self, id: &Id, raw: &[u8]) {
+        if !self.joins.deliver(id, raw, self.out, self.now) {
+            self.push_raw(raw);
+        }
+    }
+
+    /// Queues a frame someone else wrote, as its bytes (`raw` without `\n`).
+    pub fn push_raw(&mut self, raw: &[u8]) {
+        let mut frame = Vec::with_capacity(raw.len() + 1);
+        frame.extend_from_slice(raw);
+        frame.push(b'\n');
+        self.push(frame);
+    }
+
+    /// Queues a streaming frame someone else wrote (`frame` ends in `\n`);
+    /// `text` is the byte range of its text field's string contents. It may
+    /// merge with an adjacent frame equal in every other byte.
+    pub fn push_raw_stream(&mut self, frame: Vec<u8>, text: std::ops::Range<usize>) {
+        let _ = self.out.push_stream_frame(frame, text, self.now);
+    }
+
+    /// Bytes that may still be queued for stdout before the hard limit.
+    pub fn outbound_room(&self) -> usize {
+        self.out.room()
+    }
+
+    /// The gateway's own `gateway.ready` payload while it is held (see
+    /// [`ReadyHold::Hold`]); `None` once it went out or was never held.
+    pub fn held_ready(&self) -> Option<&Value> {
+        self.ready.as_ref()
+    }
+
+    /// Sends the held `gateway.ready` as `frame` (which ends in `\n`),
+    /// ahead of everything queued while it was held, and lets output flow.
+    pub fn release_ready(&mut self, frame: Vec<u8>) {
+        if self.ready.take().is_some() {
+            self.out.open_gate(Some(frame), self.now);
+        }
+    }
+
+    /// Asks the engine to shut down for `cause` once this call returns.
+    pub fn request_shutdown(&mut self, cause: Cause) {
+        self.shutdown.get_or_insert(cause);
     }
 }

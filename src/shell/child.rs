@@ -560,6 +560,9 @@ impl Host for Children {
     fn spawn(&mut self, spec: &SpawnSpec) -> io::Result<Spawned> {
         self.spawn_child(spec)
     }
+    fn stderr_line(&mut self, line: &[u8]) -> bool {
+        super::stderr::write_bytes(line)
+    }
 
     fn write_stdin(&mut self, key: ChildKey, data: &[u8]) -> io::Result<usize> {
         let child = self.slab.get_mut(key.0).ok_or(io::ErrorKind::NotFound)?;

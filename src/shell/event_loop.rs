@@ -116,6 +116,11 @@ impl EventLoop {
     /// Runs until the engine is done; returns how it ended.
     pub(super) fn run(mut self) -> Exit {
         let mut events = Events::with_capacity(256);
+        if let Err(exit) = self.engine.start(&mut self.children, Instant::now()) {
+            self.engine.on_exit(&mut self.children);
+            self.children.kill_all();
+            return exit;
+        }
         if self.stdout.done {
             self.engine
                 .begin_shutdown(Cause::PeerGone, &mut self.children, Instant::now());

@@ -6,15 +6,13 @@
 //! already queued ahead of the exit event). Grandchildren that keep a pipe
 //! open therefore delay the exit event until they close it or die.
 
-use std::collections::VecDeque;
-use std::io;
-
 use serde_json::{json, Value};
 
 use super::decode::{Encoding, StreamDecoder};
 use crate::engine::host::{
     ChildKey, ExitStatus, Host, OutputStream, PtySize, StderrMode, StdinMode,
 };
+use crate::services::stdin_queue::{Flushed, StdinQueue};
 use crate::signal_name;
 
 /// Why a child's stdin no longer takes writes.
@@ -39,19 +37,6 @@ pub enum WriteRefused {
         pending: usize,
     },
 }
-
-/// Bytes accepted by `process.write` and not yet taken by the pipe, in one
-/// ring buffer: a million one-byte writes cost a million bytes, not a
-/// million allocations, so `--child-stdin-limit` bounds the memory itself.
-#[derive(Debug, Default)]
-struct StdinQueue {
-    bytes: VecDeque<u8>,
-    /// `process.close_stdin` came while bytes were waiting: close once they are written.
-    close_when_empty: bool,
-}
-
-/// A drained queue keeps at most this much capacity for the next burst.
-const STDIN_KEEP_CAPACITY: usize = 64 * 1024;
 
 /// A child the service tracks until its exit event is queued.
 #[derive(Debug)]
@@ -134,7 +119,7 @@ impl Proc {
 
     /// Bytes waiting for the child's stdin.
     pub fn stdin_pending(&self) -> usize {
-        self.stdin.as_ref().map_or(0, |q| q.bytes.len())
+        self.stdin.as_ref().map_or(0, StdinQueue::pending)
     }
 
     /// Bytes read from a pipe: the text to emit (possibly empty).
@@ -180,27 +165,15 @@ impl Proc {
         limit: usize,
     ) -> Result<usize, WriteRefused> {
         let queue = self.stdin.as_mut().map_err(|c| WriteRefused::Closed(*c))?;
-        if queue.close_when_empty {
+        if queue.is_closing() {
             return Err(WriteRefused::Closed(StdinClosed::ByClient));
         }
-        if queue.bytes.len().saturating_add(data.len()) > limit {
-            return Err(WriteRefused::Full {
-                pending: queue.bytes.len(),
-            });
-        }
-        // Grow geometrically but never past the limit, so the memory held is
-        // at most the limit, not the next power of two above it.
-        let needed = queue.bytes.len() + data.len();
-        if needed > queue.bytes.capacity() {
-            let target = (queue.bytes.capacity() * 2)
-                .max(needed)
-                .min(limit.max(needed));
-            queue.bytes.reserve_exact(target - queue.bytes.len());
-        }
-        queue.bytes.extend(data.iter());
+        queue
+            .push(data, limit)
+            .map_err(|pending| WriteRefused::Full { pending })?;
         self.flush_stdin(host);
         match &self.stdin {
-            Ok(q) => Ok(q.bytes.len()),
+            Ok(q) => Ok(q.pending()),
             // The pipe broke while writing: the bytes can never arrive.
             Err(closed) => Err(WriteRefused::Closed(*closed)),
         }
@@ -211,27 +184,10 @@ impl Proc {
     /// the pipe broke.
     pub fn flush_stdin(&mut self, host: &mut dyn Host) {
         let Ok(queue) = &mut self.stdin else { return };
-        while !queue.bytes.is_empty() {
-            let (front, _) = queue.bytes.as_slices();
-            match host.write_stdin(self.key, front) {
-                Ok(n) => {
-                    queue.bytes.drain(..n);
-                    if queue.bytes.is_empty() {
-                        queue.bytes.shrink_to(STDIN_KEEP_CAPACITY);
-                    }
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e) => {
-                    if e.kind() != io::ErrorKind::BrokenPipe {
-                        log::debug!("writing stdin of proc {}: {e}", self.id);
-                    }
-                    return self.stdin_gone(host);
-                }
-            }
-        }
-        if queue.close_when_empty {
-            host.close_stdin(self.key);
-            self.stdin = Err(StdinClosed::ByClient);
+        match queue.flush(host, self.key) {
+            Flushed::Open => {}
+            Flushed::Closed => self.stdin = Err(StdinClosed::ByClient),
+            Flushed::Broken => self.stdin = Err(StdinClosed::Gone),
         }
     }
 
@@ -239,7 +195,7 @@ impl Proc {
     /// written. Idempotent. Returns the bytes still to be written first.
     pub fn close_stdin(&mut self, host: &mut dyn Host) -> usize {
         if let Ok(queue) = &mut self.stdin {
-            queue.close_when_empty = true;
+            queue.close_when_empty();
         }
         self.flush_stdin(host);
         self.stdin_pending()
@@ -273,6 +229,7 @@ impl Proc {
 mod tests {
     use super::*;
     use crate::engine::host::{SignalScope, SpawnSpec, Spawned};
+    use std::io;
 
     /// A host whose stdin pipe takes `room` bytes, then would block.
     #[derive(Default)]
@@ -366,11 +323,7 @@ mod tests {
         }
         assert_eq!(accepted, limit);
         let Ok(queue) = &p.stdin else { panic!("open") };
-        assert!(
-            queue.bytes.capacity() <= limit,
-            "{}",
-            queue.bytes.capacity()
-        );
+        assert!(queue.capacity() <= limit, "{}", queue.capacity());
     }
 
     #[test]

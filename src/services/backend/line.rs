@@ -1,0 +1,230 @@
+//! What one line of the backend's stdout is, read from its envelope only:
+//! the bytes are forwarded as they are, so nothing here builds a value tree.
+
+use std::ops::Range;
+
+use serde_json::value::RawValue;
+
+use crate::engine::message::{
+    event_params, head, span_in, string_field_span, Head, Id, EVENT_METHOD,
+};
+
+/// The event type whose first arrival the gateway's ready waits for.
+pub const READY_EVENT: &str = "gateway.ready";
+/// The type a backend ready is renamed to once the gateway's ready went out.
+pub const BACKEND_READY_EVENT: &str = "backend.ready";
+
+/// The event types that coalesce: every `*.delta`, plus `--stream-event`s.
+#[derive(Debug, Clone, Default)]
+pub struct StreamTypes {
+    extra: Vec<String>,
+}
+
+impl StreamTypes {
+    /// `*.delta` and these.
+    pub fn new(extra: Vec<String>) -> StreamTypes {
+        StreamTypes { extra }
+    }
+
+    /// True for a streaming type.
+    pub fn contains(&self, event_type: &str) -> bool {
+        event_type.ends_with(".delta") || self.extra.iter().any(|t| t == event_type)
+    }
+}
+
+/// One backend line, classified.
+#[derive(Debug, PartialEq)]
+pub enum Line {
+    /// A response to a request the client sent.
+    Response(Id),
+    /// A `gateway.ready` event: where its `type` string and its `payload`
+    /// sit in the line.
+    Ready {
+        /// The `"gateway.ready"` string, quotes included.
+        type_span: Range<usize>,
+        /// The payload value, when it is an object.
+        payload: Option<Range<usize>>,
+    },
+    /// A streaming event: the contents of its text string.
+    Stream(Range<usize>),
+    /// Anything else that is a JSON object: an event, a notification, a
+    /// request to the client.
+    Other,
+    /// A JSON array (a batch answer): each element's span, and its id when
+    /// it is a response.
+    Array(Vec<(Range<usize>, Option<Id>)>),
+    /// Not one JSON object or array: never forwarded.
+    Junk(&'static str),
+}
+
+/// Classifies one line (without its `\n`).
+pub fn classify(line: &[u8], streams: &StreamTypes) -> Line {
+    let Ok(text) = std::str::from_utf8(line) else {
+        return Line::Junk("not UTF-8");
+    };
+    // One full syntax check of the line; everything after borrows from it.
+    let Ok(raw) = serde_json::from_str::<&RawValue>(text) else {
+        return Line::Junk("not JSON");
+    };
+    let body = raw.get();
+    let offset = span_in(text, raw).start;
+    match body.as_bytes().first() {
+        Some(b'{') => classify_object(text, body, offset, streams),
+        Some(b'[') => classify_array(body, offset),
+        _ => Line::Junk("JSON, but not an object"),
+    }
+}
+
+fn classify_object(line: &str, body: &str, offset: usize, streams: &StreamTypes) -> Line {
+    let Ok(message) = head(body) else {
+        // An object, but not JSON-RPC: the client's business, forwarded.
+        return Line::Other;
+    };
+    match message {
+        Head::Response { id, .. } => Line::Response(id),
+        Head::Notification {
+            method,
+            params: Some(params),
+        } if method == EVENT_METHOD => event(line, params, streams).unwrap_or(Line::Other),
+        _ => {
+            let _ = offset;
+            Line::Other
+        }
+    }
+}
+
+fn event(line: &str, params: &RawValue, streams: &StreamTypes) -> Option<Line> {
+    let fields = event_params(params)?;
+    let event_type = fields.event_type?;
+    if event_type == READY_EVENT {
+        let type_span = type_span(line, params)?;
+        let payload = fields
+            .payload
+            .filter(|p| p.get().starts_with('{'))
+            .map(|p| span_in(line, p));
+        return Some(Line::Ready { type_span, payload });
+    }
+    if !streams.contains(&event_type) {
+        return None;
+    }
+    // The text is `payload.text` (or `payload.data`), or `params.text` for a
+    // backend that puts it beside the type.
+    let (holder, fields_in) = match fields.payload {
+        Some(payload) if payload.get().starts_with('{') => (payload, ["text", "data"]),
+        _ => (params, ["text", "data"]),
+    };
+    let holder_start = span_in(line, holder).start;
+    fields_in.iter().find_map(|key| {
+        string_field_span(holder, key)
+            .map(|span| Line::Stream(holder_start + span.start..holder_start + span.end))
+    })
+}
+
+/// Where the `type` value (a string) sits in the line.
+fn type_span(line: &str, params: &RawValue) -> Option<Range<usize>> {
+    let inner = string_field_span(params, "type")?;
+    let start = span_in(line, params).start;
+    Some(start + inner.start - 1..start + inner.end + 1)
+}
+
+fn classify_array(body: &str, offset: usize) -> Line {
+    let Ok(elements) = serde_json::from_str::<Vec<&RawValue>>(body) else {
+        return Line::Junk("not JSON");
+    };
+    if elements.is_empty() {
+        return Line::Junk("an empty array");
+    }
+    if !elements.iter().all(|e| e.get().starts_with('{')) {
+        // Only a batch of messages is a protocol array.
+        return Line::Junk("JSON, but not an object");
+    }
+    Line::Array(
+        elements
+            .into_iter()
+            .map(|element| {
+                let span = span_in(body, element);
+                let id = match head(element.get()) {
+                    Ok(Head::Response { id, .. }) => Some(id),
+                    _ => None,
+                };
+                (offset + span.start..offset + span.end, id)
+            })
+            .collect(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn streams() -> StreamTypes {
+        StreamTypes::new(vec!["tool.progress".into()])
+    }
+
+    #[test]
+    fn lines_are_classified_from_their_envelope() {
+        let s = streams();
+        assert_eq!(
+            classify(br#"{"jsonrpc":"2.0","id":1.50,"result":{"b":1,"a":2}}"#, &s),
+            Line::Response(Id::Number("1.50".into()))
+        );
+        assert_eq!(classify(b"hello world", &s), Line::Junk("not JSON"));
+        assert_eq!(classify(b"42", &s), Line::Junk("JSON, but not an object"));
+        assert_eq!(classify(b"\xff{}", &s), Line::Junk("not UTF-8"));
+        assert_eq!(
+            classify(br#"{"jsonrpc":"2.0","method":"x"}"#, &s),
+            Line::Other
+        );
+        assert_eq!(classify(br#"{"not":"rpc"}"#, &s), Line::Other);
+    }
+
+    #[test]
+    fn a_delta_names_the_contents_of_its_text_string() {
+        let s = streams();
+        let line = br#"{"jsonrpc":"2.0","method":"event","params":{"type":"message.delta","session_id":"s1","payload":{"text":"h\"i"}}}"#;
+        let Line::Stream(span) = classify(line, &s) else {
+            panic!()
+        };
+        assert_eq!(&line[span], br#"h\"i"#);
+        let line =
+            br#"{"jsonrpc":"2.0","method":"event","params":{"type":"tool.progress","text":"x"}}"#;
+        let Line::Stream(span) = classify(line, &s) else {
+            panic!()
+        };
+        assert_eq!(&line[span], b"x");
+        // Not a declared type, or no string text: forwarded as it is.
+        let line = br#"{"jsonrpc":"2.0","method":"event","params":{"type":"message.complete","payload":{"text":"x"}}}"#;
+        assert_eq!(classify(line, &s), Line::Other);
+        let line = br#"{"jsonrpc":"2.0","method":"event","params":{"type":"a.delta","payload":{"text":5}}}"#;
+        assert_eq!(classify(line, &s), Line::Other);
+    }
+
+    #[test]
+    fn a_ready_event_names_its_type_and_payload() {
+        let line = br#"{"jsonrpc":"2.0","method":"event","params":{"type":"gateway.ready","payload":{"skin":1}}}"#;
+        let Line::Ready { type_span, payload } = classify(line, &streams()) else {
+            panic!()
+        };
+        assert_eq!(&line[type_span], br#""gateway.ready""#);
+        assert_eq!(&line[payload.unwrap()], br#"{"skin":1}"#);
+    }
+
+    #[test]
+    fn an_array_lists_its_responses() {
+        let line = br#" [{"jsonrpc":"2.0","id":"a","result":1}, {"jsonrpc":"2.0","method":"m"}]"#;
+        let Line::Array(elements) = classify(line, &streams()) else {
+            panic!()
+        };
+        assert_eq!(elements.len(), 2);
+        assert_eq!(elements[0].1, Some(Id::Str("a".into())));
+        assert_eq!(
+            &line[elements[1].0.clone()],
+            br#"{"jsonrpc":"2.0","method":"m"}"#
+        );
+        assert_eq!(classify(b"[]", &streams()), Line::Junk("an empty array"));
+        assert_eq!(
+            classify(b"[1,2,3]", &streams()),
+            Line::Junk("JSON, but not an object")
+        );
+    }
+}

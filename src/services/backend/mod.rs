@@ -1,0 +1,978 @@
+//! The bridge: `tui-gateway [FLAGS] -- CMD` runs CMD as the backend, on
+//! private pipes, and forwards everything both ways as the bytes it came as.
+//!
+//! * Routing: the engine answers `gateway.*` (and `process.*` with
+//!   `--local-process`); every other message reaches this service, the
+//!   fallback, as its original text, and is queued for the backend's stdin
+//!   (bounded by `--backend-stdin-limit`; past it a request gets `-32001`).
+//! * The backend's stdout is framed and each line classified from its
+//!   envelope (`line.rs`): responses settle the request they answer,
+//!   streaming events may coalesce with their neighbours, the backend's
+//!   `gateway.ready` is merged into the gateway's own, and a line that is
+//!   not JSON never reaches the client.
+//! * Its stderr is relayed line by line (`relay.rs`).
+//! * When it ends: pending requests get `-32002`, `backend.exited` goes out,
+//!   and it is restarted (`restart.rs`) or the gateway ends with its status.
+//!
+//! The wire contract is `docs/bridge.md`.
+
+mod line;
+mod relay;
+mod restart;
+
+use std::collections::HashMap;
+use std::ops::Range;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Map, Value};
+
+use self::line::{classify, Line, StreamTypes, BACKEND_READY_EVENT};
+use self::relay::LineRelay;
+use self::restart::Restarts;
+use crate::config::{BackendConfig, Config, ReadyPolicy};
+use crate::engine::framer::{Decoded, Framer};
+use crate::engine::host::{
+    ChildEvent, ChildKey, ExitStatus, OutputStream, SignalScope, SpawnSpec, StderrMode, StdinMode,
+};
+use crate::engine::lifecycle::{exit_code, Cause, Drain};
+use crate::engine::message::{event_frame, write_json, ErrorCode, Id, RpcError};
+use crate::engine::service::{
+    Context, Forward, ForwardKind, Forwarded, ReadyHold, Reply, Service, StartError,
+};
+use crate::services::stdin_queue::{Flushed, StdinQueue};
+use crate::signal_name;
+
+/// How long the stdout of a backend that exited may stay open (a
+/// descendant holding it) before the backend counts as gone anyway. What it
+/// wrote before exiting is read first: the wait is extended while output
+/// is paced by a slow client.
+const LINGER: Duration = Duration::from_millis(250);
+/// On stdin EOF the backend gets this long before the deadline to finish on
+/// its own before SIGTERM (capped at half the grace) ...
+const TERM_LEAD: Duration = Duration::from_millis(300);
+/// ... and SIGKILL comes this long before the deadline (capped at a
+/// quarter of the grace), leaving time to reap it and flush its output.
+const KILL_LEAD: Duration = Duration::from_millis(150);
+/// Junk lines logged per [`JUNK_WINDOW`]; the rest are only counted.
+const JUNK_LOGGED: u32 = 20;
+const JUNK_WINDOW: Duration = Duration::from_secs(10);
+/// Batches kept while it is unknown whether the backend takes them.
+const UNCONFIRMED_KEPT: usize = 16;
+/// Bytes of a junk line shown in the log.
+const JUNK_SHOWN: usize = 200;
+
+/// The running backend.
+#[derive(Debug)]
+struct Backend {
+    key: ChildKey,
+    pid: u32,
+    started: Instant,
+    framer: Framer,
+    relay: LineRelay,
+    stdout_open: bool,
+    stderr_open: bool,
+    status: Option<ExitStatus>,
+    /// When it was reaped: its stdout may linger until then + [`LINGER`].
+    linger_until: Option<Instant>,
+    stdin_open: bool,
+    /// The gateway signalled it (a shutdown): its status is not passed on.
+    signalled: bool,
+}
+
+/// What the backend does with a JSON-RPC batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BatchSupport {
+    /// Not seen yet: batches are sent whole and kept until answered.
+    Unknown,
+    /// It answered one: batches are sent whole.
+    Yes,
+    /// It refused one (a single error with a `null` id, as the hermes
+    /// gateway answers): every batch is sent member by member.
+    No,
+}
+
+/// Where the bridge is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Running,
+    /// Waiting to start the next backend.
+    Restarting(Instant),
+    /// Gone for good (`--keep-running`, or a drain that ends the gateway).
+    Gone(ExitStatus),
+}
+
+/// The shutdown timeline.
+#[derive(Debug)]
+struct Shutdown {
+    term_at: Instant,
+    kill_at: Instant,
+    termed: bool,
+    killed: bool,
+}
+
+#[derive(Debug, Default)]
+struct Stats {
+    requests_forwarded: u64,
+    notifications_forwarded: u64,
+    responses_forwarded: u64,
+    refused: u64,
+    answered_for_backend: u64,
+    junk_lines: u64,
+    oversize_lines: u64,
+    bytes_to_backend: u64,
+    bytes_from_backend: u64,
+    frames_from_backend: u64,
+    stderr_lines: u64,
+    stderr_dropped: u64,
+}
+
+/// The backend bridge service.
+#[derive(Debug)]
+pub struct BackendService {
+    config: BackendConfig,
+    max_frame_bytes: usize,
+    streams: StreamTypes,
+    backend: Option<Backend>,
+    state: State,
+    stdin: StdinQueue,
+    /// Requests the backend owes an answer, by canonical id: the id as the
+    /// client wrote it, and how many are in flight under it.
+    pending: HashMap<Id, (Id, u32)>,
+    /// The batch being forwarded: its members and its requests' ids, sent
+    /// at its end.
+    batch: Option<(Vec<Vec<u8>>, Vec<Id>)>,
+    /// Whether the backend takes batches, learnt from its first answer to one.
+    batches: BatchSupport,
+    /// Batches sent while that is unknown, oldest first, kept to be sent
+    /// again member by member if the backend refuses them.
+    batches_unconfirmed: std::collections::VecDeque<(Vec<Vec<u8>>, Vec<Id>)>,
+    restarts: Restarts,
+    generation: u64,
+    ready_deadline: Option<Instant>,
+    ready_seen: bool,
+    shutdown: Option<Shutdown>,
+    junk_window: (Instant, u32),
+    stats: Stats,
+}
+
+impl BackendService {
+    /// A bridge to `config.backend.argv`.
+    pub fn new(config: &Config) -> BackendService {
+        BackendService {
+            streams: StreamTypes::new(config.backend.stream_events.clone()),
+            restarts: Restarts::new(config.backend.restart),
+            config: config.backend.clone(),
+            max_frame_bytes: config.max_frame_bytes,
+            backend: None,
+            state: State::Running,
+            stdin: StdinQueue::default(),
+            pending: HashMap::new(),
+            batch: None,
+            batches: BatchSupport::Unknown,
+            batches_unconfirmed: std::collections::VecDeque::new(),
+            generation: 0,
+            ready_deadline: None,
+            ready_seen: false,
+            shutdown: None,
+            junk_window: (Instant::now(), 0),
+            stats: Stats::default(),
+        }
+    }
+
+    fn spawn(&mut self, cx: &mut Context<'_>) -> std::io::Result<()> {
+        let spec = SpawnSpec {
+            argv: self.config.argv.clone(),
+            cwd: self.config.cwd.clone(),
+            clear_env: false,
+            env: Vec::new(),
+            stdin: StdinMode::Pipe,
+            stderr: StderrMode::Pipe,
+            pty: None,
+        };
+        let spawned = cx.spawn(&spec)?;
+        self.generation += 1;
+        log::info!(
+            "backend {:?} started, pid {} (generation {})",
+            self.config.argv,
+            spawned.pid,
+            self.generation
+        );
+        self.backend = Some(Backend {
+            key: spawned.key,
+            pid: spawned.pid,
+            started: cx.now(),
+            framer: Framer::new(self.max_frame_bytes),
+            relay: LineRelay::default(),
+            stdout_open: true,
+            stderr_open: true,
+            status: None,
+            linger_until: None,
+            stdin_open: true,
+            signalled: false,
+        });
+        self.state = State::Running;
+        self.flush(cx);
+        Ok(())
+    }
+
+    fn command_line(&self) -> String {
+        self.config.argv.join(" ")
+    }
+
+    /// Writes what the backend's stdin takes now.
+    fn flush(&mut self, cx: &mut Context<'_>) {
+        let Some(b) = self.backend.as_mut().filter(|b| b.stdin_open) else {
+            return;
+        };
+        let before = self.stdin.pending();
+        let flushed = self.stdin.flush(cx.host(), b.key);
+        self.stats.bytes_to_backend += before.saturating_sub(self.stdin.pending()) as u64;
+        if flushed != Flushed::Open {
+            b.stdin_open = false;
+        }
+    }
+
+    /// Queues one message for the backend, or says why it cannot be.
+    fn enqueue(
+        &mut self,
+        cx: &mut Context<'_>,
+        raw: &[u8],
+        in_batch: bool,
+    ) -> Result<(), RpcError> {
+        if let State::Gone(status) = self.state {
+            return Err(backend_exited(status));
+        }
+        if cx.drain().is_some() && self.stdin.is_closing() {
+            return Err(RpcError::new(
+                ErrorCode::HandlerFailed,
+                "shutting down: the backend's stdin is closed",
+            ));
+        }
+        let limit = self.config.stdin_limit_bytes;
+        let batch_bytes = self
+            .batch
+            .as_ref()
+            .map_or(0, |(members, _)| members.iter().map(|m| m.len() + 1).sum());
+        if self.stdin.pending() + batch_bytes + raw.len() + 2 > limit {
+            self.stats.refused += 1;
+            return Err(RpcError::new(
+                ErrorCode::Overloaded,
+                format!(
+                    "backend overloaded: {} bytes already wait for its stdin (--backend-stdin-limit {limit}); retry when it has read them",
+                    self.stdin.pending() + batch_bytes
+                ),
+            )
+            .with_data(json!({"limit": limit, "pending": self.stdin.pending() + batch_bytes})));
+        }
+        if in_batch {
+            let (members, _) = self.batch.get_or_insert_with(Default::default);
+            members.push(raw.to_vec());
+        } else {
+            let mut line = Vec::with_capacity(raw.len() + 1);
+            line.extend_from_slice(raw);
+            line.push(b'\n');
+            // Checked against the limit above.
+            let _ = self.stdin.push(&line, usize::MAX);
+            self.flush(cx);
+        }
+        Ok(())
+    }
+
+    /// One line of the backend's stdout.
+    fn on_line(&mut self, cx: &mut Context<'_>, line: Vec<u8>) {
+        self.stats.frames_from_backend += 1;
+        if self.config.transparent {
+            match classify(&line, &self.streams) {
+                Line::Junk(why) => self.junk(cx, why, &line),
+                _ => cx.push_raw(&line),
+            }
+            return;
+        }
+        match classify(&line, &self.streams) {
+            Line::Response(id) => {
+                if self.learn_batches(cx, &id, &line) {
+                    return;
+                }
+                self.settle(&id);
+                cx.reply_raw(&id, &line);
+            }
+            Line::Ready { type_span, payload } => self.on_ready(cx, line, type_span, payload),
+            Line::Stream(text) => {
+                let mut frame = line;
+                frame.push(b'\n');
+                cx.push_raw_stream(frame, text);
+            }
+            Line::Other => cx.push_raw(&line),
+            Line::Array(elements) => {
+                if elements.iter().all(|(_, id)| id.is_none()) {
+                    return cx.push_raw(&line);
+                }
+                // A batch answer: each response goes to the batch it answers.
+                if self.batches == BatchSupport::Unknown {
+                    self.batches = BatchSupport::Yes;
+                    self.batches_unconfirmed.clear();
+                }
+                for (span, id) in elements {
+                    let element = &line[span];
+                    match id {
+                        Some(id) => {
+                            self.settle(&id);
+                            cx.reply_raw(&id, element);
+                        }
+                        None => cx.push_raw(element),
+                    }
+                }
+            }
+            Line::Junk(why) => self.junk(cx, why, &line),
+        }
+    }
+
+    /// Sends a batch's members as lines of their own.
+    fn send_one_by_one(&mut self, cx: &mut Context<'_>, members: &[Vec<u8>]) {
+        for member in members {
+            let mut line = Vec::with_capacity(member.len() + 1);
+            line.extend_from_slice(member);
+            line.push(b'\n');
+            let _ = self.stdin.push(&line, usize::MAX);
+        }
+        self.flush(cx);
+    }
+
+    /// Learns from a response whether the backend takes batches. Returns
+    /// true when the response was its refusal of one (a single error with a
+    /// `null` id while a batch waits): the batch is sent again member by
+    /// member, and the refusal, which answers no request of the client's,
+    /// is not forwarded.
+    fn learn_batches(&mut self, cx: &mut Context<'_>, id: &Id, line: &[u8]) -> bool {
+        if self.batches != BatchSupport::Unknown || self.batches_unconfirmed.is_empty() {
+            return false;
+        }
+        if *id == Id::Null && crate::engine::message::contains_error(line) {
+            log::info!("the backend refused a batch: sending batches member by member from now on");
+            self.batches = BatchSupport::No;
+            let unconfirmed: Vec<_> = self.batches_unconfirmed.drain(..).collect();
+            for (members, _) in unconfirmed {
+                self.send_one_by_one(cx, &members);
+            }
+            return true;
+        }
+        let key = id.canonical();
+        if self
+            .batches_unconfirmed
+            .iter()
+            .any(|(_, ids)| ids.contains(&key))
+        {
+            self.batches = BatchSupport::Yes;
+            self.batches_unconfirmed.clear();
+        }
+        false
+    }
+
+    /// A request was answered: it no longer waits for the backend.
+    fn settle(&mut self, id: &Id) {
+        let key = id.canonical();
+        if let Some((_, count)) = self.pending.get_mut(&key) {
+            *count -= 1;
+            if *count == 0 {
+                self.pending.remove(&key);
+            }
+        }
+    }
+
+    fn on_ready(
+        &mut self,
+        cx: &mut Context<'_>,
+        mut line: Vec<u8>,
+        type_span: Range<usize>,
+        payload: Option<Range<usize>>,
+    ) {
+        let first = !self.ready_seen;
+        self.ready_seen = true;
+        if first && self.config.ready == ReadyPolicy::Event {
+            if let Some(ours) = cx.held_ready().cloned() {
+                self.ready_deadline = None;
+                let frame = merged_ready(&line, payload, &ours);
+                return cx.release_ready(frame);
+            }
+        }
+        // The client already had its ready: this one is news about the backend.
+        let mut renamed = Vec::with_capacity(line.len() + 1);
+        renamed.extend_from_slice(&line[..type_span.start]);
+        write_json(&mut renamed, BACKEND_READY_EVENT);
+        renamed.extend_from_slice(&line[type_span.end..]);
+        line = renamed;
+        cx.push_raw(&line);
+    }
+
+    fn junk(&mut self, cx: &mut Context<'_>, why: &str, line: &[u8]) {
+        self.stats.junk_lines += 1;
+        let now = cx.now();
+        if now.duration_since(self.junk_window.0) >= JUNK_WINDOW {
+            self.junk_window = (now, 0);
+        }
+        self.junk_window.1 += 1;
+        if self.junk_window.1 > JUNK_LOGGED {
+            return;
+        }
+        let shown = String::from_utf8_lossy(&line[..line.len().min(JUNK_SHOWN)]);
+        let more = if line.len() > JUNK_SHOWN { "..." } else { "" };
+        let note = format!(
+            "[gateway-backend-junk] a backend stdout line that is {why} was not forwarded ({} bytes): {shown:?}{more}\n",
+            line.len()
+        );
+        cx.host().stderr_line(note.as_bytes());
+    }
+
+    fn on_stdout(&mut self, cx: &mut Context<'_>, bytes: &[u8]) {
+        self.stats.bytes_from_backend += bytes.len() as u64;
+        let Some(b) = self.backend.as_mut() else {
+            return;
+        };
+        b.framer.push(bytes);
+        loop {
+            let Some(b) = self.backend.as_mut() else {
+                return;
+            };
+            match b.framer.next_frame() {
+                None => return,
+                Some(Decoded::Frame(line)) => self.on_line(cx, line),
+                Some(Decoded::TooLarge { limit }) => {
+                    self.stats.oversize_lines += 1;
+                    self.junk(
+                        cx,
+                        "longer than --max-frame-bytes",
+                        format!("(over {limit} bytes)").as_bytes(),
+                    );
+                }
+            }
+        }
+    }
+
+    fn on_stderr(&mut self, cx: &mut Context<'_>, bytes: Option<&[u8]>) {
+        let Some(b) = self.backend.as_mut() else {
+            return;
+        };
+        let mut relay = std::mem::take(&mut b.relay);
+        let (mut written, mut dropped) = (0, 0);
+        let mut emit = |l: &[u8]| {
+            if cx.host().stderr_line(l) {
+                written += 1;
+            } else {
+                dropped += 1;
+            }
+        };
+        match bytes {
+            Some(bytes) => relay.push(bytes, &mut emit),
+            None => relay.finish(&mut emit),
+        }
+        self.stats.stderr_lines += written;
+        self.stats.stderr_dropped += dropped;
+        if let Some(b) = self.backend.as_mut() {
+            b.relay = relay;
+        }
+    }
+
+    /// Ends the backend's life once it was reaped and its stdout closed (or
+    /// lingered long enough): answers what it owed, says so, and restarts
+    /// it or ends the gateway.
+    fn finish_if_gone(&mut self, cx: &mut Context<'_>) {
+        let Some(b) = &self.backend else { return };
+        let Some(status) = b.status else { return };
+        let lingered = b
+            .linger_until
+            .is_some_and(|t| cx.now() >= t && !cx.is_backpressured());
+        if (b.stdout_open || b.stderr_open) && !lingered {
+            return;
+        }
+        let b = self.backend.take().expect("checked above");
+        if b.stdout_open {
+            log::warn!(
+                "backend pid {} exited, but a descendant still holds its stdout; not waiting for it",
+                b.pid
+            );
+        }
+        let mut framer = b.framer;
+        if let Some(tail) = framer.finish() {
+            self.stats.junk_lines += 1;
+            log::warn!("the backend's stdout ended inside a line: {tail} bytes without a newline were not forwarded");
+        }
+        cx.release(b.key);
+        self.stdin = StdinQueue::default();
+        self.batch = None;
+        self.batches_unconfirmed.clear();
+        let (code, signal) = status_fields(status);
+        log::info!("backend pid {} ended: {}", b.pid, describe(status));
+        // Everything it owed is answered now.
+        let owed: Vec<(Id, u32)> = self.pending.drain().map(|(_, v)| v).collect();
+        if !self.config.transparent {
+            for (id, count) in owed {
+                for _ in 0..count {
+                    self.stats.answered_for_backend += 1;
+                    cx.reply(&id, &Err(backend_exited(status)));
+                }
+            }
+        }
+        let restart_at = if cx.drain().is_some() {
+            None
+        } else {
+            self.restarts.after_exit(status, b.started, cx.now())
+        };
+        if !self.config.transparent {
+            cx.emit(
+                "backend.exited",
+                json!({"code": code, "signal": signal, "restarting": restart_at.is_some()}),
+            );
+        }
+        match restart_at {
+            Some(at) => {
+                self.state = State::Restarting(at);
+                self.ready_seen = true;
+            }
+            None => {
+                self.state = State::Gone(status);
+                let keep = self.config.keep_running && !self.config.transparent;
+                let draining = cx.drain().is_some();
+                // Serving: the gateway ends with its backend (unless
+                // --keep-running). Draining: a backend that ended on its own
+                // (not signalled by the gateway) passes its status on.
+                if (!draining && !keep) || (draining && !b.signalled) {
+                    cx.request_shutdown(Cause::BackendGone {
+                        code: shell_status(status),
+                        reason: format!("backend {}", describe(status)),
+                    });
+                }
+            }
+        }
+    }
+
+    fn signal(&mut self, cx: &mut Context<'_>, signal: i32, scope: SignalScope) {
+        if let Some(b) = self.backend.as_mut().filter(|b| b.status.is_none()) {
+            b.signalled = true;
+            let key = b.key;
+            if let Err(e) = cx.host().signal(key, signal, scope) {
+                log::debug!("signalling the backend: {e}");
+            }
+        }
+    }
+
+    fn release_ready_unmerged(&mut self, cx: &mut Context<'_>) {
+        if let Some(mut ours) = cx.held_ready().cloned() {
+            if let Value::Object(map) = &mut ours {
+                map.insert("backend_ready".into(), Value::Bool(false));
+            }
+            log::warn!(
+                "the backend sent no gateway.ready within {:.1}s (--backend-ready-timeout): sending the gateway's own with backend_ready: false",
+                self.config.ready_timeout.as_secs_f64()
+            );
+            cx.release_ready(event_frame("gateway.ready", &ours));
+        }
+        self.ready_deadline = None;
+    }
+}
+
+/// The gateway's ready built from the backend's: its bytes, with one field
+/// `gateway` added to its payload (or a payload holding only that field).
+fn merged_ready(line: &[u8], payload: Option<Range<usize>>, ours: &Value) -> Vec<u8> {
+    let mut gateway = Vec::new();
+    write_json(&mut gateway, ours);
+    let mut frame = Vec::with_capacity(line.len() + gateway.len() + 16);
+    match payload {
+        Some(span) => {
+            let object = &line[span.clone()];
+            let close = object.iter().rposition(|&b| b == b'}').expect("an object");
+            let inner_empty = object[1..close].iter().all(u8::is_ascii_whitespace);
+            frame.extend_from_slice(&line[..span.start + close]);
+            if !inner_empty {
+                frame.push(b',');
+            }
+            frame.extend_from_slice(br#""gateway":"#);
+            frame.extend_from_slice(&gateway);
+            frame.extend_from_slice(&line[span.start + close..]);
+        }
+        None => {
+            frame = event_frame("gateway.ready", &json!({ "gateway": ours }));
+            frame.pop();
+        }
+    }
+    frame.push(b'\n');
+    frame
+}
+
+fn status_fields(status: ExitStatus) -> (Value, Value) {
+    match status {
+        ExitStatus::Code(c) => (json!(c), Value::Null),
+        ExitStatus::Signal(s) => (Value::Null, json!(signal_name::name(s))),
+    }
+}
+
+/// The status a shell would report: the code, or 128 + the signal.
+fn shell_status(status: ExitStatus) -> i32 {
+    match status {
+        ExitStatus::Code(c) => c,
+        ExitStatus::Signal(s) => 128 + s,
+    }
+}
+
+fn describe(status: ExitStatus) -> String {
+    match status {
+        ExitStatus::Code(c) => format!("exited with code {c}"),
+        ExitStatus::Signal(s) => format!("was killed by {}", signal_name::name(s)),
+    }
+}
+
+fn backend_exited(status: ExitStatus) -> RpcError {
+    let (code, signal) = status_fields(status);
+    RpcError::new(
+        ErrorCode::BackendExited,
+        format!("backend exited: it {} before answering", describe(status)),
+    )
+    .with_data(json!({"code": code, "signal": signal}))
+}
+
+impl Service for BackendService {
+    fn name(&self) -> &'static str {
+        "backend"
+    }
+
+    fn methods(&self) -> &'static [&'static str] {
+        &[]
+    }
+
+    fn limits(&self) -> Map<String, Value> {
+        let mut limits = Map::new();
+        limits.insert(
+            "backend_stdin_limit_bytes".into(),
+            json!(self.config.stdin_limit_bytes),
+        );
+        limits
+    }
+
+    fn call(&mut self, _cx: &mut Context<'_>, method: &str, _params: Option<Value>) -> Reply {
+        Err(RpcError::method_not_found(method))
+    }
+
+    fn start(&mut self, cx: &mut Context<'_>) -> Result<(), StartError> {
+        if self.config.ready == ReadyPolicy::Event && !self.config.transparent {
+            self.ready_deadline = Some(cx.now() + self.config.ready_timeout);
+        }
+        self.spawn(cx).map_err(|e| StartError {
+            code: exit_code::UNAVAILABLE,
+            reason: format!(
+                "cannot start the backend {:?}: {e}{}",
+                self.command_line(),
+                match self.config.cwd.as_ref() {
+                    Some(dir) => format!(" (in --backend-cwd {})", PathBuf::from(dir).display()),
+                    None => String::new(),
+                }
+            ),
+        })
+    }
+
+    fn is_fallback(&self) -> bool {
+        true
+    }
+
+    fn forwards_every_line(&self) -> bool {
+        self.config.transparent
+    }
+
+    fn accepts_input(&self) -> bool {
+        // Transparent forwarding has no answer of its own to refuse with:
+        // past the bound, the client's stdin waits in its pipe instead.
+        !self.config.transparent || self.stdin.pending() < self.config.stdin_limit_bytes
+    }
+
+    fn ready_hold(&self) -> ReadyHold {
+        match (self.config.transparent, self.config.ready) {
+            (true, _) => ReadyHold::Suppress,
+            (false, ReadyPolicy::Event) => ReadyHold::Hold,
+            (false, ReadyPolicy::None) => ReadyHold::Send,
+        }
+    }
+
+    fn forward(&mut self, cx: &mut Context<'_>, message: Forward<'_>) -> Forwarded {
+        match message.kind {
+            ForwardKind::Line => {
+                if let State::Gone(_) = self.state {
+                    return Forwarded::Sent;
+                }
+                let mut line = Vec::with_capacity(message.raw.len() + 1);
+                line.extend_from_slice(message.raw.as_bytes());
+                line.push(b'\n');
+                let _ = self.stdin.push(&line, usize::MAX);
+                self.flush(cx);
+                Forwarded::Sent
+            }
+            ForwardKind::Request(id) => {
+                match self.enqueue(cx, message.raw.as_bytes(), message.in_batch) {
+                    Ok(()) => {
+                        self.stats.requests_forwarded += 1;
+                        if let (true, Some((_, ids))) = (message.in_batch, self.batch.as_mut()) {
+                            ids.push(id.canonical());
+                        }
+                        let entry = self
+                            .pending
+                            .entry(id.canonical())
+                            .or_insert_with(|| (id.clone(), 0));
+                        entry.1 += 1;
+                        Forwarded::Sent
+                    }
+                    Err(error) => Forwarded::Answer(error),
+                }
+            }
+            ForwardKind::Notification | ForwardKind::Response(_) => {
+                let response = matches!(message.kind, ForwardKind::Response(_));
+                match self.enqueue(cx, message.raw.as_bytes(), message.in_batch) {
+                    Ok(()) if response => self.stats.responses_forwarded += 1,
+                    Ok(()) => self.stats.notifications_forwarded += 1,
+                    Err(error) => {
+                        log::warn!("a client message for the backend was dropped: {error}");
+                    }
+                }
+                Forwarded::Sent
+            }
+        }
+    }
+
+    fn end_batch(&mut self, cx: &mut Context<'_>) {
+        let Some((members, ids)) = self.batch.take() else {
+            return;
+        };
+        if self.batches == BatchSupport::No {
+            return self.send_one_by_one(cx, &members);
+        }
+        let mut line = Vec::with_capacity(members.iter().map(|m| m.len() + 1).sum::<usize>() + 2);
+        line.push(b'[');
+        for (i, member) in members.iter().enumerate() {
+            if i > 0 {
+                line.push(b',');
+            }
+            line.extend_from_slice(member);
+        }
+        line.extend_from_slice(b"]\n");
+        let _ = self.stdin.push(&line, usize::MAX);
+        if self.batches == BatchSupport::Unknown {
+            // A batch of notifications gets no answer from a backend that
+            // takes batches: keep only the last few while unsure.
+            if self.batches_unconfirmed.len() == UNCONFIRMED_KEPT {
+                self.batches_unconfirmed.pop_front();
+            }
+            self.batches_unconfirmed.push_back((members, ids));
+        }
+        self.flush(cx);
+    }
+
+    fn on_child(&mut self, cx: &mut Context<'_>, child: ChildKey, event: ChildEvent) {
+        if self.backend.as_ref().map_or(true, |b| b.key != child) {
+            return;
+        }
+        match event {
+            ChildEvent::Output(OutputStream::Stderr, bytes) => self.on_stderr(cx, Some(&bytes)),
+            ChildEvent::Output(_, bytes) => self.on_stdout(cx, &bytes),
+            ChildEvent::Eof(OutputStream::Stderr) => {
+                self.on_stderr(cx, None);
+                if let Some(b) = self.backend.as_mut() {
+                    b.stderr_open = false;
+                }
+            }
+            ChildEvent::Eof(_) => {
+                if let Some(b) = self.backend.as_mut() {
+                    b.stdout_open = false;
+                }
+            }
+            ChildEvent::StdinWritable => self.flush(cx),
+            ChildEvent::StdinGone => {
+                if let Some(b) = self.backend.as_mut() {
+                    b.stdin_open = false;
+                }
+                self.stdin = StdinQueue::default();
+            }
+            ChildEvent::Exited(status) => {
+                if let Some(b) = self.backend.as_mut() {
+                    b.status = Some(status);
+                    b.linger_until = Some(cx.now() + LINGER);
+                }
+            }
+        }
+        self.finish_if_gone(cx);
+    }
+
+    fn on_drain(&mut self, cx: &mut Context<'_>, drain: &Drain) {
+        let grace = drain.deadline.saturating_duration_since(drain.started);
+        if let State::Restarting(_) = self.state {
+            self.state = State::Gone(ExitStatus::Code(0));
+        }
+        let gentle = matches!(
+            drain.cause,
+            Cause::StdinEof | Cause::Requested | Cause::BackendGone { .. }
+        );
+        let term_at = if gentle {
+            // Close its stdin once every queued byte is written, and let it
+            // finish on its own; its answers still flow to the client.
+            self.stdin.close_when_empty();
+            self.flush(cx);
+            drain.deadline - TERM_LEAD.min(grace / 2)
+        } else {
+            cx.now()
+        };
+        self.shutdown = Some(Shutdown {
+            term_at,
+            kill_at: drain.deadline - KILL_LEAD.min(grace / 4),
+            termed: false,
+            killed: false,
+        });
+        self.tick(cx);
+    }
+
+    fn tick(&mut self, cx: &mut Context<'_>) {
+        let now = cx.now();
+        if self.ready_deadline.is_some_and(|t| now >= t) {
+            self.release_ready_unmerged(cx);
+        }
+        if let State::Restarting(at) = self.state {
+            if now >= at {
+                if let Err(e) = self.spawn(cx) {
+                    stderr_note(
+                        cx,
+                        &format!(
+                            "[gateway-backend] restarting {:?} failed: {e}",
+                            self.command_line()
+                        ),
+                    );
+                    self.state = State::Gone(ExitStatus::Code(exit_code::UNAVAILABLE));
+                    if !self.config.keep_running {
+                        cx.request_shutdown(Cause::BackendGone {
+                            code: exit_code::UNAVAILABLE,
+                            reason: format!("restarting the backend failed: {e}"),
+                        });
+                    }
+                }
+            }
+        }
+        if let Some(s) = &mut self.shutdown {
+            let term = !s.termed && now >= s.term_at;
+            let kill = !s.killed && now >= s.kill_at;
+            s.termed |= term;
+            s.killed |= kill;
+            if kill {
+                self.signal(cx, libc::SIGKILL, SignalScope::Tree);
+            } else if term {
+                self.signal(cx, libc::SIGTERM, SignalScope::Group);
+            }
+        }
+        self.finish_if_gone(cx);
+    }
+
+    fn next_deadline(&self) -> Option<Instant> {
+        let linger = self.backend.as_ref().and_then(|b| b.linger_until);
+        let restart = match self.state {
+            State::Restarting(at) => Some(at),
+            _ => None,
+        };
+        let shutdown = self
+            .shutdown
+            .as_ref()
+            .filter(|_| self.backend.is_some())
+            .and_then(|s| match (s.termed, s.killed) {
+                (false, _) => Some(s.term_at),
+                (true, false) => Some(s.kill_at),
+                (true, true) => None,
+            });
+        [self.ready_deadline, linger, restart, shutdown]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    fn is_idle(&self) -> bool {
+        self.backend.is_none()
+    }
+
+    fn busy_summary(&self) -> Option<String> {
+        let b = self.backend.as_ref()?;
+        Some(format!(
+            "backend pid {} {} with {} request(s) unanswered",
+            b.pid,
+            if b.status.is_some() {
+                "exited, its stdout still open"
+            } else {
+                "still running"
+            },
+            self.pending
+                .values()
+                .map(|(_, n)| *n as usize)
+                .sum::<usize>()
+        ))
+    }
+
+    fn on_exit(&mut self, host: &mut dyn crate::engine::host::Host) {
+        if let Some(b) = self.backend.take() {
+            if b.status.is_none() {
+                let _ = host.signal(b.key, libc::SIGKILL, SignalScope::Tree);
+            }
+            host.release(b.key);
+        }
+    }
+
+    fn stats(&self) -> Map<String, Value> {
+        let s = &self.stats;
+        let mut map = Map::new();
+        map.insert(
+            "backend".into(),
+            json!({
+                "requests_forwarded": s.requests_forwarded,
+                "notifications_forwarded": s.notifications_forwarded,
+                "responses_forwarded": s.responses_forwarded,
+                "pending": self.pending.values().map(|(_, n)| *n as u64).sum::<u64>(),
+                "refused_overloaded": s.refused,
+                "answered_backend_exited": s.answered_for_backend,
+                "restarts": self.restarts.total(),
+                "junk_lines": s.junk_lines,
+                "oversize_lines": s.oversize_lines,
+                "frames_from_backend": s.frames_from_backend,
+                "bytes_from_backend": s.bytes_from_backend,
+                "bytes_to_backend": s.bytes_to_backend,
+                "stdin_queue_bytes": self.stdin.pending(),
+                "stderr_lines_relayed": s.stderr_lines,
+                "stderr_lines_dropped": s.stderr_dropped,
+                "stderr_lines_truncated": self.backend.as_ref().map_or(0, |b| b.relay.truncated),
+            }),
+        );
+        map
+    }
+
+    fn info(&self) -> Map<String, Value> {
+        let state = match self.state {
+            State::Running if self.backend.as_ref().is_some_and(|b| b.status.is_some()) => {
+                "exited".to_owned()
+            }
+            State::Running => "running".to_owned(),
+            State::Restarting(_) => "restarting".to_owned(),
+            State::Gone(status) => format!("gone ({})", describe(status)),
+        };
+        let mut map = Map::new();
+        map.insert(
+            "backend".into(),
+            json!({
+                "argv": self.config.argv,
+                "cwd": self.config.cwd.as_ref().map(|p| p.display().to_string()),
+                "pid": self.backend.as_ref().map(|b| b.pid),
+                "state": state,
+                "generation": self.generation,
+                "restart": self.config.restart.as_str(),
+                "ready": self.config.ready.as_str(),
+                "transparent": self.config.transparent,
+                "keep_running": self.config.keep_running,
+                "local_process": self.config.local_process,
+            }),
+        );
+        map
+    }
+}
+
+fn stderr_note(cx: &mut Context<'_>, text: &str) {
+    let mut line = text.as_bytes()[..text.len().min(relay::LINE_MAX - 1)].to_vec();
+    line.push(b'\n');
+    cx.host().stderr_line(&line);
+}

@@ -1,0 +1,582 @@
+//! The backend bridge (`tui-gateway -- CMD`) against real backends: the
+//! fixture in `tests/backends/fixture.py`, a real `python3`, real pipes and
+//! real signals. `docs/bridge.md` is the contract these pin.
+
+mod util;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use util::*;
+
+fn fixture() -> String {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/backends/fixture.py")
+        .display()
+        .to_string()
+}
+
+/// A bridge to the fixture: `flags` for the gateway, `backend` for the fixture.
+fn bridge(flags: &[&str], backend: &[&str]) -> Builder {
+    let fixture = fixture();
+    let mut args: Vec<String> = flags.iter().map(|s| s.to_string()).collect();
+    args.extend(["--".into(), "python3".into(), fixture]);
+    args.extend(backend.iter().map(|s| s.to_string()));
+    Gateway::builder().args(args)
+}
+
+fn text(line: &[u8]) -> String {
+    String::from_utf8_lossy(line).into_owned()
+}
+
+/// Reads raw lines until one satisfies `want`; returns every line read.
+fn lines_until(gw: &mut Gateway, timeout: Duration, want: impl Fn(&[u8]) -> bool) -> Vec<Vec<u8>> {
+    let deadline = Instant::now() + timeout;
+    let mut seen = Vec::new();
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match gw.recv_line(left) {
+            Some(line) => {
+                let done = want(&line);
+                seen.push(line);
+                if done {
+                    return seen;
+                }
+            }
+            None => panic!(
+                "the awaited line never came; read so far:\n{}\nstderr:\n{}",
+                seen.iter().map(|l| text(l)).collect::<Vec<_>>().join("\n"),
+                gw.stderr_text()
+            ),
+        }
+    }
+}
+
+fn backend_pid(gw: &mut Gateway) -> u32 {
+    let info = gw.call("gateway.info", None);
+    info["backend"]["pid"].as_u64().expect("a running backend") as u32
+}
+
+// 1.
+#[test]
+fn ids_params_and_notifications_cross_the_bridge_byte_for_byte_and_in_order() {
+    let mut gw = bridge(&[], &[]).spawn();
+    let params = r#"{"z":1,"a":[1.50,-0,1e400],"s":"\u00e9\n\"\\/\ud83d\ude00","n":null}"#;
+    let ids = [
+        "7",
+        r#""seven""#,
+        "12345678901234567890123",
+        "1.50",
+        "-0",
+        "2.5e-3",
+    ];
+    for id in ids {
+        gw.send_raw(
+            format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"echo","params":{params}}}"#)
+                .as_bytes(),
+        );
+        gw.send_raw(b"\n");
+    }
+    for id in ids {
+        let line = gw.recv_line(PATIENCE).expect("an answer");
+        assert_eq!(
+            text(&line),
+            format!(r#"{{"jsonrpc":"2.0","id":{id},"result":{params}}}"#),
+            "the backend's bytes must reach the client unchanged"
+        );
+    }
+    // Notifications from the backend pass in order, before its answer.
+    gw.send_raw(
+        b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"notify\",\"params\":{\"count\":200}}\n",
+    );
+    let seen = lines_until(&mut gw, PATIENCE, |l| {
+        l.starts_with(br#"{"jsonrpc":"2.0","id":1,"#)
+    });
+    assert_eq!(seen.len(), 201);
+    for (n, line) in seen[..200].iter().enumerate() {
+        assert_eq!(
+            text(line),
+            format!(r#"{{"jsonrpc":"2.0","method":"note","params":{{"n":{n}}}}}"#)
+        );
+    }
+    gw.close_stdin();
+    assert_eq!(gw.wait_code(PATIENCE), 0, "{}", gw.stderr_text());
+}
+
+// 2.
+#[test]
+fn a_backend_request_reaches_the_client_and_its_answer_reaches_the_backend() {
+    let mut gw = bridge(&[], &[]).spawn();
+    gw.send_raw(b"{\"jsonrpc\":\"2.0\",\"id\":\"q\",\"method\":\"ask_client\"}\n");
+    let request = parse_frame(&gw.recv_line(PATIENCE).expect("the backend's request"));
+    assert_eq!(
+        request["id"], "srv-1",
+        "the backend's own id, not rewritten"
+    );
+    assert_eq!(request["method"], "client.confirm");
+    gw.send_raw(b"{\"jsonrpc\":\"2.0\",\"id\":\"srv-1\",\"result\":{\"yes\":[1,2]}}\n");
+    let answer = gw.recv_line(PATIENCE).expect("the answer");
+    assert_eq!(
+        text(&answer),
+        r#"{"jsonrpc":"2.0","id":"q","result":{"client_said":{"yes":[1,2]}}}"#
+    );
+    let stats = gw.stats();
+    assert_eq!(stats["backend"]["responses_forwarded"], 1, "{stats}");
+    assert_eq!(stats["responses_unmatched"], 0);
+}
+
+// 3.
+#[test]
+fn the_client_sees_one_merged_ready_first() {
+    let mut gw = bridge(&[], &["--ready-delay", "0.3"]).no_ready().spawn();
+    // Requests written before the ready are not refused: they are answered after it.
+    gw.send_raw(b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"echo\",\"params\":[1]}\n");
+    gw.send_raw(b"{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"gateway.ping\"}\n");
+    let first = gw.recv_line(PATIENCE).expect("the ready");
+    let ready = parse_frame(&first);
+    assert_eq!(event_type(&ready), Some("gateway.ready"));
+    let payload = &ready["params"]["payload"];
+    assert_eq!(
+        payload["backend"], "fixture",
+        "the backend's payload: {ready}"
+    );
+    assert!(payload["gateway"]["version"].is_string(), "{ready}");
+    assert_eq!(
+        payload["gateway"]["methods"],
+        json!([
+            "gateway.ping",
+            "gateway.info",
+            "gateway.stats",
+            "gateway.shutdown"
+        ])
+    );
+    assert!(
+        text(&first).contains(r#""skin":{"z":1,"a":2}"#),
+        "the backend's bytes are kept around the added field: {}",
+        text(&first)
+    );
+    let rest = lines_until(&mut gw, PATIENCE, |l| {
+        let v = parse_frame(l);
+        v["id"] == 1
+    });
+    let rest: Vec<Value> = rest.iter().map(|l| parse_frame(l)).collect();
+    assert!(rest.iter().any(|v| v["id"] == 2), "{rest:?}");
+    assert!(rest.iter().all(|v| event_type(v) != Some("gateway.ready")));
+    gw.close_stdin();
+    let (frames, _) = gw.drain_stdout(PATIENCE);
+    assert!(
+        frames
+            .iter()
+            .all(|v| event_type(v) != Some("gateway.ready")),
+        "exactly one ready"
+    );
+}
+
+#[test]
+fn a_backend_that_never_gets_ready_is_announced_after_the_timeout_and_a_late_one_as_backend_ready()
+{
+    let started = Instant::now();
+    let mut gw = bridge(
+        &["--backend-ready-timeout", "0.3"],
+        &["--ready-delay", "1.5"],
+    )
+    .no_ready()
+    .spawn();
+    gw.send_raw(b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"gateway.ping\"}\n");
+    let ready = gw.recv_frame(PATIENCE).expect("the ready");
+    assert_eq!(event_type(&ready), Some("gateway.ready"));
+    assert_eq!(
+        ready["params"]["payload"]["backend_ready"], false,
+        "{ready}"
+    );
+    assert!(ready["params"]["payload"]["gateway"].is_null());
+    assert!(started.elapsed() >= Duration::from_millis(300));
+    assert_eq!(gw.recv_frame(PATIENCE).unwrap()["id"], 1);
+    let late = gw.recv_frame(PATIENCE).expect("the late ready");
+    assert_eq!(event_type(&late), Some("backend.ready"), "{late}");
+    assert_eq!(late["params"]["payload"]["backend"], "fixture");
+
+    // With --backend-ready none the gateway's ready goes out at once.
+    let mut gw = bridge(&["--backend-ready", "none"], &[]).spawn();
+    let ready = gw.ready.clone().unwrap();
+    assert!(ready["params"]["payload"]["version"].is_string(), "{ready}");
+    let late = gw.recv_frame(PATIENCE).expect("the backend's ready");
+    assert_eq!(event_type(&late), Some("backend.ready"), "{late}");
+}
+
+// 4.
+#[test]
+fn a_mixed_batch_gets_one_array_with_every_id_once() {
+    for backend in [&[][..], &["--no-batches"][..]] {
+        let mut gw = bridge(&[], backend).spawn();
+        gw.send_raw(
+            br#"[{"jsonrpc":"2.0","id":1,"method":"echo","params":{"b":2,"a":1}},{"jsonrpc":"2.0","id":2,"method":"gateway.ping"},{"jsonrpc":"2.0","method":"notify","params":{"count":0}},{"jsonrpc":"2.0","id":"three","method":"process.list"},{"jsonrpc":"2.0","id":4,"method":"nope"}]"#,
+        );
+        gw.send_raw(b"\n");
+        let line = gw.recv_line(PATIENCE).expect("the batch answer");
+        let answer = parse_frame(&line);
+        let members = answer
+            .as_array()
+            .unwrap_or_else(|| panic!("one array: {}", text(&line)));
+        let mut ids: Vec<String> = members.iter().map(|m| m["id"].to_string()).collect();
+        ids.sort();
+        assert_eq!(ids, ["\"three\"", "1", "2", "4"], "{}", text(&line));
+        assert!(
+            text(&line).contains(r#""result":{"b":2,"a":1}"#),
+            "{}",
+            text(&line)
+        );
+        let four = members.iter().find(|m| m["id"] == 4).unwrap();
+        assert_eq!(four["error"]["code"], -32601);
+        gw.call("gateway.ping", None);
+    }
+}
+
+// 5.
+#[test]
+fn a_delta_flood_to_a_paused_reader_costs_bounded_memory_and_loses_no_text() {
+    const COUNT: usize = 100_000;
+    let mut gw = bridge(&[], &[]).spawn();
+    gw.send_raw(
+        format!(
+            r#"{{"jsonrpc":"2.0","id":1,"method":"events","params":{{"count":{COUNT},"session_id":"s-9","unit":"ab\"c"}}}}"#
+        )
+        .as_bytes(),
+    );
+    gw.send_raw(b"\n");
+    // The reader pauses for 2 s: the gateway stops reading the backend.
+    let pause = Instant::now() + Duration::from_secs(2);
+    let mut peak = 0;
+    while Instant::now() < pause {
+        peak = peak.max(proc_mem_bytes(gw.gateway_pid, "VmRSS").unwrap_or(0));
+        std::thread::sleep(Duration::from_millis(20)); // sampling interval, not a wait
+    }
+    let mut joined = String::new();
+    let mut frames = 0;
+    let mut complete_after_all = false;
+    loop {
+        let frame = gw.recv_frame(LONG).expect("the flood and its answer");
+        peak = peak.max(proc_mem_bytes(gw.gateway_pid, "VmRSS").unwrap_or(0));
+        match event_type(&frame) {
+            Some("message.delta") => {
+                assert!(!complete_after_all);
+                assert_eq!(frame["params"]["session_id"], "s-9");
+                joined.push_str(frame["params"]["payload"]["text"].as_str().unwrap());
+                frames += 1;
+            }
+            Some("message.complete") => complete_after_all = true,
+            _ if frame["id"] == 1 => break,
+            _ => panic!("unexpected {frame}"),
+        }
+    }
+    assert!(complete_after_all, "message.complete after every delta");
+    assert_eq!(joined.len(), COUNT * 4);
+    assert!(joined == "ab\"c".repeat(COUNT), "the text is the text sent");
+    assert!(
+        frames < COUNT,
+        "the paused reader got fewer, larger frames ({frames})"
+    );
+    assert!(peak < 16 << 20, "gateway RSS peaked at {peak} bytes");
+    let stats = gw.stats();
+    assert!(stats["deltas_coalesced"].as_u64().unwrap() > 0, "{stats}");
+}
+
+// 6.
+#[test]
+fn a_crash_answers_pending_requests_and_the_gateway_exits_with_its_status() {
+    let mut gw = bridge(&[], &[]).spawn();
+    gw.send_raw(b"{\"jsonrpc\":\"2.0\",\"id\":5,\"method\":\"crash\",\"params\":{\"code\":3}}\n");
+    let answer = gw
+        .recv_frame(PATIENCE)
+        .expect("an answer for the pending request");
+    assert_eq!(answer["id"], 5);
+    assert_eq!(answer["error"]["code"], -32002, "{answer}");
+    assert_eq!(answer["error"]["data"], json!({"code": 3, "signal": null}));
+    let exited = gw.recv_frame(PATIENCE).expect("backend.exited");
+    assert_eq!(event_type(&exited), Some("backend.exited"));
+    assert_eq!(
+        exited["params"]["payload"],
+        json!({"code": 3, "signal": null, "restarting": false})
+    );
+    assert_eq!(
+        gw.wait_code(PATIENCE),
+        3,
+        "the backend's status: {}",
+        gw.stderr_text()
+    );
+}
+
+#[test]
+fn with_restart_on_failure_the_next_request_reaches_a_new_backend() {
+    let mut gw = bridge(&["--backend-restart", "on-failure"], &[]).spawn();
+    let first = backend_pid(&mut gw);
+    gw.send_raw(b"{\"jsonrpc\":\"2.0\",\"id\":5,\"method\":\"crash\"}\n");
+    assert_eq!(gw.recv_frame(PATIENCE).unwrap()["error"]["code"], -32002);
+    let exited = gw.recv_frame(PATIENCE).unwrap();
+    assert_eq!(exited["params"]["payload"]["restarting"], true, "{exited}");
+    // Sent while the backend restarts: it waits for the new one.
+    gw.send_raw(b"{\"jsonrpc\":\"2.0\",\"id\":6,\"method\":\"echo\",\"params\":[6]}\n");
+    let mut frames = Vec::new();
+    while !frames.iter().any(|f: &Value| f["id"] == 6) {
+        frames.push(
+            gw.recv_frame(PATIENCE)
+                .expect("the answer from the new backend"),
+        );
+    }
+    assert_eq!(frames.last().unwrap()["result"], json!([6]));
+    assert!(
+        frames
+            .iter()
+            .any(|f| event_type(f) == Some("backend.ready")),
+        "{frames:?}"
+    );
+    let second = backend_pid(&mut gw);
+    assert_ne!(first, second);
+    assert_eq!(gw.stats()["backend"]["restarts"], 1);
+    assert_gone(&[first], "the crashed backend");
+}
+
+// 7.
+#[test]
+fn junk_oversize_and_non_object_lines_never_reach_the_client() {
+    let mut gw = bridge(&[], &[]).spawn();
+    gw.send_raw(b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"junk\"}\n");
+    let next = gw.recv_line(LONG).expect("the next real frame");
+    assert_eq!(
+        event_type(&parse_frame(&next)),
+        Some("after.junk"),
+        "{}",
+        text(&next)
+    );
+    assert_eq!(parse_frame(&gw.recv_line(PATIENCE).unwrap())["id"], 1);
+    let stats = gw.stats();
+    assert_eq!(stats["backend"]["junk_lines"], 4, "{stats}");
+    assert_eq!(stats["backend"]["oversize_lines"], 1, "{stats}");
+    assert!(
+        gw.wait_stderr("this is not json", PATIENCE),
+        "{}",
+        gw.stderr_text()
+    );
+}
+
+// 8.
+#[test]
+fn a_backend_that_never_reads_gets_minus_32001_and_the_gateway_still_answers_fast() {
+    let mut gw = bridge(&["--backend-stdin-limit", "256KiB"], &["--no-read"]).spawn();
+    let params = "x".repeat(4096);
+    let mut refused = None;
+    for id in 0..1000u32 {
+        gw.send_raw(
+            format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"echo","params":["{params}"]}}"#)
+                .as_bytes(),
+        );
+        gw.send_raw(b"\n");
+        if let Read1::Line(line) = gw.read_line(Duration::ZERO) {
+            refused = Some(parse_frame(&line));
+            break;
+        }
+    }
+    let refused = match refused {
+        Some(f) => f,
+        None => gw.recv_frame(PATIENCE).expect("a refusal"),
+    };
+    assert_eq!(refused["error"]["code"], -32001, "{refused}");
+    assert!(refused["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("backend overloaded"));
+    let mut best = Duration::MAX;
+    for id in 0..5 {
+        let sent = Instant::now();
+        gw.send(&rpc(format!("ping-{id}"), "gateway.ping"));
+        loop {
+            let frame = gw.recv_frame(PATIENCE).expect("pong");
+            if frame["id"] == format!("ping-{id}") {
+                break;
+            }
+            assert_eq!(frame["error"]["code"], -32001, "{frame}");
+        }
+        best = best.min(sent.elapsed());
+    }
+    assert!(
+        best < Duration::from_millis(10),
+        "gateway.ping took {best:?}"
+    );
+}
+
+// 9.
+#[test]
+fn sigterm_ends_a_term_ignoring_backend_and_its_grandchild_within_the_grace() {
+    let mut gw = bridge(&["--shutdown-grace", "1"], &["--ignore-term"]).spawn();
+    let backend = backend_pid(&mut gw);
+    let grandchild = gw.call("spawn_grandchild", Some(json!({"new_session": true})))["pid"]
+        .as_u64()
+        .unwrap() as u32;
+    let sent = Instant::now();
+    gw.signal(libc::SIGTERM);
+    gw.wait_exit(PATIENCE);
+    let took = sent.elapsed();
+    assert!(took < Duration::from_millis(1200), "exit took {took:?}");
+    assert_gone(&[backend, grandchild], "the backend's tree");
+    assert!(
+        poll_until(Duration::from_millis(1), || process_gone(backend)
+            && process_gone(grandchild)),
+        "gone by the time the gateway exited"
+    );
+}
+
+// 10.
+#[test]
+fn stdin_eof_lets_a_slow_backend_answer_everything_then_exits_0() {
+    let mut gw = bridge(&["--shutdown-grace", "5"], &[]).spawn();
+    for id in 0..5 {
+        gw.send(&rpc_with(id, "slow", json!({"ms": 150})));
+    }
+    gw.close_stdin();
+    let (frames, rest) = gw.drain_stdout(LONG);
+    assert!(rest.is_empty());
+    let mut ids: Vec<u64> = frames
+        .iter()
+        .filter(|f| is_response(f))
+        .map(|f| as_u64(&f["id"]))
+        .collect();
+    ids.sort();
+    assert_eq!(ids, [0, 1, 2, 3, 4], "{frames:?}");
+    assert_eq!(gw.wait_code(PATIENCE), 0, "{}", gw.stderr_text());
+}
+
+#[test]
+fn a_descendant_holding_the_backends_stdout_does_not_hold_the_client() {
+    let mut gw = bridge(&["--shutdown-grace", "5"], &[]).spawn();
+    let grandchild = gw.call("spawn_grandchild", None)["pid"].as_u64().unwrap() as u32;
+    let closed = Instant::now();
+    gw.close_stdin();
+    assert_eq!(gw.wait_code(PATIENCE), 0, "{}", gw.stderr_text());
+    assert!(
+        closed.elapsed() < Duration::from_secs(2),
+        "took {:?}",
+        closed.elapsed()
+    );
+    assert_gone(&[grandchild], "the grandchild holding stdout");
+}
+
+// 11.
+#[test]
+fn process_methods_reach_the_backend_unless_local_process_is_asked_for() {
+    let mut gw = bridge(&[], &[]).spawn();
+    assert_eq!(gw.call("process.list", None), json!({"from": "backend"}));
+    // client.capabilities is the backend's too (the fixture does not know it).
+    let caps = gw.request("client.capabilities", Some(json!({})));
+    assert_eq!(
+        caps["error"]["message"], "no method client.capabilities",
+        "{caps}"
+    );
+    let mut gw = bridge(&["--local-process"], &[]).spawn();
+    assert_eq!(gw.call("process.list", None), json!([]));
+    let methods = gw.ready.as_ref().unwrap()["params"]["payload"]["gateway"]["methods"].clone();
+    assert!(
+        methods
+            .as_array()
+            .unwrap()
+            .contains(&json!("process.spawn")),
+        "{methods}"
+    );
+}
+
+// 12.
+#[test]
+fn a_backend_that_cannot_start_exits_69_with_one_line() {
+    let not_exec = TempFile::new("not-executable");
+    std::fs::write(not_exec.path(), "#!/bin/sh\n").unwrap();
+    for cmd in ["/nonexistent/backend", not_exec.path().to_str().unwrap()] {
+        let mut gw = Gateway::builder().args(["--", cmd]).no_ready().spawn();
+        assert_eq!(gw.wait_code(PATIENCE), 69, "{cmd}");
+        let stderr = gw.stderr_complete(PATIENCE);
+        let lines: Vec<&str> = stderr.lines().collect();
+        assert_eq!(lines.len(), 1, "{stderr}");
+        assert!(
+            lines[0].contains("cannot start the backend") && lines[0].contains(cmd),
+            "{stderr}"
+        );
+        let (frames, rest) = gw.drain_stdout(PATIENCE);
+        assert!(frames.is_empty() && rest.is_empty());
+    }
+}
+
+// 13.
+#[test]
+fn transparent_mode_writes_only_the_backends_bytes() {
+    let session: &[&[u8]] = &[
+        br#"{"jsonrpc":"2.0","id":1.50,"method":"echo","params":{"z":[1e400]}}"#,
+        br#"{"jsonrpc":"2.0","id":2,"method":"notify","params":{"count":3}}"#,
+        br#"[{"jsonrpc":"2.0","id":3,"method":"echo","params":[3]},{"jsonrpc":"2.0","id":4,"method":"gateway.ping"}]"#,
+        br#"{"jsonrpc":"2.0","id":5,"method":"events","params":{"count":5}}"#,
+    ];
+    let input: Vec<u8> = session.iter().flat_map(|l| [*l, b"\n"].concat()).collect();
+    let direct = std::process::Command::new("python3")
+        .arg(fixture())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin.take().unwrap().write_all(&input)?;
+            c.wait_with_output()
+        })
+        .unwrap();
+    let mut gw = bridge(&["--transparent"], &[]).no_ready().spawn();
+    gw.send_raw(&input);
+    gw.close_stdin();
+    let mut through = Vec::new();
+    loop {
+        match gw.read_line(LONG) {
+            Read1::Line(l) => {
+                through.extend_from_slice(&l);
+                through.push(b'\n');
+            }
+            Read1::Eof(rest) => {
+                through.extend_from_slice(&rest);
+                break;
+            }
+            Read1::Timeout => panic!("no EOF"),
+        }
+    }
+    assert_eq!(text(&through), text(&direct.stdout));
+    assert_eq!(gw.wait_code(PATIENCE), 0, "{}", gw.stderr_text());
+}
+
+#[test]
+fn backend_stderr_is_relayed_line_by_line_and_info_shows_the_backend() {
+    let mut gw = bridge(&["--backend-restart", "on-failure"], &[]).spawn();
+    gw.call("stderr", Some(json!({"lines": 3})));
+    assert!(
+        gw.wait_stderr("backend stderr line 2\n", PATIENCE),
+        "{}",
+        gw.stderr_text()
+    );
+    let info = gw.call("gateway.info", None);
+    assert_eq!(info["backend"]["state"], "running", "{info}");
+    assert_eq!(info["backend"]["restart"], "on-failure");
+    assert_eq!(info["backend"]["argv"][0], "python3");
+    assert!(info["config"]["backend"].is_array());
+    let stats = gw.stats();
+    assert_eq!(stats["backend"]["stderr_lines_relayed"], 3, "{stats}");
+    assert!(stats["backend"]["requests_forwarded"].as_u64().unwrap() >= 1);
+}
+
+#[test]
+fn keep_running_serves_the_gateway_after_the_backend_is_gone() {
+    let mut gw = bridge(&["--keep-running"], &[]).spawn();
+    gw.send_raw(b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"crash\"}\n");
+    assert_eq!(gw.recv_frame(PATIENCE).unwrap()["error"]["code"], -32002);
+    assert_eq!(
+        event_type(&gw.recv_frame(PATIENCE).unwrap()),
+        Some("backend.exited")
+    );
+    let refused = gw.request("echo", Some(json!([1])));
+    assert_eq!(refused["error"]["code"], -32002, "{refused}");
+    gw.call("gateway.ping", None);
+    gw.close_stdin();
+    assert_eq!(gw.wait_code(PATIENCE), 0, "{}", gw.stderr_text());
+}
