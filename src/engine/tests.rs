@@ -428,3 +428,155 @@ fn stall_timeout_declares_the_reader_gone() {
     assert_eq!(exit.code, exit_code::PEER_GONE);
     assert!(exit.reason.starts_with("stdout stalled"), "{}", exit.reason);
 }
+
+/// A fallback that records what it is handed, as raw text, and answers its
+/// requests on the next tick (a deferred reply), holding the ready until then.
+#[derive(Default)]
+struct Fallback {
+    seen: std::rc::Rc<std::cell::RefCell<Vec<String>>>,
+    owed: Vec<(Id, String)>,
+    hold_ready: bool,
+}
+
+impl Service for Fallback {
+    fn name(&self) -> &'static str {
+        "fallback"
+    }
+    fn methods(&self) -> &'static [&'static str] {
+        &[]
+    }
+    fn call(&mut self, _cx: &mut Context<'_>, method: &str, _params: Option<Value>) -> Reply {
+        Err(RpcError::method_not_found(method))
+    }
+    fn is_fallback(&self) -> bool {
+        true
+    }
+    fn ready_hold(&self) -> super::service::ReadyHold {
+        if self.hold_ready {
+            super::service::ReadyHold::Hold
+        } else {
+            super::service::ReadyHold::Send
+        }
+    }
+    fn forward(
+        &mut self,
+        _cx: &mut Context<'_>,
+        message: super::service::Forward<'_>,
+    ) -> super::service::Forwarded {
+        self.seen.borrow_mut().push(message.raw.to_owned());
+        if let super::service::ForwardKind::Request(id) = message.kind {
+            self.owed.push((id.clone(), message.raw.to_owned()));
+        }
+        super::service::Forwarded::Sent
+    }
+    fn tick(&mut self, cx: &mut Context<'_>) {
+        if cx.held_ready().is_some() {
+            cx.release_ready(b"{\"jsonrpc\":\"2.0\",\"method\":\"event\",\"params\":{\"type\":\"gateway.ready\",\"payload\":{\"merged\":true}}}\n".to_vec());
+        }
+        for (id, _) in std::mem::take(&mut self.owed) {
+            let mut raw = b"{\"jsonrpc\":\"2.0\",\"id\":".to_vec();
+            id.write(&mut raw);
+            raw.extend_from_slice(b",\"result\":\"late\"}");
+            cx.reply_raw(&id, &raw);
+        }
+    }
+}
+
+fn bridged(
+    t0: Instant,
+    hold_ready: bool,
+) -> (Engine, std::rc::Rc<std::cell::RefCell<Vec<String>>>) {
+    let fallback = Fallback {
+        hold_ready,
+        ..Fallback::default()
+    };
+    let seen = fallback.seen.clone();
+    let services: Vec<Box<dyn Service>> = vec![Box::new(Echo::default()), Box::new(fallback)];
+    let e = Engine::new(Config::default().engine(), services, t0).unwrap();
+    (e, seen)
+}
+
+#[test]
+fn unclaimed_methods_and_stray_responses_go_to_the_fallback_as_their_bytes() {
+    let t0 = Instant::now();
+    let (mut e, seen) = bridged(t0, false);
+    assert_eq!(written(&mut e, t0).len(), 1, "the ready");
+    let lines: &[&str] = &[
+        r#"{"jsonrpc":"2.0","id":1.50,"method":"app.do","params":{"b":1,"a":2}}"#,
+        r#"{"jsonrpc":"2.0","id":2,"method":"client.capabilities","params":{}}"#,
+        r#"{"jsonrpc":"2.0","id":3,"method":"gateway.ping"}"#,
+        r#"{"jsonrpc":"2.0","id":4,"method":"echo.ask"}"#,
+        r#"{"jsonrpc":"2.0","id":"srv-9","result":{"x":1}}"#,
+    ];
+    for line in lines {
+        e.on_input(format!("{line}\n").as_bytes(), &mut NoHost, t0);
+    }
+    let out = written(&mut e, t0);
+    // gateway.ping and echo.ask are answered here; echo.ask asked the client.
+    assert_eq!(out.iter().filter(|v| v["id"] == 3).count(), 1);
+    let ask = out
+        .iter()
+        .find(|v| v["method"] == "client.question")
+        .unwrap();
+    // The client's answer to the gateway's own request stays local.
+    let answer = format!(r#"{{"jsonrpc":"2.0","id":{},"result":"yes"}}"#, ask["id"]);
+    e.on_input(format!("{answer}\n").as_bytes(), &mut NoHost, t0);
+    assert_eq!(
+        *seen.borrow(),
+        [lines[0], lines[1], lines[4]],
+        "the fallback got the unclaimed ones, byte for byte"
+    );
+    // Its answers come later, as the bytes it wrote, ids untouched.
+    e.tick(&mut NoHost, t0);
+    let late = written(&mut e, t0);
+    assert_eq!(late.len(), 2, "{late:?}");
+    assert_eq!(e.stats_value(&NoHost)["responses_unmatched"], 0);
+}
+
+#[test]
+fn a_held_ready_goes_out_first_with_everything_queued_behind_it() {
+    let t0 = Instant::now();
+    let (mut e, _) = bridged(t0, true);
+    e.on_input(
+        b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"gateway.ping\"}\n",
+        &mut NoHost,
+        t0,
+    );
+    assert!(!e.has_writable_output(), "held behind the ready");
+    e.tick(&mut NoHost, t0);
+    let out = written(&mut e, t0);
+    assert_eq!(out[0]["params"]["payload"], json!({"merged": true}));
+    assert_eq!(out[1]["id"], 1);
+}
+
+#[test]
+fn a_batch_joins_local_and_deferred_answers_into_one_array() {
+    let t0 = Instant::now();
+    let (mut e, seen) = bridged(t0, false);
+    written(&mut e, t0);
+    e.on_input(
+        br#"[{"jsonrpc":"2.0","id":1,"method":"app.a"},{"jsonrpc":"2.0","id":2,"method":"gateway.ping"},{"jsonrpc":"2.0","id":1,"method":"app.b"},{"jsonrpc":"2.0","method":"app.note"}]
+"#,
+        &mut NoHost,
+        t0,
+    );
+    assert!(
+        written(&mut e, t0).is_empty(),
+        "waits for the forwarded answer"
+    );
+    assert_eq!(seen.borrow().len(), 2, "the duplicate id was not forwarded");
+    e.tick(&mut NoHost, t0);
+    let out = written(&mut e, t0);
+    assert_eq!(out.len(), 1, "{out:?}");
+    let members = out[0].as_array().unwrap();
+    assert_eq!(members.len(), 3, "{out:?}");
+    assert!(members
+        .iter()
+        .any(|m| m["id"] == 1 && m["result"] == "late"));
+    assert!(members
+        .iter()
+        .any(|m| m["id"] == 2 && m["result"]["ok"] == true));
+    assert!(members
+        .iter()
+        .any(|m| m["id"] == 1 && m["error"]["code"] == -32600));
+}
