@@ -348,6 +348,11 @@ impl Engine {
                     log::trace!("frame in: {} bytes", frame.len());
                     self.dispatch_frame(frame, host, now);
                 }
+                Decoded::TooLarge { limit } if self.forward_lines => {
+                    // Transparent: no answer of the gateway's own on stdout.
+                    self.stats.oversize_frames += 1;
+                    log::warn!("an inbound line over {limit} bytes (--max-frame-bytes) was dropped, not forwarded");
+                }
                 Decoded::TooLarge { limit } => {
                     self.stats.oversize_frames += 1;
                     log::debug!("frame over {limit} bytes skipped");
