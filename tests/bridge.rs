@@ -580,3 +580,27 @@ fn keep_running_serves_the_gateway_after_the_backend_is_gone() {
     gw.close_stdin();
     assert_eq!(gw.wait_code(PATIENCE), 0, "{}", gw.stderr_text());
 }
+
+#[test]
+fn a_backend_that_dies_before_its_ready_still_gives_the_client_a_ready_then_its_status() {
+    let started = Instant::now();
+    let mut gw = bridge(&[], &["--junk-at-start", "--exit-at-start", "7"])
+        .no_ready()
+        .spawn();
+    let (frames, rest) = gw.drain_stdout(PATIENCE);
+    assert!(rest.is_empty());
+    assert_eq!(event_type(&frames[0]), Some("gateway.ready"), "{frames:?}");
+    assert_eq!(frames[0]["params"]["payload"]["backend_ready"], false);
+    assert_eq!(event_type(&frames[1]), Some("backend.exited"));
+    assert_eq!(
+        frames.len(),
+        2,
+        "the junk line is not forwarded: {frames:?}"
+    );
+    assert_eq!(gw.wait_code(PATIENCE), 7, "{}", gw.stderr_text());
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "not held until the ready timeout"
+    );
+    assert!(gw.stderr_text().contains("fixture: failing at start"));
+}

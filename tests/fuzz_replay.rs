@@ -77,6 +77,11 @@ fn engine_seed_corpus_holds_every_invariant() {
 }
 
 #[test]
+fn backend_seed_corpus_holds_every_invariant() {
+    replay("backend", invariants::backend::check);
+}
+
+#[test]
 fn process_seed_corpus_holds_every_invariant() {
     replay("process", invariants::process::check);
 }

@@ -19,7 +19,9 @@
 //! | `outbound` | limits, then a program of queue ops    | bytes written = model of frames, merges, limits, timers     |
 //! | `engine`   | schedule seed, max-frame selector, bytes | one response per request, in order, as valid NDJSON       |
 //! | `process`  | schedule seed, then a program of requests and child events | one answer per request; per process, exit last and once |
+//! | `backend`  | coalesce cap, then a backend's stdout lines | classification spans valid; merged ready is JSON; written = lines, merged only as the rule says |
 
+pub mod backend;
 pub mod engine;
 pub mod frame;
 pub mod input;

@@ -658,16 +658,14 @@ impl Engine {
                     );
                     return match forwarded {
                         Forwarded::Sent => None,
-                        Forwarded::Answer(error) => {
-                            if let Some(join) = join {
-                                let mut piece = Vec::new();
-                                write_answer(&mut piece, &id, &Err(error), self.out.room());
-                                self.joins.deliver(&id, &piece, &mut self.out, now);
-                                let _ = join;
-                                return None;
-                            }
-                            Some((id, Err(error)))
+                        Forwarded::Answer(error) if join.is_some() => {
+                            // Its slot in the batch's answer is owed: fill it.
+                            let mut piece = Vec::new();
+                            write_answer(&mut piece, &id, &Err(error), self.out.room());
+                            self.joins.deliver(&id, &piece, &mut self.out, now);
+                            None
                         }
+                        Forwarded::Answer(error) => Some((id, Err(error))),
                     };
                 }
                 let (id, method) = (id.clone(), method.clone());

@@ -13,6 +13,7 @@ Flags:
   --ignore-term       ignore SIGTERM
   --no-batches        answer a batch with one -32600 error, as some backends do
   --junk-at-start     print a junk line before the ready
+  --exit-at-start N   exit with code N before the ready
 
 Methods:
   echo                result: the params, as raw bytes
@@ -179,6 +180,9 @@ def main():
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
     if flag("--junk-at-start"):
         write("starting up...")
+    if flag("--exit-at-start"):
+        sys.stderr.write("fixture: failing at start\n")
+        sys.exit(int(value("--exit-at-start", "1")))
     if not flag("--no-ready"):
         time.sleep(float(value("--ready-delay", "0")))
         write('{"jsonrpc":"2.0","method":"event","params":{"type":"gateway.ready","payload":{"backend":"fixture","skin":{"z":1,"a":2}}}}')

@@ -4,9 +4,10 @@
 use std::ops::Range;
 
 use serde_json::value::RawValue;
+use serde_json::{json, Value};
 
 use crate::engine::message::{
-    event_params, head, span_in, string_field_span, Head, Id, EVENT_METHOD,
+    event_frame, event_params, head, span_in, string_field_span, write_json, Head, Id, EVENT_METHOD,
 };
 
 /// The event type whose first arrival the gateway's ready waits for.
@@ -69,13 +70,13 @@ pub fn classify(line: &[u8], streams: &StreamTypes) -> Line {
     let body = raw.get();
     let offset = span_in(text, raw).start;
     match body.as_bytes().first() {
-        Some(b'{') => classify_object(text, body, offset, streams),
+        Some(b'{') => classify_object(text, body, streams),
         Some(b'[') => classify_array(body, offset),
         _ => Line::Junk("JSON, but not an object"),
     }
 }
 
-fn classify_object(line: &str, body: &str, offset: usize, streams: &StreamTypes) -> Line {
+fn classify_object(line: &str, body: &str, streams: &StreamTypes) -> Line {
     let Ok(message) = head(body) else {
         // An object, but not JSON-RPC: the client's business, forwarded.
         return Line::Other;
@@ -86,10 +87,7 @@ fn classify_object(line: &str, body: &str, offset: usize, streams: &StreamTypes)
             method,
             params: Some(params),
         } if method == EVENT_METHOD => event(line, params, streams).unwrap_or(Line::Other),
-        _ => {
-            let _ = offset;
-            Line::Other
-        }
+        _ => Line::Other,
     }
 }
 
@@ -151,6 +149,34 @@ fn classify_array(body: &str, offset: usize) -> Line {
             })
             .collect(),
     )
+}
+
+/// The gateway's ready built from the backend's: its bytes, with one field
+/// `gateway` added to its payload (or a payload holding only that field).
+pub fn merged_ready(line: &[u8], payload: Option<Range<usize>>, ours: &Value) -> Vec<u8> {
+    let mut gateway = Vec::new();
+    write_json(&mut gateway, ours);
+    let mut frame = Vec::with_capacity(line.len() + gateway.len() + 16);
+    match payload {
+        Some(span) => {
+            let object = &line[span.clone()];
+            let close = object.iter().rposition(|&b| b == b'}').expect("an object");
+            let inner_empty = object[1..close].iter().all(u8::is_ascii_whitespace);
+            frame.extend_from_slice(&line[..span.start + close]);
+            if !inner_empty {
+                frame.push(b',');
+            }
+            frame.extend_from_slice(br#""gateway":"#);
+            frame.extend_from_slice(&gateway);
+            frame.extend_from_slice(&line[span.start + close..]);
+        }
+        None => {
+            frame = event_frame("gateway.ready", &json!({ "gateway": ours }));
+            frame.pop();
+        }
+    }
+    frame.push(b'\n');
+    frame
 }
 
 #[cfg(test)]

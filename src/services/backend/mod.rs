@@ -16,7 +16,7 @@
 //!
 //! The wire contract is `docs/bridge.md`.
 
-mod line;
+pub mod line;
 mod relay;
 mod restart;
 
@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Map, Value};
 
-use self::line::{classify, Line, StreamTypes, BACKEND_READY_EVENT};
+use self::line::{classify, merged_ready, Line, StreamTypes, BACKEND_READY_EVENT};
 use self::relay::LineRelay;
 use self::restart::Restarts;
 use crate::config::{BackendConfig, Config, ReadyPolicy};
@@ -247,6 +247,12 @@ impl BackendService {
             return Err(RpcError::new(
                 ErrorCode::HandlerFailed,
                 "shutting down: the backend's stdin is closed",
+            ));
+        }
+        if self.backend.as_ref().is_some_and(|b| !b.stdin_open) {
+            return Err(RpcError::new(
+                ErrorCode::HandlerFailed,
+                "the backend closed its stdin: it takes no more messages",
             ));
         }
         let limit = self.config.stdin_limit_bytes;
@@ -503,6 +509,9 @@ impl BackendService {
         self.batches_unconfirmed.clear();
         let (code, signal) = status_fields(status);
         log::info!("backend pid {} ended: {}", b.pid, describe(status));
+        // A backend that never got ready: the client still gets its ready
+        // first, then what follows.
+        self.release_ready_unmerged(cx);
         // Everything it owed is answered now.
         let owed: Vec<(Id, u32)> = self.pending.drain().map(|(_, v)| v).collect();
         if !self.config.transparent {
@@ -556,47 +565,21 @@ impl BackendService {
         }
     }
 
+    /// Sends the held ready without the backend's: the timeout passed, the
+    /// backend ended first, or the gateway is shutting down.
     fn release_ready_unmerged(&mut self, cx: &mut Context<'_>) {
         if let Some(mut ours) = cx.held_ready().cloned() {
             if let Value::Object(map) = &mut ours {
                 map.insert("backend_ready".into(), Value::Bool(false));
             }
             log::warn!(
-                "the backend sent no gateway.ready within {:.1}s (--backend-ready-timeout): sending the gateway's own with backend_ready: false",
+                "no gateway.ready from the backend (within {:.1}s, --backend-ready-timeout, or before it ended or the gateway shut down): sending the gateway's own with backend_ready: false",
                 self.config.ready_timeout.as_secs_f64()
             );
             cx.release_ready(event_frame("gateway.ready", &ours));
         }
         self.ready_deadline = None;
     }
-}
-
-/// The gateway's ready built from the backend's: its bytes, with one field
-/// `gateway` added to its payload (or a payload holding only that field).
-fn merged_ready(line: &[u8], payload: Option<Range<usize>>, ours: &Value) -> Vec<u8> {
-    let mut gateway = Vec::new();
-    write_json(&mut gateway, ours);
-    let mut frame = Vec::with_capacity(line.len() + gateway.len() + 16);
-    match payload {
-        Some(span) => {
-            let object = &line[span.clone()];
-            let close = object.iter().rposition(|&b| b == b'}').expect("an object");
-            let inner_empty = object[1..close].iter().all(u8::is_ascii_whitespace);
-            frame.extend_from_slice(&line[..span.start + close]);
-            if !inner_empty {
-                frame.push(b',');
-            }
-            frame.extend_from_slice(br#""gateway":"#);
-            frame.extend_from_slice(&gateway);
-            frame.extend_from_slice(&line[span.start + close..]);
-        }
-        None => {
-            frame = event_frame("gateway.ready", &json!({ "gateway": ours }));
-            frame.pop();
-        }
-    }
-    frame.push(b'\n');
-    frame
 }
 
 fn status_fields(status: ExitStatus) -> (Value, Value) {
@@ -803,6 +786,8 @@ impl Service for BackendService {
         if let State::Restarting(_) = self.state {
             self.state = State::Gone(ExitStatus::Code(0));
         }
+        // Output flows from now on, the ready first, whatever the backend does.
+        self.release_ready_unmerged(cx);
         let gentle = matches!(
             drain.cause,
             Cause::StdinEof | Cause::Requested | Cause::BackendGone { .. }
