@@ -604,3 +604,63 @@ fn a_backend_that_dies_before_its_ready_still_gives_the_client_a_ready_then_its_
     );
     assert!(gw.stderr_text().contains("fixture: failing at start"));
 }
+
+/// User + system CPU time of a process, in clock ticks.
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let after = &stat[stat.rfind(')').unwrap() + 2..];
+    let fields: Vec<&str> = after.split(' ').collect();
+    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+}
+
+#[test]
+fn transparent_mode_stops_reading_the_client_while_the_backend_does_not_read() {
+    let mut gw = bridge(
+        &["--transparent", "--backend-stdin-limit", "64KiB"],
+        &["--no-read"],
+    )
+    .no_ready()
+    .spawn();
+    // The backend's own ready passes through, untouched.
+    let ready = gw.recv_frame(PATIENCE).expect("the backend's ready");
+    assert_eq!(ready["params"]["payload"]["backend"], "fixture");
+    assert!(ready["params"]["payload"]["gateway"].is_null(), "{ready}");
+    let line = format!(
+        "{}\n",
+        json!({"jsonrpc":"2.0","id":1,"method":"echo","params":["x".repeat(1000)]})
+    );
+    let mut written = 0;
+    let deadline = Instant::now() + LONG;
+    let mut full_since: Option<Instant> = None;
+    // Write until the gateway's stdin pipe stays full: it stopped reading.
+    while full_since.map_or(true, |t| t.elapsed() < Duration::from_millis(200)) {
+        assert!(
+            Instant::now() < deadline,
+            "the gateway never stopped reading"
+        );
+        match gw.write_some(line.as_bytes()) {
+            0 => {
+                full_since.get_or_insert_with(Instant::now);
+                std::thread::sleep(Duration::from_millis(5)); // the pipe is full: pace the retries
+            }
+            n => {
+                written += n;
+                full_since = None;
+            }
+        }
+        assert!(
+            written < 8 << 20,
+            "{written} bytes taken: the bound is not holding"
+        );
+    }
+    // Paced, not spinning: it waits in poll() for the backend to read.
+    let before = cpu_ticks(gw.gateway_pid);
+    std::thread::sleep(Duration::from_millis(500)); // the measurement window
+    let used = cpu_ticks(gw.gateway_pid) - before;
+    assert!(
+        used <= 10,
+        "the gateway burnt {used} ticks of CPU in 0.5 s while waiting"
+    );
+    gw.signal(libc::SIGTERM);
+    assert_eq!(gw.wait_code(PATIENCE), 0, "{}", gw.stderr_text());
+}

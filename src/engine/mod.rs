@@ -264,7 +264,14 @@ impl Engine {
         self.input_open
             && matches!(self.lifecycle.phase(), Phase::Running)
             && !self.has_input_backlog()
-            && self.can_dispatch()
+            && self.can_pump_input()
+    }
+
+    /// True while input may be dispatched: the queue has room
+    /// ([`Engine::can_dispatch`]) and the fallback can take more (a
+    /// transparent bridge whose backend's stdin queue is full cannot).
+    pub fn can_pump_input(&self) -> bool {
+        self.can_dispatch()
             && self
                 .fallback
                 .map_or(true, |i| self.services[i].accepts_input())
@@ -322,10 +329,7 @@ impl Engine {
         self.input_backlog = false;
         let mut left = budget;
         loop {
-            let fallback_full = self
-                .fallback
-                .is_some_and(|i| !self.services[i].accepts_input());
-            if !self.can_dispatch() || left == 0 || fallback_full {
+            if !self.can_pump_input() || left == 0 {
                 // Paced: the rest waits for the reader (or the next turn).
                 self.input_backlog = self.input_open || self.eof_pending;
                 break;

@@ -176,7 +176,7 @@ impl EventLoop {
     /// over": it waits for stdout to become writable.
     fn timeout(&self, now: Instant) -> Option<Duration> {
         let stdin_pending = (self.stdin.ready && !self.stdin.done && self.engine.wants_input())
-            || (self.engine.has_input_backlog() && self.engine.can_dispatch());
+            || (self.engine.has_input_backlog() && self.engine.can_pump_input());
         let children_pending = self.children.has_ready_output() && self.engine.can_dispatch();
         let stdout_pending = self.stdout.kind == Kind::AlwaysReady
             && !self.stdout.done
@@ -200,8 +200,9 @@ impl EventLoop {
         for _ in 0..STDIN_TURNS_PER_TICK {
             let now = Instant::now();
             if self.engine.has_input_backlog() {
-                if !self.engine.can_dispatch() {
-                    // Paced: the backlog waits until the reader drains the queue.
+                if !self.engine.can_pump_input() {
+                    // Paced: the backlog waits until the reader drains the
+                    // queue (or the backend reads its stdin).
                     return;
                 }
                 self.engine.pump_input(&mut self.children, now);

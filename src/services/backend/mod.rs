@@ -48,6 +48,8 @@ use crate::signal_name;
 /// wrote before exiting is read first: the wait is extended while output
 /// is paced by a slow client.
 const LINGER: Duration = Duration::from_millis(250);
+/// How often a lingering stdout is looked at again while the client is slow.
+const LINGER_RECHECK: Duration = Duration::from_millis(50);
 /// On stdin EOF the backend gets this long before the deadline to finish on
 /// its own before SIGTERM (capped at half the grace) ...
 const TERM_LEAD: Duration = Duration::from_millis(300);
@@ -483,13 +485,21 @@ impl BackendService {
     /// lingered long enough): answers what it owed, says so, and restarts
     /// it or ends the gateway.
     fn finish_if_gone(&mut self, cx: &mut Context<'_>) {
-        let Some(b) = &self.backend else { return };
+        let now = cx.now();
+        let backpressured = cx.is_backpressured();
+        let Some(b) = &mut self.backend else { return };
         let Some(status) = b.status else { return };
-        let lingered = b
-            .linger_until
-            .is_some_and(|t| cx.now() >= t && !cx.is_backpressured());
-        if (b.stdout_open || b.stderr_open) && !lingered {
-            return;
+        if b.stdout_open || b.stderr_open {
+            match b.linger_until {
+                Some(t) if now >= t && backpressured => {
+                    // What it wrote may still wait in the pipe for room in
+                    // the queue: look again a little later.
+                    b.linger_until = Some(now + LINGER_RECHECK);
+                    return;
+                }
+                Some(t) if now >= t => {}
+                _ => return,
+            }
         }
         let b = self.backend.take().expect("checked above");
         if b.stdout_open {
