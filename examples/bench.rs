@@ -25,7 +25,14 @@
 //! * spawn latency: `process.spawn` of `true` to its `process.exit`, on pipes
 //!   and on a PTY, against `posix_spawn` of `true` and `waitpid` from this
 //!   program (std's `Command` uses `posix_spawn` when it can);
-//! * memory: the gateway's peak RSS (`VmHWM`) in each scenario.
+//! * memory: the gateway's peak RSS (`VmHWM`) in each scenario;
+//! * the bridge, `tui-gateway --backend-ready event -- bench --backend`,
+//!   against the same minimal backend (this binary run as `bench --backend`:
+//!   blocking I/O, each request answered with `true` under its id copied as
+//!   bytes) talked to directly: round trip, pipelined requests, a flood of
+//!   `message.delta` events (every text byte counted), and the gateway's
+//!   peak RSS idle and under the flood. `bench --bridge-only` runs only
+//!   these (and measures `cat`'s round trip itself).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Child, ChildStdin, Command, Stdio};
@@ -37,6 +44,32 @@ const PIPELINED: usize = 100_000;
 const STREAM_BYTES: u64 = 256 << 20;
 const PING: &str = r#"{"jsonrpc":"2.0","method":"gateway.ping","id":1}"#;
 const SPAWNS: usize = 200;
+/// Event bytes the backend writes in the bridge's flood scenario.
+const FLOOD_BYTES: u64 = 200 << 20;
+/// A request the bridge forwards (anything but `gateway.*`).
+const BRIDGE_REQUEST: &str = r#"{"jsonrpc":"2.0","method":"ping","id":1}"#;
+/// The minimal backend's first line: the ready the bridge merges into its own.
+const BACKEND_READY: &str = r#"{"jsonrpc":"2.0","method":"event","params":{"type":"gateway.ready","payload":{"name":"bench-backend"}}}"#;
+/// The texts of the flood's `message.delta` events, in turn: token-sized,
+/// with a newline, quotes and non-ASCII letters to escape.
+const DELTA_TEXTS: [&str; 16] = [
+    "The",
+    " quick",
+    " brown",
+    " fox",
+    " jumps",
+    " over",
+    " the",
+    " lazy",
+    " dog",
+    ",",
+    "\n",
+    " \"quoted\"",
+    " café",
+    " naïve",
+    " 42",
+    ".",
+];
 
 /// The text the streaming scenario relays: plain ASCII lines.
 const TEXT_LINE: &str = "the quick brown fox jumps over the lazy dog 0123456789";
@@ -110,6 +143,33 @@ impl Peer {
         args.extend_from_slice(command);
         let mut peer = Peer::spawn(exe.to_str().expect("utf-8 path"), &args);
         assert!(peer.read_line().contains("gateway.ready"));
+        peer
+    }
+
+    /// The minimal backend, talked to directly.
+    fn backend() -> Peer {
+        let exe = std::env::current_exe().expect("current exe");
+        let mut peer = Peer::spawn(exe.to_str().expect("utf-8 path"), &["--backend"]);
+        assert_eq!(peer.read_line().trim_end(), BACKEND_READY);
+        peer
+    }
+
+    /// The gateway bridging to the minimal backend; returns once the merged
+    /// ready (the backend's, with the gateway's added) is read.
+    fn bridge() -> Peer {
+        let exe = std::env::current_exe().expect("current exe");
+        let exe = exe.to_str().expect("utf-8 path");
+        let mut peer = Peer::spawn(
+            &gateway_path(),
+            &["--backend-ready", "event", "--", exe, "--backend"],
+        );
+        let ready = peer.read_line();
+        assert!(
+            ready.contains(r#""type":"gateway.ready""#)
+                && ready.contains(r#""name":"bench-backend""#)
+                && ready.contains(r#""gateway":"#),
+            "the merged ready comes first: {ready}"
+        );
         peer
     }
 
@@ -199,21 +259,56 @@ fn round_trips(peer: &mut Peer, line: &str) -> Vec<Duration> {
     samples
 }
 
+/// [`round_trips`] for several peers in turn, one request each, so that
+/// all are measured over the same stretch of time. It does not make them
+/// share a placement: on a 2-core VM a round trip is about 10 µs when the
+/// peers hand one CPU to each other and about 80 µs when each wakes the
+/// other's idle CPU, and where the scheduler puts them can differ from one
+/// pair to the next (see [`on_one_cpu`]).
+fn interleaved_round_trips<const N: usize>(
+    mut peers: [(&mut Peer, &str); N],
+) -> [Vec<Duration>; N] {
+    let mut samples: [Vec<Duration>; N] = std::array::from_fn(|_| Vec::with_capacity(ROUND_TRIPS));
+    for _ in 0..ROUND_TRIPS {
+        for ((peer, line), samples) in peers.iter_mut().zip(samples.iter_mut()) {
+            let t = Instant::now();
+            peer.send(line);
+            peer.read_line();
+            samples.push(t.elapsed());
+        }
+    }
+    for s in samples.iter_mut() {
+        s.sort();
+    }
+    samples
+}
+
 /// Writes `count` lines from a second thread while this one reads the answers.
 fn pipelined(peer: &mut Peer, line: &str, count: usize) -> Duration {
-    let mut stdin = peer.stdin.take().expect("stdin");
     let mut payload = String::with_capacity((line.len() + 1) * count);
     for _ in 0..count {
         payload.push_str(line);
         payload.push('\n');
     }
+    pipelined_with(peer, payload, count, |_| {})
+}
+
+/// Writes `payload` (`count` lines) from a second thread while this one
+/// reads `count` answers, each shown to `check`.
+fn pipelined_with(
+    peer: &mut Peer,
+    payload: String,
+    count: usize,
+    mut check: impl FnMut(&str),
+) -> Duration {
+    let mut stdin = peer.stdin.take().expect("stdin");
     let t = Instant::now();
     let writer = std::thread::spawn(move || {
         stdin.write_all(payload.as_bytes()).expect("write");
         stdin
     });
     for _ in 0..count {
-        peer.read_line();
+        check(peer.read_line());
     }
     let elapsed = t.elapsed();
     peer.stdin = Some(writer.join().expect("writer"));
@@ -474,8 +569,14 @@ fn ratio(gateway: f64, floor: f64) -> String {
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.first().map(String::as_str) == Some("--floor") {
-        return floor_main(&args[1..]);
+    match args.first().map(String::as_str) {
+        Some("--floor") => return floor_main(&args[1..]),
+        Some("--backend") => return backend_main(),
+        Some("--bridge-only") => {
+            build_gateway();
+            return bridge_scenarios(None);
+        }
+        _ => {}
     }
     build_gateway();
     println!("tui-gateway benchmark: {}", gateway_path());
@@ -500,6 +601,7 @@ fn main() {
     print_percentiles("floor", &f);
     print_percentiles("cat", &c);
     println!("  gateway p50 = {}", ratio(p50(&g), p50(&f)));
+    let cat_p50 = p50(&c);
 
     let g = pipelined(&mut gw, PING, PIPELINED);
     let f = pipelined(&mut floor, PING, PIPELINED);
@@ -582,6 +684,8 @@ fn main() {
     if let Some(ptys) = &ptys {
         println!("  pty   = {:.2} x direct (p50)", p50(ptys) / p50(&direct));
     }
+
+    bridge_scenarios(Some(cat_p50));
 }
 
 fn p50(samples: &[Duration]) -> f64 {
@@ -620,4 +724,454 @@ fn terminal_scenarios() {
         mibs(g_bytes, g) / mibs(direct, d)
     );
     println!("  gateway peak RSS {:.1} MiB", rss as f64 / 1024.0);
+}
+
+/// The minimal backend: blocking I/O, no JSON parser. Its first line is
+/// [`BACKEND_READY`]; it answers every request line with `true` under the
+/// line's id, copied as bytes, and flushes when no more input is buffered.
+/// A request for method `flood` (`"params":{"bytes":N}`) is answered after N
+/// bytes of `message.delta` event lines, with what it wrote:
+/// `{"bytes":..,"lines":..,"text_bytes":..}`.
+fn backend_main() {
+    let stdin = std::io::stdin();
+    let mut input = BufReader::with_capacity(1 << 16, stdin.lock());
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
+    out.write_all(BACKEND_READY.as_bytes()).expect("write");
+    out.write_all(b"\n").expect("write");
+    out.flush().expect("flush");
+    let deltas = delta_lines();
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        if input.read_until(b'\n', &mut line).expect("read") == 0 {
+            return;
+        }
+        // A notification gets no answer.
+        if contains(&line, b"\"id\":") {
+            let id = find_id(&line);
+            let result = if contains(&line, b"\"method\":\"flood\"") {
+                let bytes = number_after(&line, b"\"bytes\":");
+                let (written, lines, text) = write_deltas(&mut out, &deltas, bytes);
+                format!(r#"{{"bytes":{written},"lines":{lines},"text_bytes":{text}}}"#)
+            } else {
+                "true".to_owned()
+            };
+            out.write_all(b"{\"jsonrpc\":\"2.0\",\"id\":")
+                .expect("write");
+            out.write_all(id).expect("write");
+            out.write_all(b",\"result\":").expect("write");
+            out.write_all(result.as_bytes()).expect("write");
+            out.write_all(b"}\n").expect("write");
+        }
+        if input.buffer().is_empty() {
+            out.flush().expect("flush");
+        }
+    }
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// The unsigned integer after `key` in `line` (0 when absent).
+fn number_after(line: &[u8], key: &[u8]) -> u64 {
+    let Some(at) = line.windows(key.len()).position(|w| w == key) else {
+        return 0;
+    };
+    line[at + key.len()..]
+        .iter()
+        .take_while(|b| b.is_ascii_digit())
+        .fold(0, |n, &b| n * 10 + u64::from(b - b'0'))
+}
+
+/// Each of [`DELTA_TEXTS`] as a whole `message.delta` line, with its
+/// text's length in bytes.
+fn delta_lines() -> Vec<(Vec<u8>, u64)> {
+    DELTA_TEXTS
+        .iter()
+        .map(|text| {
+            let line = format!(
+                r#"{{"jsonrpc":"2.0","method":"event","params":{{"type":"message.delta","payload":{{"text":{}}}}}}}"#,
+                serde_json::to_string(text).expect("a string")
+            ) + "\n";
+            (line.into_bytes(), text.len() as u64)
+        })
+        .collect()
+}
+
+/// Writes delta lines, in turn, until `bytes` are written; returns the
+/// bytes, the lines and the text bytes written.
+fn write_deltas(out: &mut impl Write, deltas: &[(Vec<u8>, u64)], bytes: u64) -> (u64, u64, u64) {
+    let (mut written, mut lines, mut text) = (0u64, 0u64, 0u64);
+    for (line, len) in deltas.iter().cycle() {
+        if written >= bytes {
+            break;
+        }
+        out.write_all(line).expect("write");
+        written += line.len() as u64;
+        lines += 1;
+        text += len;
+    }
+    (written, lines, text)
+}
+
+/// One line read in the flood: a `message.delta` event, or the answer.
+#[derive(serde::Deserialize)]
+struct FloodLine<'a> {
+    #[serde(borrow, default)]
+    params: Option<EventParams<'a>>,
+    #[serde(default)]
+    result: Option<FloodResult>,
+    #[serde(borrow, default)]
+    error: Option<&'a serde_json::value::RawValue>,
+}
+
+#[derive(serde::Deserialize)]
+struct EventParams<'a> {
+    #[serde(borrow, rename = "type")]
+    kind: std::borrow::Cow<'a, str>,
+    #[serde(borrow, default)]
+    payload: Option<DeltaPayload<'a>>,
+}
+
+#[derive(serde::Deserialize)]
+struct DeltaPayload<'a> {
+    #[serde(borrow, default)]
+    text: Option<std::borrow::Cow<'a, str>>,
+}
+
+/// What the backend said it wrote.
+#[derive(serde::Deserialize)]
+struct FloodResult {
+    bytes: u64,
+    lines: u64,
+    text_bytes: u64,
+}
+
+/// The flood as read by the client.
+struct Flood {
+    elapsed: Duration,
+    sent: FloodResult,
+    /// Delta events read, their text bytes, and all bytes read.
+    lines_read: u64,
+    text_read: u64,
+    bytes_read: u64,
+}
+
+impl Flood {
+    fn mibs(&self) -> f64 {
+        self.sent.bytes as f64 / (1 << 20) as f64 / self.elapsed.as_secs_f64()
+    }
+}
+
+/// Asks `peer` (the backend, directly or through the bridge) for
+/// `FLOOD_BYTES` of delta events and reads until the answer, parsing every
+/// line and adding up the delta texts; checks that none is lost.
+fn flood(peer: &mut Peer) -> Flood {
+    let t = Instant::now();
+    peer.send(&format!(
+        r#"{{"jsonrpc":"2.0","method":"flood","params":{{"bytes":{FLOOD_BYTES}}},"id":"flood"}}"#
+    ));
+    let (mut lines_read, mut text_read, mut bytes_read) = (0u64, 0u64, 0u64);
+    let mut line = Vec::with_capacity(1 << 16);
+    let sent = loop {
+        line.clear();
+        let n = peer.stdout.read_until(b'\n', &mut line).expect("read");
+        assert!(n > 0, "peer closed stdout before the flood's answer");
+        bytes_read += n as u64;
+        let frame: FloodLine = serde_json::from_slice(&line).unwrap_or_else(|e| {
+            panic!("{e} in line {:?}", String::from_utf8_lossy(&line));
+        });
+        if let Some(error) = frame.error {
+            panic!("the flood failed: {}", error.get());
+        }
+        if let Some(result) = frame.result {
+            break result;
+        }
+        if let Some(params) = frame.params.filter(|p| p.kind == "message.delta") {
+            lines_read += 1;
+            text_read += params
+                .payload
+                .and_then(|p| p.text)
+                .map_or(0, |text| text.len() as u64);
+        }
+    };
+    let elapsed = t.elapsed();
+    assert_eq!(
+        text_read, sent.text_bytes,
+        "every delta text byte the backend wrote was read ({} delta lines read, {} written)",
+        lines_read, sent.lines
+    );
+    Flood {
+        elapsed,
+        sent,
+        lines_read,
+        text_read,
+        bytes_read,
+    }
+}
+
+/// Round trips through the bridge, to the backend directly and to `cat`,
+/// in turn.
+struct BridgeRoundTrips {
+    bridge: Vec<Duration>,
+    direct: Vec<Duration>,
+    cat: Vec<Duration>,
+}
+
+impl BridgeRoundTrips {
+    /// The target: the bridge's p50 at most the direct p50 plus 1.5 times
+    /// `cat`'s (one more hop through a pipe, and a little work).
+    fn limit(&self) -> f64 {
+        p50(&self.direct) + 1.5 * p50(&self.cat)
+    }
+
+    fn met(&self) -> bool {
+        p50(&self.bridge) <= self.limit()
+    }
+
+    fn print(&self, how: &str) {
+        println!(
+            "\nround trip, one request at a time{how}: bridge, direct and cat in turn ({ROUND_TRIPS} each)"
+        );
+        print_percentiles("bridge", &self.bridge);
+        print_percentiles("direct", &self.direct);
+        print_percentiles("cat", &self.cat);
+        let extra = p50(&self.bridge) - p50(&self.direct);
+        println!(
+            "  bridge p50 - direct p50 = {extra:.1} µs = {:.2} x cat p50 (target ≤ 1.5: bridge p50 ≤ {:.1} µs)",
+            extra / p50(&self.cat),
+            self.limit()
+        );
+    }
+
+    fn row(&self, how: &str) -> String {
+        format!(
+            "| round trip, one request at a time{how}, p50 / p99 ({}) | {:.0} / {:.0} µs | {:.0} / {:.0} µs | p50 ≤ direct + 1.5 × `cat` p50 ({:.0} µs) = {:.0} µs | {} |",
+            thousands(ROUND_TRIPS as u64),
+            p50(&self.bridge),
+            micros(percentile(&self.bridge, 0.99)),
+            p50(&self.direct),
+            micros(percentile(&self.direct, 0.99)),
+            p50(&self.cat),
+            self.limit(),
+            yes_no(self.met())
+        )
+    }
+}
+
+/// One request at a time through `bridge`, to `direct` and to a `cat`, in
+/// turn.
+fn bridge_round_trips(bridge: &mut Peer, direct: &mut Peer) -> BridgeRoundTrips {
+    let mut cat = Peer::cat();
+    let [bridge_samples, direct_samples, cat_samples] = interleaved_round_trips([
+        (bridge, BRIDGE_REQUEST),
+        (direct, BRIDGE_REQUEST),
+        (&mut cat, PING),
+    ]);
+    cat.finish();
+    for peer in [bridge, direct] {
+        assert!(
+            peer.line.contains(r#""id":1,"result":true"#),
+            "{}",
+            peer.line
+        );
+    }
+    BridgeRoundTrips {
+        bridge: bridge_samples,
+        direct: direct_samples,
+        cat: cat_samples,
+    }
+}
+
+/// Runs `f` with this thread, and so every process it starts, on one CPU
+/// (the first it may use), then restores its affinity. The processes then
+/// hand the CPU to each other instead of waking an idle one: a round trip
+/// measures their own work and context switches, the same from run to run.
+fn on_one_cpu<T>(f: impl FnOnce() -> T) -> T {
+    let size = std::mem::size_of::<libc::cpu_set_t>();
+    // SAFETY: cpu_set_t is plain data, zero is an empty set, and every call
+    // gets the set's size.
+    let before = unsafe {
+        let mut before: libc::cpu_set_t = std::mem::zeroed();
+        libc::sched_getaffinity(0, size, &mut before);
+        let first = (0..libc::CPU_SETSIZE as usize)
+            .find(|&cpu| libc::CPU_ISSET(cpu, &before))
+            .unwrap_or(0);
+        let mut one: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(first, &mut one);
+        libc::sched_setaffinity(0, size, &one);
+        before
+    };
+    let result = f();
+    // SAFETY: as above.
+    unsafe { libc::sched_setaffinity(0, size, &before) };
+    result
+}
+
+/// `count` requests with distinct ids, one a line.
+fn numbered_requests(count: usize) -> String {
+    let mut payload = String::with_capacity(48 * count);
+    for id in 0..count {
+        payload.push_str(r#"{"jsonrpc":"2.0","method":"ping","id":"#);
+        payload.push_str(&id.to_string());
+        payload.push_str("}\n");
+    }
+    payload
+}
+
+/// Pipelined requests with distinct ids: the time, and how many answers
+/// were errors (a refusal such as `-32001` would make the rate meaningless).
+fn bridge_pipelined(peer: &mut Peer) -> (Duration, usize) {
+    let mut errors = 0;
+    let elapsed = pipelined_with(peer, numbered_requests(PIPELINED), PIPELINED, |line| {
+        if !line.contains(r#""result":true"#) {
+            errors += 1;
+        }
+    });
+    (elapsed, errors)
+}
+
+/// `n` with thousands separators, as in the README: `100,000`.
+fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn yes_no(met: bool) -> &'static str {
+    if met {
+        "yes"
+    } else {
+        "**no**"
+    }
+}
+
+/// The bridge against the same backend talked to directly, in the same
+/// run; `earlier_cat_p50` is `cat`'s round trip p50 in µs from the round
+/// trip section, shown beside the one measured here.
+fn bridge_scenarios(earlier_cat_p50: Option<f64>) {
+    let backend = std::env::current_exe().expect("current exe");
+    println!(
+        "\nbridge: {} --backend-ready event -- {} --backend",
+        gateway_path(),
+        backend.display()
+    );
+    println!("against the same backend talked to directly, in the same run");
+
+    // Idle: right after the merged ready, before any request.
+    let mut bridge = Peer::bridge();
+    let idle_rss = peak_rss_kib(bridge.pid());
+    let mut direct = Peer::backend();
+    let free = bridge_round_trips(&mut bridge, &mut direct);
+    let pinned = on_one_cpu(|| {
+        let mut bridge = Peer::bridge();
+        let mut direct = Peer::backend();
+        let pinned = bridge_round_trips(&mut bridge, &mut direct);
+        bridge.finish();
+        direct.finish();
+        pinned
+    });
+    free.print("");
+    pinned.print(", every process on one CPU");
+    if let Some(earlier) = earlier_cat_p50 {
+        println!("\n(cat p50 in the round trip section above, measured alone: {earlier:.1} µs)");
+    }
+
+    let (bp, b_errors) = bridge_pipelined(&mut bridge);
+    let (dp, d_errors) = bridge_pipelined(&mut direct);
+    let pipelined_rss = peak_rss_kib(bridge.pid());
+    assert_eq!(d_errors, 0, "the backend answers every request");
+    let rate = |t: Duration| PIPELINED as f64 / t.as_secs_f64();
+    let pl_ratio = rate(bp) / rate(dp);
+    let pl_met = pl_ratio >= 0.7 && b_errors == 0;
+    println!("\npipelined, {PIPELINED} requests in flight (distinct ids)");
+    println!("  bridge   {:10.0} requests/s", rate(bp));
+    println!("  direct   {:10.0} requests/s", rate(dp));
+    println!("  bridge = {pl_ratio:.2} x direct (target ≥ 0.7)");
+    if b_errors > 0 {
+        println!("  bridge answered {b_errors} requests with an error");
+    }
+    println!(
+        "  gateway peak RSS {:.1} MiB",
+        pipelined_rss as f64 / 1024.0
+    );
+    bridge.finish();
+    direct.finish();
+
+    let mut bridge = Peer::bridge();
+    let bf = flood(&mut bridge);
+    let flood_rss = peak_rss_kib(bridge.pid());
+    bridge.finish();
+    let mut direct = Peer::backend();
+    let df = flood(&mut direct);
+    direct.finish();
+    let fl_ratio = bf.mibs() / df.mibs();
+    let fl_met = fl_ratio >= 0.8;
+    println!(
+        "\nflood: {} MiB of message.delta events from the backend ({} lines, {} text bytes)",
+        FLOOD_BYTES >> 20,
+        bf.sent.lines,
+        bf.sent.text_bytes
+    );
+    for (who, f) in [("bridge", &bf), ("direct", &df)] {
+        println!(
+            "  {who:<8} {:8.0} MiB/s   read {} delta lines, {:.1} MiB, {} text bytes (all)",
+            f.mibs(),
+            f.lines_read,
+            f.bytes_read as f64 / (1 << 20) as f64,
+            f.text_read
+        );
+    }
+    println!("  bridge = {fl_ratio:.2} x direct (target ≥ 0.8)");
+    println!("  gateway peak RSS {:.1} MiB", flood_rss as f64 / 1024.0);
+    let mib = |kib: u64| kib as f64 / 1024.0;
+    let idle_met = mib(idle_rss) < 4.0;
+    let flood_met = mib(flood_rss) < 16.0;
+    println!(
+        "\ngateway peak RSS (VmHWM): idle {:.1} MiB (target < 4), pipelined {:.1} MiB, flood {:.1} MiB (target < 16)",
+        mib(idle_rss),
+        mib(pipelined_rss),
+        mib(flood_rss)
+    );
+
+    println!("\n| bridge scenario | bridge | direct | target | met |");
+    println!("|-----------------|--------|--------|--------|-----|");
+    println!("{}", free.row(""));
+    println!("{}", pinned.row(", one CPU"));
+    println!(
+        "| pipelined, {} requests in flight | {:.2} M/s = {pl_ratio:.2} × direct{} | {:.2} M/s | ≥ 0.7 × direct | {} |",
+        thousands(PIPELINED as u64),
+        rate(bp) / 1e6,
+        if b_errors > 0 {
+            format!(", {b_errors} errors")
+        } else {
+            String::new()
+        },
+        rate(dp) / 1e6,
+        yes_no(pl_met)
+    );
+    println!(
+        "| {} MiB of `message.delta` events, none lost | {:.0} MiB/s = {fl_ratio:.2} × direct ({} lines read) | {:.0} MiB/s ({} lines) | ≥ 0.8 × direct | {} |",
+        FLOOD_BYTES >> 20,
+        bf.mibs(),
+        thousands(bf.lines_read),
+        df.mibs(),
+        thousands(df.lines_read),
+        yes_no(fl_met)
+    );
+    println!(
+        "| gateway peak RSS (`VmHWM`) idle / pipelined / flood | {:.1} / {:.1} / {:.1} MiB | | < 4 / – / < 16 MiB | {} / – / {} |",
+        mib(idle_rss),
+        mib(pipelined_rss),
+        mib(flood_rss),
+        yes_no(idle_met),
+        yes_no(flood_met)
+    );
 }
