@@ -117,7 +117,11 @@ impl Framer {
                     let len = line.len();
                     let rest = self.buf.len() - self.start;
                     if len < HAND_OVER_MIN || len < rest {
-                        return Some(Decoded::Frame(line.to_vec()));
+                        // Room for a `\n`: a forwarded line gets it back
+                        // without a reallocation.
+                        let mut frame = Vec::with_capacity(len + 1);
+                        frame.extend_from_slice(line);
+                        return Some(Decoded::Frame(frame));
                     }
                     // A large line: hand over the buffer itself and keep a
                     // copy of the (smaller) rest, so the line is never held twice.

@@ -87,7 +87,10 @@ impl Joins {
     /// An answer for `id` arrived (`piece`: one response, no `\n`). Returns
     /// false when no batch owes it (the caller sends it as a frame).
     pub fn deliver(&mut self, id: &Id, piece: &[u8], out: &mut Outbound, now: Instant) -> bool {
-        let Some(join) = self.by_id.remove(&id.canonical()) else {
+        if self.by_id.is_empty() {
+            return false;
+        }
+        let Some(join) = self.by_id.remove(&*id.canonical_cow()) else {
             return false;
         };
         if let Some(j) = self.open.get_mut(join).and_then(Option::as_mut) {

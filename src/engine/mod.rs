@@ -25,7 +25,9 @@ use self::framer::{Decoded, Framer};
 pub use self::host::{ChildEvent, ChildKey, Host, NoHost};
 use self::join::Joins;
 use self::lifecycle::{Cause, Exit, Lifecycle, Phase};
-use self::message::{head, open, write_answer, BatchCursor, ErrorCode, Head, Id, Opened, RpcError};
+use self::message::{
+    head, open, open_forwarding, write_answer, BatchCursor, ErrorCode, Head, Id, Opened, RpcError,
+};
 use self::outbound::{Limits, Outbound};
 use self::service::{Context, Forward, ForwardKind, Forwarded, ReadyHold, Reply, Service};
 
@@ -367,6 +369,9 @@ impl Engine {
                 }
             }
         }
+        if let Some(fallback) = self.fallback {
+            self.with_service(fallback, host, now, |s, cx| s.end_input_turn(cx));
+        }
         if self.eof_pending && !self.has_input_backlog() {
             self.finish_input(host, now);
         }
@@ -518,7 +523,11 @@ impl Engine {
             self.with_service(fallback, host, now, |s, cx| s.forward(cx, message));
             return;
         }
-        match open(frame) {
+        let opened = match self.fallback {
+            Some(_) => open_forwarding(frame),
+            None => open(frame),
+        };
+        match opened {
             Opened::Single(Ok(text)) => {
                 if let Some((id, reply)) = self.dispatch_member(&text, None, host, now) {
                     self.answer(&id, &reply, now);

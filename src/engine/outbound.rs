@@ -392,8 +392,10 @@ impl Outbound {
         if mergeable {
             self.admit(body.len())?;
             let tail = self.frames.back_mut().expect("checked above");
-            let at = tail.len() - suffix.len();
-            tail.splice(at..at, body.iter().copied());
+            // The suffixes are equal: replace the tail's with the body and this one's.
+            tail.truncate(tail.len() - suffix.len());
+            tail.extend_from_slice(body);
+            tail.extend_from_slice(suffix);
             if let Some(open) = &mut self.open {
                 open.text_len += body.len();
             }

@@ -121,6 +121,10 @@ pub trait Service {
     /// The last member of a batch was forwarded (the fallback only).
     fn end_batch(&mut self, _cx: &mut Context<'_>) {}
 
+    /// A turn of input dispatch ended (the fallback only): a good moment to
+    /// write what it queued, once for the whole turn rather than per message.
+    fn end_input_turn(&mut self, _cx: &mut Context<'_>) {}
+
     /// False while the service cannot take more input: stdin stays unread
     /// in its pipe (transparent forwarding past the backend's stdin bound).
     fn accepts_input(&self) -> bool {
@@ -301,6 +305,20 @@ impl Context<'_> {
         if !self.joins.deliver(id, raw, self.out, self.now) {
             self.push_raw(raw);
         }
+    }
+
+    /// [`Context::reply_raw`] for a line the caller owns: no copy when it
+    /// goes out as a frame of its own.
+    pub fn reply_line(&mut self, id: &Id, line: Vec<u8>) {
+        if !self.joins.deliver(id, &line, self.out, self.now) {
+            self.push_line(line);
+        }
+    }
+
+    /// [`Context::push_raw`] for a line the caller owns (without `\n`).
+    pub fn push_line(&mut self, mut line: Vec<u8>) {
+        line.push(b'\n');
+        self.push(line);
     }
 
     /// Queues a frame someone else wrote, as its bytes (`raw` without `\n`).

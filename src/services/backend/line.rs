@@ -3,6 +3,10 @@
 
 use std::ops::Range;
 
+use std::fmt;
+
+use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
@@ -59,35 +63,233 @@ pub enum Line {
 }
 
 /// Classifies one line (without its `\n`).
+///
+/// An object line, by far the most common, is read in one pass
+/// ([`Peek`]): the pass checks its syntax and picks out the id, the method,
+/// the event type and where the text of a streaming event sits, without
+/// building anything. Only a `gateway.ready` (once per backend) and arrays
+/// take a second look.
 pub fn classify(line: &[u8], streams: &StreamTypes) -> Line {
     let Ok(text) = std::str::from_utf8(line) else {
         return Line::Junk("not UTF-8");
     };
-    // One full syntax check of the line; everything after borrows from it.
-    let Ok(raw) = serde_json::from_str::<&RawValue>(text) else {
-        return Line::Junk("not JSON");
-    };
-    let body = raw.get();
-    let offset = span_in(text, raw).start;
-    match body.as_bytes().first() {
-        Some(b'{') => classify_object(text, body, streams),
-        Some(b'[') => classify_array(body, offset),
-        _ => Line::Junk("JSON, but not an object"),
+    let trimmed = text.trim_start_matches([' ', '\t', '\r', '\n']);
+    match trimmed.as_bytes().first() {
+        Some(b'{') => match serde_json::from_str::<Peek<'_>>(text) {
+            Ok(peek) => classify_peek(text, peek, streams),
+            Err(_) => Line::Junk("not JSON"),
+        },
+        Some(b'[') => match serde_json::from_str::<&RawValue>(text) {
+            Ok(raw) => classify_array(raw.get(), span_in(text, raw).start),
+            Err(_) => Line::Junk("not JSON"),
+        },
+        _ => match serde_json::from_str::<&RawValue>(text) {
+            Ok(_) => Line::Junk("JSON, but not an object"),
+            Err(_) => Line::Junk("not JSON"),
+        },
     }
 }
 
-fn classify_object(line: &str, body: &str, streams: &StreamTypes) -> Line {
-    let Ok(message) = head(body) else {
-        // An object, but not JSON-RPC: the client's business, forwarded.
+fn classify_peek(line: &str, peek: Peek<'_>, streams: &StreamTypes) -> Line {
+    let Some(method) = peek.method else {
+        return match peek.id.and_then(Id::from_raw) {
+            Some(id) if peek.answers => Line::Response(id),
+            _ => Line::Other,
+        };
+    };
+    if peek.id.is_some() || decode_str(method).as_deref() != Some(EVENT_METHOD) {
+        return Line::Other;
+    }
+    let Some(params) = peek.params else {
         return Line::Other;
     };
-    match message {
-        Head::Response { id, .. } => Line::Response(id),
-        Head::Notification {
-            method,
-            params: Some(params),
-        } if method == EVENT_METHOD => event(line, params, streams).unwrap_or(Line::Other),
-        _ => Line::Other,
+    let Some(event_type) = params.event_type.and_then(decode_str) else {
+        return Line::Other;
+    };
+    if event_type == READY_EVENT {
+        // Rare: look again for the spans the merge needs.
+        return head(line)
+            .ok()
+            .and_then(|message| match message {
+                Head::Notification {
+                    params: Some(params),
+                    ..
+                } => event(line, params, streams),
+                _ => None,
+            })
+            .unwrap_or(Line::Other);
+    }
+    if !streams.contains(&event_type) {
+        return Line::Other;
+    }
+    // The text is `payload.text` (or `payload.data`), or `params.text` for
+    // a backend that puts it beside the type.
+    let text = match &params.payload {
+        Some(payload) if payload.is_object => payload.text.or(payload.data),
+        _ => params.text.or(params.data),
+    };
+    match text.filter(|raw| raw.get().starts_with('"')) {
+        Some(raw) => {
+            let span = span_in(line, raw);
+            Line::Stream(span.start + 1..span.end - 1)
+        }
+        None => Line::Other,
+    }
+}
+
+/// A JSON string's value, borrowed when it has no escapes.
+fn decode_str(raw: &RawValue) -> Option<std::borrow::Cow<'_, str>> {
+    let text = raw.get();
+    let inner = text.strip_prefix('"')?.strip_suffix('"')?;
+    if !inner.contains('\\') {
+        return Some(std::borrow::Cow::Borrowed(inner));
+    }
+    serde_json::from_str::<String>(text)
+        .ok()
+        .map(std::borrow::Cow::Owned)
+}
+
+/// What [`classify`] needs from an object line, read in one pass. Values it
+/// does not need are skipped (serde_json still checks their syntax).
+#[derive(Default)]
+struct Peek<'a> {
+    id: Option<&'a RawValue>,
+    method: Option<&'a RawValue>,
+    /// Has `result` or `error`.
+    answers: bool,
+    params: Option<Fields<'a>>,
+}
+
+/// The fields of `params` (or of its `payload`) that matter for an event.
+#[derive(Default)]
+struct Fields<'a> {
+    is_object: bool,
+    event_type: Option<&'a RawValue>,
+    text: Option<&'a RawValue>,
+    data: Option<&'a RawValue>,
+    payload: Option<Box<Fields<'a>>>,
+}
+
+/// The keys [`Peek`] and [`Fields`] look at.
+enum Key {
+    Id,
+    Method,
+    Answer,
+    Params,
+    Type,
+    Payload,
+    Text,
+    Data,
+    Other,
+}
+
+impl<'de> Deserialize<'de> for Key {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Key, D::Error> {
+        struct Names;
+        impl Visitor<'_> for Names {
+            type Value = Key;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a key")
+            }
+            fn visit_str<E: de::Error>(self, key: &str) -> Result<Key, E> {
+                Ok(match key {
+                    "id" => Key::Id,
+                    "method" => Key::Method,
+                    "result" | "error" => Key::Answer,
+                    "params" => Key::Params,
+                    "type" => Key::Type,
+                    "payload" => Key::Payload,
+                    "text" => Key::Text,
+                    "data" => Key::Data,
+                    _ => Key::Other,
+                })
+            }
+        }
+        d.deserialize_identifier(Names)
+    }
+}
+
+impl<'de> Deserialize<'de> for Peek<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Peek<'de>, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Peek<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Peek<'de>, A::Error> {
+                let mut peek = Peek::default();
+                while let Some(key) = map.next_key::<Key>()? {
+                    match key {
+                        Key::Id => peek.id = Some(map.next_value()?),
+                        Key::Method => peek.method = Some(map.next_value()?),
+                        Key::Params => peek.params = Some(map.next_value()?),
+                        Key::Answer => {
+                            map.next_value::<IgnoredAny>()?;
+                            peek.answers = true;
+                        }
+                        _ => {
+                            map.next_value::<IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(peek)
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+impl<'de> Deserialize<'de> for Fields<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Fields<'de>, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Fields<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Fields<'de>, A::Error> {
+                let mut fields = Fields {
+                    is_object: true,
+                    ..Fields::default()
+                };
+                while let Some(key) = map.next_key::<Key>()? {
+                    match key {
+                        Key::Type => fields.event_type = Some(map.next_value()?),
+                        Key::Text => fields.text = Some(map.next_value()?),
+                        Key::Data => fields.data = Some(map.next_value()?),
+                        Key::Payload => fields.payload = Some(Box::new(map.next_value()?)),
+                        _ => {
+                            map.next_value::<IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(fields)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Fields<'de>, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(Fields::default())
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Fields<'de>, E> {
+                Ok(Fields::default())
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Fields<'de>, E> {
+                Ok(Fields::default())
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<Fields<'de>, E> {
+                Ok(Fields::default())
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Fields<'de>, E> {
+                Ok(Fields::default())
+            }
+            fn visit_str<E>(self, _: &str) -> Result<Fields<'de>, E> {
+                Ok(Fields::default())
+            }
+            fn visit_unit<E>(self) -> Result<Fields<'de>, E> {
+                Ok(Fields::default())
+            }
+        }
+        d.deserialize_any(V)
     }
 }
 

@@ -64,6 +64,33 @@ const UNCONFIRMED_KEPT: usize = 16;
 /// Bytes of a junk line shown in the log.
 const JUNK_SHOWN: usize = 200;
 
+/// FNV-1a: ids are short and chosen by the client, which is not an
+/// adversary of its own gateway, so a fast hash beats SipHash's flood
+/// resistance here (a pipelined burst keeps 100,000 ids in the map).
+#[derive(Debug, Default, Clone, Copy)]
+struct BuildFnv;
+
+#[derive(Debug)]
+struct Fnv(u64);
+
+impl std::hash::BuildHasher for BuildFnv {
+    type Hasher = Fnv;
+    fn build_hasher(&self) -> Fnv {
+        Fnv(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl std::hash::Hasher for Fnv {
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
 /// The running backend.
 #[derive(Debug)]
 struct Backend {
@@ -140,7 +167,7 @@ pub struct BackendService {
     stdin: StdinQueue,
     /// Requests the backend owes an answer, by canonical id: the id as the
     /// client wrote it, and how many are in flight under it.
-    pending: HashMap<Id, (Id, u32)>,
+    pending: HashMap<Id, (Id, u32), BuildFnv>,
     /// The batch being forwarded: its members and its requests' ids, sent
     /// at its end.
     batch: Option<(Vec<Vec<u8>>, Vec<Id>)>,
@@ -169,7 +196,7 @@ impl BackendService {
             backend: None,
             state: State::Running,
             stdin: StdinQueue::default(),
-            pending: HashMap::new(),
+            pending: HashMap::default(),
             batch: None,
             batches: BatchSupport::Unknown,
             batches_unconfirmed: std::collections::VecDeque::new(),
@@ -280,9 +307,9 @@ impl BackendService {
             let mut line = Vec::with_capacity(raw.len() + 1);
             line.extend_from_slice(raw);
             line.push(b'\n');
-            // Checked against the limit above.
+            // Checked against the limit above; written at the end of the
+            // input turn (end_input_turn), one write for many messages.
             let _ = self.stdin.push(&line, usize::MAX);
-            self.flush(cx);
         }
         Ok(())
     }
@@ -293,7 +320,7 @@ impl BackendService {
         if self.config.transparent {
             match classify(&line, &self.streams) {
                 Line::Junk(why) => self.junk(cx, why, &line),
-                _ => cx.push_raw(&line),
+                _ => cx.push_line(line),
             }
             return;
         }
@@ -303,7 +330,7 @@ impl BackendService {
                     return;
                 }
                 self.settle(&id);
-                cx.reply_raw(&id, &line);
+                cx.reply_line(&id, line);
             }
             Line::Ready { type_span, payload } => self.on_ready(cx, line, type_span, payload),
             Line::Stream(text) => {
@@ -311,7 +338,7 @@ impl BackendService {
                 frame.push(b'\n');
                 cx.push_raw_stream(frame, text);
             }
-            Line::Other => cx.push_raw(&line),
+            Line::Other => cx.push_line(line),
             Line::Array(elements) => {
                 if elements.iter().all(|(_, id)| id.is_none()) {
                     return cx.push_raw(&line);
@@ -379,11 +406,11 @@ impl BackendService {
 
     /// A request was answered: it no longer waits for the backend.
     fn settle(&mut self, id: &Id) {
-        let key = id.canonical();
-        if let Some((_, count)) = self.pending.get_mut(&key) {
+        let key = id.canonical_cow();
+        if let Some((_, count)) = self.pending.get_mut(&*key) {
             *count -= 1;
             if *count == 0 {
-                self.pending.remove(&key);
+                self.pending.remove(&*key);
             }
         }
     }
@@ -694,7 +721,6 @@ impl Service for BackendService {
                 line.extend_from_slice(message.raw.as_bytes());
                 line.push(b'\n');
                 let _ = self.stdin.push(&line, usize::MAX);
-                self.flush(cx);
                 Forwarded::Sent
             }
             ForwardKind::Request(id) => {
@@ -704,11 +730,12 @@ impl Service for BackendService {
                         if let (true, Some((_, ids))) = (message.in_batch, self.batch.as_mut()) {
                             ids.push(id.canonical());
                         }
-                        let entry = self
-                            .pending
-                            .entry(id.canonical())
-                            .or_insert_with(|| (id.clone(), 0));
-                        entry.1 += 1;
+                        match self.pending.get_mut(&*id.canonical_cow()) {
+                            Some(entry) => entry.1 += 1,
+                            None => {
+                                self.pending.insert(id.canonical(), (id.clone(), 1));
+                            }
+                        }
                         Forwarded::Sent
                     }
                     Err(error) => Forwarded::Answer(error),
@@ -753,6 +780,9 @@ impl Service for BackendService {
             }
             self.batches_unconfirmed.push_back((members, ids));
         }
+    }
+
+    fn end_input_turn(&mut self, cx: &mut Context<'_>) {
         self.flush(cx);
     }
 
