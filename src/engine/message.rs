@@ -1293,4 +1293,50 @@ mod tests {
             json!({"jsonrpc":"2.0","error":{"code":-32601,"message":"Method not found: x"},"id":null})
         );
     }
+
+    #[test]
+    fn forwarding_checks_a_single_frame_in_one_pass_with_the_same_verdicts() {
+        let verdict = |frame: &str| match open_forwarding(frame.as_bytes().to_vec()) {
+            Opened::Single(Ok(text)) => head(&text).map(|_| ()).map_err(|r| r.error.code),
+            Opened::Single(Err(r)) => Err(r.error.code),
+            Opened::Batch(_) => Ok(()),
+        };
+        assert_eq!(
+            verdict(r#"{"jsonrpc":"2.0","id":1,"method":"a","params":{"x":[1]}}"#),
+            Ok(())
+        );
+        for bad in [
+            r#"{"jsonrpc":"2.0","id":1,"method":"a"} x"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"a","params":{"x":[1}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"a","p":"\q"}"#,
+            "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"a\",\"p\":\"\u{1}\"}",
+        ] {
+            assert_eq!(verdict(bad), Err(ErrorCode::ParseError), "{bad}");
+        }
+        let deep = format!(
+            r#"{{"jsonrpc":"2.0","method":"a","params":{}1{}}}"#,
+            "[".repeat(127),
+            "]".repeat(127)
+        );
+        assert_eq!(
+            verdict(&deep),
+            Err(ErrorCode::ParseError),
+            "128 levels with the envelope"
+        );
+        let ok = format!(
+            r#"{{"jsonrpc":"2.0","method":"a","params":{}1{}}}"#,
+            "[".repeat(126),
+            "]".repeat(126)
+        );
+        assert_eq!(verdict(&ok), Ok(()));
+        assert!(matches!(
+            open_forwarding(b"\xff{}".to_vec()),
+            Opened::Single(Err(_)) | Opened::Batch(_)
+        ));
+        assert!(
+            matches!(open_forwarding(b"{\"a\":\"\xff\"}".to_vec()), Opened::Single(Err(r)) if r.error.code == ErrorCode::ParseError)
+        );
+        // Not an object: the full check, as without a backend.
+        assert_eq!(verdict("42 x"), Err(ErrorCode::ParseError));
+    }
 }
