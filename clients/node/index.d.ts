@@ -271,11 +271,13 @@ export interface RestartOptions {
 export interface StartOptions {
   /** The binary; else TUI_GATEWAY_BIN; else `tui-gateway` on PATH. */
   command?: string;
+  /** The gateway's flags; `["--", CMD, ...ARGS]` at the end bridges to a backend. */
   args?: string[];
   /** Merged over process.env; null or undefined removes a variable. */
   env?: { [name: string]: string | null | undefined };
   cwd?: string;
-  /** ms to wait for gateway.ready (default 10000). */
+  /** ms to wait for gateway.ready (default 10000; 20000 when args hold "--",
+   *  as the gateway then waits up to 15 s for the backend's ready). */
   readyTimeout?: number;
   restart?: RestartOptions | "never" | "on-failure";
   /** Longest line accepted from the gateway (default 64 MiB); longer ones are reported as `malformed`. */
@@ -528,6 +530,8 @@ export declare class ProcessHandle<D extends string | Buffer = string> implement
 // Building blocks (exported for tests and custom transports)
 
 export declare const DEFAULT_READY_TIMEOUT_MS: number;
+/** The default readyTimeout when `args` hold "--" (a bridged backend). */
+export declare const BRIDGE_READY_TIMEOUT_MS: number;
 export declare const DEFAULT_MAX_LINE_BYTES: number;
 
 export declare class LineFramer {

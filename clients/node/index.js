@@ -1,5 +1,5 @@
 // tui-gateway client for Node: see README.md and index.d.ts.
-export { Gateway, DEFAULT_READY_TIMEOUT_MS } from "./lib/gateway.js";
+export { Gateway, DEFAULT_READY_TIMEOUT_MS, BRIDGE_READY_TIMEOUT_MS } from "./lib/gateway.js";
 export { ProcessHandle } from "./lib/process.js";
 export {
   RpcError,

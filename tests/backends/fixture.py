@@ -76,10 +76,12 @@ def skip_value(text, i):
         elif c in "[{":
             depth += 1
         elif c in "]}":
+            if depth == 0:
+                return i  # the end of a number or literal before a closing bracket
             depth -= 1
             if depth == 0:
                 return i + 1
-        elif depth == 0 and c in ",":
+        elif depth == 0 and c == ",":
             return i
         i += 1
     return i

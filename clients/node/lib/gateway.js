@@ -22,6 +22,9 @@ import { WRITTEN } from "./writer.js";
 /** How long start() waits for `gateway.ready`. The gateway sends it within a
  *  few milliseconds of exec; 10 s leaves room for a loaded machine. */
 export const DEFAULT_READY_TIMEOUT_MS = 10_000;
+/** With a backend (`args` holding `--`), the gateway holds its ready until
+ *  the backend's, up to its --backend-ready-timeout (15 s by default). */
+export const BRIDGE_READY_TIMEOUT_MS = 20_000;
 /** The gateway's default `--shutdown-grace`, used when its ready payload says nothing. */
 const DEFAULT_SHUTDOWN_GRACE_S = 1.0;
 /** Added to the gateway's own grace before close() escalates: room for its final flush and our read. */
@@ -99,7 +102,9 @@ export class Gateway extends Emitter {
    * @throws {GatewayStartError}
    */
   static async start(options = {}) {
-    const gw = new Gateway({ args: [], readyTimeout: DEFAULT_READY_TIMEOUT_MS, ...options }, INTERNAL);
+    const bridged = (options.args ?? []).includes("--");
+    const readyTimeout = bridged ? BRIDGE_READY_TIMEOUT_MS : DEFAULT_READY_TIMEOUT_MS;
+    const gw = new Gateway({ args: [], readyTimeout, ...options }, INTERNAL);
     await gw.#startLink();
     return gw;
   }
@@ -310,7 +315,9 @@ export class Gateway extends Emitter {
     }
     const link = this.#link;
     if (link && !link.over) {
-      const gatewayGraceMs = (link.ready?.limits?.shutdown_grace_s ?? DEFAULT_SHUTDOWN_GRACE_S) * 1000;
+      // With a backend, the gateway's own ready payload is the `gateway` field.
+      const limits = link.ready?.limits ?? link.ready?.gateway?.limits;
+      const gatewayGraceMs = (limits?.shutdown_grace_s ?? DEFAULT_SHUTDOWN_GRACE_S) * 1000;
       link.endInput();
       if (!(await link.waitOver(grace ?? gatewayGraceMs + CLOSE_MARGIN_MS))) {
         link.kill("SIGTERM");

@@ -69,7 +69,7 @@ from .errors import (
 )
 from .events import Event, EventStream, Unsubscribe
 from .framing import DEFAULT_MAX_FRAME_BYTES, LineFramer, Oversize, Truncated
-from .gateway import DEFAULT_READY_TIMEOUT_S, Gateway, GatewayStarter, RestartPolicy
+from .gateway import BRIDGE_READY_TIMEOUT_S, DEFAULT_READY_TIMEOUT_S, Gateway, GatewayStarter, RestartPolicy
 from .payloads import (
     BackendExitedPayload,
     BackendReadyPayload,
@@ -106,6 +106,7 @@ __all__ = [
     "Gateway",
     "GatewayStarter",
     "RestartPolicy",
+    "BRIDGE_READY_TIMEOUT_S",
     "DEFAULT_READY_TIMEOUT_S",
     "ProcessHandle",
     "ExitStatus",

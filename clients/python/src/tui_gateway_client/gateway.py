@@ -77,7 +77,7 @@ from .process import ProcessHandle, decode_base64, decode_text
 from .session import EXIT_WAIT_S, STDERR_DRAIN_S, Session, kill_process, signal_process, spawn_session, wait_event
 from .transport import Malformed
 
-__all__ = ["Gateway", "GatewayStarter", "RestartPolicy", "DEFAULT_READY_TIMEOUT_S"]
+__all__ = ["Gateway", "GatewayStarter", "RestartPolicy", "DEFAULT_READY_TIMEOUT_S", "BRIDGE_READY_TIMEOUT_S"]
 
 log = logging.getLogger("tui_gateway_client")
 
@@ -85,6 +85,9 @@ log = logging.getLogger("tui_gateway_client")
 #: within milliseconds of exec; 10 s leaves room for a cold disk and a
 #: loaded machine while still telling a user about a hung binary promptly.
 DEFAULT_READY_TIMEOUT_S = 10.0
+#: With a backend (``args`` holding ``--``) the gateway holds its ready until
+#: the backend's, up to its ``--backend-ready-timeout`` (15 s by default).
+BRIDGE_READY_TIMEOUT_S = 20.0
 #: Default ``close()`` grace on top of the gateway's own shutdown grace.
 CLOSE_MARGIN_S = 1.0
 
@@ -189,7 +192,7 @@ class Gateway:
         args: Sequence[str] = (),
         env: Optional[Mapping[str, Optional[str]]] = None,
         cwd: Optional[str] = None,
-        ready_timeout: float = DEFAULT_READY_TIMEOUT_S,
+        ready_timeout: Optional[float] = None,
         restart: Union[None, str, RestartPolicy] = None,
         *,
         max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES,
@@ -206,10 +209,14 @@ class Gateway:
         exit code, its meaning and the stderr tail.
         """
         policy = RestartPolicy.parse(restart)
+        if ready_timeout is None:
+            bridged = "--" in args
+            ready_timeout = BRIDGE_READY_TIMEOUT_S if bridged else DEFAULT_READY_TIMEOUT_S
+        timeout = ready_timeout
 
         async def factory() -> Gateway:
             binary = find_binary(command)
-            gateway = cls(binary, args, _merge_env(env), cwd, ready_timeout, policy, max_frame_bytes)
+            gateway = cls(binary, args, _merge_env(env), cwd, timeout, policy, max_frame_bytes)
             session = await gateway._spawn()
             gateway._watch_session(session)
             return gateway

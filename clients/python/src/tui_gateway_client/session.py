@@ -93,7 +93,11 @@ class Session:
     @property
     def grace_s(self) -> float:
         if self.ready is not None:
-            value = self.ready.get("limits", {}).get("shutdown_grace_s")
+            # With a backend, the gateway's own ready payload is the `gateway` field.
+            ready: Mapping[str, Any] = self.ready
+            gateway = ready.get("gateway")
+            limits = ready.get("limits") or (gateway.get("limits") if isinstance(gateway, dict) else None) or {}
+            value = limits.get("shutdown_grace_s")
             if isinstance(value, (int, float)):
                 return float(value)
         return ASSUMED_GATEWAY_GRACE_S
