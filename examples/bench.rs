@@ -32,7 +32,10 @@
 //!   bytes) talked to directly: round trip, pipelined requests, a flood of
 //!   `message.delta` events (every text byte counted), and the gateway's
 //!   peak RSS idle and under the flood. `bench --bridge-only` runs only
-//!   these (and measures `cat`'s round trip itself).
+//!   these (and measures `cat`'s round trip itself);
+//! * for context, pipelined `echo` requests through a real Python backend,
+//!   `tui-gateway -- python3 tests/backends/fixture.py` (the bridge tests'
+//!   standard-library fixture), against the same fixture talked to directly.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Child, ChildStdin, Command, Stdio};
@@ -50,6 +53,15 @@ const FLOOD_BYTES: u64 = 200 << 20;
 const BRIDGE_REQUEST: &str = r#"{"jsonrpc":"2.0","method":"ping","id":1}"#;
 /// The minimal backend's first line: the ready the bridge merges into its own.
 const BACKEND_READY: &str = r#"{"jsonrpc":"2.0","method":"event","params":{"type":"gateway.ready","payload":{"name":"bench-backend"}}}"#;
+/// Pipelined `echo` requests in the Python backend scenario. Fewer than the
+/// other pipelined scenarios: 100,000 requests (about 5.5 MiB) written at
+/// once pass the default `--backend-stdin-limit` (4 MiB waiting for the
+/// backend's stdin) while the fixture reads about 30,000 a second, and past
+/// it the gateway answers `-32001` at once instead of forwarding; 30,000
+/// (about 1.6 MiB) stay under it, and take about a second each way.
+const PYTHON_PIPELINED: usize = 30_000;
+/// The bridge tests' Python backend, relative to the repository.
+const PYTHON_FIXTURE: &str = "tests/backends/fixture.py";
 /// The texts of the flood's `message.delta` events, in turn: token-sized,
 /// with a newline, quotes and non-ASCII letters to escape.
 const DELTA_TEXTS: [&str; 16] = [
@@ -167,6 +179,33 @@ impl Peer {
         assert!(
             ready.contains(r#""type":"gateway.ready""#)
                 && ready.contains(r#""name":"bench-backend""#)
+                && ready.contains(r#""gateway":"#),
+            "the merged ready comes first: {ready}"
+        );
+        peer
+    }
+
+    /// The bridge tests' Python fixture, talked to directly.
+    fn python() -> Peer {
+        let fixture = python_fixture();
+        let mut peer = Peer::spawn("python3", &[&fixture]);
+        let ready = peer.read_line();
+        assert!(
+            ready.contains(r#""type":"gateway.ready""#) && ready.contains(r#""backend":"fixture""#),
+            "the fixture's ready comes first: {ready}"
+        );
+        peer
+    }
+
+    /// The gateway bridging to the Python fixture; returns once the merged
+    /// ready is read.
+    fn python_bridge() -> Peer {
+        let fixture = python_fixture();
+        let mut peer = Peer::spawn(&gateway_path(), &["--", "python3", &fixture]);
+        let ready = peer.read_line();
+        assert!(
+            ready.contains(r#""type":"gateway.ready""#)
+                && ready.contains(r#""backend":"fixture""#)
                 && ready.contains(r#""gateway":"#),
             "the merged ready comes first: {ready}"
         );
@@ -1032,6 +1071,135 @@ fn bridge_pipelined(peer: &mut Peer) -> (Duration, usize) {
     (elapsed, errors)
 }
 
+/// The absolute path of [`PYTHON_FIXTURE`].
+fn python_fixture() -> String {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join(PYTHON_FIXTURE)
+        .to_str()
+        .expect("utf-8 path")
+        .to_owned()
+}
+
+/// Whether `python3` runs at all.
+fn have_python3() -> bool {
+    Command::new("python3")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// `count` `echo` requests with distinct numeric ids and params `[1]`, one
+/// a line. The id comes before the params: the fixture cuts each member out
+/// of the line as raw text, and before 4a65008 it ran off the end of a bare
+/// number as the last member.
+fn echo_requests(count: usize) -> String {
+    let mut payload = String::with_capacity(56 * count);
+    for id in 0..count {
+        payload.push_str(r#"{"jsonrpc":"2.0","id":"#);
+        payload.push_str(&id.to_string());
+        payload.push_str(r#","method":"echo","params":[1]}"#);
+        payload.push('\n');
+    }
+    payload
+}
+
+/// [`PYTHON_PIPELINED`] `echo` requests written from a second thread while
+/// this one reads until every id is answered: the time, and how many
+/// answers were not the echoed `[1]`.
+fn python_pipelined(peer: &mut Peer) -> (Duration, usize) {
+    let count = PYTHON_PIPELINED;
+    let payload = echo_requests(count);
+    let mut answered = vec![false; count];
+    let mut left = count;
+    let mut errors = 0;
+    let mut stdin = peer.stdin.take().expect("stdin");
+    let t = Instant::now();
+    let writer = std::thread::spawn(move || {
+        stdin.write_all(payload.as_bytes()).expect("write");
+        stdin
+    });
+    while left > 0 {
+        let line = peer.read_line();
+        // Anything without an id (an event) answers nothing.
+        if !line.contains(r#""id":"#) {
+            continue;
+        }
+        let id: usize = std::str::from_utf8(find_id(line.as_bytes()))
+            .ok()
+            .and_then(|id| id.trim().parse().ok())
+            .filter(|&id| id < count)
+            .unwrap_or_else(|| panic!("an answer to none of the requests: {line}"));
+        assert!(!answered[id], "id {id} answered twice: {line}");
+        answered[id] = true;
+        left -= 1;
+        if !line.contains(r#""result":[1]"#) {
+            errors += 1;
+        }
+    }
+    let elapsed = t.elapsed();
+    peer.stdin = Some(writer.join().expect("writer"));
+    (elapsed, errors)
+}
+
+/// The Python scenario's numbers.
+struct PythonPipelined {
+    bridge: Duration,
+    direct: Duration,
+    bridge_errors: usize,
+}
+
+impl PythonPipelined {
+    fn rate(t: Duration) -> f64 {
+        PYTHON_PIPELINED as f64 / t.as_secs_f64()
+    }
+
+    fn ratio(&self) -> f64 {
+        Self::rate(self.bridge) / Self::rate(self.direct)
+    }
+}
+
+/// Pipelined `echo` requests through the bridge to the Python fixture and
+/// to the fixture directly; `None` without `python3`.
+fn python_scenario() -> Option<PythonPipelined> {
+    println!(
+        "\npipelined through a real Python backend: python3 {PYTHON_FIXTURE}, {PYTHON_PIPELINED} `echo` requests in flight (distinct ids)"
+    );
+    if !have_python3() {
+        println!("  (no python3: skipped)");
+        return None;
+    }
+    let mut bridge = Peer::python_bridge();
+    let (bridge_time, bridge_errors) = python_pipelined(&mut bridge);
+    bridge.finish();
+    let mut direct = Peer::python();
+    let (direct_time, direct_errors) = python_pipelined(&mut direct);
+    direct.finish();
+    assert_eq!(direct_errors, 0, "the fixture echoes every request");
+    let p = PythonPipelined {
+        bridge: bridge_time,
+        direct: direct_time,
+        bridge_errors,
+    };
+    println!(
+        "  bridge   {:10.0} requests/s",
+        PythonPipelined::rate(p.bridge)
+    );
+    println!(
+        "  direct   {:10.0} requests/s",
+        PythonPipelined::rate(p.direct)
+    );
+    println!(
+        "  bridge = {:.2} x direct (context: a real backend, no target)",
+        p.ratio()
+    );
+    if bridge_errors > 0 {
+        println!("  bridge answered {bridge_errors} requests with something else than [1]");
+    }
+    Some(p)
+}
+
 /// `n` with thousands separators, as in the README: `100,000`.
 fn thousands(n: u64) -> String {
     let digits = n.to_string();
@@ -1131,6 +1299,7 @@ fn bridge_scenarios(earlier_cat_p50: Option<f64>) {
     }
     println!("  bridge = {fl_ratio:.2} x direct (target ≥ 0.8)");
     println!("  gateway peak RSS {:.1} MiB", flood_rss as f64 / 1024.0);
+    let python = python_scenario();
     let mib = |kib: u64| kib as f64 / 1024.0;
     let idle_met = mib(idle_rss) < 4.0;
     let flood_met = mib(flood_rss) < 16.0;
@@ -1174,4 +1343,22 @@ fn bridge_scenarios(earlier_cat_p50: Option<f64>) {
         yes_no(idle_met),
         yes_no(flood_met)
     );
+    let python_label = format!(
+        "pipelined, {} requests, python3 backend ({PYTHON_FIXTURE})",
+        thousands(PYTHON_PIPELINED as u64)
+    );
+    match python {
+        Some(p) => println!(
+            "| {python_label} | {} requests/s = {:.2} × direct{} | {} requests/s | (context: a real backend) | – |",
+            thousands(PythonPipelined::rate(p.bridge).round() as u64),
+            p.ratio(),
+            if p.bridge_errors > 0 {
+                format!(", {} errors", p.bridge_errors)
+            } else {
+                String::new()
+            },
+            thousands(PythonPipelined::rate(p.direct).round() as u64)
+        ),
+        None => println!("| {python_label} | skipped: no python3 | | (context: a real backend) | – |"),
+    }
 }
