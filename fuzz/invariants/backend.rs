@@ -3,7 +3,8 @@
 //! raw streaming merge.
 //!
 //! Input: byte 0 picks the coalesce cap; the rest is split at `\n` into
-//! lines. Every line must classify without panicking, and:
+//! lines. Every line must classify without panicking, the same with the
+//! last streaming event's template as without, and:
 //! * a streaming line names a span whose bytes, quoted, are a JSON string;
 //! * a ready line names its type string (which decodes to `gateway.ready`),
 //!   and the merged ready is JSON whose payload's `gateway` field is the
@@ -22,7 +23,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use tui_gateway::engine::outbound::{Limits, Outbound};
-use tui_gateway::services::backend::line::{classify, merged_ready, Line, StreamTypes};
+use tui_gateway::services::backend::line::{
+    classify, classify_with, merged_ready, Line, StreamTemplate, StreamTypes,
+};
 
 /// What the queue must write for one input line.
 enum Expect {
@@ -59,8 +62,17 @@ pub fn check(data: &[u8]) {
     let ours = json!({"version": "0.1.0", "methods": ["gateway.ping"]});
     let streams = StreamTypes::new(vec!["tool.progress".into()]);
     let mut expected = Vec::new();
+    let mut template = StreamTemplate::default();
     for line in rest.split(|&b| b == b'\n') {
-        match classify(line, &streams) {
+        // The template shortcut must agree with a full classification.
+        let class = classify_with(line, &streams, &mut template);
+        assert_eq!(
+            class,
+            classify(line, &streams),
+            "{:?}",
+            String::from_utf8_lossy(line)
+        );
+        match class {
             Line::Junk(_) => {}
             Line::Stream(span) => {
                 let Range { start, end } = span;

@@ -62,6 +62,72 @@ pub enum Line {
     Junk(&'static str),
 }
 
+/// The bytes around the text of the last streaming event: a line that is
+/// these bytes around valid JSON string contents is the same event with
+/// another text, so it is classified without being parsed. This is the
+/// common case of a flood (a backend streaming one token per line).
+#[derive(Debug, Clone, Default)]
+pub struct StreamTemplate {
+    prefix: Vec<u8>,
+    suffix: Vec<u8>,
+}
+
+impl StreamTemplate {
+    /// The text span of `line` when it fits the template.
+    fn fit(&self, line: &[u8]) -> Option<Range<usize>> {
+        let (p, s) = (self.prefix.len(), self.suffix.len());
+        if p == 0
+            || line.len() < p + s
+            || !line.starts_with(&self.prefix)
+            || !line.ends_with(&self.suffix)
+        {
+            return None;
+        }
+        let body = &line[p..line.len() - s];
+        (is_string_body(body) && std::str::from_utf8(body).is_ok()).then_some(p..line.len() - s)
+    }
+}
+
+/// True when `body` is the contents of a JSON string: no quote or control
+/// byte outside an escape, every escape complete.
+fn is_string_body(body: &[u8]) -> bool {
+    let mut i = 0;
+    while i < body.len() {
+        match body[i] {
+            b'"' | 0x00..=0x1f => return false,
+            b'\\' => match body.get(i + 1) {
+                Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => i += 2,
+                Some(b'u') => {
+                    let hex = body.get(i + 2..i + 6);
+                    if !hex.is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)) {
+                        return false;
+                    }
+                    i += 6;
+                }
+                _ => return false,
+            },
+            _ => i += 1,
+        }
+    }
+    true
+}
+
+/// [`classify`], trying the last streaming event's template first and
+/// remembering the template of each streaming line classified in full.
+pub fn classify_with(line: &[u8], streams: &StreamTypes, template: &mut StreamTemplate) -> Line {
+    if let Some(span) = template.fit(line) {
+        return Line::Stream(span);
+    }
+    let class = classify(line, streams);
+    if let Line::Stream(span) = &class {
+        template.prefix.clear();
+        template.prefix.extend_from_slice(&line[..span.start]);
+        template.suffix.clear();
+        template.suffix.extend_from_slice(&line[span.end..]);
+    }
+    class
+}
+
 /// Classifies one line (without its `\n`).
 ///
 /// An object line, by far the most common, is read in one pass
@@ -454,5 +520,30 @@ mod tests {
             classify(b"[1,2,3]", &streams()),
             Line::Junk("JSON, but not an object")
         );
+    }
+
+    #[test]
+    fn a_line_that_fits_the_last_deltas_template_is_that_delta_with_another_text() {
+        let s = streams();
+        let mut t = StreamTemplate::default();
+        let a = br#"{"jsonrpc":"2.0","method":"event","params":{"type":"message.delta","session_id":"s1","payload":{"text":"a"}}}"#;
+        let Line::Stream(first) = classify_with(a, &s, &mut t) else {
+            panic!()
+        };
+        for text in [&br#"b\n\u00e9\"x"#[..], b"", "é".as_bytes()] {
+            let line = [&a[..first.start], text, &a[first.end..]].concat();
+            let fast = classify_with(&line, &s, &mut t);
+            assert_eq!(
+                fast,
+                classify(&line, &s),
+                "{}",
+                String::from_utf8_lossy(&line)
+            );
+        }
+        // Not a string body: parsed in full, and never a stream.
+        for text in [&b"a\"b"[..], b"\\q", b"\\u12", b"\x01", b"\xff"] {
+            let line = [&a[..first.start], text, &a[first.end..]].concat();
+            assert!(!matches!(classify_with(&line, &s, &mut t), Line::Stream(_)));
+        }
     }
 }

@@ -27,7 +27,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Map, Value};
 
-use self::line::{classify, merged_ready, Line, StreamTypes, BACKEND_READY_EVENT};
+use self::line::{
+    classify, classify_with, merged_ready, Line, StreamTemplate, StreamTypes, BACKEND_READY_EVENT,
+};
 use self::relay::LineRelay;
 use self::restart::Restarts;
 use crate::config::{BackendConfig, Config, ReadyPolicy};
@@ -162,6 +164,8 @@ pub struct BackendService {
     config: BackendConfig,
     max_frame_bytes: usize,
     streams: StreamTypes,
+    /// The bytes around the last streaming event's text ([`StreamTemplate`]).
+    template: StreamTemplate,
     backend: Option<Backend>,
     state: State,
     stdin: StdinQueue,
@@ -190,6 +194,7 @@ impl BackendService {
     pub fn new(config: &Config) -> BackendService {
         BackendService {
             streams: StreamTypes::new(config.backend.stream_events.clone()),
+            template: StreamTemplate::default(),
             restarts: Restarts::new(config.backend.restart),
             config: config.backend.clone(),
             max_frame_bytes: config.max_frame_bytes,
@@ -324,7 +329,7 @@ impl BackendService {
             }
             return;
         }
-        match classify(&line, &self.streams) {
+        match classify_with(&line, &self.streams, &mut self.template) {
             Line::Response(id) => {
                 if self.learn_batches(cx, &id, &line) {
                     return;
