@@ -664,3 +664,21 @@ fn transparent_mode_stops_reading_the_client_while_the_backend_does_not_read() {
     gw.signal(libc::SIGTERM);
     assert_eq!(gw.wait_code(PATIENCE), 0, "{}", gw.stderr_text());
 }
+
+#[test]
+fn backend_cwd_sets_the_backends_directory_and_a_bad_one_is_exit_69() {
+    let dir = std::env::temp_dir().canonicalize().unwrap();
+    let dir = dir.to_str().unwrap();
+    let mut gw = bridge(&["--backend-cwd", dir], &[]).spawn();
+    assert_eq!(gw.call("cwd", None), json!(dir));
+    assert_eq!(gw.call("gateway.info", None)["backend"]["cwd"], json!(dir));
+    let mut gw = bridge(&["--backend-cwd", "/nonexistent/dir"], &[])
+        .no_ready()
+        .spawn();
+    assert_eq!(gw.wait_code(PATIENCE), 69);
+    let stderr = gw.stderr_complete(PATIENCE);
+    assert!(
+        stderr.contains("--backend-cwd /nonexistent/dir"),
+        "{stderr}"
+    );
+}

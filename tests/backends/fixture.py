@@ -28,6 +28,7 @@ Methods:
   spawn_grandchild    forks a grandchild that sleeps, holding stdout; answers its pid
   stderr              writes params {lines} lines to stderr
   notify              sends params {count} notifications, in order
+  cwd                 result: its working directory
 """
 
 import json
@@ -167,6 +168,8 @@ def handle(text, replies):
             sys.stderr.write("backend stderr line %d\n" % i)
         sys.stderr.flush()
         answer = result(raw_id, "true")
+    elif method == "cwd":
+        answer = result(raw_id, json.dumps(os.getcwd()))
     elif method == "notify":
         for i in range(params.get("count", 1)):
             write('{"jsonrpc":"2.0","method":"note","params":{"n":%d}}' % i)

@@ -309,12 +309,10 @@ impl BackendService {
             let (members, _) = self.batch.get_or_insert_with(Default::default);
             members.push(raw.to_vec());
         } else {
-            let mut line = Vec::with_capacity(raw.len() + 1);
-            line.extend_from_slice(raw);
-            line.push(b'\n');
             // Checked against the limit above; written at the end of the
             // input turn (end_input_turn), one write for many messages.
-            let _ = self.stdin.push(&line, usize::MAX);
+            let _ = self.stdin.push(raw, usize::MAX);
+            let _ = self.stdin.push(b"\n", usize::MAX);
         }
         Ok(())
     }
@@ -722,10 +720,8 @@ impl Service for BackendService {
                 if let State::Gone(_) = self.state {
                     return Forwarded::Sent;
                 }
-                let mut line = Vec::with_capacity(message.raw.len() + 1);
-                line.extend_from_slice(message.raw.as_bytes());
-                line.push(b'\n');
-                let _ = self.stdin.push(&line, usize::MAX);
+                let _ = self.stdin.push(message.raw.as_bytes(), usize::MAX);
+                let _ = self.stdin.push(b"\n", usize::MAX);
                 Forwarded::Sent
             }
             ForwardKind::Request(id) => {
