@@ -25,7 +25,11 @@
 //!   signals, the children and the clock, and turns readiness into engine
 //!   calls.
 //!
-//! Services ([`services`]) plug into the engine behind method names.
+//! Services ([`services`]) plug into the engine behind method names. With
+//! `-- CMD`, the backend bridge is the fallback service: every method no one
+//! else claims, and every client response the gateway did not ask for,
+//! reaches it as the bytes it came as, and its backend's frames go out as the
+//! backend wrote them (`docs/bridge.md`).
 //!
 //! ## Invariants
 //!
