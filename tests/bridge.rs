@@ -386,8 +386,9 @@ fn a_backend_that_never_reads_gets_minus_32001_and_the_gateway_still_answers_fas
         .as_str()
         .unwrap()
         .contains("backend overloaded"));
+    // The best of 20: a loaded machine may delay any one of them.
     let mut best = Duration::MAX;
-    for id in 0..5 {
+    for id in 0..20 {
         let sent = Instant::now();
         gw.send(&rpc(format!("ping-{id}"), "gateway.ping"));
         loop {
