@@ -676,15 +676,15 @@ pub enum Head<'a> {
     Request {
         /// Its id.
         id: Id,
-        /// The method name.
-        method: String,
+        /// The method name (borrowed from the frame unless it has escapes).
+        method: std::borrow::Cow<'a, str>,
         /// `params`, if present (an array or an object).
         params: Option<&'a RawValue>,
     },
     /// A call without an id.
     Notification {
-        /// The method name.
-        method: String,
+        /// The method name (borrowed from the frame unless it has escapes).
+        method: std::borrow::Cow<'a, str>,
         /// `params`, if present (an array or an object).
         params: Option<&'a RawValue>,
     },
@@ -707,6 +707,7 @@ impl Head<'_> {
                     Some(raw) => Some(parse_value(raw, &id, "params")?),
                     None => None,
                 };
+                let method = method.into_owned();
                 Message::Request { id, method, params }
             }
             Head::Notification { method, params } => {
@@ -714,6 +715,7 @@ impl Head<'_> {
                     Some(raw) => Some(parse_value(raw, &Id::Null, "params")?),
                     None => None,
                 };
+                let method = method.into_owned();
                 Message::Notification { method, params }
             }
             Head::Response { id, outcome } => {
@@ -770,7 +772,7 @@ pub fn head(text: &str) -> Result<Head<'_>, Reject> {
         return Err(reject("\"jsonrpc\" must be exactly \"2.0\""));
     }
     if let Some(method) = envelope.method {
-        let Ok(method) = serde_json::from_str::<String>(method.get()) else {
+        let Some(method) = json_str(method) else {
             return Err(reject("\"method\" must be a string"));
         };
         let params = match envelope.params {
@@ -809,6 +811,19 @@ pub fn contains_error(line: &[u8]) -> bool {
         .ok()
         .and_then(|text| serde_json::from_str::<Envelope<'_>>(text).ok())
         .is_some_and(|e| e.error.is_some())
+}
+
+/// A raw JSON string's value: borrowed when it has no escapes, `None` when
+/// the value is not a string.
+pub fn json_str(raw: &RawValue) -> Option<std::borrow::Cow<'_, str>> {
+    let text = raw.get();
+    let inner = text.strip_prefix('"')?.strip_suffix('"')?;
+    if !inner.contains('\\') {
+        return Some(std::borrow::Cow::Borrowed(inner));
+    }
+    serde_json::from_str::<String>(text)
+        .ok()
+        .map(std::borrow::Cow::Owned)
 }
 
 /// Where a raw value sits inside the text it was borrowed from.

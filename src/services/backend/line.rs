@@ -11,7 +11,8 @@ use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
 use crate::engine::message::{
-    event_frame, event_params, head, span_in, string_field_span, write_json, Head, Id, EVENT_METHOD,
+    event_frame, event_params, head, json_str, span_in, string_field_span, write_json, Head, Id,
+    EVENT_METHOD,
 };
 
 /// The event type whose first arrival the gateway's ready waits for.
@@ -163,13 +164,13 @@ fn classify_peek(line: &str, peek: Peek<'_>, streams: &StreamTypes) -> Line {
             _ => Line::Other,
         };
     };
-    if peek.id.is_some() || decode_str(method).as_deref() != Some(EVENT_METHOD) {
+    if peek.id.is_some() || json_str(method).as_deref() != Some(EVENT_METHOD) {
         return Line::Other;
     }
     let Some(params) = peek.params else {
         return Line::Other;
     };
-    let Some(event_type) = params.event_type.and_then(decode_str) else {
+    let Some(event_type) = params.event_type.and_then(json_str) else {
         return Line::Other;
     };
     if event_type == READY_EVENT {
@@ -201,18 +202,6 @@ fn classify_peek(line: &str, peek: Peek<'_>, streams: &StreamTypes) -> Line {
         }
         None => Line::Other,
     }
-}
-
-/// A JSON string's value, borrowed when it has no escapes.
-fn decode_str(raw: &RawValue) -> Option<std::borrow::Cow<'_, str>> {
-    let text = raw.get();
-    let inner = text.strip_prefix('"')?.strip_suffix('"')?;
-    if !inner.contains('\\') {
-        return Some(std::borrow::Cow::Borrowed(inner));
-    }
-    serde_json::from_str::<String>(text)
-        .ok()
-        .map(std::borrow::Cow::Owned)
 }
 
 /// What [`classify`] needs from an object line, read in one pass. Values it

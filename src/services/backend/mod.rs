@@ -93,6 +93,70 @@ impl std::hash::Hasher for Fnv {
     }
 }
 
+/// A pending request's id as the map knows it: an integer id (the common
+/// case) as its value, with no allocation; any other id in its canonical
+/// form ([`Id::canonical`]), so `2.50` and `2.5` are one id.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum PendingKey {
+    Int(i64),
+    Other(Id),
+}
+
+impl PendingKey {
+    fn of(id: &Id) -> PendingKey {
+        match id {
+            Id::Number(text) => match text.parse::<i64>() {
+                Ok(n) => PendingKey::Int(n),
+                // `1e2` and `100.0` are the integer 100 too.
+                Err(_) => match id.canonical() {
+                    Id::Number(canonical) => match canonical.parse::<i64>() {
+                        Ok(n) => PendingKey::Int(n),
+                        Err(_) => PendingKey::Other(Id::Number(canonical)),
+                    },
+                    other => PendingKey::Other(other),
+                },
+            },
+            _ => PendingKey::Other(id.clone()),
+        }
+    }
+}
+
+/// Requests the backend owes under one id.
+#[derive(Debug)]
+struct Pending {
+    /// The id as the client wrote it, when the key does not give it back
+    /// (`-0`, `2.50`).
+    written: Option<Id>,
+    count: u32,
+}
+
+impl Pending {
+    fn new(id: &Id) -> Pending {
+        // A JSON integer has no leading zeros or `+`: its value's decimal
+        // form is its text, except for `-0` (and `1e2`, `100.0`).
+        let exact = match (PendingKey::of(id), id) {
+            (PendingKey::Int(_), Id::Number(text)) => {
+                &**text != "-0" && !text.contains(['.', 'e', 'E'])
+            }
+            (PendingKey::Other(key), _) => key == *id,
+            _ => false,
+        };
+        Pending {
+            written: (!exact).then(|| id.clone()),
+            count: 0,
+        }
+    }
+
+    /// The id to answer under.
+    fn id(&self, key: &PendingKey) -> Id {
+        match (&self.written, key) {
+            (Some(id), _) => id.clone(),
+            (None, PendingKey::Int(n)) => Id::Number(n.to_string().into()),
+            (None, PendingKey::Other(id)) => id.clone(),
+        }
+    }
+}
+
 /// The running backend.
 #[derive(Debug)]
 struct Backend {
@@ -171,7 +235,7 @@ pub struct BackendService {
     stdin: StdinQueue,
     /// Requests the backend owes an answer, by canonical id: the id as the
     /// client wrote it, and how many are in flight under it.
-    pending: HashMap<Id, (Id, u32), BuildFnv>,
+    pending: HashMap<PendingKey, Pending, BuildFnv>,
     /// The batch being forwarded: its members and its requests' ids, sent
     /// at its end.
     batch: Option<(Vec<Vec<u8>>, Vec<Id>)>,
@@ -409,11 +473,11 @@ impl BackendService {
 
     /// A request was answered: it no longer waits for the backend.
     fn settle(&mut self, id: &Id) {
-        let key = id.canonical_cow();
-        if let Some((_, count)) = self.pending.get_mut(&*key) {
-            *count -= 1;
-            if *count == 0 {
-                self.pending.remove(&*key);
+        let key = PendingKey::of(id);
+        if let Some(pending) = self.pending.get_mut(&key) {
+            pending.count -= 1;
+            if pending.count == 0 {
+                self.pending.remove(&key);
             }
         }
     }
@@ -553,7 +617,11 @@ impl BackendService {
         // first, then what follows.
         self.release_ready_unmerged(cx);
         // Everything it owed is answered now.
-        let owed: Vec<(Id, u32)> = self.pending.drain().map(|(_, v)| v).collect();
+        let owed: Vec<(Id, u32)> = self
+            .pending
+            .drain()
+            .map(|(key, pending)| (pending.id(&key), pending.count))
+            .collect();
         if !self.config.transparent {
             for (id, count) in owed {
                 for _ in 0..count {
@@ -731,12 +799,10 @@ impl Service for BackendService {
                         if let (true, Some((_, ids))) = (message.in_batch, self.batch.as_mut()) {
                             ids.push(id.canonical());
                         }
-                        match self.pending.get_mut(&*id.canonical_cow()) {
-                            Some(entry) => entry.1 += 1,
-                            None => {
-                                self.pending.insert(id.canonical(), (id.clone(), 1));
-                            }
-                        }
+                        self.pending
+                            .entry(PendingKey::of(id))
+                            .or_insert_with(|| Pending::new(id))
+                            .count += 1;
                         Forwarded::Sent
                     }
                     Err(error) => Forwarded::Answer(error),
@@ -927,7 +993,7 @@ impl Service for BackendService {
             },
             self.pending
                 .values()
-                .map(|(_, n)| *n as usize)
+                .map(|p| p.count as usize)
                 .sum::<usize>()
         ))
     }
@@ -950,7 +1016,7 @@ impl Service for BackendService {
                 "requests_forwarded": s.requests_forwarded,
                 "notifications_forwarded": s.notifications_forwarded,
                 "responses_forwarded": s.responses_forwarded,
-                "pending": self.pending.values().map(|(_, n)| *n as u64).sum::<u64>(),
+                "pending": self.pending.values().map(|p| u64::from(p.count)).sum::<u64>(),
                 "refused_overloaded": s.refused,
                 "answered_backend_exited": s.answered_for_backend,
                 "restarts": self.restarts.total(),
@@ -1001,4 +1067,29 @@ fn stderr_note(cx: &mut Context<'_>, text: &str) {
     let mut line = text.as_bytes()[..text.len().min(relay::LINE_MAX - 1)].to_vec();
     line.push(b'\n');
     cx.host().stderr_line(&line);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pending_id_is_answered_under_the_bytes_the_client_wrote() {
+        for text in ["7", "-0", "2.50", "1e2", "12345678901234567890123", "-42"] {
+            let id = Id::Number(text.into());
+            let key = PendingKey::of(&id);
+            assert_eq!(Pending::new(&id).id(&key), id, "{text}");
+        }
+        let id = Id::Str("r1".into());
+        assert_eq!(Pending::new(&id).id(&PendingKey::of(&id)), id);
+        // The backend may write a number back in another form: same key.
+        let key = |t: &str| PendingKey::of(&Id::Number(t.into()));
+        assert_eq!(key("2.50"), key("2.5"));
+        assert_eq!(key("-0"), key("0"));
+        assert_eq!(key("1e2"), key("100"));
+        assert_ne!(key("7"), PendingKey::of(&Id::Str("7".into())));
+        // Integers need no allocation and no copy of the id.
+        assert_eq!(key("7"), PendingKey::Int(7));
+        assert!(Pending::new(&Id::Number("7".into())).written.is_none());
+    }
 }
