@@ -371,9 +371,23 @@ pub fn open_forwarding(frame: Vec<u8>) -> Opened {
     Opened::Single(Ok(text))
 }
 
-/// The deepest nesting of arrays and objects in JSON text (outside strings).
+/// The deepest nesting of arrays and objects in JSON text.
 fn nesting(text: &str) -> usize {
-    let (mut depth, mut deepest, mut in_string, mut escaped) = (0usize, 0usize, false, false);
+    let (mut depth, mut deepest) = (0usize, 0usize);
+    for_each_structural(text, |b| match b {
+        b'[' | b'{' => {
+            depth += 1;
+            deepest = deepest.max(depth);
+        }
+        b']' | b'}' => depth = depth.saturating_sub(1),
+        _ => {}
+    });
+    deepest
+}
+
+/// Calls `f` with every byte of JSON text that is outside a string.
+fn for_each_structural(text: &str, mut f: impl FnMut(u8)) {
+    let (mut in_string, mut escaped) = (false, false);
     for &b in text.as_bytes() {
         if in_string {
             match b {
@@ -382,19 +396,12 @@ fn nesting(text: &str) -> usize {
                 b'"' => in_string = false,
                 _ => {}
             }
+        } else if b == b'"' {
+            in_string = true;
         } else {
-            match b {
-                b'"' => in_string = true,
-                b'[' | b'{' => {
-                    depth += 1;
-                    deepest = deepest.max(depth);
-                }
-                b']' | b'}' => depth = depth.saturating_sub(1),
-                _ => {}
-            }
+            f(b);
         }
     }
-    deepest
 }
 
 /// What one inbound frame holds, every batch member classified: the
@@ -626,23 +633,12 @@ pub const MAX_VALUES: usize = 100_000;
 /// An upper bound on the number of JSON values in valid JSON text: one,
 /// plus one per `,`, `:`, `[` and `{` outside strings.
 fn value_count(text: &str) -> usize {
-    let (mut count, mut in_string, mut escaped) = (1usize, false, false);
-    for &b in text.as_bytes() {
-        if in_string {
-            match b {
-                _ if escaped => escaped = false,
-                b'\\' => escaped = true,
-                b'"' => in_string = false,
-                _ => {}
-            }
-        } else {
-            match b {
-                b'"' => in_string = true,
-                b',' | b':' | b'[' | b'{' => count += 1,
-                _ => {}
-            }
+    let mut count = 1usize;
+    for_each_structural(text, |b| {
+        if matches!(b, b',' | b':' | b'[' | b'{') {
+            count += 1;
         }
-    }
+    });
     count
 }
 
@@ -830,73 +826,6 @@ pub fn json_str(raw: &RawValue) -> Option<std::borrow::Cow<'_, str>> {
 pub fn span_in(outer: &str, inner: &RawValue) -> std::ops::Range<usize> {
     let start = inner.get().as_ptr() as usize - outer.as_ptr() as usize;
     start..start + inner.get().len()
-}
-
-/// The `type` and `payload` of an event's params, raw, borrowed from the
-/// frame; other fields are skipped (they stay in the frame's bytes).
-#[derive(Debug, Default)]
-pub struct EventParams<'a> {
-    /// `params.type`, decoded.
-    pub event_type: Option<String>,
-    /// `params.payload`, raw.
-    pub payload: Option<&'a RawValue>,
-}
-
-/// Reads `type` and `payload` from an event's raw params (`None` when the
-/// params are not an object).
-pub fn event_params(params: &RawValue) -> Option<EventParams<'_>> {
-    let fields: Vec<(std::borrow::Cow<'_, str>, &RawValue)> = ObjectFields::parse(params.get())?;
-    let mut out = EventParams::default();
-    for (key, value) in fields {
-        match &*key {
-            "type" => out.event_type = serde_json::from_str(value.get()).ok(),
-            "payload" => out.payload = Some(value),
-            _ => {}
-        }
-    }
-    Some(out)
-}
-
-/// The members of a JSON object as raw values, in order, keys decoded.
-struct ObjectFields;
-
-impl ObjectFields {
-    fn parse(text: &str) -> Option<Vec<(std::borrow::Cow<'_, str>, &RawValue)>> {
-        if !text.trim_start_matches(JSON_WS).starts_with('{') {
-            return None;
-        }
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Vec<(std::borrow::Cow<'de, str>, &'de RawValue)>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a JSON object")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                let mut out = Vec::new();
-                while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
-                    let value: &'de RawValue = map.next_value()?;
-                    out.push((key, value));
-                }
-                Ok(out)
-            }
-        }
-        let mut de = serde_json::Deserializer::from_str(text);
-        de.deserialize_map(V).ok()
-    }
-}
-
-/// The string contents (between the quotes, escapes as written) of
-/// `object[key]` when it is a JSON string: its byte range in `object`'s text.
-pub fn string_field_span(object: &RawValue, key: &str) -> Option<std::ops::Range<usize>> {
-    let text = object.get();
-    let fields = ObjectFields::parse(text)?;
-    let (_, value) = fields.into_iter().rev().find(|(k, _)| k == key)?;
-    let raw = value.get();
-    if !raw.starts_with('"') {
-        return None;
-    }
-    let span = span_in(text, value);
-    Some(span.start + 1..span.end - 1)
 }
 
 /// Appends a response within `room` bytes, or a `-32001` error saying the

@@ -4,10 +4,12 @@
 //!   (`docs/process.md`);
 //! * [`backend`]: the bridge to an existing backend, `-- CMD`
 //!   (`docs/bridge.md`);
-//! * [`stdin_queue`]: a child's bounded stdin, shared by both.
+//! * [`stdin_queue`]: a child's bounded stdin, and [`shutdown`]: the
+//!   SIGTERM-then-SIGKILL timeline of a drain, both shared by the two.
 
 pub mod backend;
 pub mod process;
+pub mod shutdown;
 pub mod stdin_queue;
 
 use crate::config::Config;

@@ -11,8 +11,7 @@ use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
 use crate::engine::message::{
-    event_frame, event_params, head, json_str, span_in, string_field_span, write_json, Head, Id,
-    EVENT_METHOD,
+    event_frame, head, json_str, span_in, write_json, Head, Id, EVENT_METHOD,
 };
 
 /// The event type whose first arrival the gateway's ready waits for.
@@ -133,9 +132,8 @@ pub fn classify_with(line: &[u8], streams: &StreamTypes, template: &mut StreamTe
 ///
 /// An object line, by far the most common, is read in one pass
 /// ([`Peek`]): the pass checks its syntax and picks out the id, the method,
-/// the event type and where the text of a streaming event sits, without
-/// building anything. Only a `gateway.ready` (once per backend) and arrays
-/// take a second look.
+/// the event type and the payload, without building anything; a streaming
+/// event's payload (a small object) is read again for its text.
 pub fn classify(line: &[u8], streams: &StreamTypes) -> Line {
     let Ok(text) = std::str::from_utf8(line) else {
         return Line::Junk("not UTF-8");
@@ -158,50 +156,49 @@ pub fn classify(line: &[u8], streams: &StreamTypes) -> Line {
 }
 
 fn classify_peek(line: &str, peek: Peek<'_>, streams: &StreamTypes) -> Line {
-    let Some(method) = peek.method else {
-        return match peek.id.and_then(Id::from_raw) {
-            Some(id) if peek.answers => Line::Response(id),
-            _ => Line::Other,
-        };
-    };
-    if peek.id.is_some() || json_str(method).as_deref() != Some(EVENT_METHOD) {
-        return Line::Other;
+    event_line(line, &peek, streams).unwrap_or_else(|| match peek.id.and_then(Id::from_raw) {
+        Some(id) if peek.method.is_none() && peek.answers => Line::Response(id),
+        _ => Line::Other,
+    })
+}
+
+/// An event line's class: `None` for anything that is not an event of the
+/// gateway's envelope (`method` "event", no id, `params.type` a string).
+fn event_line(line: &str, peek: &Peek<'_>, streams: &StreamTypes) -> Option<Line> {
+    if peek.id.is_some() || json_str(peek.method?)? != EVENT_METHOD {
+        return None;
     }
-    let Some(params) = peek.params else {
-        return Line::Other;
-    };
-    let Some(event_type) = params.event_type.and_then(json_str) else {
-        return Line::Other;
-    };
+    let params = peek.params?;
+    let type_raw = params.event_type?;
+    let event_type = json_str(type_raw)?;
+    let payload = params.payload.filter(|p| p.get().starts_with('{'));
     if event_type == READY_EVENT {
-        // Rare: look again for the spans the merge needs.
-        return head(line)
-            .ok()
-            .and_then(|message| match message {
-                Head::Notification {
-                    params: Some(params),
-                    ..
-                } => event(line, params, streams),
-                _ => None,
-            })
-            .unwrap_or(Line::Other);
+        return Some(Line::Ready {
+            type_span: span_in(line, type_raw),
+            payload: payload.map(|p| span_in(line, p)),
+        });
     }
     if !streams.contains(&event_type) {
-        return Line::Other;
+        return Some(Line::Other);
     }
     // The text is `payload.text` (or `payload.data`), or `params.text` for
-    // a backend that puts it beside the type.
-    let text = match &params.payload {
-        Some(payload) if payload.is_object => payload.text.or(payload.data),
-        _ => params.text.or(params.data),
+    // a backend that puts it beside the type. The payload is a small
+    // object: reading it a second time costs little.
+    let holder = match payload {
+        Some(p) => serde_json::from_str::<Fields<'_>>(p.get()).ok()?,
+        None => params,
     };
-    match text.filter(|raw| raw.get().starts_with('"')) {
+    let text = holder
+        .text
+        .or(holder.data)
+        .filter(|raw| raw.get().starts_with('"'));
+    Some(match text {
         Some(raw) => {
             let span = span_in(line, raw);
             Line::Stream(span.start + 1..span.end - 1)
         }
         None => Line::Other,
-    }
+    })
 }
 
 /// What [`classify`] needs from an object line, read in one pass. Values it
@@ -216,13 +213,12 @@ struct Peek<'a> {
 }
 
 /// The fields of `params` (or of its `payload`) that matter for an event.
-#[derive(Default)]
+#[derive(Default, Clone, Copy)]
 struct Fields<'a> {
-    is_object: bool,
     event_type: Option<&'a RawValue>,
     text: Option<&'a RawValue>,
     data: Option<&'a RawValue>,
-    payload: Option<Box<Fields<'a>>>,
+    payload: Option<&'a RawValue>,
 }
 
 /// The keys [`Peek`] and [`Fields`] look at.
@@ -304,16 +300,13 @@ impl<'de> Deserialize<'de> for Fields<'de> {
                 f.write_str("any JSON value")
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Fields<'de>, A::Error> {
-                let mut fields = Fields {
-                    is_object: true,
-                    ..Fields::default()
-                };
+                let mut fields = Fields::default();
                 while let Some(key) = map.next_key::<Key>()? {
                     match key {
                         Key::Type => fields.event_type = Some(map.next_value()?),
                         Key::Text => fields.text = Some(map.next_value()?),
                         Key::Data => fields.data = Some(map.next_value()?),
-                        Key::Payload => fields.payload = Some(Box::new(map.next_value()?)),
+                        Key::Payload => fields.payload = Some(map.next_value()?),
                         _ => {
                             map.next_value::<IgnoredAny>()?;
                         }
@@ -346,40 +339,6 @@ impl<'de> Deserialize<'de> for Fields<'de> {
         }
         d.deserialize_any(V)
     }
-}
-
-fn event(line: &str, params: &RawValue, streams: &StreamTypes) -> Option<Line> {
-    let fields = event_params(params)?;
-    let event_type = fields.event_type?;
-    if event_type == READY_EVENT {
-        let type_span = type_span(line, params)?;
-        let payload = fields
-            .payload
-            .filter(|p| p.get().starts_with('{'))
-            .map(|p| span_in(line, p));
-        return Some(Line::Ready { type_span, payload });
-    }
-    if !streams.contains(&event_type) {
-        return None;
-    }
-    // The text is `payload.text` (or `payload.data`), or `params.text` for a
-    // backend that puts it beside the type.
-    let (holder, fields_in) = match fields.payload {
-        Some(payload) if payload.get().starts_with('{') => (payload, ["text", "data"]),
-        _ => (params, ["text", "data"]),
-    };
-    let holder_start = span_in(line, holder).start;
-    fields_in.iter().find_map(|key| {
-        string_field_span(holder, key)
-            .map(|span| Line::Stream(holder_start + span.start..holder_start + span.end))
-    })
-}
-
-/// Where the `type` value (a string) sits in the line.
-fn type_span(line: &str, params: &RawValue) -> Option<Range<usize>> {
-    let inner = string_field_span(params, "type")?;
-    let start = span_in(line, params).start;
-    Some(start + inner.start - 1..start + inner.end + 1)
 }
 
 fn classify_array(body: &str, offset: usize) -> Line {

@@ -42,6 +42,7 @@ use crate::engine::message::{event_frame, write_json, ErrorCode, Id, RpcError};
 use crate::engine::service::{
     Context, Forward, ForwardKind, Forwarded, ReadyHold, Reply, Service, StartError,
 };
+use crate::services::shutdown::{Step, Timeline};
 use crate::services::stdin_queue::{Flushed, StdinQueue};
 use crate::signal_name;
 
@@ -52,12 +53,6 @@ use crate::signal_name;
 const LINGER: Duration = Duration::from_millis(250);
 /// How often a lingering stdout is looked at again while the client is slow.
 const LINGER_RECHECK: Duration = Duration::from_millis(50);
-/// On stdin EOF the backend gets this long before the deadline to finish on
-/// its own before SIGTERM (capped at half the grace) ...
-const TERM_LEAD: Duration = Duration::from_millis(300);
-/// ... and SIGKILL comes this long before the deadline (capped at a
-/// quarter of the grace), leaving time to reap it and flush its output.
-const KILL_LEAD: Duration = Duration::from_millis(150);
 /// Junk lines logged per [`JUNK_WINDOW`]; the rest are only counted.
 const JUNK_LOGGED: u32 = 20;
 const JUNK_WINDOW: Duration = Duration::from_secs(10);
@@ -197,15 +192,6 @@ enum State {
     Gone(ExitStatus),
 }
 
-/// The shutdown timeline.
-#[derive(Debug)]
-struct Shutdown {
-    term_at: Instant,
-    kill_at: Instant,
-    termed: bool,
-    killed: bool,
-}
-
 #[derive(Debug, Default)]
 struct Stats {
     requests_forwarded: u64,
@@ -248,7 +234,7 @@ pub struct BackendService {
     generation: u64,
     ready_deadline: Option<Instant>,
     ready_seen: bool,
-    shutdown: Option<Shutdown>,
+    shutdown: Option<Timeline>,
     junk_window: (Instant, u32),
     stats: Stats,
 }
@@ -889,7 +875,6 @@ impl Service for BackendService {
     }
 
     fn on_drain(&mut self, cx: &mut Context<'_>, drain: &Drain) {
-        let grace = drain.deadline.saturating_duration_since(drain.started);
         if let State::Restarting(_) = self.state {
             self.state = State::Gone(ExitStatus::Code(0));
         }
@@ -899,21 +884,13 @@ impl Service for BackendService {
             drain.cause,
             Cause::StdinEof | Cause::Requested | Cause::BackendGone { .. }
         );
-        let term_at = if gentle {
+        if gentle {
             // Close its stdin once every queued byte is written, and let it
             // finish on its own; its answers still flow to the client.
             self.stdin.close_when_empty();
             self.flush(cx);
-            drain.deadline - TERM_LEAD.min(grace / 2)
-        } else {
-            cx.now()
-        };
-        self.shutdown = Some(Shutdown {
-            term_at,
-            kill_at: drain.deadline - KILL_LEAD.min(grace / 4),
-            termed: false,
-            killed: false,
-        });
+        }
+        self.shutdown = Some(Timeline::new(drain, cx.now(), gentle));
         self.tick(cx);
     }
 
@@ -942,16 +919,10 @@ impl Service for BackendService {
                 }
             }
         }
-        if let Some(s) = &mut self.shutdown {
-            let term = !s.termed && now >= s.term_at;
-            let kill = !s.killed && now >= s.kill_at;
-            s.termed |= term;
-            s.killed |= kill;
-            if kill {
-                self.signal(cx, libc::SIGKILL, SignalScope::Tree);
-            } else if term {
-                self.signal(cx, libc::SIGTERM, SignalScope::Group);
-            }
+        match self.shutdown.as_mut().and_then(|t| t.due(now)) {
+            Some(Step::Term) => self.signal(cx, libc::SIGTERM, SignalScope::Group),
+            Some(Step::Kill) => self.signal(cx, libc::SIGKILL, SignalScope::Tree),
+            None => {}
         }
         self.finish_if_gone(cx);
     }
@@ -966,11 +937,7 @@ impl Service for BackendService {
             .shutdown
             .as_ref()
             .filter(|_| self.backend.is_some())
-            .and_then(|s| match (s.termed, s.killed) {
-                (false, _) => Some(s.term_at),
-                (true, false) => Some(s.kill_at),
-                (true, true) => None,
-            });
+            .and_then(Timeline::next_deadline);
         [self.ready_deadline, linger, restart, shutdown]
             .into_iter()
             .flatten()

@@ -25,7 +25,7 @@ mod split;
 mod state;
 
 use std::collections::{BTreeMap, HashMap};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Map, Value};
 
@@ -37,18 +37,9 @@ use crate::engine::host::{ChildEvent, ChildKey, Host};
 use crate::engine::lifecycle::{Cause, Drain};
 use crate::engine::message::{ErrorCode, RpcError};
 use crate::engine::service::{Context, Reply, Service};
+use crate::services::shutdown::{Step, Timeline};
 use crate::signal_name;
 
-/// How long before the drain deadline the groups get SIGTERM (on stdin EOF;
-/// other causes send it at once). 300 ms lets a well-behaved child run its
-/// handler and exit; capped at half the grace so a short grace still leaves
-/// the child most of it to finish on its own.
-const TERM_LEAD: Duration = Duration::from_millis(300);
-/// How long before the deadline the groups still alive get SIGKILL. 150 ms
-/// covers the kill, SIGCHLD, the reap, the last pipe reads and writing the
-/// exit events, with margin on a loaded machine; capped at a quarter of the
-/// grace so SIGKILL always comes after SIGTERM.
-const KILL_LEAD: Duration = Duration::from_millis(150);
 /// Procs named in a forced exit's reason; the rest are counted.
 const SUMMARY_PROCS: usize = 5;
 
@@ -62,16 +53,7 @@ pub struct ProcessService {
     procs: BTreeMap<u64, Proc>,
     by_key: HashMap<ChildKey, u64>,
     next_id: u64,
-    shutdown: Option<Shutdown>,
-}
-
-/// The termination timeline of a drain.
-#[derive(Debug)]
-struct Shutdown {
-    term_at: Instant,
-    kill_at: Instant,
-    termed: bool,
-    killed: bool,
+    shutdown: Option<Timeline>,
 }
 
 impl ProcessService {
@@ -313,47 +295,28 @@ impl Service for ProcessService {
     }
 
     fn on_drain(&mut self, cx: &mut Context<'_>, drain: &Drain) {
-        let grace = drain.deadline.saturating_duration_since(drain.started);
-        let term_at = match drain.cause {
-            // Let running commands finish on their own first.
-            Cause::StdinEof => drain.deadline - TERM_LEAD.min(grace / 2),
-            _ => cx.now(),
-        };
-        self.shutdown = Some(Shutdown {
-            term_at,
-            kill_at: drain.deadline - KILL_LEAD.min(grace / 4),
-            termed: false,
-            killed: false,
-        });
+        // On stdin EOF running commands may finish on their own first.
+        let gentle = drain.cause == Cause::StdinEof;
+        self.shutdown = Some(Timeline::new(drain, cx.now(), gentle));
         self.tick(cx);
     }
 
     fn tick(&mut self, cx: &mut Context<'_>) {
-        let now = cx.now();
-        let Some(shutdown) = &mut self.shutdown else {
+        let Some(step) = self.shutdown.as_mut().and_then(|t| t.due(cx.now())) else {
             return;
         };
-        let term = !shutdown.termed && now >= shutdown.term_at;
-        let kill = !shutdown.killed && now >= shutdown.kill_at;
-        shutdown.termed |= term;
-        shutdown.killed |= kill;
-        if kill {
-            self.signal_all(cx.host(), libc::SIGKILL);
-        } else if term {
-            self.signal_all(cx.host(), libc::SIGTERM);
-        }
+        let signal = match step {
+            Step::Term => libc::SIGTERM,
+            Step::Kill => libc::SIGKILL,
+        };
+        self.signal_all(cx.host(), signal);
     }
 
     fn next_deadline(&self) -> Option<Instant> {
-        let s = self.shutdown.as_ref()?;
         if self.procs.is_empty() {
             return None;
         }
-        match (s.termed, s.killed) {
-            (false, _) => Some(s.term_at),
-            (true, false) => Some(s.kill_at),
-            (true, true) => None,
-        }
+        self.shutdown.as_ref()?.next_deadline()
     }
 
     fn is_idle(&self) -> bool {
