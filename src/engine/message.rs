@@ -698,31 +698,37 @@ impl Head<'_> {
     /// [`MAX_VALUES`].
     pub fn into_message(self) -> Result<Message, Reject> {
         Ok(match self {
-            Head::Request { id, method, params } => {
-                let params = match params {
-                    Some(raw) => Some(parse_value(raw, &id, "params")?),
-                    None => None,
-                };
-                let method = method.into_owned();
-                Message::Request { id, method, params }
-            }
-            Head::Notification { method, params } => {
-                let params = match params {
-                    Some(raw) => Some(parse_value(raw, &Id::Null, "params")?),
-                    None => None,
-                };
-                let method = method.into_owned();
-                Message::Notification { method, params }
-            }
-            Head::Response { id, outcome } => {
-                let outcome = match outcome {
-                    Ok(raw) => Ok(parse_value(raw, &id, "result")?),
-                    Err(raw) => Err(parse_value(raw, &id, "error")?),
-                };
-                Message::Response { id, outcome }
-            }
+            Head::Request { id, method, params } => Message::Request {
+                params: parse_params(params, &id)?,
+                method: method.into_owned(),
+                id,
+            },
+            Head::Notification { method, params } => Message::Notification {
+                params: parse_params(params, &Id::Null)?,
+                method: method.into_owned(),
+            },
+            Head::Response { id, outcome } => Message::Response {
+                outcome: parse_outcome(outcome, &id)?,
+                id,
+            },
         })
     }
+}
+
+/// Parses raw `params` (see [`parse_value`]); `id` is the id to refuse under.
+pub fn parse_params(params: Option<&RawValue>, id: &Id) -> Result<Option<Value>, Reject> {
+    params.map(|raw| parse_value(raw, id, "params")).transpose()
+}
+
+/// Parses a raw response's `result` or `error` object (see [`parse_value`]).
+pub fn parse_outcome(
+    outcome: Result<&RawValue, &RawValue>,
+    id: &Id,
+) -> Result<Result<Value, Value>, Reject> {
+    Ok(match outcome {
+        Ok(raw) => Ok(parse_value(raw, id, "result")?),
+        Err(raw) => Err(parse_value(raw, id, "error")?),
+    })
 }
 
 /// Classifies the text of one JSON value (a single frame or a batch member)

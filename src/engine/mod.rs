@@ -26,7 +26,8 @@ pub use self::host::{ChildEvent, ChildKey, Host, NoHost};
 use self::join::Joins;
 use self::lifecycle::{Cause, Exit, Lifecycle, Phase};
 use self::message::{
-    head, open, open_forwarding, write_answer, BatchCursor, ErrorCode, Head, Id, Opened, RpcError,
+    head, open, open_forwarding, parse_outcome, parse_params, write_answer, BatchCursor, ErrorCode,
+    Head, Id, Opened, RpcError,
 };
 use self::outbound::{Limits, Outbound};
 use self::service::{Context, Forward, ForwardKind, Forwarded, ReadyHold, Reply, Service};
@@ -650,90 +651,73 @@ impl Engine {
             }
         };
         match message {
-            Head::Request {
-                ref id, ref method, ..
-            } => {
-                let route = self.route(method);
+            Head::Request { id, method, params } => {
+                let route = self.route(&method);
                 if let Some(Route::Fallback(index)) = route {
-                    let id = id.clone();
-                    if let Some(join) = join {
-                        if !self.joins.expect(join, &id) {
-                            return Some((id, Err(duplicate_id())));
-                        }
-                    }
-                    let forwarded = self.forward(
-                        index,
-                        text,
-                        ForwardKind::Request(&id),
-                        join.is_some(),
-                        host,
-                        now,
-                    );
-                    return match forwarded {
-                        Forwarded::Sent => None,
-                        Forwarded::Answer(error) if join.is_some() => {
-                            // Its slot in the batch's answer is owed: fill it.
-                            let mut piece = Vec::new();
-                            write_answer(&mut piece, &id, &Err(error), self.out.room());
-                            self.joins.deliver(&id, &piece, &mut self.out, now);
-                            None
-                        }
-                        Forwarded::Answer(error) => Some((id, Err(error))),
-                    };
+                    return self.forward_request(index, text, id, join, host, now);
                 }
-                let (id, method) = (id.clone(), method.clone());
-                let reply = match message.into_message() {
-                    Ok(message::Message::Request { params, .. }) => {
-                        self.call(route, &method, params, host, now)
-                    }
-                    Ok(_) => unreachable!("a request stays a request"),
+                let reply = match parse_params(params, &id) {
+                    Ok(params) => self.call(route, &method, params, host, now),
                     Err(reject) => Err(reject.error),
                 };
                 Some((id, reply))
             }
-            Head::Notification { ref method, .. } => {
-                let route = self.route(method);
+            Head::Notification { method, params } => {
+                let route = self.route(&method);
                 if let Some(Route::Fallback(index)) = route {
-                    self.forward(
-                        index,
-                        text,
-                        ForwardKind::Notification,
-                        join.is_some(),
-                        host,
-                        now,
-                    );
-                    return None;
-                }
-                let method = method.clone();
-                if let Ok(message::Message::Notification { params, .. }) = message.into_message() {
+                    let kind = ForwardKind::Notification;
+                    self.forward(index, text, kind, join.is_some(), host, now);
+                } else if let Ok(params) = parse_params(params, &Id::Null) {
                     let _ = self.call(route, &method, params, host, now);
                 }
                 None
             }
-            Head::Response { ref id, .. } => {
-                if let Some(index) = self.pending.remove(id) {
-                    let id = id.clone();
-                    if let Ok(message::Message::Response { outcome, .. }) = message.into_message() {
+            Head::Response { id, outcome } => {
+                if let Some(index) = self.pending.remove(&id) {
+                    if let Ok(outcome) = parse_outcome(outcome, &id) {
                         self.with_service(index, host, now, |service, cx| {
                             service.on_client_response(cx, &id, outcome)
                         });
                     }
                 } else if let Some(index) = self.fallback {
-                    let id = id.clone();
-                    self.forward(
-                        index,
-                        text,
-                        ForwardKind::Response(&id),
-                        join.is_some(),
-                        host,
-                        now,
-                    );
+                    let kind = ForwardKind::Response(&id);
+                    self.forward(index, text, kind, join.is_some(), host, now);
                 } else {
                     self.stats.responses_unmatched += 1;
                     log::debug!("dropping a response to unknown request {id}");
                 }
                 None
             }
+        }
+    }
+
+    /// Forwards a request to the fallback: its answer comes later, unless
+    /// the fallback refuses it now. In a batch, its slot in the batch's
+    /// answer is owed from here on, and a refusal fills it.
+    fn forward_request(
+        &mut self,
+        index: usize,
+        text: &str,
+        id: Id,
+        join: Option<usize>,
+        host: &mut dyn Host,
+        now: Instant,
+    ) -> Option<(Id, Reply)> {
+        if let Some(join) = join {
+            if !self.joins.expect(join, &id) {
+                return Some((id, Err(duplicate_id())));
+            }
+        }
+        let kind = ForwardKind::Request(&id);
+        match self.forward(index, text, kind, join.is_some(), host, now) {
+            Forwarded::Sent => None,
+            Forwarded::Answer(error) if join.is_some() => {
+                let mut piece = Vec::new();
+                write_answer(&mut piece, &id, &Err(error), self.out.room());
+                self.joins.deliver(&id, &piece, &mut self.out, now);
+                None
+            }
+            Forwarded::Answer(error) => Some((id, Err(error))),
         }
     }
 

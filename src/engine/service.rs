@@ -299,34 +299,20 @@ impl Context<'_> {
         }
     }
 
-    /// Passes on a response as the bytes it came as (`raw` without `\n`):
-    /// into the batch answer its id belongs to, or as a frame of its own.
-    pub fn reply_raw(&mut self, id: &Id, raw: &[u8]) {
-        if !self.joins.deliver(id, raw, self.out, self.now) {
-            self.push_raw(raw);
-        }
-    }
-
-    /// [`Context::reply_raw`] for a line the caller owns: no copy when it
-    /// goes out as a frame of its own.
+    /// Passes on a response as the bytes it came as (`line`, without its
+    /// `\n`): into the batch answer its id belongs to, or as a frame of its
+    /// own (no copy).
     pub fn reply_line(&mut self, id: &Id, line: Vec<u8>) {
         if !self.joins.deliver(id, &line, self.out, self.now) {
             self.push_line(line);
         }
     }
 
-    /// [`Context::push_raw`] for a line the caller owns (without `\n`).
+    /// Queues a frame someone else wrote, as its bytes (`line`, without its
+    /// `\n`).
     pub fn push_line(&mut self, mut line: Vec<u8>) {
         line.push(b'\n');
         self.push(line);
-    }
-
-    /// Queues a frame someone else wrote, as its bytes (`raw` without `\n`).
-    pub fn push_raw(&mut self, raw: &[u8]) {
-        let mut frame = Vec::with_capacity(raw.len() + 1);
-        frame.extend_from_slice(raw);
-        frame.push(b'\n');
-        self.push(frame);
     }
 
     /// Queues a streaming frame someone else wrote (`frame` ends in `\n`);
@@ -334,11 +320,6 @@ impl Context<'_> {
     /// merge with an adjacent frame equal in every other byte.
     pub fn push_raw_stream(&mut self, frame: Vec<u8>, text: std::ops::Range<usize>) {
         let _ = self.out.push_stream_frame(frame, text, self.now);
-    }
-
-    /// Bytes that may still be queued for stdout before the hard limit.
-    pub fn outbound_room(&self) -> usize {
-        self.out.room()
     }
 
     /// The gateway's own `gateway.ready` payload while it is held (see

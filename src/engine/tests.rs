@@ -477,7 +477,7 @@ impl Service for Fallback {
             let mut raw = b"{\"jsonrpc\":\"2.0\",\"id\":".to_vec();
             id.write(&mut raw);
             raw.extend_from_slice(b",\"result\":\"late\"}");
-            cx.reply_raw(&id, &raw);
+            cx.reply_line(&id, raw);
         }
     }
 }

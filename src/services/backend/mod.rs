@@ -233,7 +233,6 @@ pub struct BackendService {
     restarts: Restarts,
     generation: u64,
     ready_deadline: Option<Instant>,
-    ready_seen: bool,
     shutdown: Option<Timeline>,
     junk_window: (Instant, u32),
     stats: Stats,
@@ -257,7 +256,6 @@ impl BackendService {
             batches_unconfirmed: std::collections::VecDeque::new(),
             generation: 0,
             ready_deadline: None,
-            ready_seen: false,
             shutdown: None,
             junk_window: (Instant::now(), 0),
             stats: Stats::default(),
@@ -394,7 +392,7 @@ impl BackendService {
             Line::Other => cx.push_line(line),
             Line::Array(elements) => {
                 if elements.iter().all(|(_, id)| id.is_none()) {
-                    return cx.push_raw(&line);
+                    return cx.push_line(line);
                 }
                 // A batch answer: each response goes to the batch it answers.
                 if self.batches == BatchSupport::Unknown {
@@ -406,9 +404,9 @@ impl BackendService {
                     match id {
                         Some(id) => {
                             self.settle(&id);
-                            cx.reply_raw(&id, element);
+                            cx.reply_line(&id, element.to_vec());
                         }
-                        None => cx.push_raw(element),
+                        None => cx.push_line(element.to_vec()),
                     }
                 }
             }
@@ -471,26 +469,23 @@ impl BackendService {
     fn on_ready(
         &mut self,
         cx: &mut Context<'_>,
-        mut line: Vec<u8>,
+        line: Vec<u8>,
         type_span: Range<usize>,
         payload: Option<Range<usize>>,
     ) {
-        let first = !self.ready_seen;
-        self.ready_seen = true;
-        if first && self.config.ready == ReadyPolicy::Event {
-            if let Some(ours) = cx.held_ready().cloned() {
-                self.ready_deadline = None;
-                let frame = merged_ready(&line, payload, &ours);
-                return cx.release_ready(frame);
-            }
+        // The gateway's ready is held only until the first backend ready
+        // (or the timeout): this is that first one.
+        if let Some(ours) = cx.held_ready().cloned() {
+            self.ready_deadline = None;
+            let frame = merged_ready(&line, payload, &ours);
+            return cx.release_ready(frame);
         }
         // The client already had its ready: this one is news about the backend.
         let mut renamed = Vec::with_capacity(line.len() + 1);
         renamed.extend_from_slice(&line[..type_span.start]);
         write_json(&mut renamed, BACKEND_READY_EVENT);
         renamed.extend_from_slice(&line[type_span.end..]);
-        line = renamed;
-        cx.push_raw(&line);
+        cx.push_line(renamed);
     }
 
     fn junk(&mut self, cx: &mut Context<'_>, why: &str, line: &[u8]) {
@@ -630,7 +625,6 @@ impl BackendService {
         match restart_at {
             Some(at) => {
                 self.state = State::Restarting(at);
-                self.ready_seen = true;
             }
             None => {
                 self.state = State::Gone(status);
