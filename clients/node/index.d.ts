@@ -199,7 +199,7 @@ export declare function describeExit(code: number | null, signal: string | null)
 export declare class RpcError extends Error {
   constructor(code: number, message: string, data?: unknown);
   readonly name: "RpcError";
-  /** -32601 unknown method, -32602 bad params, -32000 the handler failed, -32001 overloaded, ... */
+  /** -32601 unknown method, -32602 bad params, -32000 the handler failed, -32001 overloaded, -32002 the backend exited (with -- CMD), ... */
   code: number;
   data?: unknown;
   /** The method of the request it answers. */

@@ -6,7 +6,8 @@
 
 /**
  * The exit codes of tui-gateway and what they mean (README "Exit codes",
- * docs/protocol.md "Exit codes"). 69 is reserved for the backend bridge.
+ * docs/protocol.md "Exit codes"). With a backend (`-- CMD`), a gateway
+ * whose backend is gone for good exits with the backend's own status instead.
  */
 export const EXIT_CODE_MEANINGS = Object.freeze({
   0: "orderly shutdown: everything drained in time (stdin EOF, gateway.shutdown, SIGTERM/SIGHUP, parent exited)",

@@ -23,6 +23,7 @@ __all__ = [
     "INTERNAL_ERROR",
     "HANDLER_FAILED",
     "OVERLOADED",
+    "BACKEND_EXITED",
 ]
 
 # JSON-RPC error codes the gateway uses (docs/protocol.md, "Error codes").
@@ -33,6 +34,8 @@ INVALID_PARAMS = -32602
 INTERNAL_ERROR = -32603
 HANDLER_FAILED = -32000
 OVERLOADED = -32001
+#: With a backend (``-- CMD``): it exited before answering (docs/bridge.md).
+BACKEND_EXITED = -32002
 
 #: The gateway's documented exit codes (README.md, "Exit codes").
 EXIT_CODE_MEANINGS: Dict[int, str] = {

@@ -88,13 +88,10 @@ class ProcessExitPayload(TypedDict):
     signal: Optional[str]
 
 
-class BackendReadyPayload(TypedDict, total=False):
-    """``backend.ready`` (with the bridge): the backend behind the gateway is up.
-
-    The bridge is not on ``main`` yet; only ``pid`` is assumed here.
-    """
-
-    pid: int
+#: ``backend.ready`` (with a backend, ``docs/bridge.md``): the backend's own
+#: ``gateway.ready`` payload, as it sent it, when it came after the client's
+#: ready (a late or restarted backend). Its fields are the backend's.
+BackendReadyPayload = Dict[str, Any]
 
 
 class BackendExitedPayload(TypedDict):
