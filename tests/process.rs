@@ -428,7 +428,7 @@ fn slow_reader_gets_every_byte_with_flat_memory() {
         let rss = proc_mem_bytes(pid, "VmRSS").expect("gateway alive");
         peak_rss = peak_rss.max(rss);
         samples += 1;
-        std::thread::sleep(Duration::from_millis(20));
+        std::thread::sleep(Duration::from_millis(20)); // sampling interval within the pause
     }
     let queued_in_pipe = fionread(gw.stdout_fd());
 

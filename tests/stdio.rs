@@ -68,7 +68,7 @@ fn reader_pause_does_not_stop_stdin_and_stats_answer_after_resume() {
         t0.elapsed()
     );
     // Deliberate pause: the reader stays away a little longer.
-    std::thread::sleep(Duration::from_secs(1));
+    std::thread::sleep(Duration::from_secs(1)); // the scenario: a reader that stays away
     assert!(
         gw.try_exit().is_none(),
         "gateway exited while the reader paused; stderr:\n{}",
@@ -245,7 +245,7 @@ fn slow_but_steady_reader_is_not_declared_stalled() {
     let mut answered = 0;
     while answered < n {
         // Deliberate pacing: this reader takes at most 16 KiB every 20 ms.
-        std::thread::sleep(Duration::from_millis(20));
+        std::thread::sleep(Duration::from_millis(20)); // the scenario: a slow, steady reader
         let got = gw.read_available(16 * 1024);
         if got > 0 {
             max_gap = max_gap.max(last_read.elapsed());

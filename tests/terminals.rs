@@ -186,7 +186,7 @@ fn a_slow_reader_with_a_pty_child_printing_50_mb_costs_bounded_memory() {
     let mut peak = 0;
     while Instant::now() < pause_end {
         peak = peak.max(proc_mem_bytes(pid, "VmRSS").expect("gateway alive"));
-        std::thread::sleep(Duration::from_millis(20));
+        std::thread::sleep(Duration::from_millis(20)); // sampling interval within the pause
     }
     let mut bytes = 0u64;
     let mut ping = false;
