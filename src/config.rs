@@ -237,7 +237,7 @@ pub const FLAGS: &[Flag] = &[
         name: "--max-frame-bytes",
         value: Some("BYTES"),
         default: "16MiB",
-        help: "longest inbound line (and backend line); longer ones get a -32600 error and are skipped",
+        help: "longest inbound line (and backend line); a longer inbound line gets a -32600 error and is skipped, a longer backend line is dropped",
         set: |c, n, v| {
             c.max_frame_bytes = parse_bytes(n, v)?;
             Ok(())
@@ -729,7 +729,8 @@ impl Config {
              Methods:\n  \
              gateway.ping, gateway.info, gateway.stats, gateway.shutdown, client.capabilities\n  \
              process.spawn, process.write, process.close_stdin, process.signal, process.list,\n  \
-             process.resize\n\
+             process.resize\n  \
+             with a backend: only gateway.* (and process.* with --local-process) are the gateway's\n\
              Events (method \"event\", params {type, payload}):\n  \
              gateway.ready (always the first line), process.output, process.exit;\n  \
              with a backend: backend.ready, backend.exited\n\n\
@@ -763,8 +764,8 @@ impl Config {
              3   stdout peer gone, stalled or too slow\n  \
              4   shutdown deadline forced the exit (or a second shutdown signal)\n  \
              64  bad command line\n  \
-             70  internal error (a panic, or out of memory)\n  \
              69  the backend CMD cannot be started (not found, not executable)\n  \
+             70  internal error (a panic, or out of memory)\n  \
              74  host I/O error writing stdout (ENOSPC, EIO, ...)\n  \
              N   with a backend: the backend's own exit status once it is gone for good\n      \
              (128+S when a signal S ended it, as a shell reports it)\n",
