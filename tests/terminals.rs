@@ -115,11 +115,17 @@ fn stty_reports_the_spawn_size_and_a_winch_trap_sees_the_resize() {
 #[test]
 fn ctrl_c_written_to_a_pty_interrupts_the_foreground_job() {
     let mut gw = Client::new(&[]);
-    let (proc, _) = gw.spawn(json!({
+    let (proc, sh) = gw.spawn(json!({
         "argv": ["sh", "-c", "echo started; sleep 100"],
         "pty": pty(24, 80),
     }));
     read_output_until(&mut gw, proc, "pty", "started");
+    // "started" is printed before `sh` forks `sleep`: a Ctrl+C then reaches
+    // `sh` alone, which goes on to run `sleep`. Wait for the job itself.
+    assert!(
+        poll_until(PATIENCE, || foreground_child_named(sh, "sleep").is_some()),
+        "sleep never became the terminal's foreground job"
+    );
     gw.call("process.write", json!({"proc": proc, "data": "\u{3}"}));
     let frames = gw.until_exit(proc, PATIENCE);
     let exit = exit_payload(&frames, proc);

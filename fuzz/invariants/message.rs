@@ -3,6 +3,10 @@
 //! Input: the whole of it is the frame.
 //!
 //! Asserted:
+//! * opened as a gateway with a backend opens it (`open_forwarding`), the
+//!   frame follows the lone-surrogate rule (docs/protocol.md): a parse error
+//!   exactly when it is not JSON with each lone surrogate escape read as
+//!   U+FFFD, or when its `id` or `method` holds one;
 //! * `classify` returns (never panics) and agrees with serde_json on what is
 //!   JSON: anything that does not parse (invalid UTF-8, bad syntax, nesting
 //!   past serde_json's recursion limit, lone surrogates) is a `-32700` with
@@ -20,13 +24,15 @@
 
 use serde_json::{Map, Value};
 use tui_gateway::engine::message::{
-    batch_frame, classify, response_frame, ErrorCode, Id, Incoming, Message, Reject,
+    batch_frame, classify, head, open_forwarding, response_frame, ErrorCode, Id, Incoming, Message,
+    Opened, Reject,
 };
 
-use super::wire::{check_line, check_response, is_id};
+use super::wire::{check_line, check_response, is_id, without_lone_surrogates};
 
 /// The fuzz entry point.
 pub fn check(frame: &[u8]) {
+    check_forwarding(frame);
     let incoming = classify(frame);
     match (serde_json::from_slice::<Value>(frame), &incoming) {
         (Err(_), Incoming::Single(Err(reject))) => {
@@ -47,6 +53,40 @@ pub fn check(frame: &[u8]) {
         }
         (Ok(value), Incoming::Single(item)) if !value.is_array() => check_element(&value, item),
         (Ok(value), other) => panic!("classify gave {other:?} for {value}"),
+    }
+}
+
+/// The same frame opened by a gateway with a backend, against the
+/// lone-surrogate rule (docs/protocol.md): a parse error exactly when the
+/// frame is not JSON once each lone surrogate escape is read as U+FFFD, or
+/// when an object's `id` or `method` (which the gateway reads) holds one.
+fn check_forwarding(frame: &[u8]) {
+    let verdict = match open_forwarding(frame.to_vec()) {
+        Opened::Single(Ok(text)) => head(&text).err().map(|r| r.error.code),
+        Opened::Single(Err(reject)) => Some(reject.error.code),
+        Opened::Batch(mut members) => {
+            while members.next_member().is_some() {}
+            None
+        }
+    };
+    let is_parse_error = verdict == Some(ErrorCode::ParseError);
+    let lenient = without_lone_surrogates(frame);
+    let Ok(value) = serde_json::from_slice::<Value>(&lenient) else {
+        assert!(is_parse_error, "not JSON by the rule, yet {verdict:?}");
+        return;
+    };
+    let read_field_has_one = matches!(lenient, std::borrow::Cow::Owned(_))
+        && ["id", "method"].iter().any(|field| {
+            value
+                .get(field)
+                .and_then(Value::as_str)
+                .is_some_and(|s| s.contains('\u{fffd}'))
+        });
+    if !read_field_has_one {
+        assert!(!is_parse_error, "JSON by the rule, yet a parse error");
+    }
+    if !value.is_object() && !value.is_array() {
+        assert!(verdict.is_some(), "a scalar frame is refused");
     }
 }
 

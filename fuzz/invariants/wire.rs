@@ -79,3 +79,90 @@ pub fn check_response(v: &Value) -> Option<i64> {
     );
     Some(code)
 }
+
+/// The lone-surrogate rule's oracle (docs/protocol.md): where the gateway
+/// forwards a string unread, a `\u` escape of half a UTF-16 pair passes as
+/// it came, so "is this JSON" means serde_json's verdict on the text with
+/// every such escape replaced by `\ufffd`. Strings are tracked, so `\\ud800`
+/// (an escaped backslash) is left alone; a proper pair is kept.
+pub fn without_lone_surrogates(bytes: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    let hex = |at: usize| -> Option<u16> {
+        let digits = std::str::from_utf8(bytes.get(at..at + 4)?).ok()?;
+        u16::from_str_radix(digits, 16)
+            .ok()
+            .filter(|_| digits.bytes().all(|b| b.is_ascii_hexdigit()))
+    };
+    let mut out: Option<Vec<u8>> = None;
+    let (mut i, mut in_string) = (0, false);
+    while i < bytes.len() {
+        let b = bytes[i];
+        let mut step = 1;
+        let mut lone = false;
+        if !in_string {
+            in_string = b == b'"';
+        } else if b == b'"' {
+            in_string = false;
+        } else if b == b'\\' {
+            step = 2;
+            if bytes.get(i + 1) == Some(&b'u') {
+                if let Some(unit) = hex(i + 2) {
+                    step = 6;
+                    let low_follows = bytes.get(i + 6..i + 8) == Some(b"\\u")
+                        && hex(i + 8).is_some_and(|l| (0xdc00..0xe000).contains(&l));
+                    match unit {
+                        0xd800..=0xdbff if low_follows => step = 12,
+                        0xd800..=0xdfff => lone = true,
+                        _ => {}
+                    }
+                }
+            }
+        }
+        let end = (i + step).min(bytes.len());
+        if lone {
+            out.get_or_insert_with(|| bytes[..i].to_vec())
+                .extend_from_slice(b"\\ufffd");
+        } else if let Some(out) = out.as_mut() {
+            out.extend_from_slice(&bytes[i..end]);
+        }
+        i = end;
+    }
+    match out {
+        Some(out) => std::borrow::Cow::Owned(out),
+        None => std::borrow::Cow::Borrowed(bytes),
+    }
+}
+
+/// The UTF-16 code units a JSON string body (the bytes between its quotes,
+/// UTF-8 with complete escapes) stands for. Units, not a `String`: a body may
+/// hold half a pair, and two merged bodies may complete one.
+pub fn utf16_units(body: &[u8]) -> Vec<u16> {
+    let text = std::str::from_utf8(body)
+        .unwrap_or_else(|e| panic!("a string body is not UTF-8 ({e}): {body:?}"));
+    let mut units = Vec::with_capacity(body.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            let mut buf = [0u16; 2];
+            units.extend_from_slice(c.encode_utf16(&mut buf));
+            continue;
+        }
+        let unit = match chars.next() {
+            Some('"') => 0x22,
+            Some('\\') => 0x5c,
+            Some('/') => 0x2f,
+            Some('b') => 0x08,
+            Some('f') => 0x0c,
+            Some('n') => 0x0a,
+            Some('r') => 0x0d,
+            Some('t') => 0x09,
+            Some('u') => {
+                let digits: String = chars.by_ref().take(4).collect();
+                u16::from_str_radix(&digits, 16)
+                    .unwrap_or_else(|_| panic!("a bad \\u escape in a string body: {text:?}"))
+            }
+            other => panic!("a bad escape {other:?} in a string body: {text:?}"),
+        };
+        units.push(unit);
+    }
+    units
+}

@@ -21,7 +21,7 @@
 use std::fmt;
 use std::io;
 
-use serde::de::{Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::de::{Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 use serde_json::ser::{CharEscape, Formatter};
 use serde_json::value::RawValue;
@@ -324,34 +324,26 @@ pub fn open(frame: Vec<u8>) -> Opened {
         Ok(text) => text,
         Err(reject) => return Opened::Single(Err(reject)),
     };
-    let body = text.trim_start_matches(JSON_WS);
-    if !body.starts_with('[') {
+    if !text.trim_start_matches(JSON_WS).starts_with('[') {
         return Opened::Single(Ok(text));
     }
-    let mut cursor = BatchCursor {
-        pos: text.len() - body.len() + 1,
-        text,
-        done: false,
-    };
-    if cursor.at_end() {
-        return Opened::Single(Err(Reject::null(RpcError::invalid_request("empty batch"))));
-    }
-    Opened::Batch(cursor)
+    batch(text)
 }
 
-/// [`open`] for a gateway with a backend: a single object frame is checked
-/// for UTF-8 and nesting only, and its syntax by the envelope parse that
-/// classifies it ([`head`]), one pass instead of two. The verdicts are
-/// [`open`]'s, except that escapes serde_json's skipping accepts (a lone
-/// surrogate `\ud800` in a field the gateway does not read) reach the
-/// backend as they are, as they would without the gateway. Arrays and other
-/// values take [`open`]'s path.
+/// [`open`] for a gateway with a backend: a frame that is an object or an
+/// array is checked for UTF-8, nesting and syntax without decoding its
+/// strings (an object's syntax by the envelope parse that classifies it,
+/// [`head`], one pass instead of two). The verdicts are [`open`]'s but one:
+/// a lone surrogate (`\ud800`) in a string the gateway does not read reaches
+/// the backend as it came, as it would without the gateway (the
+/// lone-surrogate rule in docs/protocol.md). Other values take [`open`]'s
+/// path.
 pub fn open_forwarding(frame: Vec<u8>) -> Opened {
-    let body_is_object = frame
+    let first = frame
         .iter()
-        .find(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
-        .is_some_and(|&b| b == b'{');
-    if !body_is_object {
+        .copied()
+        .find(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'));
+    if !matches!(first, Some(b'{' | b'[')) {
         return open(frame);
     }
     let text = match String::from_utf8(frame) {
@@ -363,26 +355,85 @@ pub fn open_forwarding(frame: Vec<u8>) -> Opened {
             )))))
         }
     };
-    if nesting(&text) > MAX_DEPTH {
+    let Shape { depth, raw_control } = shape(&text);
+    if depth > MAX_DEPTH {
         return Opened::Single(Err(Reject::null(RpcError::parse(format_args!(
             "recursion limit exceeded: more than {MAX_DEPTH} nested arrays and objects"
         )))));
     }
-    Opened::Single(Ok(text))
+    if raw_control {
+        // The envelope parse reads member names as bytes, which lets a raw
+        // control byte through; every other string it checks itself.
+        return Opened::Single(Err(Reject::null(RpcError::parse(
+            "a control character (below U+0020) inside a string must be escaped",
+        ))));
+    }
+    if first == Some(b'{') {
+        return Opened::Single(Ok(text));
+    }
+    // An array: skipping checks syntax, escapes and control bytes, and
+    // lets a lone surrogate through.
+    if let Err(e) = serde_json::from_str::<IgnoredAny>(&text) {
+        return Opened::Single(Err(Reject::null(RpcError::parse(e))));
+    }
+    batch(text)
 }
 
-/// The deepest nesting of arrays and objects in JSON text.
-fn nesting(text: &str) -> usize {
-    let (mut depth, mut deepest) = (0usize, 0usize);
-    for_each_structural(text, |b| match b {
-        b'[' | b'{' => {
-            depth += 1;
-            deepest = deepest.max(depth);
+/// The cursor over a checked array frame, or `-32600` for `[]`.
+fn batch(text: String) -> Opened {
+    let body = text.trim_start_matches(JSON_WS);
+    let mut cursor = BatchCursor {
+        pos: text.len() - body.len() + 1,
+        text,
+        done: false,
+    };
+    if cursor.at_end() {
+        return Opened::Single(Err(Reject::null(RpcError::invalid_request("empty batch"))));
+    }
+    Opened::Batch(cursor)
+}
+
+/// What one pass over JSON text finds outside what serde_json's skipping
+/// checks: how deep arrays and objects nest, and whether a string holds a
+/// raw control byte (JSON allows them only escaped; a member name read as
+/// bytes is not checked for them by serde_json).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shape {
+    /// The deepest nesting of arrays and objects.
+    pub depth: usize,
+    /// A byte below 0x20 inside a string.
+    pub raw_control: bool,
+}
+
+/// [`Shape`] of JSON text, in one pass.
+pub fn shape(text: &str) -> Shape {
+    let (mut depth, mut deepest, mut raw_control) = (0usize, 0usize, false);
+    let (mut in_string, mut escaped) = (false, false);
+    for &b in text.as_bytes() {
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                0x00..=0x1f => raw_control = true,
+                _ => {}
+            }
+            continue;
         }
-        b']' | b'}' => depth = depth.saturating_sub(1),
-        _ => {}
-    });
-    deepest
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    Shape {
+        depth: deepest,
+        raw_control,
+    }
 }
 
 /// Calls `f` with every byte of JSON text that is outside a string.
@@ -545,6 +596,16 @@ impl<'de> Visitor<'de> for CheckedVisitor {
     }
 }
 
+/// The answer to a string the gateway must read (`id`, `method`) that holds
+/// a lone surrogate: JSON, but not text (the lone-surrogate rule in
+/// docs/protocol.md). Only a frame read from its envelope gets here; one read
+/// in full ([`open`]) was refused before.
+fn lone_surrogate_in(field: &str) -> Reject {
+    Reject::null(RpcError::parse(format_args!(
+        "\"{field}\" holds a lone surrogate (a \\u escape of half a UTF-16 pair), which is not text"
+    )))
+}
+
 /// The envelope of one message, as borrowed raw values: nothing is copied
 /// or parsed until a field is needed. Unknown fields are skipped; a repeated
 /// field keeps its last value, as a JSON object would.
@@ -577,19 +638,22 @@ impl<'de> Deserialize<'de> for Field {
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str("a field name")
             }
-            fn visit_str<E: serde::de::Error>(self, key: &str) -> Result<Field, E> {
+            fn visit_bytes<E: serde::de::Error>(self, key: &[u8]) -> Result<Field, E> {
                 Ok(match key {
-                    "jsonrpc" => Field::Jsonrpc,
-                    "id" => Field::Id,
-                    "method" => Field::Method,
-                    "params" => Field::Params,
-                    "result" => Field::Result,
-                    "error" => Field::Error,
+                    b"jsonrpc" => Field::Jsonrpc,
+                    b"id" => Field::Id,
+                    b"method" => Field::Method,
+                    b"params" => Field::Params,
+                    b"result" => Field::Result,
+                    b"error" => Field::Error,
                     _ => Field::Other,
                 })
             }
         }
-        d.deserialize_identifier(Names)
+        // As bytes: serde_json then decodes escapes without refusing a lone
+        // surrogate, which no envelope name holds (the lone-surrogate rule,
+        // docs/protocol.md: a name is matched, never decoded to text).
+        d.deserialize_bytes(Names)
     }
 }
 
@@ -754,6 +818,7 @@ pub fn head(text: &str) -> Result<Head<'_>, Reject> {
         None => None,
         Some(raw) => match Id::from_raw(raw) {
             Some(id) => Some(id),
+            None if raw.get().starts_with('"') => return Err(lone_surrogate_in("id")),
             None => {
                 return Err(Reject::null(RpcError::invalid_request(
                     "\"id\" must be a string, a number or null",
@@ -775,6 +840,9 @@ pub fn head(text: &str) -> Result<Head<'_>, Reject> {
     }
     if let Some(method) = envelope.method {
         let Some(method) = json_str(method) else {
+            if method.get().starts_with('"') {
+                return Err(lone_surrogate_in("method"));
+            }
             return Err(reject("\"method\" must be a string"));
         };
         let params = match envelope.params {
@@ -1288,5 +1356,68 @@ mod tests {
         );
         // Not an object: the full check, as without a backend.
         assert_eq!(verdict("42 x"), Err(ErrorCode::ParseError));
+    }
+
+    /// The lone-surrogate rule (docs/protocol.md): refused in what the
+    /// gateway reads, passed as it came in what it forwards.
+    #[test]
+    fn a_lone_surrogate_is_refused_where_read_and_forwarded_where_not() {
+        let forwarding = |frame: &str| match open_forwarding(frame.as_bytes().to_vec()) {
+            Opened::Single(Ok(text)) => head(&text).map(|_| ()).map_err(|r| r.error.code),
+            Opened::Single(Err(r)) => Err(r.error.code),
+            Opened::Batch(mut members) => {
+                while members.next_member().is_some() {}
+                Ok(())
+            }
+        };
+        let parse_error = Err(ErrorCode::ParseError);
+        for unread in [
+            r#"{"jsonrpc":"2.0","id":1,"method":"a","params":{"p":"\ud800"}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"a","params":{"\udcff.txt":1}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"a","x\udc00":"\udc00"}"#,
+            r#"{"jsonrpc":"2.0","id":1,"result":"\ud83d"}"#,
+            r#"[{"jsonrpc":"2.0","id":1,"method":"a","params":["\ud800"]}]"#,
+            r#"[{"jsonrpc":"2.0","method":"a"}, {"a\udfff":"\\ud800"}]"#,
+        ] {
+            assert_eq!(forwarding(unread), Ok(()), "{unread}");
+            // Read in full without a backend: a parse error.
+            assert!(
+                matches!(classify(unread.as_bytes()), Incoming::Single(Err(ref r)) if r.error.code == ErrorCode::ParseError),
+                "{unread}"
+            );
+        }
+        for read in [
+            r#"{"jsonrpc":"2.0","id":"\ud800","method":"a"}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"a\udc00"}"#,
+        ] {
+            assert_eq!(forwarding(read), parse_error, "{read}");
+        }
+        // Not "2.0", whatever else it is.
+        assert_eq!(
+            forwarding(r#"{"jsonrpc":"2.0\ud800","id":1,"method":"a"}"#),
+            Err(ErrorCode::InvalidRequest)
+        );
+        // A pair is text; an escaped backslash is no escape; an array is
+        // still checked in full for syntax, escapes and control bytes.
+        assert_eq!(
+            forwarding(r#"{"jsonrpc":"2.0","id":"\ud83d\ude00","method":"a"}"#),
+            Ok(())
+        );
+        assert_eq!(
+            forwarding(r#"{"jsonrpc":"2.0","id":"\\ud800","method":"a"}"#),
+            Ok(())
+        );
+        for bad in [
+            r#"[{"jsonrpc":"2.0","method":"a","p":"\q"}]"#,
+            r#"[{"jsonrpc":"2.0","method":"a","p":"\u12"}]"#,
+            "[{\"jsonrpc\":\"2.0\",\"method\":\"a\",\"p\":\"\u{1}\"}]",
+            r#"[{"jsonrpc":"2.0","method":"a"},]"#,
+            r#"[{"jsonrpc":"2.0","method":"a"}] x"#,
+            "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"a\",\"k\u{1}\":1}",
+            "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"a\",\"\\u0041\t\":1}",
+        ] {
+            assert_eq!(forwarding(bad), parse_error, "{bad}");
+        }
+        assert_eq!(forwarding("  []"), Err(ErrorCode::InvalidRequest));
     }
 }

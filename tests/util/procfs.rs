@@ -73,3 +73,38 @@ pub fn code_of(status: ExitStatus) -> i32 {
         ),
     }
 }
+
+/// Fields of `/proc/<pid>/stat` after the command name: index 0 is the
+/// state, 1 the parent, 2 the process group, 5 the terminal's foreground
+/// process group (`tpgid`).
+fn stat_fields(pid: u32) -> Option<Vec<String>> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // "pid (comm) S ppid ...": comm may hold spaces and parentheses.
+    let close = stat.rfind(')')?;
+    Some(
+        stat[close + 1..]
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect(),
+    )
+}
+
+/// A child of `parent` that has exec'd `name` and is in the foreground
+/// process group of its terminal: the job a Ctrl+C on that terminal reaches.
+/// Before the exec the child still runs the parent's image under the
+/// parent's name, and a signal then goes to whatever the parent decides.
+pub fn foreground_child_named(parent: u32, name: &str) -> Option<u32> {
+    std::fs::read_dir("/proc")
+        .ok()?
+        .flatten()
+        .find_map(|entry| {
+            let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
+            let fields = stat_fields(pid)?;
+            let in_foreground = fields
+                .get(2)
+                .is_some_and(|pgrp| fields.get(5) == Some(pgrp));
+            (comm.trim_end() == name && fields.get(1)?.parse() == Ok(parent) && in_foreground)
+                .then_some(pid)
+        })
+}

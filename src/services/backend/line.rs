@@ -11,7 +11,7 @@ use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
 use crate::engine::message::{
-    event_frame, head, json_str, span_in, write_json, Head, Id, EVENT_METHOD,
+    event_frame, head, json_str, shape, span_in, write_json, Head, Id, EVENT_METHOD,
 };
 
 /// The event type whose first arrival the gateway's ready waits for.
@@ -141,6 +141,10 @@ pub fn classify(line: &[u8], streams: &StreamTypes) -> Line {
     let trimmed = text.trim_start_matches([' ', '\t', '\r', '\n']);
     match trimmed.as_bytes().first() {
         Some(b'{') => match serde_json::from_str::<Peek<'_>>(text) {
+            // An escaped member name is read as bytes, which serde_json does
+            // not check for raw control bytes: the rare line with one is
+            // checked here.
+            Ok(peek) if peek.escaped_name && shape(text).raw_control => Line::Junk("not JSON"),
             Ok(peek) => classify_peek(text, peek, streams),
             Err(_) => Line::Junk("not JSON"),
         },
@@ -210,6 +214,8 @@ struct Peek<'a> {
     /// Has `result` or `error`.
     answers: bool,
     params: Option<Fields<'a>>,
+    /// A member name (here, in `params` or in `payload`) had escapes.
+    escaped_name: bool,
 }
 
 /// The fields of `params` (or of its `payload`) that matter for an event.
@@ -219,9 +225,12 @@ struct Fields<'a> {
     text: Option<&'a RawValue>,
     data: Option<&'a RawValue>,
     payload: Option<&'a RawValue>,
+    /// A member name had escapes.
+    escaped_name: bool,
 }
 
 /// The keys [`Peek`] and [`Fields`] look at.
+#[derive(PartialEq)]
 enum Key {
     Id,
     Method,
@@ -232,31 +241,53 @@ enum Key {
     Text,
     Data,
     Other,
+    /// A name with escapes that is none of the above: it may have held a
+    /// raw control byte, which reading it as bytes does not refuse.
+    OtherEscaped,
 }
 
 impl<'de> Deserialize<'de> for Key {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Key, D::Error> {
         struct Names;
-        impl Visitor<'_> for Names {
+        impl<'de> Visitor<'de> for Names {
             type Value = Key;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str("a key")
             }
-            fn visit_str<E: de::Error>(self, key: &str) -> Result<Key, E> {
-                Ok(match key {
-                    "id" => Key::Id,
-                    "method" => Key::Method,
-                    "result" | "error" => Key::Answer,
-                    "params" => Key::Params,
-                    "type" => Key::Type,
-                    "payload" => Key::Payload,
-                    "text" => Key::Text,
-                    "data" => Key::Data,
-                    _ => Key::Other,
+            /// A name without escapes, as it sits in the line.
+            fn visit_borrowed_bytes<E: de::Error>(self, key: &'de [u8]) -> Result<Key, E> {
+                if key.iter().any(|&b| b < 0x20) {
+                    return Err(E::custom("a control character in a member name"));
+                }
+                Ok(Key::named(key))
+            }
+            /// A name with escapes, decoded.
+            fn visit_bytes<E: de::Error>(self, key: &[u8]) -> Result<Key, E> {
+                Ok(match Key::named(key) {
+                    Key::Other => Key::OtherEscaped,
+                    known => known,
                 })
             }
         }
-        d.deserialize_identifier(Names)
+        // As bytes, so a name holding a lone surrogate is just another name
+        // (the lone-surrogate rule, docs/protocol.md).
+        d.deserialize_bytes(Names)
+    }
+}
+
+impl Key {
+    fn named(key: &[u8]) -> Key {
+        match key {
+            b"id" => Key::Id,
+            b"method" => Key::Method,
+            b"result" | b"error" => Key::Answer,
+            b"params" => Key::Params,
+            b"type" => Key::Type,
+            b"payload" => Key::Payload,
+            b"text" => Key::Text,
+            b"data" => Key::Data,
+            _ => Key::Other,
+        }
     }
 }
 
@@ -274,12 +305,17 @@ impl<'de> Deserialize<'de> for Peek<'de> {
                     match key {
                         Key::Id => peek.id = Some(map.next_value()?),
                         Key::Method => peek.method = Some(map.next_value()?),
-                        Key::Params => peek.params = Some(map.next_value()?),
+                        Key::Params => {
+                            let params: Fields<'de> = map.next_value()?;
+                            peek.escaped_name |= params.escaped_name;
+                            peek.params = Some(params);
+                        }
                         Key::Answer => {
                             map.next_value::<IgnoredAny>()?;
                             peek.answers = true;
                         }
-                        _ => {
+                        other => {
+                            peek.escaped_name |= other == Key::OtherEscaped;
                             map.next_value::<IgnoredAny>()?;
                         }
                     }
@@ -307,7 +343,8 @@ impl<'de> Deserialize<'de> for Fields<'de> {
                         Key::Text => fields.text = Some(map.next_value()?),
                         Key::Data => fields.data = Some(map.next_value()?),
                         Key::Payload => fields.payload = Some(map.next_value()?),
-                        _ => {
+                        other => {
+                            fields.escaped_name |= other == Key::OtherEscaped;
                             map.next_value::<IgnoredAny>()?;
                         }
                     }
@@ -439,6 +476,59 @@ mod tests {
         assert_eq!(classify(line, &s), Line::Other);
         let line = br#"{"jsonrpc":"2.0","method":"event","params":{"type":"a.delta","payload":{"text":5}}}"#;
         assert_eq!(classify(line, &s), Line::Other);
+    }
+
+    /// The lone-surrogate rule (docs/protocol.md): a backend line is JSON
+    /// with lone surrogates anywhere, and is classified as if they were text.
+    #[test]
+    fn lone_surrogates_in_a_backend_line_are_forwarded_as_they_came() {
+        let s = streams();
+        for (line, want) in [
+            (
+                &br#"{"\udcff.txt":1,"jsonrpc":"2.0","method":"x"}"#[..],
+                Line::Other,
+            ),
+            (
+                br#"{"jsonrpc":"2.0","id":"\ud800","result":1}"#,
+                Line::Other,
+            ),
+            (
+                br#"{"jsonrpc":"2.0","id":7,"result":{"name":"\udcff"}}"#,
+                Line::Response(Id::Number("7".into())),
+            ),
+            (
+                br#"{"jsonrpc":"2.0","method":"event","params":{"type":"\udead"}}"#,
+                Line::Other,
+            ),
+            (
+                br#"{"jsonrpc":"2.0","method":"ev\ud800","params":{"type":"a.delta","text":"x"}}"#,
+                Line::Other,
+            ),
+        ] {
+            assert_eq!(
+                classify(line, &s),
+                want,
+                "{}",
+                String::from_utf8_lossy(line)
+            );
+        }
+        let line = br#"{"jsonrpc":"2.0","method":"event","params":{"type":"a.delta","payload":{"\ud800":0,"text":"\ud83d"}}}"#;
+        let Line::Stream(span) = classify(line, &s) else {
+            panic!()
+        };
+        assert_eq!(&line[span], br#"\ud83d"#);
+        assert!(matches!(
+            classify(br#"[{"a\ud800":1}]"#, &s),
+            Line::Array(_)
+        ));
+        // Names are read as bytes, yet a raw control byte in one is no JSON.
+        for junk in [
+            &b"{\"a\x01\":1,\"method\":\"x\"}"[..],
+            b"{\"\\u0041\t\":1,\"method\":\"x\"}",
+            b"{\"method\":\"x\",\"params\":{\"\\u0041\t\":1}}",
+        ] {
+            assert_eq!(classify(junk, &s), Line::Junk("not JSON"), "{junk:?}");
+        }
     }
 
     #[test]
