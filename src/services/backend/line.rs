@@ -172,7 +172,8 @@ fn event_line(line: &str, peek: &Peek<'_>, streams: &StreamTypes) -> Option<Line
     if peek.id.is_some() || json_str(peek.method?)? != EVENT_METHOD {
         return None;
     }
-    let params = peek.params?;
+    let params = peek.params.filter(|p| p.get().starts_with('{'))?;
+    let params = serde_json::from_str::<Fields<'_>>(params.get()).ok()?;
     let type_raw = params.event_type?;
     let event_type = json_str(type_raw)?;
     let payload = params.payload.filter(|p| p.get().starts_with('{'));
@@ -213,8 +214,11 @@ struct Peek<'a> {
     method: Option<&'a RawValue>,
     /// Has `result` or `error`.
     answers: bool,
-    params: Option<Fields<'a>>,
-    /// A member name (here, in `params` or in `payload`) had escapes.
+    /// Raw: read as [`Fields`] only for an event, and only when it is an
+    /// object (decoding a string here would refuse a lone surrogate).
+    params: Option<&'a RawValue>,
+    /// A top-level member name had escapes (the names inside `params` and
+    /// `payload` were checked by skipping them as raw values).
     escaped_name: bool,
 }
 
@@ -225,8 +229,6 @@ struct Fields<'a> {
     text: Option<&'a RawValue>,
     data: Option<&'a RawValue>,
     payload: Option<&'a RawValue>,
-    /// A member name had escapes.
-    escaped_name: bool,
 }
 
 /// The keys [`Peek`] and [`Fields`] look at.
@@ -305,11 +307,7 @@ impl<'de> Deserialize<'de> for Peek<'de> {
                     match key {
                         Key::Id => peek.id = Some(map.next_value()?),
                         Key::Method => peek.method = Some(map.next_value()?),
-                        Key::Params => {
-                            let params: Fields<'de> = map.next_value()?;
-                            peek.escaped_name |= params.escaped_name;
-                            peek.params = Some(params);
-                        }
+                        Key::Params => peek.params = Some(map.next_value()?),
                         Key::Answer => {
                             map.next_value::<IgnoredAny>()?;
                             peek.answers = true;
@@ -343,8 +341,7 @@ impl<'de> Deserialize<'de> for Fields<'de> {
                         Key::Text => fields.text = Some(map.next_value()?),
                         Key::Data => fields.data = Some(map.next_value()?),
                         Key::Payload => fields.payload = Some(map.next_value()?),
-                        other => {
-                            fields.escaped_name |= other == Key::OtherEscaped;
+                        _ => {
                             map.next_value::<IgnoredAny>()?;
                         }
                     }
