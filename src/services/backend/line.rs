@@ -498,6 +498,14 @@ mod tests {
                 Line::Other,
             ),
             (
+                br#"{"jsonrpc":"2.0","method":"event","params":"\ud800"}"#,
+                Line::Other,
+            ),
+            (
+                br#"{"jsonrpc":"2.0","method":"x","params":["\ud800"]}"#,
+                Line::Other,
+            ),
+            (
                 br#"{"jsonrpc":"2.0","method":"ev\ud800","params":{"type":"a.delta","text":"x"}}"#,
                 Line::Other,
             ),
