@@ -683,3 +683,93 @@ fn backend_cwd_sets_the_backends_directory_and_a_bad_one_is_exit_69() {
         "{stderr}"
     );
 }
+
+/// Reads every line until `backend.exited`, counting answers by id; panics
+/// on an id answered twice. Returns the answers' error codes by id and how
+/// many answers came after the event (none may).
+fn answers_until_exited(gw: &mut Gateway) -> (std::collections::HashMap<String, i64>, Value) {
+    let mut answers = std::collections::HashMap::new();
+    let deadline = Instant::now() + LONG;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let frame = gw
+            .recv_frame(left)
+            .unwrap_or_else(|| panic!("no backend.exited; {} answers", answers.len()));
+        if event_type(&frame) == Some("backend.exited") {
+            return (answers, frame);
+        }
+        if let Some(id) = frame.get("id") {
+            let code = frame["error"]["code"].as_i64().unwrap_or(0);
+            assert!(
+                answers.insert(id.to_string(), code).is_none(),
+                "{id} answered twice"
+            );
+        }
+    }
+}
+
+/// Issue 15, finding 3: a backend that dies owing 100,000 answers. They
+/// are paid as the queue has room (a paced producer), every one arrives,
+/// `backend.exited` comes after the last, and the queue never passes its
+/// high-water mark by more than one step.
+#[test]
+fn a_backend_that_dies_owing_many_answers_pays_them_all_paced_then_says_so() {
+    let mut gw = bridge(&["--keep-running", "--backend-stdin-limit", "64MiB"], &[]).spawn();
+    let n = 100_000;
+    let mut bytes = Vec::new();
+    for i in 0..n {
+        bytes.extend_from_slice(
+            format!("{{\"jsonrpc\":\"2.0\",\"id\":{i},\"method\":\"hold\"}}\n").as_bytes(),
+        );
+    }
+    bytes.extend_from_slice(b"{\"jsonrpc\":\"2.0\",\"id\":\"last\",\"method\":\"crash\"}\n");
+    gw.send_raw(&bytes);
+    let (answers, exited) = answers_until_exited(&mut gw);
+    assert_eq!(answers.len(), n + 1, "every request answered once");
+    assert!(answers.values().all(|&c| c == -32002), "all -32002");
+    assert_eq!(exited["params"]["payload"]["restarting"], false, "{exited}");
+    let stats = gw.stats();
+    let info = gw.call("gateway.info", None);
+    let high = stats["outbound_high_water_mark"].as_u64().unwrap();
+    let mark = info["limits"]["outbound_high_water_bytes"]
+        .as_u64()
+        .unwrap();
+    eprintln!("100,000 owed answers: outbound high-water mark {high} bytes (pause at {mark})");
+    assert_eq!(stats["frames_refused"], 0, "{stats}");
+    assert!(high <= mark + 64 * 1024, "{high} bytes queued at most");
+    assert_eq!(stats["backend"]["answered_backend_exited"], n as u64 + 1);
+    assert_eq!(stats["backend"]["pending"], 0);
+    gw.close_stdin();
+    assert_eq!(gw.wait_code(PATIENCE), 0, "{}", gw.stderr_text());
+}
+
+/// Issue 15, finding 4: requests sent while the backend waits to restart
+/// are answered whatever ends the wait: stdin EOF, SIGTERM,
+/// `gateway.shutdown`, or a restart that fails.
+#[test]
+fn requests_sent_during_restart_backoff_are_answered_however_the_wait_ends() {
+    for how in ["eof", "sigterm", "shutdown"] {
+        let mut gw = bridge(&["--backend-restart", "always"], &[]).spawn();
+        gw.send_raw(b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"crash\"}\n");
+        assert_eq!(gw.recv_frame(PATIENCE).unwrap()["error"]["code"], -32002);
+        let exited = gw.recv_frame(PATIENCE).unwrap();
+        assert_eq!(exited["params"]["payload"]["restarting"], true, "{exited}");
+        // The first restart waits 250 ms: these wait with it.
+        gw.send_raw(b"{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"echo\",\"params\":[2]}\n");
+        gw.send_raw(b"{\"jsonrpc\":\"2.0\",\"id\":3,\"method\":\"echo\",\"params\":[3]}\n");
+        match how {
+            "eof" => gw.close_stdin(),
+            "sigterm" => gw.signal(libc::SIGTERM),
+            _ => gw.send_raw(
+                b"{\"jsonrpc\":\"2.0\",\"id\":\"bye\",\"method\":\"gateway.shutdown\"}\n",
+            ),
+        }
+        let (frames, rest) = gw.drain_stdout(LONG);
+        assert!(rest.is_empty(), "{how}");
+        for id in [2, 3] {
+            let answers: Vec<&Value> = frames.iter().filter(|f| f["id"] == id).collect();
+            assert_eq!(answers.len(), 1, "{how}: id {id} answered once: {frames:?}");
+        }
+        gw.wait_code(PATIENCE);
+    }
+}

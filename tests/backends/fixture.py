@@ -29,6 +29,7 @@ Methods:
   stderr              writes params {lines} lines to stderr
   notify              sends params {count} notifications, in order
   cwd                 result: its working directory
+  hold                never answers (the request stays pending)
 """
 
 import json
@@ -170,6 +171,8 @@ def handle(text, replies):
         answer = result(raw_id, "true")
     elif method == "cwd":
         answer = result(raw_id, json.dumps(os.getcwd()))
+    elif method == "hold":
+        return
     elif method == "notify":
         for i in range(params.get("count", 1)):
             write('{"jsonrpc":"2.0","method":"note","params":{"n":%d}}' % i)

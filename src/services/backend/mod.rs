@@ -152,6 +152,21 @@ impl Pending {
     }
 }
 
+/// Answers the backend will never give, paid to the client as the outbound
+/// queue has room (a paced producer like any other: a crash with half a
+/// million requests pending must not queue half a million errors at once),
+/// then the event that says why, after the last of them.
+#[derive(Debug)]
+struct Owed {
+    /// The requests, as the client wrote their ids, and how many under each.
+    ids: std::collections::VecDeque<(Id, u32)>,
+    /// What each of them gets: `-32002` (the backend ended) or `-32000`
+    /// (the gateway shut down before a restart).
+    error: RpcError,
+    /// `backend.exited`, sent once every answer above is queued.
+    then: Option<Value>,
+}
+
 /// The running backend.
 #[derive(Debug)]
 struct Backend {
@@ -222,6 +237,8 @@ pub struct BackendService {
     /// Requests the backend owes an answer, by canonical id: the id as the
     /// client wrote it, and how many are in flight under it.
     pending: HashMap<PendingKey, Pending, BuildFnv>,
+    /// Answers owed for requests no backend will answer, oldest first.
+    owed: std::collections::VecDeque<Owed>,
     /// The batch being forwarded: its members and its requests' ids, sent
     /// at its end.
     batch: Option<(Vec<Vec<u8>>, Vec<Id>)>,
@@ -251,6 +268,7 @@ impl BackendService {
             state: State::Running,
             stdin: StdinQueue::default(),
             pending: HashMap::default(),
+            owed: std::collections::VecDeque::new(),
             batch: None,
             batches: BatchSupport::Unknown,
             batches_unconfirmed: std::collections::VecDeque::new(),
@@ -455,6 +473,54 @@ impl BackendService {
         false
     }
 
+    /// Every pending request will get `error` instead of the backend's
+    /// answer; `then` (an event payload) follows the last of them.
+    fn owe_pending(&mut self, cx: &mut Context<'_>, error: RpcError, then: Option<Value>) {
+        let ids = self
+            .pending
+            .drain()
+            .map(|(key, pending)| (pending.id(&key), pending.count))
+            .collect();
+        self.owed.push_back(Owed { ids, error, then });
+        self.pay_owed(cx);
+    }
+
+    /// Answers owed requests while the queue has room, oldest first; each
+    /// group's event goes out after its last answer. Called again every
+    /// tick, so the rest follows as the client reads.
+    fn pay_owed(&mut self, cx: &mut Context<'_>) {
+        while let Some(group) = self.owed.front_mut() {
+            while let Some((id, count)) = group.ids.front_mut() {
+                if cx.is_backpressured() {
+                    return;
+                }
+                if !self.config.transparent {
+                    self.stats.answered_for_backend += 1;
+                    cx.reply(id, &Err(group.error.clone()));
+                }
+                *count -= 1;
+                if *count == 0 {
+                    group.ids.pop_front();
+                }
+            }
+            let group = self.owed.pop_front().expect("the front group");
+            if let (Some(payload), false) = (group.then, self.config.transparent) {
+                cx.emit("backend.exited", payload);
+            }
+        }
+    }
+
+    /// Requests owed an answer, pending or owed.
+    fn unanswered(&self) -> u64 {
+        let pending: u64 = self.pending.values().map(|p| u64::from(p.count)).sum();
+        let owed: u64 = self
+            .owed
+            .iter()
+            .flat_map(|g| g.ids.iter().map(|(_, n)| u64::from(*n)))
+            .sum();
+        pending + owed
+    }
+
     /// A request was answered: it no longer waits for the backend.
     fn settle(&mut self, id: &Id) {
         let key = PendingKey::of(id);
@@ -597,31 +663,18 @@ impl BackendService {
         // A backend that never got ready: the client still gets its ready
         // first, then what follows.
         self.release_ready_unmerged(cx);
-        // Everything it owed is answered now.
-        let owed: Vec<(Id, u32)> = self
-            .pending
-            .drain()
-            .map(|(key, pending)| (pending.id(&key), pending.count))
-            .collect();
-        if !self.config.transparent {
-            for (id, count) in owed {
-                for _ in 0..count {
-                    self.stats.answered_for_backend += 1;
-                    cx.reply(&id, &Err(backend_exited(status)));
-                }
-            }
-        }
         let restart_at = if cx.drain().is_some() {
             None
         } else {
             self.restarts.after_exit(status, b.started, cx.now())
         };
-        if !self.config.transparent {
-            cx.emit(
-                "backend.exited",
-                json!({"code": code, "signal": signal, "restarting": restart_at.is_some()}),
-            );
-        }
+        // Everything it owed is answered, as the queue has room, and then
+        // the client hears why.
+        self.owe_pending(
+            cx,
+            backend_exited(status),
+            Some(json!({"code": code, "signal": signal, "restarting": restart_at.is_some()})),
+        );
         match restart_at {
             Some(at) => {
                 self.state = State::Restarting(at);
@@ -870,7 +923,17 @@ impl Service for BackendService {
 
     fn on_drain(&mut self, cx: &mut Context<'_>, drain: &Drain) {
         if let State::Restarting(_) = self.state {
+            // No backend will start again: what waited for one is answered.
             self.state = State::Gone(ExitStatus::Code(0));
+            self.stdin = StdinQueue::default();
+            self.owe_pending(
+                cx,
+                RpcError::new(
+                    ErrorCode::HandlerFailed,
+                    "shutting down: the backend was waiting to restart and will not",
+                ),
+                None,
+            );
         }
         // Output flows from now on, the ready first, whatever the backend does.
         self.release_ready_unmerged(cx);
@@ -903,7 +966,11 @@ impl Service for BackendService {
                             self.command_line()
                         ),
                     );
-                    self.state = State::Gone(ExitStatus::Code(exit_code::UNAVAILABLE));
+                    let status = ExitStatus::Code(exit_code::UNAVAILABLE);
+                    self.state = State::Gone(status);
+                    // What waited for the restart is answered: it failed.
+                    self.stdin = StdinQueue::default();
+                    self.owe_pending(cx, backend_exited(status), None);
                     if !self.config.keep_running {
                         cx.request_shutdown(Cause::BackendGone {
                             code: exit_code::UNAVAILABLE,
@@ -913,6 +980,7 @@ impl Service for BackendService {
                 }
             }
         }
+        self.pay_owed(cx);
         match self.shutdown.as_mut().and_then(|t| t.due(now)) {
             Some(Step::Term) => self.signal(cx, libc::SIGTERM, SignalScope::Group),
             Some(Step::Kill) => self.signal(cx, libc::SIGKILL, SignalScope::Tree),
@@ -939,11 +1007,18 @@ impl Service for BackendService {
     }
 
     fn is_idle(&self) -> bool {
-        self.backend.is_none()
+        self.backend.is_none() && self.owed.is_empty()
     }
 
     fn busy_summary(&self) -> Option<String> {
-        let b = self.backend.as_ref()?;
+        let Some(b) = self.backend.as_ref() else {
+            return (!self.owed.is_empty()).then(|| {
+                format!(
+                    "{} answer(s) for a gone backend not yet queued",
+                    self.unanswered()
+                )
+            });
+        };
         Some(format!(
             "backend pid {} {} with {} request(s) unanswered",
             b.pid,
@@ -952,10 +1027,7 @@ impl Service for BackendService {
             } else {
                 "still running"
             },
-            self.pending
-                .values()
-                .map(|p| p.count as usize)
-                .sum::<usize>()
+            self.unanswered()
         ))
     }
 
@@ -977,7 +1049,7 @@ impl Service for BackendService {
                 "requests_forwarded": s.requests_forwarded,
                 "notifications_forwarded": s.notifications_forwarded,
                 "responses_forwarded": s.responses_forwarded,
-                "pending": self.pending.values().map(|p| u64::from(p.count)).sum::<u64>(),
+                "pending": self.unanswered(),
                 "refused_overloaded": s.refused,
                 "answered_backend_exited": s.answered_for_backend,
                 "restarts": self.restarts.total(),
