@@ -150,8 +150,13 @@ fn sigterm_while_a_huge_batch_is_answered_exits_within_grace() {
         scan.ids.len(),
         fin.reason()
     );
+    // The slack is the scheduler's, not the gateway's: the grace starts when
+    // the gateway sees the signal, and on a loaded 2-core machine it and
+    // this reader may each wait tens of milliseconds for a CPU (1.16 s was
+    // seen beside three busy loops and a fuzzer). A loop that blocked would
+    // miss it by far more. The same 200 ms as tests/process.rs.
     assert!(
-        took <= grace + Duration::from_millis(100),
+        took <= grace + Duration::from_millis(200),
         "exit took {took:?}; stderr:\n{}",
         fin.stderr
     );
