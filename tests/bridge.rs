@@ -773,3 +773,26 @@ fn requests_sent_during_restart_backoff_are_answered_however_the_wait_ends() {
         gw.wait_code(PATIENCE);
     }
 }
+
+/// Issue 15, finding 7: `--transparent` forwards every line as its bytes:
+/// invalid UTF-8 is not replaced by U+FFFD, a trailing `\r` and a blank
+/// line stay. The backend here is `cat`, writing what it gets to a file.
+#[test]
+fn transparent_mode_forwards_lines_as_their_bytes_even_invalid_utf8_and_cr() {
+    let out = TempFile::new("transparent-bytes");
+    let script = format!("cat > '{}'", out.path().display());
+    let mut gw = Gateway::builder()
+        .args(["--transparent", "--", "sh", "-c", &script])
+        .no_ready()
+        .spawn();
+    let input: &[u8] =
+        b"\xff\xfe{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"x\"}\n{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"y\"}\r\n\n  \n{\"s\":\"\xc3\xa9\"}\n";
+    gw.send_raw(input);
+    gw.close_stdin();
+    assert_eq!(gw.wait_code(PATIENCE), 0, "{}", gw.stderr_text());
+    assert_eq!(
+        std::fs::read(out.path()).unwrap(),
+        input,
+        "the backend got exactly the client's bytes"
+    );
+}

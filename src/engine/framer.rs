@@ -42,6 +42,9 @@ pub struct Framer {
     max_frame: usize,
     /// Inside an over-long line that was already reported.
     discarding: bool,
+    /// Lines are handed out as they came: a trailing `\r` kept, blank lines
+    /// too (transparent forwarding reads nothing).
+    verbatim: bool,
 }
 
 impl Framer {
@@ -53,6 +56,16 @@ impl Framer {
             next_index: 0,
             max_frame,
             discarding: false,
+            verbatim: false,
+        }
+    }
+
+    /// A framer that hands out every line as it came (no `\r` stripped, no
+    /// blank line skipped), for a peer whose bytes are only forwarded.
+    pub fn verbatim(max_frame: usize) -> Framer {
+        Framer {
+            verbatim: true,
+            ..Framer::new(max_frame)
         }
     }
 
@@ -108,10 +121,10 @@ impl Framer {
                             limit: self.max_frame,
                         });
                     }
-                    if let [head @ .., b'\r'] = line {
+                    if let ([head @ .., b'\r'], false) = (line, self.verbatim) {
                         line = head;
                     }
-                    if line.iter().all(u8::is_ascii_whitespace) {
+                    if !self.verbatim && line.iter().all(u8::is_ascii_whitespace) {
                         continue;
                     }
                     let len = line.len();
@@ -186,6 +199,17 @@ mod tests {
             assert!(framer.buffered() <= max + piece.len());
         }
         out
+    }
+
+    #[test]
+    fn a_verbatim_framer_keeps_carriage_returns_and_blank_lines() {
+        let mut f = Framer::verbatim(64);
+        f.push(b"a\r\n\n  \n\xff\n");
+        let mut lines = Vec::new();
+        while let Some(Decoded::Frame(line)) = f.next_frame() {
+            lines.push(line);
+        }
+        assert_eq!(lines, [&b"a\r"[..], b"", b"  ", b"\xff"]);
     }
 
     #[test]

@@ -175,7 +175,11 @@ impl Engine {
             })
             .unwrap_or(ReadyHold::Send);
         let mut engine = Engine {
-            framer: Framer::new(config.max_frame_bytes),
+            framer: if forward_lines {
+                Framer::verbatim(config.max_frame_bytes)
+            } else {
+                Framer::new(config.max_frame_bytes)
+            },
             out: Outbound::new(config.outbound.clone()),
             lifecycle: Lifecycle::new(config.shutdown_grace),
             config,
@@ -514,10 +518,9 @@ impl Engine {
 
     fn dispatch_frame(&mut self, frame: Vec<u8>, host: &mut dyn Host, now: Instant) {
         if let (true, Some(fallback)) = (self.forward_lines, self.fallback) {
-            let raw = String::from_utf8_lossy(&frame);
             self.stats.frames_forwarded += 1;
             let message = Forward {
-                raw: &raw,
+                raw: &frame,
                 kind: ForwardKind::Line,
                 in_batch: false,
             };
@@ -739,7 +742,7 @@ impl Engine {
     ) -> Forwarded {
         self.stats.frames_forwarded += 1;
         let message = Forward {
-            raw,
+            raw: raw.as_bytes(),
             kind,
             in_batch,
         };

@@ -24,8 +24,9 @@ pub type Reply = Result<Value, RpcError>;
 /// came as (without its `\n`).
 #[derive(Debug, Clone, Copy)]
 pub struct Forward<'a> {
-    /// The message's text, exactly as received.
-    pub raw: &'a str,
+    /// The message's bytes, exactly as received (valid UTF-8 unless the
+    /// fallback forwards every line unread: then anything but `\n`).
+    pub raw: &'a [u8],
     /// What it is.
     pub kind: ForwardKind<'a>,
     /// True for a member of a batch: [`Service::end_batch`] follows the last one.

@@ -463,9 +463,14 @@ impl Service for Fallback {
         _cx: &mut Context<'_>,
         message: super::service::Forward<'_>,
     ) -> super::service::Forwarded {
-        self.seen.borrow_mut().push(message.raw.to_owned());
+        self.seen
+            .borrow_mut()
+            .push(String::from_utf8(message.raw.to_vec()).expect("UTF-8"));
         if let super::service::ForwardKind::Request(id) = message.kind {
-            self.owed.push((id.clone(), message.raw.to_owned()));
+            self.owed.push((
+                id.clone(),
+                String::from_utf8(message.raw.to_vec()).expect("UTF-8"),
+            ));
         }
         super::service::Forwarded::Sent
     }

@@ -821,29 +821,27 @@ impl Service for BackendService {
                 if let State::Gone(_) = self.state {
                     return Forwarded::Sent;
                 }
-                let _ = self.stdin.push(message.raw.as_bytes(), usize::MAX);
+                let _ = self.stdin.push(message.raw, usize::MAX);
                 let _ = self.stdin.push(b"\n", usize::MAX);
                 Forwarded::Sent
             }
-            ForwardKind::Request(id) => {
-                match self.enqueue(cx, message.raw.as_bytes(), message.in_batch) {
-                    Ok(()) => {
-                        self.stats.requests_forwarded += 1;
-                        if let (true, Some((_, ids))) = (message.in_batch, self.batch.as_mut()) {
-                            ids.push(id.canonical());
-                        }
-                        self.pending
-                            .entry(PendingKey::of(id))
-                            .or_insert_with(|| Pending::new(id))
-                            .count += 1;
-                        Forwarded::Sent
+            ForwardKind::Request(id) => match self.enqueue(cx, message.raw, message.in_batch) {
+                Ok(()) => {
+                    self.stats.requests_forwarded += 1;
+                    if let (true, Some((_, ids))) = (message.in_batch, self.batch.as_mut()) {
+                        ids.push(id.canonical());
                     }
-                    Err(error) => Forwarded::Answer(error),
+                    self.pending
+                        .entry(PendingKey::of(id))
+                        .or_insert_with(|| Pending::new(id))
+                        .count += 1;
+                    Forwarded::Sent
                 }
-            }
+                Err(error) => Forwarded::Answer(error),
+            },
             ForwardKind::Notification | ForwardKind::Response(_) => {
                 let response = matches!(message.kind, ForwardKind::Response(_));
-                match self.enqueue(cx, message.raw.as_bytes(), message.in_batch) {
+                match self.enqueue(cx, message.raw, message.in_batch) {
                     Ok(()) if response => self.stats.responses_forwarded += 1,
                     Ok(()) => self.stats.notifications_forwarded += 1,
                     Err(error) => {
