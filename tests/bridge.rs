@@ -796,3 +796,21 @@ fn transparent_mode_forwards_lines_as_their_bytes_even_invalid_utf8_and_cr() {
         "the backend got exactly the client's bytes"
     );
 }
+
+/// Issue 15, finding 8: a request larger than `--backend-stdin-limit` is
+/// taken when nothing else waits for the backend's stdin, instead of being
+/// refused with `-32001` every time.
+#[test]
+fn a_request_larger_than_the_backend_stdin_limit_is_sent_when_nothing_else_waits() {
+    let mut gw = bridge(&["--backend-stdin-limit", "1MiB"], &[]).spawn();
+    let big = "x".repeat(5_000_000);
+    let resp = gw.request("echo", Some(json!([big])));
+    assert_eq!(
+        resp["result"][0].as_str().map(str::len),
+        Some(5_000_000),
+        "{}",
+        &resp.to_string()[..200]
+    );
+    gw.close_stdin();
+    assert_eq!(gw.wait_code(PATIENCE), 0, "{}", gw.stderr_text());
+}

@@ -360,7 +360,11 @@ impl BackendService {
             .batch
             .as_ref()
             .map_or(0, |(members, _)| members.iter().map(|m| m.len() + 1).sum());
-        if self.stdin.pending() + batch_bytes + raw.len() + 2 > limit {
+        // One message larger than the whole bound is taken when nothing
+        // waits (it could never be sent otherwise): the queue then holds at
+        // most max(limit, --max-frame-bytes) plus a newline.
+        let waiting = self.stdin.pending() + batch_bytes;
+        if waiting > 0 && waiting + raw.len() + 2 > limit {
             self.stats.refused += 1;
             return Err(RpcError::new(
                 ErrorCode::Overloaded,
