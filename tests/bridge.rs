@@ -814,3 +814,74 @@ fn a_request_larger_than_the_backend_stdin_limit_is_sent_when_nothing_else_waits
     gw.close_stdin();
     assert_eq!(gw.wait_code(PATIENCE), 0, "{}", gw.stderr_text());
 }
+
+/// Issue 15, finding 5: a backend that refuses batches, sent 20 batches
+/// before its first refusal arrives: every batch is sent again member by
+/// member, every request is answered once, and no refusal reaches the client.
+#[test]
+fn every_batch_sent_before_a_refusal_is_sent_again_and_answered() {
+    let mut gw = bridge(&[], &["--no-batches"]).spawn();
+    let mut bytes = Vec::new();
+    for b in 0..20 {
+        bytes.extend_from_slice(
+            format!(
+                "[{{\"jsonrpc\":\"2.0\",\"id\":{},\"method\":\"echo\",\"params\":[{b}]}},{{\"jsonrpc\":\"2.0\",\"id\":{},\"method\":\"echo\"}}]\n",
+                2 * b,
+                2 * b + 1
+            )
+            .as_bytes(),
+        );
+    }
+    gw.send_raw(&bytes);
+    let mut answered = std::collections::HashMap::new();
+    while answered.len() < 40 {
+        let frame = gw
+            .recv_frame(LONG)
+            .unwrap_or_else(|| panic!("{} of 40 answered", answered.len()));
+        for member in frame
+            .as_array()
+            .cloned()
+            .unwrap_or_else(|| vec![frame.clone()])
+        {
+            assert_ne!(
+                member["id"],
+                Value::Null,
+                "a refusal reached the client: {member}"
+            );
+            if let Some(id) = member["id"].as_u64() {
+                assert!(member.get("result").is_some(), "{member}");
+                *answered.entry(id).or_insert(0) += 1;
+            }
+        }
+    }
+    assert!(answered.values().all(|&n| n == 1), "{answered:?}");
+    let info = gw.call("gateway.info", None);
+    assert_eq!(info["backend"]["batches"], "refused");
+    assert_eq!(gw.stats()["backend"]["pending"], 0);
+    gw.close_stdin();
+    let (rest, _) = gw.drain_stdout(PATIENCE);
+    assert!(
+        rest.iter().all(|f| f.get("id") != Some(&Value::Null)),
+        "{rest:?}"
+    );
+    assert_eq!(gw.wait_code(PATIENCE), 0, "{}", gw.stderr_text());
+}
+
+/// Issue 15, finding 6: after a batch of notifications, a request with a
+/// `null` id that the backend answers with an error: the answer reaches the
+/// client, and the backend got each notification once.
+#[test]
+fn a_null_id_error_after_a_notification_batch_is_an_answer_not_a_refusal() {
+    let mut gw = bridge(&[], &[]).spawn();
+    gw.send_raw(
+        b"[{\"jsonrpc\":\"2.0\",\"method\":\"n1\"},{\"jsonrpc\":\"2.0\",\"method\":\"n2\"}]\n",
+    );
+    gw.send_raw(b"{\"jsonrpc\":\"2.0\",\"id\":null,\"method\":\"no.such.method\"}\n");
+    let answer = gw.recv_frame(PATIENCE).expect("the null-id answer");
+    assert_eq!(answer["id"], Value::Null, "{answer}");
+    assert_eq!(answer["error"]["code"], -32601, "{answer}");
+    // n1, n2, the null-id request and this one: nothing twice.
+    assert_eq!(gw.call("handled", None), 4);
+    gw.close_stdin();
+    assert_eq!(gw.wait_code(PATIENCE), 0, "{}", gw.stderr_text());
+}

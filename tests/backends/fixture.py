@@ -30,6 +30,7 @@ Methods:
   notify              sends params {count} notifications, in order
   cwd                 result: its working directory
   hold                never answers (the request stays pending)
+  handled             result: how many messages it has handled, this one included
 """
 
 import json
@@ -122,8 +123,13 @@ def event(event_type, payload, extra=""):
         json.dumps(event_type), extra, json.dumps(payload, separators=(",", ":")))
 
 
+HANDLED = 0
+
+
 def handle(text, replies):
     """Handles one message; appends its answer (if any) to replies."""
+    global HANDLED
+    HANDLED += 1
     msg = json.loads(text)
     raw = raw_fields(text)
     method = msg.get("method")
@@ -173,6 +179,8 @@ def handle(text, replies):
         answer = result(raw_id, json.dumps(os.getcwd()))
     elif method == "hold":
         return
+    elif method == "handled":
+        answer = result(raw_id, str(HANDLED))
     elif method == "notify":
         for i in range(params.get("count", 1)):
             write('{"jsonrpc":"2.0","method":"note","params":{"n":%d}}' % i)

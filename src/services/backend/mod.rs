@@ -16,6 +16,7 @@
 //!
 //! The wire contract is `docs/bridge.md`.
 
+mod batching;
 pub mod line;
 mod relay;
 mod restart;
@@ -27,6 +28,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Map, Value};
 
+use self::batching::{Batching, Response};
 use self::line::{
     classify, classify_with, merged_ready, Line, StreamTemplate, StreamTypes, BACKEND_READY_EVENT,
 };
@@ -56,8 +58,6 @@ const LINGER_RECHECK: Duration = Duration::from_millis(50);
 /// Junk lines logged per [`JUNK_WINDOW`]; the rest are only counted.
 const JUNK_LOGGED: u32 = 20;
 const JUNK_WINDOW: Duration = Duration::from_secs(10);
-/// Batches kept while it is unknown whether the backend takes them.
-const UNCONFIRMED_KEPT: usize = 16;
 /// Bytes of a junk line shown in the log.
 const JUNK_SHOWN: usize = 200;
 
@@ -185,18 +185,6 @@ struct Backend {
     signalled: bool,
 }
 
-/// What the backend does with a JSON-RPC batch.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum BatchSupport {
-    /// Not seen yet: batches are sent whole and kept until answered.
-    Unknown,
-    /// It answered one: batches are sent whole.
-    Yes,
-    /// It refused one (a single error with a `null` id, as the hermes
-    /// gateway answers): every batch is sent member by member.
-    No,
-}
-
 /// Where the bridge is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
@@ -242,11 +230,9 @@ pub struct BackendService {
     /// The batch being forwarded: its members and its requests' ids, sent
     /// at its end.
     batch: Option<(Vec<Vec<u8>>, Vec<Id>)>,
-    /// Whether the backend takes batches, learnt from its first answer to one.
-    batches: BatchSupport,
-    /// Batches sent while that is unknown, oldest first, kept to be sent
-    /// again member by member if the backend refuses them.
-    batches_unconfirmed: std::collections::VecDeque<(Vec<Vec<u8>>, Vec<Id>)>,
+    /// Whether the backend takes batches, and the batches kept until that
+    /// is known (`batching.rs`).
+    batching: Batching,
     restarts: Restarts,
     generation: u64,
     ready_deadline: Option<Instant>,
@@ -270,8 +256,7 @@ impl BackendService {
             pending: HashMap::default(),
             owed: std::collections::VecDeque::new(),
             batch: None,
-            batches: BatchSupport::Unknown,
-            batches_unconfirmed: std::collections::VecDeque::new(),
+            batching: Batching::new(config.backend.stdin_limit_bytes),
             generation: 0,
             ready_deadline: None,
             shutdown: None,
@@ -381,8 +366,8 @@ impl BackendService {
         } else {
             // Checked against the limit above; written at the end of the
             // input turn (end_input_turn), one write for many messages.
-            let _ = self.stdin.push(raw, usize::MAX);
-            let _ = self.stdin.push(b"\n", usize::MAX);
+            self.push_stdin(raw);
+            self.push_stdin(b"\n");
         }
         Ok(())
     }
@@ -399,7 +384,11 @@ impl BackendService {
         }
         match classify_with(&line, &self.streams, &mut self.template) {
             Line::Response(id) => {
-                if self.learn_batches(cx, &id, &line) {
+                let error = id == Id::Null && crate::engine::message::contains_error(&line);
+                if let Response::Refusal { resend } = self.batching.on_response(&id, error) {
+                    // Not an answer to anything the client sent.
+                    self.push_stdin(&resend);
+                    self.flush(cx);
                     return;
                 }
                 self.settle(&id);
@@ -417,10 +406,7 @@ impl BackendService {
                     return cx.push_line(line);
                 }
                 // A batch answer: each response goes to the batch it answers.
-                if self.batches == BatchSupport::Unknown {
-                    self.batches = BatchSupport::Yes;
-                    self.batches_unconfirmed.clear();
-                }
+                self.batching.on_array();
                 for (span, id) in elements {
                     let element = &line[span];
                     match id {
@@ -436,45 +422,12 @@ impl BackendService {
         }
     }
 
-    /// Sends a batch's members as lines of their own.
-    fn send_one_by_one(&mut self, cx: &mut Context<'_>, members: &[Vec<u8>]) {
-        for member in members {
-            let mut line = Vec::with_capacity(member.len() + 1);
-            line.extend_from_slice(member);
-            line.push(b'\n');
-            let _ = self.stdin.push(&line, usize::MAX);
+    /// Queues bytes for the backend's stdin that were admitted already (a
+    /// message checked against the bound, a batch, a batch sent again).
+    fn push_stdin(&mut self, bytes: &[u8]) {
+        if let Err(full) = self.stdin.push(bytes, usize::MAX) {
+            unreachable!("an unbounded push was refused: {full:?}");
         }
-        self.flush(cx);
-    }
-
-    /// Learns from a response whether the backend takes batches. Returns
-    /// true when the response was its refusal of one (a single error with a
-    /// `null` id while a batch waits): the batch is sent again member by
-    /// member, and the refusal, which answers no request of the client's,
-    /// is not forwarded.
-    fn learn_batches(&mut self, cx: &mut Context<'_>, id: &Id, line: &[u8]) -> bool {
-        if self.batches != BatchSupport::Unknown || self.batches_unconfirmed.is_empty() {
-            return false;
-        }
-        if *id == Id::Null && crate::engine::message::contains_error(line) {
-            log::info!("the backend refused a batch: sending batches member by member from now on");
-            self.batches = BatchSupport::No;
-            let unconfirmed: Vec<_> = self.batches_unconfirmed.drain(..).collect();
-            for (members, _) in unconfirmed {
-                self.send_one_by_one(cx, &members);
-            }
-            return true;
-        }
-        let key = id.canonical();
-        if self
-            .batches_unconfirmed
-            .iter()
-            .any(|(_, ids)| ids.contains(&key))
-        {
-            self.batches = BatchSupport::Yes;
-            self.batches_unconfirmed.clear();
-        }
-        false
     }
 
     /// Every pending request will get `error` instead of the backend's
@@ -661,7 +614,7 @@ impl BackendService {
         cx.release(b.key);
         self.stdin = StdinQueue::default();
         self.batch = None;
-        self.batches_unconfirmed.clear();
+        self.batching.reset();
         let (code, signal) = status_fields(status);
         log::info!("backend pid {} ended: {}", b.pid, describe(status));
         // A backend that never got ready: the client still gets its ready
@@ -825,8 +778,10 @@ impl Service for BackendService {
                 if let State::Gone(_) = self.state {
                     return Forwarded::Sent;
                 }
-                let _ = self.stdin.push(message.raw, usize::MAX);
-                let _ = self.stdin.push(b"\n", usize::MAX);
+                // Transparent: bounded by not reading the client
+                // (accepts_input), not by refusing.
+                self.push_stdin(message.raw);
+                self.push_stdin(b"\n");
                 Forwarded::Sent
             }
             ForwardKind::Request(id) => match self.enqueue(cx, message.raw, message.in_batch) {
@@ -834,6 +789,8 @@ impl Service for BackendService {
                     self.stats.requests_forwarded += 1;
                     if let (true, Some((_, ids))) = (message.in_batch, self.batch.as_mut()) {
                         ids.push(id.canonical());
+                    } else if *id == Id::Null {
+                        self.batching.sent_null_request();
                     }
                     self.pending
                         .entry(PendingKey::of(id))
@@ -857,31 +814,13 @@ impl Service for BackendService {
         }
     }
 
-    fn end_batch(&mut self, cx: &mut Context<'_>) {
+    fn end_batch(&mut self, _cx: &mut Context<'_>) {
         let Some((members, ids)) = self.batch.take() else {
             return;
         };
-        if self.batches == BatchSupport::No {
-            return self.send_one_by_one(cx, &members);
-        }
-        let mut line = Vec::with_capacity(members.iter().map(|m| m.len() + 1).sum::<usize>() + 2);
-        line.push(b'[');
-        for (i, member) in members.iter().enumerate() {
-            if i > 0 {
-                line.push(b',');
-            }
-            line.extend_from_slice(member);
-        }
-        line.extend_from_slice(b"]\n");
-        let _ = self.stdin.push(&line, usize::MAX);
-        if self.batches == BatchSupport::Unknown {
-            // A batch of notifications gets no answer from a backend that
-            // takes batches: keep only the last few while unsure.
-            if self.batches_unconfirmed.len() == UNCONFIRMED_KEPT {
-                self.batches_unconfirmed.pop_front();
-            }
-            self.batches_unconfirmed.push_back((members, ids));
-        }
+        // Written at the end of the input turn, with what else it queued.
+        let bytes = self.batching.send(members, ids);
+        self.push_stdin(&bytes);
     }
 
     fn end_input_turn(&mut self, cx: &mut Context<'_>) {
@@ -1092,6 +1031,7 @@ impl Service for BackendService {
                 "transparent": self.config.transparent,
                 "keep_running": self.config.keep_running,
                 "local_process": self.config.local_process,
+                "batches": self.batching.support().as_str(),
             }),
         );
         map
