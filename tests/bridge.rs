@@ -757,6 +757,9 @@ fn requests_sent_during_restart_backoff_are_answered_however_the_wait_ends() {
         // The first restart waits 250 ms: these wait with it.
         gw.send_raw(b"{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"echo\",\"params\":[2]}\n");
         gw.send_raw(b"{\"jsonrpc\":\"2.0\",\"id\":3,\"method\":\"echo\",\"params\":[3]}\n");
+        // Read by the gateway (a signal stops it reading: what is still in
+        // the pipe then is never seen, so it cannot be answered).
+        assert!(poll_until(PATIENCE, || gw.stats()["backend"]["pending"] == 2));
         match how {
             "eof" => gw.close_stdin(),
             "sigterm" => gw.signal(libc::SIGTERM),
@@ -882,6 +885,109 @@ fn a_null_id_error_after_a_notification_batch_is_an_answer_not_a_refusal() {
     assert_eq!(answer["error"]["code"], -32601, "{answer}");
     // n1, n2, the null-id request and this one: nothing twice.
     assert_eq!(gw.call("handled", None), 4);
+    gw.close_stdin();
+    assert_eq!(gw.wait_code(PATIENCE), 0, "{}", gw.stderr_text());
+}
+
+/// Issue 15, finding 1: one batch of 10,000 `gateway.info` members and one
+/// forwarded request. Its answer (about 19 MB, over the 8 MiB hard limit
+/// here) is written as the reader reads, through the same paced path as without a backend: one array with
+/// every id once, nothing refused, the gateway's memory bounded.
+#[test]
+fn a_batch_whose_answer_passes_the_hard_limit_is_answered_in_full_and_paced() {
+    let mut gw = bridge(&["--outbound-hard-limit", "8MiB"], &[]).spawn();
+    let n = 10_000;
+    let mut batch = String::with_capacity(n * 50);
+    batch.push('[');
+    for i in 0..n {
+        batch.push_str(&format!(
+            r#"{{"jsonrpc":"2.0","id":{i},"method":"gateway.info"}},"#
+        ));
+    }
+    batch.push_str(r#"{"jsonrpc":"2.0","id":"fwd","method":"echo","params":[1]}]"#);
+    batch.push('\n');
+    gw.send_raw(batch.as_bytes());
+    let line = match gw.read_line(LONG) {
+        Read1::Line(line) => line,
+        _ => panic!("no batch answer; stderr:\n{}", gw.stderr_text()),
+    };
+    let answers: Vec<Value> = serde_json::from_slice(&line).expect("one array");
+    assert_eq!(answers.len(), n + 1);
+    let mut ids = std::collections::HashSet::new();
+    for a in &answers {
+        assert!(a.get("result").is_some(), "{a}");
+        assert!(ids.insert(a["id"].to_string()), "{} twice", a["id"]);
+    }
+    let hwm = proc_mem_bytes(gw.gateway_pid, "VmHWM").unwrap();
+    let stats = gw.stats();
+    eprintln!(
+        "10,001-member bridged batch: {} bytes of answer, gateway VmHWM {hwm}",
+        line.len()
+    );
+    assert_eq!(stats["frames_refused"], 0, "{stats}");
+    assert!(hwm < 32 * 1024 * 1024, "peak RSS {hwm} bytes");
+    gw.close_stdin();
+    assert_eq!(gw.wait_code(PATIENCE), 0, "{}", gw.stderr_text());
+}
+
+/// Issue 15, finding 2: 100 batches, each a member the backend holds and a
+/// member it answers at once with 1 MB. The answers held for the batches
+/// count against a budget (the hard limit, 8 MiB here): past it a held
+/// answer becomes `-32001` for its id. When the backend releases the held
+/// members in one write, every batch gets its one array with both ids,
+/// nothing is refused and memory stays bounded.
+#[test]
+fn batches_waiting_on_the_backend_hold_bounded_answers_and_all_finish() {
+    let mut gw = bridge(&["--outbound-hard-limit", "8MiB"], &[]).spawn();
+    let mut bytes = Vec::new();
+    for b in 0..100 {
+        bytes.extend_from_slice(
+            format!(
+                "[{{\"jsonrpc\":\"2.0\",\"id\":\"held-{b}\",\"method\":\"later\"}},{{\"jsonrpc\":\"2.0\",\"id\":\"blob-{b}\",\"method\":\"blob\",\"params\":{{\"bytes\":1000000}}}}]\n"
+            )
+            .as_bytes(),
+        );
+    }
+    gw.send_raw(&bytes);
+    // Every blob answer has reached the gateway before the release.
+    assert!(
+        poll_until(LONG, || gw.stats()["backend"]["pending"] == 100),
+        "the blobs were answered"
+    );
+    gw.send_raw(b"{\"jsonrpc\":\"2.0\",\"id\":\"release\",\"method\":\"release\"}\n");
+    let (mut arrays, mut full, mut overloaded) = (0, 0, 0);
+    let mut released = false;
+    while arrays < 100 || !released {
+        let frame = gw.recv_frame(LONG).expect("every batch answered");
+        let Some(members) = frame.as_array() else {
+            released |= frame["id"] == "release";
+            continue;
+        };
+        arrays += 1;
+        assert_eq!(members.len(), 2, "{frame}");
+        let b = members
+            .iter()
+            .find_map(|m| m["id"].as_str()?.strip_prefix("held-"))
+            .expect("the held member");
+        for m in members {
+            if m["id"] == format!("blob-{b}") {
+                match m["error"]["code"].as_i64() {
+                    Some(-32001) => overloaded += 1,
+                    None => full += 1,
+                    other => panic!("{other:?}"),
+                }
+            } else {
+                assert_eq!(m["result"], "released", "{m}");
+            }
+        }
+    }
+    let hwm = proc_mem_bytes(gw.gateway_pid, "VmHWM").unwrap();
+    let stats = gw.stats();
+    eprintln!("100 waiting batches: {full} blobs held whole, {overloaded} over the budget as -32001; VmHWM {hwm}");
+    assert_eq!(full + overloaded, 100);
+    assert!(full >= 7, "the budget held {full} MB answers");
+    assert_eq!(stats["frames_refused"], 0, "{stats}");
+    assert!(hwm < 32 * 1024 * 1024, "peak RSS {hwm} bytes");
     gw.close_stdin();
     assert_eq!(gw.wait_code(PATIENCE), 0, "{}", gw.stderr_text());
 }

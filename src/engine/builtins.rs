@@ -169,6 +169,15 @@ impl Engine {
             "write_stalls": self.stats.write_stalls,
             "signals": signals,
         });
+        if let (Value::Object(map), Some(_)) = (&mut stats, self.fallback) {
+            map.insert(
+                "batches_waiting".into(),
+                json!({
+                    "answer_bytes": self.joins.answer_bytes(),
+                    "text_bytes": self.joins.text_bytes(),
+                }),
+            );
+        }
         if let Value::Object(map) = &mut stats {
             map.extend(host.stats());
             for service in &self.services {

@@ -1,40 +1,84 @@
-//! Batch answers joined from several sources: members the gateway answers
-//! itself and members a fallback service answers later.
+//! Batch answers that wait for a fallback service.
 //!
-//! A batch with forwarded members cannot be streamed into the outbound queue
-//! member by member: its forwarded answers arrive later, interleaved with
-//! other frames. So its answer is built here, off the queue: local answers
-//! go in as they are made, forwarded ones as they arrive (by id), and the
-//! whole array is queued as one frame when the last one is in. Every piece
-//! is admitted against the queue's room, like any answer; one that would
-//! not fit is replaced by a `-32001` error for its id.
+//! A batch is answered as one array, and the fallback's answers arrive
+//! later, interleaved with other frames, so a batch with members for the
+//! fallback cannot stream its answer into the outbound queue as it is
+//! walked. It is answered in two passes instead:
+//!
+//! 1. **Forward** (at dispatch): members for the fallback are forwarded
+//!    (and owed here, by id); members the fallback refused at once (a
+//!    duplicate id, an overloaded or gone backend) are recorded by index
+//!    with their error; every other member waits. The batch's text is kept.
+//! 2. **Answer** (once every owed answer is in, [`Joins::next_ready`]): the
+//!    engine walks the batch again through the same paced path as a batch
+//!    without a fallback (`begin_pieces`, one member a step, stopping at the
+//!    high-water mark): first the fallback's answers kept here, then each
+//!    member the gateway answers, run then.
+//!
+//! What is held here is bounded and counted: the fallback's answers count
+//! against a budget of their own (the outbound hard limit; one that would
+//! pass it is replaced by a small `-32001` for its id), and the engine stops
+//! taking input while answers and the queue together pass the high-water
+//! mark, or kept batch texts pass one frame's worth. Nothing held here stops
+//! the fallback's output from being read, so a batch never waits on itself.
 
-use std::collections::HashMap;
-use std::time::Instant;
+use std::collections::{HashMap, VecDeque};
 
-use super::message::{write_response, ErrorCode, Id, RpcError};
-use super::outbound::Outbound;
+use super::message::{write_response, BatchCursor, ErrorCode, Id, RpcError};
 
-/// Batch answers being joined.
-#[derive(Debug, Default)]
+/// Batches waiting for the fallback, and those ready to be answered.
+#[derive(Debug)]
 pub struct Joins {
     open: Vec<Option<Join>>,
-    /// Forwarded ids still owed, by their canonical form.
+    /// Owed ids, by their canonical form.
     by_id: HashMap<Id, usize>,
+    ready: VecDeque<Ready>,
+    /// Bytes of the fallback's answers held (kept or ready).
+    answer_bytes: usize,
+    /// At most this many bytes of answers are held; past it, `-32001`.
+    budget: usize,
+    /// Bytes of batch texts held (open or ready).
+    text_bytes: usize,
 }
 
+/// A batch in its forward pass, or waiting for answers.
 #[derive(Debug, Default)]
 struct Join {
-    /// The array's members so far, comma-separated, without brackets.
-    body: Vec<u8>,
-    /// Forwarded answers still owed.
+    /// The batch, once its forward pass is over.
+    members: Option<BatchCursor>,
+    /// The fallback's answers so far (one response each, no `\n`).
+    kept: VecDeque<Vec<u8>>,
+    /// Members refused at once: their index and answer, in member order.
+    refused: VecDeque<(u32, RpcError)>,
+    /// Answers still owed by the fallback.
     waiting: usize,
-    /// Every member was walked.
-    walked: bool,
+}
+
+/// A batch whose answers are all in: what its answer pass needs.
+#[derive(Debug)]
+pub struct Ready {
+    /// The batch, rewound to its first member.
+    pub members: BatchCursor,
+    /// The fallback's answers: they go first.
+    pub kept: VecDeque<Vec<u8>>,
+    /// Members refused at once, by index, in member order.
+    pub refused: VecDeque<(u32, RpcError)>,
 }
 
 impl Joins {
-    /// Opens the answer of a new batch; returns its handle.
+    /// No batch waiting; the fallback's answers may hold `budget` bytes.
+    pub fn new(budget: usize) -> Joins {
+        Joins {
+            open: Vec::new(),
+            by_id: HashMap::new(),
+            ready: VecDeque::new(),
+            answer_bytes: 0,
+            budget,
+            text_bytes: 0,
+        }
+    }
+
+    /// Opens a batch's forward pass; returns its handle.
     pub fn start(&mut self) -> usize {
         let join = Some(Join::default());
         match self.open.iter().position(Option::is_none) {
@@ -49,16 +93,19 @@ impl Joins {
         }
     }
 
-    /// True while batches wait for forwarded answers.
+    /// True when no batch waits and none is ready.
     pub fn is_empty(&self) -> bool {
-        self.open.iter().all(Option::is_none)
+        self.ready.is_empty() && self.open.iter().all(Option::is_none)
     }
 
-    /// Adds an answer the gateway made (`piece`: one response, no `\n`).
-    pub fn add(&mut self, join: usize, id: &Id, piece: &[u8], out: &Outbound) {
-        if let Some(j) = self.open.get_mut(join).and_then(Option::as_mut) {
-            append(j, id, piece, out);
-        }
+    /// Bytes of the fallback's answers held.
+    pub fn answer_bytes(&self) -> usize {
+        self.answer_bytes
+    }
+
+    /// Bytes of batch texts held.
+    pub fn text_bytes(&self) -> usize {
+        self.text_bytes
     }
 
     /// Records that `id` is owed by the fallback. False if an answer for
@@ -76,135 +123,163 @@ impl Joins {
         true
     }
 
-    /// Every member of the batch was walked: queue its answer if nothing is owed.
-    pub fn walked(&mut self, join: usize, out: &mut Outbound, now: Instant) {
+    /// Member `index` is answered with `error` without reaching the
+    /// fallback.
+    pub fn refuse(&mut self, join: usize, index: u32, error: RpcError) {
         if let Some(j) = self.open.get_mut(join).and_then(Option::as_mut) {
-            j.walked = true;
+            j.refused.push_back((index, error));
         }
-        self.finish_if_complete(join, out, now);
+    }
+
+    /// `id` was expected ([`Joins::expect`]) but the fallback refused it at
+    /// once: it is owed no more.
+    pub fn forget(&mut self, join: usize, id: &Id) {
+        let key = id.canonical();
+        if self.by_id.get(&key) == Some(&join) {
+            self.by_id.remove(&key);
+            if let Some(j) = self.open.get_mut(join).and_then(Option::as_mut) {
+                j.waiting -= 1;
+            }
+        }
+    }
+
+    /// The forward pass is over: keep the batch for its answer pass.
+    pub fn walked(&mut self, join: usize, members: BatchCursor) {
+        if let Some(j) = self.open.get_mut(join).and_then(Option::as_mut) {
+            self.text_bytes += members.frame_len();
+            j.members = Some(members);
+        }
+        self.ready_if_complete(join);
     }
 
     /// An answer for `id` arrived (`piece`: one response, no `\n`). Returns
     /// false when no batch owes it (the caller sends it as a frame).
-    pub fn deliver(&mut self, id: &Id, piece: &[u8], out: &mut Outbound, now: Instant) -> bool {
+    pub fn deliver(&mut self, id: &Id, piece: &[u8]) -> bool {
         if self.by_id.is_empty() {
             return false;
         }
         let Some(join) = self.by_id.remove(&*id.canonical_cow()) else {
             return false;
         };
+        let piece = if self.answer_bytes + piece.len() <= self.budget {
+            piece.to_vec()
+        } else {
+            over_budget(id, piece.len(), self.budget)
+        };
         if let Some(j) = self.open.get_mut(join).and_then(Option::as_mut) {
-            append(j, id, piece, out);
+            self.answer_bytes += piece.len();
+            j.kept.push_back(piece);
             j.waiting -= 1;
         }
-        self.finish_if_complete(join, out, now);
+        self.ready_if_complete(join);
         true
     }
 
-    fn finish_if_complete(&mut self, join: usize, out: &mut Outbound, now: Instant) {
+    /// The oldest batch ready for its answer pass, if any.
+    pub fn next_ready(&mut self) -> Option<Ready> {
+        let mut ready = self.ready.pop_front()?;
+        self.text_bytes -= ready.members.frame_len();
+        ready.members.rewind();
+        Some(ready)
+    }
+
+    /// A kept answer left for the queue: it no longer counts here.
+    pub fn released(&mut self, piece: &[u8]) {
+        self.answer_bytes -= piece.len();
+    }
+
+    fn ready_if_complete(&mut self, join: usize) {
         let Some(slot) = self.open.get_mut(join) else {
             return;
         };
-        if !slot.as_ref().is_some_and(|j| j.walked && j.waiting == 0) {
+        if !slot
+            .as_ref()
+            .is_some_and(|j| j.members.is_some() && j.waiting == 0)
+        {
             return;
         }
         let j = slot.take().expect("checked above");
-        if j.body.is_empty() {
-            // Only notifications: no answer at all, as JSON-RPC 2.0 says.
-            return;
-        }
-        let mut frame = Vec::with_capacity(j.body.len() + 3);
-        frame.push(b'[');
-        frame.extend_from_slice(&j.body);
-        frame.extend_from_slice(b"]\n");
-        // Every piece was admitted against the room when it came in.
-        let _ = out.push_frame(frame, now);
+        self.ready.push_back(Ready {
+            members: j.members.expect("checked above"),
+            kept: j.kept,
+            refused: j.refused,
+        });
     }
 }
 
-/// Appends one member, or a `-32001` error for its id when it would not fit
-/// in the room left below the hard limit (counting the other open answers'
-/// bytes would need a shared counter; each is bounded by the room alone).
-fn append(j: &mut Join, id: &Id, piece: &[u8], out: &Outbound) {
-    let room = out.room().saturating_sub(j.body.len() + 3);
-    if !j.body.is_empty() {
-        j.body.push(b',');
-    }
-    if piece.len() < room {
-        j.body.extend_from_slice(piece);
-    } else {
-        let error = RpcError::new(
-            ErrorCode::Overloaded,
-            format!(
-                "the answer ({} bytes) is larger than the {room} bytes left below the outbound hard limit (--outbound-hard-limit); ask for less",
-                piece.len()
-            ),
-        )
-        .with_data(serde_json::json!({"limit": room}));
-        write_response(&mut j.body, id, &Err(error));
-    }
+/// The answer kept for `id` when the fallback's answer would pass the
+/// budget: a `-32001` of about a hundred bytes.
+fn over_budget(id: &Id, len: usize, budget: usize) -> Vec<u8> {
+    let error = RpcError::new(
+        ErrorCode::Overloaded,
+        format!(
+            "the answer ({len} bytes) does not fit in the {budget} bytes a batch's answers may hold (--outbound-hard-limit); ask for less in one batch"
+        ),
+    )
+    .with_data(serde_json::json!({"limit": budget}));
+    let mut piece = Vec::with_capacity(160);
+    write_response(&mut piece, id, &Err(error));
+    piece
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::outbound::Limits;
-    use std::time::Duration;
+    use crate::engine::message::{open, Opened};
 
-    fn queue() -> Outbound {
-        Outbound::new(Limits {
-            soft_bytes: 1 << 20,
-            soft_duration: Duration::from_secs(10),
-            hard_bytes: 4 << 20,
-            stall_timeout: Duration::from_secs(10),
-            coalesce_cap: 64,
-            high_water: 2 << 20,
-            low_water: 1 << 20,
-        })
-    }
-
-    fn drain(out: &mut Outbound, now: Instant) -> String {
-        let mut all = Vec::new();
-        while !out.is_empty() {
-            let _ = out.write_with(now, |slices| -> Result<usize, ()> {
-                let n: usize = slices.iter().map(|s| s.len()).sum();
-                for s in slices {
-                    all.extend_from_slice(s);
-                }
-                Ok(n)
-            });
+    fn cursor(text: &str) -> BatchCursor {
+        match open(text.as_bytes().to_vec()) {
+            Opened::Batch(cursor) => cursor,
+            other => panic!("{other:?}"),
         }
-        String::from_utf8(all).unwrap()
     }
 
     #[test]
-    fn local_and_late_answers_join_into_one_array_once_all_are_in() {
-        let now = Instant::now();
-        let mut out = queue();
-        let mut joins = Joins::default();
+    fn a_batch_is_ready_once_walked_and_every_owed_answer_is_in() {
+        let mut joins = Joins::new(1 << 20);
         let j = joins.start();
-        joins.add(j, &Id::from(1), br#"{"id":1}"#, &out);
         assert!(joins.expect(j, &Id::Number("2.50".into())));
         assert!(
             !joins.expect(j, &Id::Number("2.5".into())),
             "same id in flight"
         );
-        joins.walked(j, &mut out, now);
-        assert!(out.is_empty(), "waits for the forwarded answer");
-        assert!(!joins.deliver(&Id::from(7), b"{}", &mut out, now));
+        joins.walked(j, cursor(r#"[{"a":1},{"b":2}]"#));
+        assert!(joins.next_ready().is_none(), "waits for the answer");
+        assert!(!joins.deliver(&Id::from(7), b"{}"));
         // A backend may write 2.50 back as 2.5: still the same id.
-        assert!(joins.deliver(&Id::Number("2.5".into()), br#"{"id":2.5}"#, &mut out, now));
-        assert_eq!(drain(&mut out, now), "[{\"id\":1},{\"id\":2.5}]\n");
+        assert!(joins.deliver(&Id::Number("2.5".into()), br#"{"id":2.5}"#));
+        assert_eq!(joins.answer_bytes(), 10);
+        let mut ready = joins.next_ready().expect("ready");
+        assert_eq!(ready.kept, [br#"{"id":2.5}"#.to_vec()]);
+        assert_eq!(ready.members.next_member(), Some(r#"{"a":1}"#), "rewound");
         assert!(joins.is_empty());
+        joins.released(&ready.kept[0]);
+        assert_eq!(joins.answer_bytes(), 0);
     }
 
     #[test]
-    fn a_batch_of_notifications_gets_no_answer() {
-        let now = Instant::now();
-        let mut out = queue();
-        let mut joins = Joins::default();
+    fn a_refused_member_is_no_longer_owed_and_keeps_its_error() {
+        let mut joins = Joins::new(1 << 20);
         let j = joins.start();
-        joins.walked(j, &mut out, now);
-        assert!(out.is_empty() && joins.is_empty());
+        assert!(joins.expect(j, &Id::from(1)));
+        joins.forget(j, &Id::from(1));
+        joins.refuse(j, 0, RpcError::invalid_request("no"));
+        joins.walked(j, cursor("[1]"));
+        let ready = joins.next_ready().expect("nothing owed");
+        assert_eq!(ready.refused.len(), 1);
+        assert_eq!(ready.refused[0].0, 0);
+    }
+
+    #[test]
+    fn an_answer_past_the_budget_is_kept_as_a_small_overloaded_error() {
+        let mut joins = Joins::new(100);
+        let j = joins.start();
+        assert!(joins.expect(j, &Id::from(1)));
+        joins.walked(j, cursor("[1]"));
+        let big = vec![b'x'; 1000];
+        assert!(joins.deliver(&Id::from(1), &big));
+        let ready = joins.next_ready().unwrap();
+        let text = String::from_utf8(ready.kept[0].clone()).unwrap();
+        assert!(text.contains("-32001") && text.len() < 300, "{text}");
     }
 }

@@ -382,8 +382,10 @@ pub fn open_forwarding(frame: Vec<u8>) -> Opened {
 /// The cursor over a checked array frame, or `-32600` for `[]`.
 fn batch(text: String) -> Opened {
     let body = text.trim_start_matches(JSON_WS);
+    let first = text.len() - body.len() + 1;
     let mut cursor = BatchCursor {
-        pos: text.len() - body.len() + 1,
+        pos: first,
+        first,
         text,
         done: false,
     };
@@ -481,6 +483,8 @@ pub struct BatchCursor {
     text: String,
     /// Where the next member (or the closing `]`) starts, whitespace allowed.
     pos: usize,
+    /// Where the first member starts (after the `[`).
+    first: usize,
     done: bool,
 }
 
@@ -495,6 +499,17 @@ impl BatchCursor {
 }
 
 impl BatchCursor {
+    /// Starts over at the first member (a second pass over the batch).
+    pub fn rewind(&mut self) {
+        self.pos = self.first;
+        self.done = false;
+    }
+
+    /// The frame's size in bytes: what holding it costs.
+    pub fn frame_len(&self) -> usize {
+        self.text.len()
+    }
+
     /// The text of the next member, as it appears in the frame.
     pub fn next_member(&mut self) -> Option<&str> {
         if self.done || self.at_end() {

@@ -294,7 +294,7 @@ impl Context<'_> {
     pub fn reply(&mut self, id: &Id, reply: &Reply) {
         let mut frame = Vec::with_capacity(64);
         write_answer(&mut frame, id, reply, self.out.room().saturating_sub(1));
-        if !self.joins.deliver(id, &frame, self.out, self.now) {
+        if !self.joins.deliver(id, &frame) {
             frame.push(b'\n');
             self.push(frame);
         }
@@ -304,7 +304,7 @@ impl Context<'_> {
     /// `\n`): into the batch answer its id belongs to, or as a frame of its
     /// own (no copy).
     pub fn reply_line(&mut self, id: &Id, line: Vec<u8>) {
-        if !self.joins.deliver(id, &line, self.out, self.now) {
+        if !self.joins.deliver(id, &line) {
             self.push_line(line);
         }
     }

@@ -565,9 +565,10 @@ fn a_batch_joins_local_and_deferred_answers_into_one_array() {
         &mut NoHost,
         t0,
     );
+    let early = written(&mut e, t0);
     assert!(
-        written(&mut e, t0).is_empty(),
-        "waits for the forwarded answer"
+        early.is_empty(),
+        "waits for the forwarded answer: {early:?}"
     );
     assert_eq!(seen.borrow().len(), 2, "the duplicate id was not forwarded");
     e.tick(&mut NoHost, t0);

@@ -31,6 +31,9 @@ Methods:
   cwd                 result: its working directory
   hold                never answers (the request stays pending)
   handled             result: how many messages it has handled, this one included
+  later               answers only when release is called
+  release             answers every held "later" request in one write, then itself
+  blob                result: a string of params {bytes} x's
 """
 
 import json
@@ -124,6 +127,7 @@ def event(event_type, payload, extra=""):
 
 
 HANDLED = 0
+LATER = []
 
 
 def handle(text, replies):
@@ -179,6 +183,16 @@ def handle(text, replies):
         answer = result(raw_id, json.dumps(os.getcwd()))
     elif method == "hold":
         return
+    elif method == "later":
+        LATER.append(raw_id)
+        return
+    elif method == "release":
+        OUT.write(b"".join((result(i, '"released"') + "\n").encode() for i in LATER))
+        OUT.flush()
+        LATER.clear()
+        answer = result(raw_id, "true")
+    elif method == "blob":
+        answer = result(raw_id, '"' + "x" * params.get("bytes", 1) + '"')
     elif method == "handled":
         answer = result(raw_id, str(HANDLED))
     elif method == "notify":
