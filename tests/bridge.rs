@@ -991,3 +991,26 @@ fn batches_waiting_on_the_backend_hold_bounded_answers_and_all_finish() {
     gw.close_stdin();
     assert_eq!(gw.wait_code(PATIENCE), 0, "{}", gw.stderr_text());
 }
+
+/// A backend answer larger than the room below the outbound hard limit
+/// (possible when `--max-frame-bytes` is above it) is answered with
+/// `-32001` under its id, not refused and lost; an event that large is
+/// dropped and counted as an over-long line.
+#[test]
+fn a_backend_answer_larger_than_the_hard_limit_becomes_minus_32001_for_its_id() {
+    let mut gw = bridge(&["--outbound-hard-limit", "8MiB"], &[]).spawn();
+    let resp = gw.request("blob", Some(json!({"bytes": 10_000_000})));
+    assert_eq!(
+        resp["error"]["code"],
+        -32001,
+        "{}",
+        &resp.to_string()[..200.min(resp.to_string().len())]
+    );
+    let fine = gw.request("blob", Some(json!({"bytes": 1_000_000})));
+    assert_eq!(fine["result"].as_str().map(str::len), Some(1_000_000));
+    let stats = gw.stats();
+    assert_eq!(stats["frames_refused"], 0, "{stats}");
+    assert_eq!(stats["backend"]["oversize_lines"], 1, "{stats}");
+    gw.close_stdin();
+    assert_eq!(gw.wait_code(PATIENCE), 0, "{}", gw.stderr_text());
+}

@@ -29,7 +29,7 @@ use self::message::{
     head, open, open_forwarding, parse_outcome, parse_params, write_answer, BatchCursor, ErrorCode,
     Head, Id, Opened, RpcError,
 };
-use self::outbound::{Limits, Outbound, Refused};
+use self::outbound::{Limits, Outbound};
 use self::service::{Context, Forward, ForwardKind, Forwarded, ReadyHold, Reply, Service};
 
 /// Frames (or batch members) dispatched per turn before the engine yields to
@@ -207,9 +207,11 @@ impl Engine {
         match hold {
             ReadyHold::Send => {
                 // The first frame of an empty queue: the limits guarantee its room.
-                let _ = engine
-                    .out
-                    .push_frame(message::event_frame("gateway.ready", &ready), now);
+                outbound::paced(
+                    engine
+                        .out
+                        .push_frame(message::event_frame("gateway.ready", &ready), now),
+                );
             }
             ReadyHold::Hold => {
                 engine.out.close_gate();
@@ -690,10 +692,7 @@ impl Engine {
         // Sized against the room (a kept answer against the budget, which
         // the queue's own limits leave room for): only a closed queue
         // refuses, and then nothing is written anyway.
-        match self.out.push_piece(piece, now) {
-            Ok(()) | Err(Refused::Closed) => {}
-            Err(Refused::Full) => debug_assert!(false, "a batch piece passed the hard limit"),
-        }
+        outbound::paced(self.out.push_piece(piece, now));
     }
 
     /// The forward pass over one member of a batch with a fallback: what
@@ -789,7 +788,7 @@ impl Engine {
         let mut frame = Vec::with_capacity(64);
         write_answer(&mut frame, id, reply, self.out.room().saturating_sub(1));
         frame.push(b'\n');
-        let _ = self.out.push_frame(frame, now);
+        outbound::paced(self.out.push_frame(frame, now));
     }
 
     fn count_reject(&mut self, error: &RpcError) {

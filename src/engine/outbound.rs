@@ -108,13 +108,29 @@ pub struct Counters {
 /// six-fold is 384 KiB; exit events and small answers need far less).
 pub const HEADROOM: usize = 1024 * 1024;
 
-/// Why a push was refused.
+/// Why a push was refused. Every push returns one on refusal, and every
+/// caller decides what it means ([`paced`] for the gateway's own paced
+/// producers); none may drop it unread.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[must_use = "a refused frame is lost unless the producer answers for it"]
 pub enum Refused {
     /// The reader is gone: nothing is queued any more.
     Closed,
     /// The frame would pass the hard limit.
     Full,
+}
+
+/// The result of a push by a producer that asked for room first (it stops
+/// at the high-water mark, and the hard limit keeps [`HEADROOM`] above it
+/// for one step): accepted, or dropped because the reader is gone (counted
+/// in `frames_dropped`). Passing the hard limit would be a pacing bug: it is
+/// counted and logged by the queue, and stops debug builds (the tests and
+/// the fuzz targets) at once.
+pub fn paced(result: Result<(), Refused>) {
+    match result {
+        Ok(()) | Err(Refused::Closed) => {}
+        Err(Refused::Full) => debug_assert!(false, "a paced producer passed the hard limit"),
+    }
 }
 
 /// The mergeable part of the tail frame: its bytes are

@@ -15,7 +15,7 @@ use super::host::{ChildEvent, ChildKey, Host, SpawnSpec, Spawned};
 use super::join::Joins;
 use super::lifecycle::{Cause, Drain};
 use super::message::{event_frame, request_frame, write_answer, Id, RpcError};
-use super::outbound::Outbound;
+use super::outbound::{paced, Outbound, Refused};
 
 /// A method's answer: a result value or an error.
 pub type Reply = Result<Value, RpcError>;
@@ -240,18 +240,23 @@ impl Context<'_> {
         self.push(event_frame(event_type, &payload));
     }
 
-    /// Queues a frame. Producers are paced (dispatch and child reads stop at
-    /// the high-water mark, which leaves headroom below the hard limit), so
-    /// a refusal means a bug; the queue logs and counts it.
+    /// Queues a frame the gateway wrote. Producers are paced (dispatch and
+    /// child reads stop at the high-water mark, which leaves headroom below
+    /// the hard limit for one step): see [`paced`].
     fn push(&mut self, frame: Vec<u8>) {
-        let _ = self.out.push_frame(frame, self.now);
+        paced(self.out.push_frame(frame, self.now));
     }
 
     /// Queues a streaming event: `payload[field]` is a string that may be
     /// concatenated with an adjacent, otherwise equal event while the reader
     /// is slow.
     pub fn emit_stream(&mut self, event_type: &str, payload: Map<String, Value>, field: &str) {
-        let _ = self.out.push_stream(event_type, payload, field, self.now);
+        paced(self.out.push_stream(event_type, payload, field, self.now));
+    }
+
+    /// Bytes that may still be queued below the outbound hard limit.
+    pub fn room(&self) -> usize {
+        self.out.room()
     }
 
     /// True while producers should hold back (the outbound queue is above its
@@ -302,25 +307,50 @@ impl Context<'_> {
 
     /// Passes on a response as the bytes it came as (`line`, without its
     /// `\n`): into the batch answer its id belongs to, or as a frame of its
-    /// own (no copy).
-    pub fn reply_line(&mut self, id: &Id, line: Vec<u8>) {
-        if !self.joins.deliver(id, &line) {
-            self.push_line(line);
+    /// own (no copy). Refused as [`Context::push_line`] is.
+    pub fn reply_line(&mut self, id: &Id, line: Vec<u8>) -> Result<(), Refused> {
+        if self.joins.deliver(id, &line) {
+            return Ok(());
         }
+        self.push_line(line)
     }
 
     /// Queues a frame someone else wrote, as its bytes (`line`, without its
-    /// `\n`).
-    pub fn push_line(&mut self, mut line: Vec<u8>) {
+    /// `\n`). Its size is the writer's: one larger than the room below the
+    /// hard limit (a line near `--max-frame-bytes` under a small
+    /// `--outbound-hard-limit`) is refused, and the caller answers for it.
+    pub fn push_line(&mut self, mut line: Vec<u8>) -> Result<(), Refused> {
         line.push(b'\n');
-        self.push(line);
+        self.push_foreign(line)
+    }
+
+    /// Queues a frame someone else wrote, unless it is larger than the room.
+    fn push_foreign(&mut self, frame: Vec<u8>) -> Result<(), Refused> {
+        if frame.len() > self.out.room() && !self.out.is_closed() {
+            return Err(Refused::Full);
+        }
+        match self.out.push_frame(frame, self.now) {
+            Err(Refused::Closed) => Ok(()),
+            other => other,
+        }
     }
 
     /// Queues a streaming frame someone else wrote (`frame` ends in `\n`);
     /// `text` is the byte range of its text field's string contents. It may
     /// merge with an adjacent frame equal in every other byte.
-    pub fn push_raw_stream(&mut self, frame: Vec<u8>, text: std::ops::Range<usize>) {
-        let _ = self.out.push_stream_frame(frame, text, self.now);
+    /// Refused as [`Context::push_line`] is.
+    pub fn push_raw_stream(
+        &mut self,
+        frame: Vec<u8>,
+        text: std::ops::Range<usize>,
+    ) -> Result<(), Refused> {
+        if frame.len() > self.out.room() && !self.out.is_closed() {
+            return Err(Refused::Full);
+        }
+        match self.out.push_stream_frame(frame, text, self.now) {
+            Err(Refused::Closed) => Ok(()),
+            other => other,
+        }
     }
 
     /// The gateway's own `gateway.ready` payload while it is held (see

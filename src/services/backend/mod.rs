@@ -41,6 +41,7 @@ use crate::engine::host::{
 };
 use crate::engine::lifecycle::{exit_code, Cause, Drain};
 use crate::engine::message::{event_frame, write_json, ErrorCode, Id, RpcError};
+use crate::engine::outbound::Refused;
 use crate::engine::service::{
     Context, Forward, ForwardKind, Forwarded, ReadyHold, Reply, Service, StartError,
 };
@@ -378,7 +379,11 @@ impl BackendService {
         if self.config.transparent {
             match classify(&line, &self.streams) {
                 Line::Junk(why) => self.junk(cx, why, &line),
-                _ => cx.push_line(line),
+                _ => {
+                    let len = line.len();
+                    let pushed = cx.push_line(line);
+                    self.too_large(cx, pushed, len, None);
+                }
             }
             return;
         }
@@ -392,33 +397,79 @@ impl BackendService {
                     return;
                 }
                 self.settle(&id);
-                cx.reply_line(&id, line);
+                let len = line.len();
+                let pushed = cx.reply_line(&id, line);
+                self.too_large(cx, pushed, len, Some(&id));
             }
             Line::Ready { type_span, payload } => self.on_ready(cx, line, type_span, payload),
             Line::Stream(text) => {
                 let mut frame = line;
                 frame.push(b'\n');
-                cx.push_raw_stream(frame, text);
+                let len = frame.len();
+                let pushed = cx.push_raw_stream(frame, text);
+                self.too_large(cx, pushed, len, None);
             }
-            Line::Other => cx.push_line(line),
+            Line::Other => {
+                let len = line.len();
+                let pushed = cx.push_line(line);
+                self.too_large(cx, pushed, len, None);
+            }
             Line::Array(elements) => {
                 if elements.iter().all(|(_, id)| id.is_none()) {
-                    return cx.push_line(line);
+                    let len = line.len();
+                    let pushed = cx.push_line(line);
+                    return self.too_large(cx, pushed, len, None);
                 }
                 // A batch answer: each response goes to the batch it answers.
                 self.batching.on_array();
                 for (span, id) in elements {
                     let element = &line[span];
-                    match id {
+                    let pushed = match &id {
                         Some(id) => {
-                            self.settle(&id);
-                            cx.reply_line(&id, element.to_vec());
+                            self.settle(id);
+                            cx.reply_line(id, element.to_vec())
                         }
                         None => cx.push_line(element.to_vec()),
-                    }
+                    };
+                    self.too_large(cx, pushed, element.len(), id.as_ref());
                 }
             }
             Line::Junk(why) => self.junk(cx, why, &line),
+        }
+    }
+
+    /// A backend line the outbound queue refused for its size (larger than
+    /// the room below the hard limit): a response is answered with `-32001`
+    /// under its id instead, anything else is dropped like an over-long line
+    /// (counted, logged). No request loses its answer.
+    fn too_large(
+        &mut self,
+        cx: &mut Context<'_>,
+        pushed: Result<(), Refused>,
+        len: usize,
+        answers: Option<&Id>,
+    ) {
+        if pushed.is_ok() {
+            return;
+        }
+        self.stats.oversize_lines += 1;
+        let room = cx.room();
+        match answers {
+            Some(id) => cx.reply(
+                id,
+                &Err(RpcError::new(
+                    ErrorCode::Overloaded,
+                    format!(
+                        "the backend's answer ({len} bytes) is larger than the {room} bytes left below the outbound hard limit (--outbound-hard-limit)"
+                    ),
+                )
+                .with_data(json!({"limit": room}))),
+            ),
+            None => self.junk(
+                cx,
+                "larger than the room below --outbound-hard-limit",
+                format!("({len} bytes)").as_bytes(),
+            ),
         }
     }
 
@@ -508,7 +559,9 @@ impl BackendService {
         renamed.extend_from_slice(&line[..type_span.start]);
         write_json(&mut renamed, BACKEND_READY_EVENT);
         renamed.extend_from_slice(&line[type_span.end..]);
-        cx.push_line(renamed);
+        let len = renamed.len();
+        let pushed = cx.push_line(renamed);
+        self.too_large(cx, pushed, len, None);
     }
 
     fn junk(&mut self, cx: &mut Context<'_>, why: &str, line: &[u8]) {
