@@ -119,6 +119,8 @@ pub struct BackendConfig {
     pub restart: RestartPolicy,
     /// `--backend-stdin-limit`
     pub stdin_limit_bytes: usize,
+    /// `--backend-max-pending`
+    pub max_pending: usize,
     /// `--stream-event` (added to the default `*.delta`)
     pub stream_events: Vec<String>,
     /// `--keep-running`
@@ -134,6 +136,10 @@ pub struct BackendConfig {
 pub const DEFAULT_BACKEND_READY_TIMEOUT: Duration = Duration::from_secs(15);
 /// Default `--backend-stdin-limit`: a few large pasted prompts.
 pub const DEFAULT_BACKEND_STDIN_LIMIT_BYTES: usize = 4 * MIB;
+/// Default `--backend-max-pending`: a TUI has a handful of requests in
+/// flight, a pipelining client thousands; each costs about 80 bytes of
+/// bookkeeping, so the bound is about 8 MiB.
+pub const DEFAULT_BACKEND_MAX_PENDING: usize = 100_000;
 
 /// The whole configuration of one gateway.
 #[derive(Debug, Clone)]
@@ -191,6 +197,7 @@ impl Default for Config {
                 ready_timeout: DEFAULT_BACKEND_READY_TIMEOUT,
                 restart: RestartPolicy::Never,
                 stdin_limit_bytes: DEFAULT_BACKEND_STDIN_LIMIT_BYTES,
+                max_pending: DEFAULT_BACKEND_MAX_PENDING,
                 stream_events: Vec::new(),
                 keep_running: false,
                 local_process: false,
@@ -449,6 +456,21 @@ pub const FLAGS: &[Flag] = &[
             Ok(())
         },
         show: show!(backend.stdin_limit_bytes),
+    },
+    Flag {
+        name: "--backend-max-pending",
+        value: Some("N"),
+        default: "100000",
+        help: "requests the backend may owe an answer at once; past it requests get -32001",
+        set: |c, n, v| {
+            c.backend.max_pending = v
+                .parse()
+                .ok()
+                .filter(|&n: &usize| n > 0)
+                .ok_or_else(|| bad(n, v, "a positive whole number"))?;
+            Ok(())
+        },
+        show: show!(backend.max_pending),
     },
     Flag {
         name: "--stream-event",

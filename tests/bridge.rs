@@ -1014,3 +1014,32 @@ fn a_backend_answer_larger_than_the_hard_limit_becomes_minus_32001_for_its_id() 
     gw.close_stdin();
     assert_eq!(gw.wait_code(PATIENCE), 0, "{}", gw.stderr_text());
 }
+
+/// Issue 15: the requests a backend owes are bounded
+/// (`--backend-max-pending`): past the bound a request gets `-32001` at
+/// once, and every request still gets exactly one answer.
+#[test]
+fn requests_past_backend_max_pending_get_minus_32001_and_all_are_answered() {
+    let mut gw = bridge(&["--backend-max-pending", "10"], &[]).spawn();
+    let mut bytes = Vec::new();
+    for i in 0..15 {
+        bytes.extend_from_slice(
+            format!("{{\"jsonrpc\":\"2.0\",\"id\":{i},\"method\":\"hold\"}}\n").as_bytes(),
+        );
+    }
+    gw.send_raw(&bytes);
+    for _ in 0..5 {
+        let refused = gw.recv_frame(PATIENCE).expect("a refusal at once");
+        assert_eq!(refused["error"]["code"], -32001, "{refused}");
+        assert_eq!(refused["error"]["data"]["limit"], 10, "{refused}");
+    }
+    assert_eq!(gw.stats()["backend"]["pending"], 10);
+    gw.close_stdin();
+    let (frames, _) = gw.drain_stdout(LONG);
+    let owed: Vec<&Value> = frames
+        .iter()
+        .filter(|f| f["error"]["code"] == -32002)
+        .collect();
+    assert_eq!(owed.len(), 10, "{frames:?}");
+    assert_eq!(gw.wait_code(PATIENCE), 0, "{}", gw.stderr_text());
+}

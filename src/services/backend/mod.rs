@@ -226,6 +226,8 @@ pub struct BackendService {
     /// Requests the backend owes an answer, by canonical id: the id as the
     /// client wrote it, and how many are in flight under it.
     pending: HashMap<PendingKey, Pending, BuildFnv>,
+    /// Requests in `pending`, counted (at most `--backend-max-pending`).
+    pending_count: usize,
     /// Answers owed for requests no backend will answer, oldest first.
     owed: std::collections::VecDeque<Owed>,
     /// The batch being forwarded: its members and its requests' ids, sent
@@ -255,6 +257,7 @@ impl BackendService {
             state: State::Running,
             stdin: StdinQueue::default(),
             pending: HashMap::default(),
+            pending_count: 0,
             owed: std::collections::VecDeque::new(),
             batch: None,
             batching: Batching::new(config.backend.stdin_limit_bytes),
@@ -484,6 +487,7 @@ impl BackendService {
     /// Every pending request will get `error` instead of the backend's
     /// answer; `then` (an event payload) follows the last of them.
     fn owe_pending(&mut self, cx: &mut Context<'_>, error: RpcError, then: Option<Value>) {
+        self.pending_count = 0;
         let ids = self
             .pending
             .drain()
@@ -533,6 +537,7 @@ impl BackendService {
     fn settle(&mut self, id: &Id) {
         let key = PendingKey::of(id);
         if let Some(pending) = self.pending.get_mut(&key) {
+            self.pending_count -= 1;
             pending.count -= 1;
             if pending.count == 0 {
                 self.pending.remove(&key);
@@ -779,6 +784,7 @@ impl Service for BackendService {
             "backend_stdin_limit_bytes".into(),
             json!(self.config.stdin_limit_bytes),
         );
+        limits.insert("backend_max_pending".into(), json!(self.config.max_pending));
         limits
     }
 
@@ -837,6 +843,19 @@ impl Service for BackendService {
                 self.push_stdin(b"\n");
                 Forwarded::Sent
             }
+            ForwardKind::Request(_) if self.pending_count >= self.config.max_pending => {
+                self.stats.refused += 1;
+                Forwarded::Answer(
+                    RpcError::new(
+                        ErrorCode::Overloaded,
+                        format!(
+                            "backend overloaded: it owes {} answers already (--backend-max-pending); retry when it has answered some",
+                            self.pending_count
+                        ),
+                    )
+                    .with_data(json!({"limit": self.config.max_pending})),
+                )
+            }
             ForwardKind::Request(id) => match self.enqueue(cx, message.raw, message.in_batch) {
                 Ok(()) => {
                     self.stats.requests_forwarded += 1;
@@ -849,6 +868,7 @@ impl Service for BackendService {
                         .entry(PendingKey::of(id))
                         .or_insert_with(|| Pending::new(id))
                         .count += 1;
+                    self.pending_count += 1;
                     Forwarded::Sent
                 }
                 Err(error) => Forwarded::Answer(error),
