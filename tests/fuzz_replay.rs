@@ -86,6 +86,11 @@ fn process_seed_corpus_holds_every_invariant() {
     replay("process", invariants::process::check);
 }
 
+#[test]
+fn bridge_seed_corpus_holds_every_invariant() {
+    replay("bridge", invariants::bridge::check);
+}
+
 /// `ping id`, a 20 MiB line, `ping id + 1`.
 fn twenty_mib_stream() -> Vec<u8> {
     let ping =
