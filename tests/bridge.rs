@@ -1043,3 +1043,76 @@ fn requests_past_backend_max_pending_get_minus_32001_and_all_are_answered() {
     assert_eq!(owed.len(), 10, "{frames:?}");
     assert_eq!(gw.wait_code(PATIENCE), 0, "{}", gw.stderr_text());
 }
+
+/// Issue 15, finding 4, second half: a request sent during the restart
+/// backoff is answered when the restart itself fails (here its
+/// `--backend-cwd` is gone: the backend removed it): `-32002` with code 69,
+/// then the gateway exits 69, or with `--keep-running` stays up and answers
+/// the next request the same way.
+#[test]
+fn a_request_waiting_for_a_restart_that_fails_is_answered() {
+    for keep_running in [false, true] {
+        let dir = temp_path("vanishing-cwd");
+        std::fs::create_dir(&dir).unwrap();
+        let dir_arg = dir.display().to_string();
+        let mut args = vec![
+            "--backend-ready",
+            "none",
+            "--backend-restart",
+            "always",
+            "--backend-cwd",
+            &dir_arg,
+        ];
+        if keep_running {
+            args.push("--keep-running");
+        }
+        // It reads one line, removes its own directory and fails.
+        args.extend([
+            "--",
+            "sh",
+            "-c",
+            "d=$PWD; read line; cd /; rmdir \"$d\"; exit 1",
+        ]);
+        let mut gw = Gateway::builder().args(args).spawn();
+        gw.send_raw(b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"x\"}\n");
+        assert_eq!(gw.recv_frame(PATIENCE).unwrap()["error"]["code"], -32002);
+        let exited = gw.recv_frame(PATIENCE).unwrap();
+        assert_eq!(exited["params"]["payload"]["restarting"], true, "{exited}");
+        gw.send_raw(b"{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"x\"}\n");
+        let answer = gw
+            .recv_frame(PATIENCE)
+            .expect("the waiting request's answer");
+        assert_eq!(answer["id"], 2, "{answer}");
+        assert_eq!(answer["error"]["code"], -32002, "{answer}");
+        assert_eq!(answer["error"]["data"]["code"], 69, "{answer}");
+        if keep_running {
+            let next = gw.request("x", None);
+            assert_eq!(next["error"]["code"], -32002, "{next}");
+            gw.close_stdin();
+            assert_eq!(gw.wait_code(PATIENCE), 0, "{}", gw.stderr_text());
+        } else {
+            assert_eq!(gw.wait_code(PATIENCE), 69, "{}", gw.stderr_text());
+        }
+        assert!(!dir.exists(), "the backend removed its directory");
+    }
+}
+
+/// Issue 15, finding 9: a frame forwarded from the backend keeps its raw
+/// U+2028 (its bytes, as written); the gateway's own frames escape it.
+#[test]
+fn raw_u2028_from_the_backend_is_forwarded_as_written_and_the_gateways_own_are_escaped() {
+    let mut gw = bridge(&[], &[]).spawn();
+    gw.send_raw(
+        "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"echo\",\"params\":[\"a\u{2028}b\"]}\n"
+            .as_bytes(),
+    );
+    let line = gw.recv_line(PATIENCE).unwrap();
+    assert!(text(&line).contains("a\u{2028}b"), "{}", text(&line));
+    gw.send_raw(
+        "{\"jsonrpc\":\"2.0\",\"id\":\"p\u{2028}\",\"method\":\"gateway.ping\"}\n".as_bytes(),
+    );
+    let line = gw.recv_line(PATIENCE).unwrap();
+    assert!(text(&line).contains("p\\u2028"), "{}", text(&line));
+    gw.close_stdin();
+    assert_eq!(gw.wait_code(PATIENCE), 0, "{}", gw.stderr_text());
+}
