@@ -16,11 +16,13 @@
 //!    member the gateway answers, run then.
 //!
 //! What is held here is bounded and counted: the fallback's answers count
-//! against a budget of their own (the outbound hard limit; one that would
-//! pass it is replaced by a small `-32001` for its id), and the engine stops
-//! taking input while answers and the queue together pass the high-water
-//! mark, or kept batch texts pass one frame's worth. Nothing held here stops
-//! the fallback's output from being read, so a batch never waits on itself.
+//! against a budget of their own, the room between the outbound queue's
+//! high-water mark and its hard limit (so each one fits in the queue
+//! whenever a batch may step; one that would pass the budget is kept as a
+//! small `-32001` for its id), and the texts of waiting batches against one
+//! frame's worth (past it the engine refuses a new batch at once). Nothing
+//! held here stops the gateway reading the client or the fallback, so a
+//! batch never waits on itself, nor on a request the client sends later.
 
 use std::collections::{HashMap, VecDeque};
 
@@ -66,7 +68,8 @@ pub struct Ready {
 }
 
 impl Joins {
-    /// No batch waiting; the fallback's answers may hold `budget` bytes.
+    /// No batch waiting; the fallback's answers may hold `budget` bytes
+    /// (the room between the queue's high-water mark and hard limit).
     pub fn new(budget: usize) -> Joins {
         Joins {
             open: Vec::new(),
@@ -161,7 +164,8 @@ impl Joins {
         let Some(join) = self.by_id.remove(&*id.canonical_cow()) else {
             return false;
         };
-        let piece = if self.answer_bytes + piece.len() <= self.budget {
+        // With its separator and the array's closing bytes.
+        let piece = if self.answer_bytes + piece.len() + 3 <= self.budget {
             piece.to_vec()
         } else {
             over_budget(id, piece.len(), self.budget)

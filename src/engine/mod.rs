@@ -174,7 +174,9 @@ impl Engine {
                 ReadyHold::Suppress => 2,
             })
             .unwrap_or(ReadyHold::Send);
-        let join_budget = config.outbound.hard_bytes;
+        // A kept answer must fit in the queue whenever a batch may step
+        // (below the high-water mark): the room above it is the budget.
+        let join_budget = config.outbound.hard_bytes - config.outbound.high_water;
         let mut engine = Engine {
             framer: if forward_lines {
                 Framer::verbatim(config.max_frame_bytes)
@@ -574,7 +576,7 @@ impl Engine {
         };
         match opened {
             Opened::Single(Ok(text)) => {
-                if let Some((id, reply)) = self.dispatch_member(&text, None, host, now) {
+                if let Some((id, reply)) = self.dispatch_member(&text, false, host, now) {
                     self.answer(&id, &reply, now);
                 }
                 // Frames after a shutdown request are not served.
@@ -669,7 +671,7 @@ impl Engine {
                 Ok(_) => None,
                 Err(reject) => Some((reject.id, Err(reject.error))),
             },
-            _ => self.dispatch_member(member, None, host, now),
+            _ => self.dispatch_member(member, false, host, now),
         };
         if let Some((id, reply)) = reply {
             let mut piece = Vec::with_capacity(64);
@@ -734,7 +736,7 @@ impl Engine {
                 }
             }
             Ok(Head::Response { .. }) => {
-                self.dispatch_member(text, Some(join), host, now);
+                self.dispatch_member(text, true, host, now);
             }
             // Answered in the answer pass, where it is read again.
             Err(_) => {}
@@ -766,7 +768,7 @@ impl Engine {
                     Err(reject) => Some((reject.id, Err(reject.error))),
                 }
             } else {
-                self.dispatch_member(text, None, host, now)
+                self.dispatch_member(text, false, host, now)
             };
         }
         match refused.front() {
@@ -800,13 +802,14 @@ impl Engine {
         }
     }
 
-    /// Dispatches one message (a single frame's text or a batch member's);
-    /// returns the answer to send now, if any. A request forwarded to the
-    /// fallback is answered later (deferred), so it returns `None`.
+    /// Dispatches one message (a single frame's text or a batch member's;
+    /// `in_batch` for a member forwarded in a batch's forward pass): returns
+    /// the answer to send now, if any. A request forwarded to the fallback
+    /// is answered later (deferred), so it returns `None`.
     fn dispatch_member(
         &mut self,
         text: &str,
-        join: Option<usize>,
+        in_batch: bool,
         host: &mut dyn Host,
         now: Instant,
     ) -> Option<(Id, Reply)> {
@@ -821,7 +824,7 @@ impl Engine {
             Head::Request { id, method, params } => {
                 let route = self.route(&method);
                 if let Some(Route::Fallback(index)) = route {
-                    return self.forward_request(index, text, id, join, host, now);
+                    return self.forward_request(index, text, id, in_batch, host, now);
                 }
                 let reply = match parse_params(params, &id) {
                     Ok(params) => self.call(route, &method, params, host, now),
@@ -833,7 +836,7 @@ impl Engine {
                 let route = self.route(&method);
                 if let Some(Route::Fallback(index)) = route {
                     let kind = ForwardKind::Notification;
-                    self.forward(index, text, kind, join.is_some(), host, now);
+                    self.forward(index, text, kind, in_batch, host, now);
                 } else if let Ok(params) = parse_params(params, &Id::Null) {
                     let _ = self.call(route, &method, params, host, now);
                 }
@@ -848,7 +851,7 @@ impl Engine {
                     }
                 } else if let Some(index) = self.fallback {
                     let kind = ForwardKind::Response(&id);
-                    self.forward(index, text, kind, join.is_some(), host, now);
+                    self.forward(index, text, kind, in_batch, host, now);
                 } else {
                     self.stats.responses_unmatched += 1;
                     log::debug!("dropping a response to unknown request {id}");
@@ -859,19 +862,18 @@ impl Engine {
     }
 
     /// Forwards a request to the fallback: its answer comes later, unless
-    /// the fallback refuses it now. In a batch, its slot in the batch's
-    /// answer is owed from here on, and a refusal fills it.
+    /// the fallback refuses it now.
     fn forward_request(
         &mut self,
         index: usize,
         text: &str,
         id: Id,
-        join: Option<usize>,
+        in_batch: bool,
         host: &mut dyn Host,
         now: Instant,
     ) -> Option<(Id, Reply)> {
         let kind = ForwardKind::Request(&id);
-        match self.forward(index, text, kind, join.is_some(), host, now) {
+        match self.forward(index, text, kind, in_batch, host, now) {
             Forwarded::Sent => None,
             Forwarded::Answer(error) => Some((id, Err(error))),
         }
