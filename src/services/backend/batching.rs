@@ -148,9 +148,12 @@ impl Batching {
     /// `error` whether it is an error.
     pub fn on_response(&mut self, id: &Id, error: bool) -> Response {
         if *id != Id::Null {
-            let key = id.canonical();
-            if self.kept.iter().any(|k| k.ids.contains(&key)) {
-                self.learn_yes();
+            // Nothing kept (the common case, batches known): no lookup.
+            if !self.kept.is_empty() {
+                let key = id.canonical();
+                if self.kept.iter().any(|k| k.ids.contains(&key)) {
+                    self.learn_yes();
+                }
             }
             return Response::Answer;
         }
