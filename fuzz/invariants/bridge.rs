@@ -248,6 +248,18 @@ impl Run {
         self.check_bound();
     }
 
+    /// Backend `key` read its stdin: the gateway may write more, and reads
+    /// what it wrote.
+    fn stdin_taken(&mut self, key: usize) {
+        self.engine.on_child(
+            ChildKey(key),
+            ChildEvent::StdinWritable,
+            &mut self.host,
+            self.now,
+        );
+        self.deliver(key);
+    }
+
     /// The backend that is alive now, if any.
     fn live(&self) -> Option<usize> {
         self.host
@@ -397,13 +409,7 @@ pub fn check(data: &[u8]) {
                     let b = &mut run.host.backends[key];
                     b.read(refuses);
                     b.room += room;
-                    run.engine.on_child(
-                        ChildKey(key),
-                        ChildEvent::StdinWritable,
-                        &mut run.host,
-                        run.now,
-                    );
-                    run.deliver(key);
+                    run.stdin_taken(key);
                 }
             }
             3 => {
@@ -496,13 +502,7 @@ fn finish(run: &mut Run) {
                 // A backend that sees EOF on its stdin ends well.
                 run.die(key, ExitStatus::Code(0));
             } else {
-                run.engine.on_child(
-                    ChildKey(key),
-                    ChildEvent::StdinWritable,
-                    &mut run.host,
-                    run.now,
-                );
-                run.deliver(key);
+                run.stdin_taken(key);
             }
         }
         run.write(usize::MAX);
