@@ -321,15 +321,23 @@ impl Context<'_> {
     /// `--outbound-hard-limit`) is refused, and the caller answers for it.
     pub fn push_line(&mut self, mut line: Vec<u8>) -> Result<(), Refused> {
         line.push(b'\n');
-        self.push_foreign(line)
+        let now = self.now;
+        self.push_foreign(line.len(), |out| out.push_frame(line, now))
     }
 
-    /// Queues a frame someone else wrote, unless it is larger than the room.
-    fn push_foreign(&mut self, frame: Vec<u8>) -> Result<(), Refused> {
-        if frame.len() > self.out.room() && !self.out.is_closed() {
+    /// Queues a frame someone else wrote (`len` bytes) with `push`, unless
+    /// it is larger than the room: that is the writer's size, not a pacing
+    /// bug, so it is refused here without the queue counting it as one. A
+    /// closed queue drops it as it drops everything.
+    fn push_foreign(
+        &mut self,
+        len: usize,
+        push: impl FnOnce(&mut Outbound) -> Result<(), Refused>,
+    ) -> Result<(), Refused> {
+        if len > self.out.room() && !self.out.is_closed() {
             return Err(Refused::Full);
         }
-        match self.out.push_frame(frame, self.now) {
+        match push(self.out) {
             Err(Refused::Closed) => Ok(()),
             other => other,
         }
@@ -344,13 +352,8 @@ impl Context<'_> {
         frame: Vec<u8>,
         text: std::ops::Range<usize>,
     ) -> Result<(), Refused> {
-        if frame.len() > self.out.room() && !self.out.is_closed() {
-            return Err(Refused::Full);
-        }
-        match self.out.push_stream_frame(frame, text, self.now) {
-            Err(Refused::Closed) => Ok(()),
-            other => other,
-        }
+        let now = self.now;
+        self.push_foreign(frame.len(), |out| out.push_stream_frame(frame, text, now))
     }
 
     /// The gateway's own `gateway.ready` payload while it is held (see

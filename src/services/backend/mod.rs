@@ -382,11 +382,7 @@ impl BackendService {
         if self.config.transparent {
             match classify(&line, &self.streams) {
                 Line::Junk(why) => self.junk(cx, why, &line),
-                _ => {
-                    let len = line.len();
-                    let pushed = cx.push_line(line);
-                    self.too_large(cx, pushed, len, None);
-                }
+                _ => self.pass_on(cx, line),
             }
             return;
         }
@@ -412,16 +408,10 @@ impl BackendService {
                 let pushed = cx.push_raw_stream(frame, text);
                 self.too_large(cx, pushed, len, None);
             }
-            Line::Other => {
-                let len = line.len();
-                let pushed = cx.push_line(line);
-                self.too_large(cx, pushed, len, None);
-            }
+            Line::Other => self.pass_on(cx, line),
             Line::Array(elements) => {
                 if elements.iter().all(|(_, id)| id.is_none()) {
-                    let len = line.len();
-                    let pushed = cx.push_line(line);
-                    return self.too_large(cx, pushed, len, None);
+                    return self.pass_on(cx, line);
                 }
                 // A batch answer: each response goes to the batch it answers.
                 self.batching.on_array();
@@ -439,6 +429,13 @@ impl BackendService {
             }
             Line::Junk(why) => self.junk(cx, why, &line),
         }
+    }
+
+    /// Passes a backend line that answers no request on to the client.
+    fn pass_on(&mut self, cx: &mut Context<'_>, line: Vec<u8>) {
+        let len = line.len();
+        let pushed = cx.push_line(line);
+        self.too_large(cx, pushed, len, None);
     }
 
     /// A backend line the outbound queue refused for its size (larger than
@@ -564,9 +561,7 @@ impl BackendService {
         renamed.extend_from_slice(&line[..type_span.start]);
         write_json(&mut renamed, BACKEND_READY_EVENT);
         renamed.extend_from_slice(&line[type_span.end..]);
-        let len = renamed.len();
-        let pushed = cx.push_line(renamed);
-        self.too_large(cx, pushed, len, None);
+        self.pass_on(cx, renamed);
     }
 
     fn junk(&mut self, cx: &mut Context<'_>, why: &str, line: &[u8]) {
