@@ -855,6 +855,34 @@ fn parse_bytes(name: &str, value: &str) -> Result<usize, ConfigError> {
 mod tests {
     use super::*;
 
+    /// `--help` shows each default as text beside the flag; the code uses a
+    /// constant. Parsing every shown default must give the setting in
+    /// force, so the two cannot drift apart. Defaults that are not values
+    /// (`(none)`, `off`, `*.delta`) are the absence of the flag, and parse
+    /// to nothing.
+    #[test]
+    fn every_default_that_help_shows_parses_to_the_setting_in_force() {
+        let defaults = Config::default();
+        let mut checked = 0;
+        for flag in FLAGS {
+            let (Some(_), false) = (flag.value, flag.default.starts_with(['(', '*'])) else {
+                continue;
+            };
+            let mut config = Config::default();
+            (flag.set)(&mut config, flag.name, flag.default)
+                .unwrap_or_else(|e| panic!("{}: its default {:?}: {e}", flag.name, flag.default));
+            assert_eq!(
+                (flag.show)(&config),
+                (flag.show)(&defaults),
+                "{} shows {:?} as its default",
+                flag.name,
+                flag.default
+            );
+            checked += 1;
+        }
+        assert!(checked >= 15, "only {checked} flags checked");
+    }
+
     fn parse(args: &[&str], env: &[(&str, &str)]) -> Result<Config, ConfigError> {
         let env: Vec<(String, String)> = env
             .iter()
