@@ -410,28 +410,18 @@ pub struct Shape {
 /// [`Shape`] of JSON text, in one pass.
 pub fn shape(text: &str) -> Shape {
     let (mut depth, mut deepest, mut raw_control) = (0usize, 0usize, false);
-    let (mut in_string, mut escaped) = (false, false);
-    for &b in text.as_bytes() {
-        if in_string {
-            match b {
-                _ if escaped => escaped = false,
-                b'\\' => escaped = true,
-                b'"' => in_string = false,
-                0x00..=0x1f => raw_control = true,
-                _ => {}
-            }
-            continue;
-        }
-        match b {
-            b'"' => in_string = true,
+    walk(
+        text,
+        |b| match b {
             b'[' | b'{' => {
                 depth += 1;
                 deepest = deepest.max(depth);
             }
             b']' | b'}' => depth = depth.saturating_sub(1),
             _ => {}
-        }
-    }
+        },
+        |b| raw_control |= b < 0x20,
+    );
     Shape {
         depth: deepest,
         raw_control,
@@ -439,7 +429,14 @@ pub fn shape(text: &str) -> Shape {
 }
 
 /// Calls `f` with every byte of JSON text that is outside a string.
-fn for_each_structural(text: &str, mut f: impl FnMut(u8)) {
+fn for_each_structural(text: &str, f: impl FnMut(u8)) {
+    walk(text, f, |_| {});
+}
+
+/// The one string-aware walk over JSON text: `outside` gets every byte
+/// outside a string, `inside` every byte of a string's contents that is not
+/// part of an escape (nor a quote).
+fn walk(text: &str, mut outside: impl FnMut(u8), mut inside: impl FnMut(u8)) {
     let (mut in_string, mut escaped) = (false, false);
     for &b in text.as_bytes() {
         if in_string {
@@ -447,12 +444,12 @@ fn for_each_structural(text: &str, mut f: impl FnMut(u8)) {
                 _ if escaped => escaped = false,
                 b'\\' => escaped = true,
                 b'"' => in_string = false,
-                _ => {}
+                _ => inside(b),
             }
         } else if b == b'"' {
             in_string = true;
         } else {
-            f(b);
+            outside(b);
         }
     }
 }
