@@ -71,7 +71,7 @@ fn stdin_eof_with_many_requests_in_flight_answers_every_one_then_exits_0_within_
 fn stdin_eof_while_nobody_reads_stdout_is_forced_after_grace_with_code_4() {
     let grace = Duration::from_millis(500);
     let mut gw = Gateway::spawn(&["--shutdown-grace", "0.5"]);
-    gw.fill_stdout(3000);
+    gw.fill_stdout(1000);
     gw.close_stdin();
     let t0 = Instant::now();
     let status = gw.wait_exit(PATIENCE);
@@ -103,7 +103,7 @@ fn sigterm_with_full_stdout_exits_within_grace() {
         .args(["--shutdown-grace", "0.5", "--crash-log"])
         .args([log.path().to_str().unwrap()])
         .spawn();
-    gw.fill_stdout(3000);
+    gw.fill_stdout(1000);
     let t0 = Instant::now();
     gw.signal(libc::SIGTERM);
     let status = gw.wait_exit(PATIENCE);
@@ -173,7 +173,7 @@ fn sighup_behaves_like_sigterm() {
 fn second_sigterm_exits_immediately_with_code_4() {
     // A long grace and a stdout nobody reads: the first SIGTERM's drain cannot finish.
     let mut gw = Gateway::spawn(&["--shutdown-grace", "60"]);
-    gw.fill_stdout(3000);
+    gw.fill_stdout(1000);
     gw.signal(libc::SIGTERM);
     assert!(
         gw.wait_stderr("[gateway-signal] SIGTERM", PATIENCE),

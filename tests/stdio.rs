@@ -219,7 +219,7 @@ fn stall_timeout_with_nobody_reading_exits_3_with_reason() {
             log.path().to_str().unwrap(),
         ])
         .spawn();
-    gw.fill_stdout(3000);
+    gw.fill_stdout(1000);
     let t0 = Instant::now();
     let code = gw.wait_code(PATIENCE);
     eprintln!("exited {:?} after the pipe was found full", t0.elapsed());

@@ -653,7 +653,9 @@ impl Gateway {
 
     /// Sends `count` `gateway.info` requests without reading any answer, then
     /// waits until the stdout pipe is at least three quarters full: from then
-    /// on the gateway holds output it cannot write.
+    /// on the gateway holds output it cannot write. Keep `count` answers
+    /// (about 1.5 KB each) well below `--outbound-high-water` (4 MiB): past
+    /// it the rest wait unread in a backlog, and a drain waits for that.
     pub fn fill_stdout(&mut self, count: usize) {
         let reqs: Vec<Value> = (0..count)
             .map(|i| rpc(format!("fill-{i}"), "gateway.info"))
