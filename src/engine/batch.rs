@@ -12,7 +12,7 @@ use super::join::{Joins, Ready};
 use super::message::{head, write_answer, BatchCursor, ErrorCode, Head, Id, RpcError};
 use super::outbound;
 use super::service::{ForwardKind, Forwarded, Reply};
-use super::{Engine, Route, FRAMES_PER_TURN};
+use super::{Engine, Place, Route, FRAMES_PER_TURN};
 
 impl Engine {
     /// Answers batches whose fallback answers are all in, paced as any
@@ -111,7 +111,7 @@ impl Engine {
                 Ok(_) => None,
                 Err(reject) => Some((reject.id, Err(reject.error))),
             },
-            _ => self.dispatch_member(member, false, host, now),
+            _ => self.dispatch_member(member, Place::Member, host, now),
         };
         if let Some((id, reply)) = reply {
             let mut piece = Vec::with_capacity(64);
@@ -176,7 +176,7 @@ impl Engine {
                 }
             }
             Ok(Head::Response { .. }) => {
-                self.dispatch_member(text, true, host, now);
+                self.dispatch_member(text, Place::Forwarded, host, now);
             }
             // Answered in the answer pass, where it is read again.
             Err(_) => {}
@@ -208,7 +208,7 @@ impl Engine {
                     Err(reject) => Some((reject.id, Err(reject.error))),
                 }
             } else {
-                self.dispatch_member(text, false, host, now)
+                self.dispatch_member(text, Place::Member, host, now)
             };
         }
         match refused.front() {

@@ -32,7 +32,9 @@ use self::message::{
     Opened, RpcError,
 };
 use self::outbound::{Limits, Outbound};
-use self::service::{Context, Forward, ForwardKind, Forwarded, ReadyHold, Reply, Service};
+use self::service::{
+    Call, Context, Forward, ForwardKind, Forwarded, Owing, ReadyHold, Reply, Service,
+};
 
 /// Frames (or batch members) dispatched per turn before the engine yields to
 /// the loop: enough to amortise a loop turn, few enough that output starts
@@ -74,6 +76,17 @@ struct Stats {
     signals: Vec<(&'static str, u64)>,
     responses_unmatched: u64,
     frames_forwarded: u64,
+}
+
+/// Where a message being dispatched came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Place {
+    /// A frame of its own: a service may answer it later ([`Context::defer`]).
+    Frame,
+    /// A member of a batch answered as it is walked.
+    Member,
+    /// A member of a batch in its forward pass (see `join.rs`).
+    Forwarded,
 }
 
 /// Where a method goes.
@@ -121,6 +134,8 @@ pub struct Engine {
     /// What the client sent with `client.capabilities`; `gateway.info` echoes it.
     client_capabilities: Option<Value>,
     pending_shutdown: bool,
+    /// Requests services took to answer later and have not answered yet.
+    owed: Owing,
     stats: Stats,
 }
 
@@ -205,6 +220,7 @@ impl Engine {
             started: now,
             client_capabilities: None,
             pending_shutdown: false,
+            owed: Owing::default(),
             stats: Stats::default(),
         };
         let ready = engine.ready_payload();
@@ -506,7 +522,8 @@ impl Engine {
             return;
         };
         let services_idle = self.services.iter().all(|s| s.is_idle());
-        if services_idle && self.out.is_empty() && self.batch.is_none() && self.joins.is_empty() {
+        let answered = self.batch.is_none() && self.joins.is_empty() && self.owed.is_empty();
+        if services_idle && self.out.is_empty() && answered {
             self.lifecycle.finish();
         } else if now >= drain.deadline {
             let mut left: Vec<String> = self
@@ -516,6 +533,9 @@ impl Engine {
                 .collect();
             if self.batch.is_some() || !self.joins.is_empty() {
                 left.push("a batch still being answered".to_owned());
+            }
+            if !self.owed.is_empty() {
+                left.push(format!("{} answer(s) owed", self.owed.count()));
             }
             if !self.out.is_empty() {
                 left.push(format!(
@@ -544,7 +564,7 @@ impl Engine {
         };
         match opened {
             Opened::Single(Ok(text)) => {
-                if let Some((id, reply)) = self.dispatch_member(&text, false, host, now) {
+                if let Some((id, reply)) = self.dispatch_member(&text, Place::Frame, host, now) {
                     self.answer(&id, &reply, now);
                 }
                 // Frames after a shutdown request are not served.
@@ -595,14 +615,13 @@ impl Engine {
         }
     }
 
-    /// Dispatches one message (a single frame's text or a batch member's;
-    /// `in_batch` for a member forwarded in a batch's forward pass): returns
-    /// the answer to send now, if any. A request forwarded to the fallback
-    /// is answered later (deferred), so it returns `None`.
+    /// Dispatches one message (a single frame's text or a batch member's):
+    /// returns the answer to send now, if any. A request forwarded to the
+    /// fallback, or one a service took to answer later, returns `None`.
     fn dispatch_member(
         &mut self,
         text: &str,
-        in_batch: bool,
+        place: Place,
         host: &mut dyn Host,
         now: Instant,
     ) -> Option<(Id, Reply)> {
@@ -617,10 +636,15 @@ impl Engine {
             Head::Request { id, method, params } => {
                 let route = self.route(&method);
                 if let Some(Route::Fallback(index)) = route {
+                    let in_batch = place == Place::Forwarded;
                     return self.forward_request(index, text, id, in_batch, host, now);
                 }
+                let call = match place {
+                    Place::Frame => Call::Frame(&id),
+                    Place::Member | Place::Forwarded => Call::Member,
+                };
                 let reply = match parse_params(params, &id) {
-                    Ok(params) => self.call(route, &method, params, host, now),
+                    Ok(params) => self.call(route, &method, params, call, host, now)?,
                     Err(reject) => Err(reject.error),
                 };
                 Some((id, reply))
@@ -629,9 +653,11 @@ impl Engine {
                 let route = self.route(&method);
                 if let Some(Route::Fallback(index)) = route {
                     let kind = ForwardKind::Notification;
+                    let in_batch = place == Place::Forwarded;
                     self.forward(index, text, kind, in_batch, host, now);
                 } else if let Ok(params) = parse_params(params, &Id::Null) {
-                    let _ = self.call(route, &method, params, host, now);
+                    // A notification's reply is nobody's: it is dropped.
+                    self.call(route, &method, params, Call::Notification, host, now);
                 }
                 None
             }
@@ -644,6 +670,7 @@ impl Engine {
                     }
                 } else if let Some(index) = self.fallback {
                     let kind = ForwardKind::Response(&id);
+                    let in_batch = place == Place::Forwarded;
                     self.forward(index, text, kind, in_batch, host, now);
                 } else {
                     self.stats.responses_unmatched += 1;
@@ -697,19 +724,23 @@ impl Engine {
         self.with_service(index, host, now, |service, cx| service.forward(cx, message))
     }
 
+    /// Runs a method. `None` when the service took the request to answer
+    /// later ([`Context::defer`]).
     fn call(
         &mut self,
         route: Option<Route>,
         method: &str,
         params: Option<Value>,
+        call: Call<'_>,
         host: &mut dyn Host,
         now: Instant,
-    ) -> Reply {
+    ) -> Option<Reply> {
         match route {
-            None | Some(Route::Fallback(_)) => Err(RpcError::method_not_found(method)),
-            Some(Route::Builtin) => self.builtin(method, params, host, now),
-            Some(Route::Service(index)) => self.with_service(index, host, now, |service, cx| {
-                service.call(cx, method, params)
+            None | Some(Route::Fallback(_)) => Some(Err(RpcError::method_not_found(method))),
+            Some(Route::Builtin) => Some(self.builtin(method, params, host, now)),
+            Some(Route::Service(index)) => self.with_call(index, call, host, now, |service, cx| {
+                let reply = service.call(cx, method, params);
+                (!cx.deferred).then_some(reply)
             }),
         }
     }
@@ -717,6 +748,18 @@ impl Engine {
     fn with_service<R>(
         &mut self,
         index: usize,
+        host: &mut dyn Host,
+        now: Instant,
+        f: impl FnOnce(&mut dyn Service, &mut Context<'_>) -> R,
+    ) -> R {
+        self.with_call(index, Call::None, host, now, f)
+    }
+
+    /// Lends service `index` a context for `call`.
+    fn with_call<R>(
+        &mut self,
+        index: usize,
+        call: Call<'_>,
         host: &mut dyn Host,
         now: Instant,
         f: impl FnOnce(&mut dyn Service, &mut Context<'_>) -> R,
@@ -733,6 +776,9 @@ impl Engine {
             joins: &mut self.joins,
             ready: &mut self.held_ready,
             shutdown: &mut self.requested,
+            call,
+            deferred: false,
+            owed: &mut self.owed,
         };
         f(self.services[index].as_mut(), &mut cx)
     }

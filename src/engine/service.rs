@@ -90,7 +90,9 @@ pub trait Service {
         Map::new()
     }
 
-    /// Answers one call. For a notification the reply is discarded.
+    /// Answers one call. For a notification the reply is discarded. A call
+    /// that cannot be answered yet takes its request with
+    /// [`Context::defer`]; what it returns then is ignored.
     fn call(&mut self, cx: &mut Context<'_>, method: &str, params: Option<Value>) -> Reply;
 
     /// Starts the service (spawns what it runs), before any input is read.
@@ -186,6 +188,82 @@ pub trait Service {
     fn on_exit(&mut self, _host: &mut dyn Host) {}
 }
 
+/// The call a [`Context`] was lent for.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Call<'a> {
+    /// An event, a tick: no call.
+    None,
+    /// A request in a frame of its own, with this id.
+    Frame(&'a Id),
+    /// A request in a batch: answered as the batch is walked, so now.
+    Member,
+    /// A notification: nobody waits for an answer.
+    Notification,
+}
+
+/// What [`Context::defer`] found.
+#[derive(Debug)]
+pub enum Deferral {
+    /// The request is owed an answer: give it with [`Context::answer`].
+    Owed(Owed),
+    /// The call is a notification: no answer is owed, now or later.
+    Notification,
+    /// The call is a batch member (or no call at all): its answer goes into
+    /// the batch's array as the batch is walked, so it must be given now.
+    Now,
+}
+
+/// A request a service answers later. Not `Clone`, and consumed by
+/// [`Context::answer`]: a request owed this way gets exactly one answer.
+/// Dropping one unanswered is a bug (a debug assertion), except through
+/// [`Owed::abandon`] when the gateway exits and writes nothing more.
+#[derive(Debug)]
+#[must_use = "an owed request must be answered with Context::answer"]
+pub struct Owed {
+    id: Option<Id>,
+}
+
+impl Owed {
+    /// The request's id.
+    pub fn id(&self) -> &Id {
+        self.id
+            .as_ref()
+            .expect("an Owed holds its id until answered")
+    }
+
+    /// The gateway exits without writing anything more: nobody can be
+    /// answered, and this one is let go.
+    pub fn abandon(mut self) {
+        self.id = None;
+    }
+}
+
+impl Drop for Owed {
+    fn drop(&mut self) {
+        if let Some(id) = &self.id {
+            log::error!("request {id} was owed an answer and dropped without one");
+            debug_assert!(false, "request {id} dropped unanswered");
+        }
+    }
+}
+
+/// The engine's count of requests owed by services: a drain does not end
+/// while one is owed.
+#[derive(Debug, Default)]
+pub(super) struct Owing {
+    count: usize,
+}
+
+impl Owing {
+    pub(super) fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    pub(super) fn count(&self) -> usize {
+        self.count
+    }
+}
+
 /// What the engine lends a service for one call or event.
 pub struct Context<'a> {
     pub(super) now: Instant,
@@ -199,6 +277,9 @@ pub struct Context<'a> {
     pub(super) joins: &'a mut Joins,
     pub(super) ready: &'a mut Option<Value>,
     pub(super) shutdown: &'a mut Option<Cause>,
+    pub(super) call: Call<'a>,
+    pub(super) deferred: bool,
+    pub(super) owed: &'a mut Owing,
 }
 
 impl std::fmt::Debug for Context<'_> {
@@ -368,6 +449,35 @@ impl Context<'_> {
         if self.ready.take().is_some() {
             self.out.open_gate(Some(frame), self.now);
         }
+    }
+
+    /// Takes the request of this call to answer later, with
+    /// [`Context::answer`]: for a method whose answer waits on something
+    /// (`process.cancel` waits for a process tree to end). Only a request in
+    /// a frame of its own can wait; see [`Deferral`].
+    pub fn defer(&mut self) -> Deferral {
+        match self.call {
+            Call::Frame(id) if !self.deferred => {
+                self.deferred = true;
+                self.owed.count += 1;
+                Deferral::Owed(Owed {
+                    id: Some(id.clone()),
+                })
+            }
+            Call::Notification => Deferral::Notification,
+            Call::Frame(_) | Call::Member | Call::None => Deferral::Now,
+        }
+    }
+
+    /// Answers a request taken with [`Context::defer`], as a frame of its
+    /// own (or a `-32001` error in its place if it would not fit).
+    pub fn answer(&mut self, mut owed: Owed, reply: &Reply) {
+        let Some(id) = owed.id.take() else { return };
+        self.owed.count -= 1;
+        let mut frame = Vec::with_capacity(64);
+        write_answer(&mut frame, &id, reply, self.out.room().saturating_sub(1));
+        frame.push(b'\n');
+        self.push(frame);
     }
 
     /// Asks the engine to shut down for `cause` once this call returns.

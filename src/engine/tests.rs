@@ -586,3 +586,114 @@ fn a_batch_joins_local_and_deferred_answers_into_one_array() {
         .iter()
         .any(|m| m["id"] == 1 && m["error"]["code"] == -32600));
 }
+
+/// A service whose `later.wait` answers only when `later.release` comes.
+#[derive(Default)]
+struct Later {
+    held: Vec<super::service::Owed>,
+    refused_in_batch: usize,
+}
+
+impl Service for Later {
+    fn name(&self) -> &'static str {
+        "later"
+    }
+    fn methods(&self) -> &'static [&'static str] {
+        &["later.wait", "later.release"]
+    }
+    fn call(&mut self, cx: &mut Context<'_>, method: &str, _params: Option<Value>) -> Reply {
+        use super::service::Deferral;
+        match method {
+            "later.wait" => match cx.defer() {
+                Deferral::Owed(owed) => {
+                    self.held.push(owed);
+                    Ok(Value::Null)
+                }
+                Deferral::Notification => Ok(Value::Null),
+                Deferral::Now => {
+                    self.refused_in_batch += 1;
+                    Err(RpcError::invalid_request("cannot wait in a batch"))
+                }
+            },
+            _ => {
+                let held = std::mem::take(&mut self.held);
+                let n = held.len();
+                for (i, owed) in held.into_iter().enumerate() {
+                    cx.answer(owed, &Ok(json!({"released": i})));
+                }
+                Ok(json!(n))
+            }
+        }
+    }
+    fn on_exit(&mut self, _host: &mut dyn super::Host) {
+        for owed in self.held.drain(..) {
+            owed.abandon();
+        }
+    }
+}
+
+fn later_engine(t0: Instant) -> Engine {
+    let config = Config {
+        shutdown_grace: Duration::from_secs(1),
+        ..Config::default()
+    };
+    Engine::new(config.engine(), vec![Box::new(Later::default())], t0).unwrap()
+}
+
+#[test]
+fn a_deferred_request_is_answered_once_when_its_service_says_so() {
+    let t0 = Instant::now();
+    let mut e = later_engine(t0);
+    e.on_input(
+        b"{\"jsonrpc\":\"2.0\",\"method\":\"later.wait\",\"id\":1}\n\
+          {\"jsonrpc\":\"2.0\",\"method\":\"later.wait\"}\n\
+          [{\"jsonrpc\":\"2.0\",\"method\":\"later.wait\",\"id\":2}]\n\
+          {\"jsonrpc\":\"2.0\",\"method\":\"gateway.ping\",\"id\":3}\n",
+        &mut NoHost,
+        t0,
+    );
+    let lines = written(&mut e, t0);
+    assert_eq!(
+        lines.len(),
+        3,
+        "ready, the batch's refusal, the ping: {lines:?}"
+    );
+    assert_eq!(lines[1][0]["id"], 2);
+    assert_eq!(lines[1][0]["error"]["code"], -32600);
+    assert_eq!(lines[2]["id"], 3, "a later request is answered first");
+    e.on_input(
+        b"{\"jsonrpc\":\"2.0\",\"method\":\"later.release\",\"id\":4}\n",
+        &mut NoHost,
+        t0,
+    );
+    let lines = written(&mut e, t0);
+    assert_eq!(
+        lines[0],
+        json!({"jsonrpc": "2.0", "result": {"released": 0}, "id": 1})
+    );
+    assert_eq!(
+        lines[1]["result"], 1,
+        "one was owed (the notification owes nothing)"
+    );
+    assert_eq!(lines.len(), 2);
+}
+
+#[test]
+fn a_drain_waits_for_an_owed_answer_and_names_it_when_forced() {
+    let t0 = Instant::now();
+    let mut e = later_engine(t0);
+    e.on_input(
+        b"{\"jsonrpc\":\"2.0\",\"method\":\"later.wait\",\"id\":1}\n",
+        &mut NoHost,
+        t0,
+    );
+    e.on_input_eof(&mut NoHost, t0);
+    written(&mut e, t0);
+    e.tick(&mut NoHost, t0 + Duration::from_millis(500));
+    assert!(e.exit().is_none(), "an answer is owed: the drain waits");
+    e.tick(&mut NoHost, t0 + Duration::from_secs(2));
+    let exit = e.exit().expect("forced at the deadline");
+    assert_eq!(exit.code, exit_code::FORCED, "{exit:?}");
+    assert!(exit.reason.contains("1 answer(s) owed"), "{exit:?}");
+    e.on_exit(&mut NoHost);
+}
