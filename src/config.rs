@@ -750,8 +750,8 @@ impl Config {
              errors, limits, signals), process.md (process.*) and bridge.md (-- CMD).\n\n\
              Methods:\n  \
              gateway.ping, gateway.info, gateway.stats, gateway.shutdown, client.capabilities\n  \
-             process.spawn, process.write, process.close_stdin, process.signal, process.list,\n  \
-             process.resize\n  \
+             process.spawn, process.write, process.close_stdin, process.signal, process.cancel,\n  \
+             process.list, process.resize\n  \
              with a backend: only gateway.* (and process.* with --local-process) are the gateway's\n\
              Events (method \"event\", params {type, payload}):\n  \
              gateway.ready (always the first line), process.output, process.exit;\n  \

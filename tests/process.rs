@@ -95,8 +95,8 @@ fn echo_and_sh_stream_output_then_exactly_one_exit_event() {
     let frames = gw.until_exit(echo, PATIENCE);
     assert_eq!(output(&frames, echo, "stdout"), "hello world\n");
     assert_eq!(
-        exit_payload(&frames, echo),
-        json!({"proc": echo, "code": 0, "signal": null})
+        status_of(&exit_payload(&frames, echo)),
+        json!({"proc": echo, "code": 0, "signal": null, "cause": "exit"})
     );
 
     let script = r#"printf 'one\ntwo'; printf 'oops\n' >&2; printf '\nthree\n'"#;
@@ -115,16 +115,16 @@ fn echo_and_sh_stream_output_then_exactly_one_exit_event() {
     let (failing, _) = gw.spawn(json!({"argv": ["sh", "-c", "exit 7"]}));
     let frames = gw.until_exit(failing, PATIENCE);
     assert_eq!(
-        exit_payload(&frames, failing),
-        json!({"proc": failing, "code": 7, "signal": null})
+        status_of(&exit_payload(&frames, failing)),
+        json!({"proc": failing, "code": 7, "signal": null, "cause": "exit"})
     );
 
     let (killed, _) = gw.spawn(json!({"argv": ["sh", "-c", "echo bye; kill -9 $$"]}));
     let frames = gw.until_exit(killed, PATIENCE);
     assert_eq!(output(&frames, killed, "stdout"), "bye\n");
     assert_eq!(
-        exit_payload(&frames, killed),
-        json!({"proc": killed, "code": null, "signal": "SIGKILL"})
+        status_of(&exit_payload(&frames, killed)),
+        json!({"proc": killed, "code": null, "signal": "SIGKILL", "cause": "signal"})
     );
 
     // Nothing more arrives for these procs: the exit event was the last word.
@@ -329,8 +329,8 @@ fn write_and_close_stdin_drive_cat_and_wc_and_signal_stops_sleep() {
     assert_eq!(r["signal"], "SIGTERM");
     let frames = gw.until_exit(sleep, PATIENCE);
     assert_eq!(
-        exit_payload(&frames, sleep),
-        json!({"proc": sleep, "code": null, "signal": "SIGTERM"})
+        status_of(&exit_payload(&frames, sleep)),
+        json!({"proc": sleep, "code": null, "signal": "SIGTERM", "cause": "signal"})
     );
     assert_gone(&[pid], "sleep after SIGTERM");
 
@@ -478,7 +478,10 @@ fn slow_reader_gets_every_byte_with_flat_memory() {
         longest_line < 64 * 1024,
         "a {longest_line}-byte line: output events must fit common 64 KiB line readers"
     );
-    assert_eq!(exit, json!({"proc": proc, "code": 0, "signal": null}));
+    assert_eq!(
+        status_of(&exit),
+        json!({"proc": proc, "code": 0, "signal": null, "cause": "exit"})
+    );
 
     let stats = gw.stats();
     let queue_peak = as_u64(&stats["outbound_high_water_mark"]);
@@ -537,8 +540,8 @@ fn sigterm_kills_a_term_ignoring_child_and_its_grandchild_within_grace() {
     assert!(took <= GRACE + EXIT_SLACK, "gateway took {took:?} to exit");
     assert_eq!(code, 0, "the kill, reap and exit event fit in the grace");
     assert_eq!(
-        exit_payload(&frames, proc),
-        json!({"proc": proc, "code": null, "signal": "SIGKILL"})
+        status_of(&exit_payload(&frames, proc)),
+        json!({"proc": proc, "code": null, "signal": "SIGKILL", "cause": "shutdown"})
     );
     assert_gone(&[child_pid, grandchild], "after the gateway exited");
 }
@@ -557,8 +560,8 @@ fn stdin_eof_terminates_a_running_sleep_within_grace_and_exits_zero() {
     let took = t0.elapsed();
     eprintln!("stdin EOF: exit event after {exit_after:?}, gateway exited {code} after {took:?}");
     assert_eq!(
-        exit_payload(&frames, proc),
-        json!({"proc": proc, "code": null, "signal": "SIGTERM"})
+        status_of(&exit_payload(&frames, proc)),
+        json!({"proc": proc, "code": null, "signal": "SIGTERM", "cause": "shutdown"})
     );
     assert!(
         exit_after < GRACE,

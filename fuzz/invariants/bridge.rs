@@ -295,7 +295,7 @@ impl Run {
             self.host.backends[key].exited = true;
             self.engine.on_child(
                 ChildKey(key),
-                ChildEvent::Exited(status),
+                ChildEvent::Exited(status, None),
                 &mut self.host,
                 self.now,
             );

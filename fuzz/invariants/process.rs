@@ -8,10 +8,10 @@
 //!
 //! | op | what | operands |
 //! |----|------|----------|
-//! | 0  | `process.spawn` (pty, encoding, stdin, stderr from the bits) | mode |
+//! | 0  | `process.spawn` (pty, encoding, stdin, stderr from the bits; bit 5: an envelope; bit 6: the child leaves a straggler that only SIGKILL ends) | mode, and with bit 5: timeout, limit, ladder |
 //! | 1  | `process.write` of some bytes | proc, length |
 //! | 2  | `process.close_stdin` | proc |
-//! | 3  | `process.signal` (tree or group) | proc, tree |
+//! | 3  | `process.signal` (tree or group), or `process.cancel` (alone, as a notification, or in a batch; a ladder of its own or not) | proc, how |
 //! | 4  | `process.resize` (sides may be out of range) | proc, rows, cols |
 //! | 5  | `process.list` | |
 //! | 6  | a child event: output, end of a stream, exit, stdin room | child, kind, bytes |
@@ -56,6 +56,10 @@ const OUTPUT: [&[u8]; 8] = [
     b"\xe2\x80\xa8 line separator",
 ];
 
+/// Linux's numbers (the fuzz crate does not link `libc`).
+const SIGKILL: i32 = 9;
+const ESRCH: i32 = 3;
+
 /// One simulated child.
 #[derive(Debug)]
 struct SimChild {
@@ -67,6 +71,13 @@ struct SimChild {
     room: usize,
     exited: bool,
     released: bool,
+    /// A descendant left behind that only SIGKILL ends (its tree is not
+    /// empty until then).
+    straggler: bool,
+    /// Raw bytes written per stream.
+    written: [u64; 2],
+    /// Spawned with a stderr pipe of its own.
+    has_stderr: bool,
 }
 
 /// The in-memory host.
@@ -74,6 +85,8 @@ struct SimChild {
 struct SimHost {
     children: Vec<SimChild>,
     fail_next_spawn: bool,
+    /// The next spawned child leaves a straggler.
+    next_straggler: bool,
 }
 
 impl Host for SimHost {
@@ -89,6 +102,9 @@ impl Host for SimHost {
             room: 0,
             exited: false,
             released: false,
+            straggler: std::mem::take(&mut self.next_straggler),
+            written: [0; 2],
+            has_stderr: !pty && spec.stderr == StderrMode::Pipe,
         });
         let key = self.children.len() - 1;
         Ok(Spawned {
@@ -114,15 +130,33 @@ impl Host for SimHost {
         self.children[key.0].stdin_open = false;
     }
 
-    fn signal(&mut self, key: ChildKey, _signal: i32, _scope: SignalScope) -> io::Result<()> {
-        if self.children[key.0].exited {
-            Err(io::ErrorKind::NotFound.into())
-        } else {
-            Ok(())
+    fn signal(&mut self, key: ChildKey, signal: i32, _scope: SignalScope) -> io::Result<()> {
+        let child = &mut self.children[key.0];
+        assert!(!child.released, "signalled after its release");
+        if child.exited && !child.straggler {
+            return Err(io::Error::from_raw_os_error(ESRCH));
+        }
+        if signal == SIGKILL {
+            child.straggler = false;
+        }
+        Ok(())
+    }
+
+    fn signal_descendants(&mut self, signal: i32) {
+        if signal == SIGKILL {
+            for child in &mut self.children {
+                child.straggler = false;
+            }
         }
     }
 
-    fn signal_descendants(&mut self, _signal: i32) {}
+    fn interrupt(&mut self, key: ChildKey) -> io::Result<()> {
+        if self.children[key.0].pty {
+            Ok(())
+        } else {
+            Err(io::ErrorKind::Unsupported.into())
+        }
+    }
 
     fn resize(&mut self, key: ChildKey, _size: PtySize) -> io::Result<()> {
         if self.children[key.0].pty {
@@ -143,6 +177,10 @@ impl Host for SimHost {
 }
 
 struct Run {
+    /// The `output_limit` of each spawn request, by request id.
+    limits: HashMap<u64, Option<Value>>,
+    /// Ids of requests sent in a batch.
+    batched: HashSet<u64>,
     engine: Engine,
     host: SimHost,
     now: Instant,
@@ -163,6 +201,29 @@ impl Run {
         let mut bytes = serde_json::to_vec(&line).expect("serializable");
         bytes.push(b'\n');
         // Input is read only when the engine asks for it.
+        self.pump();
+        self.engine.on_input(&bytes, &mut self.host, self.now);
+        self.check_bound();
+    }
+
+    /// Sends `method` as a notification: nothing is answered.
+    fn send_notification(&mut self, method: &str, params: Value) {
+        let line = json!({"jsonrpc": "2.0", "method": method, "params": params});
+        let mut bytes = serde_json::to_vec(&line).expect("serializable");
+        bytes.push(b'\n');
+        self.pump();
+        self.engine.on_input(&bytes, &mut self.host, self.now);
+        self.check_bound();
+    }
+
+    /// Sends `method` as a request in a batch of one.
+    fn send_batch(&mut self, method: &str, params: Value) {
+        let id = self.next_id;
+        self.next_id += 1;
+        self.batched.insert(id);
+        let line = json!([{"jsonrpc": "2.0", "method": method, "id": id, "params": params}]);
+        let mut bytes = serde_json::to_vec(&line).expect("serializable");
+        bytes.push(b'\n');
         self.pump();
         self.engine.on_input(&bytes, &mut self.host, self.now);
         self.check_bound();
@@ -240,6 +301,8 @@ pub fn check(data: &[u8]) {
     let now = Instant::now();
     let engine = Engine::new(config.engine(), services::standard(&config), now).expect("no clash");
     let mut run = Run {
+        limits: HashMap::new(),
+        batched: HashSet::new(),
         engine,
         host: SimHost::default(),
         now,
@@ -268,6 +331,23 @@ pub fn check(data: &[u8]) {
                     2 => params["stderr"] = json!("null"),
                     _ => {}
                 }
+                if mode & 0x20 != 0 {
+                    let (timeout, limit, ladder) = (input.u8(), input.u8(), input.u8());
+                    if timeout != 0 {
+                        params["timeout_ms"] = json!(u64::from(timeout) * 16);
+                    }
+                    if limit != 0 {
+                        let policy = ["kill", "truncate", "tail"][usize::from(limit % 3)];
+                        let bytes = u64::from(limit >> 2) + 1;
+                        params["output_limit"] = json!({"bytes": bytes, "policy": policy});
+                    }
+                    if let Some(ladder) = ladder_of(ladder) {
+                        params["cancel"] = ladder;
+                    }
+                }
+                run.host.next_straggler = mode & 0x40 != 0 && !run.host.fail_next_spawn;
+                let limit = params.get("output_limit").cloned();
+                run.limits.insert(run.next_id, limit);
                 run.send("process.spawn", params);
             }
             1 => {
@@ -284,11 +364,24 @@ pub fn check(data: &[u8]) {
             }
             3 => {
                 let proc = run.proc_id(input.u8());
-                let tree = input.u8() & 1 == 1;
-                run.send(
-                    "process.signal",
-                    json!({"proc": proc, "signal": "SIGTERM", "tree": tree}),
-                );
+                let how = input.u8();
+                if how & 2 == 0 {
+                    let tree = how & 1 == 1;
+                    run.send(
+                        "process.signal",
+                        json!({"proc": proc, "signal": "SIGTERM", "tree": tree}),
+                    );
+                    continue;
+                }
+                let mut params = json!({"proc": proc});
+                if let Some(ladder) = ladder_of(how >> 4) {
+                    params["ladder"] = ladder;
+                }
+                match (how >> 2) % 4 {
+                    0 => run.send_notification("process.cancel", params),
+                    1 => run.send_batch("process.cancel", params),
+                    _ => run.send("process.cancel", params),
+                }
             }
             4 => {
                 let proc = run.proc_id(input.u8());
@@ -320,6 +413,16 @@ pub fn check(data: &[u8]) {
     verify(&run);
 }
 
+/// A ladder `selector` picks, or none (the spawn's, or the default).
+fn ladder_of(selector: u8) -> Option<Value> {
+    match selector % 4 {
+        0 => None,
+        1 => Some(json!([["SIGKILL"]])),
+        2 => Some(json!([["SIGINT", 40], ["SIGKILL"]])),
+        _ => Some(json!([["SIGTERM", 0], ["SIGUSR1", 100]])),
+    }
+}
+
 /// Delivers the event `kind` picks to child `key`, if it can happen now.
 fn child_event(run: &mut Run, key: usize, kind: u8, bytes: u8) {
     let child = &run.host.children[key];
@@ -342,6 +445,7 @@ fn child_event(run: &mut Run, key: usize, kind: u8, bytes: u8) {
                 data.extend_from_slice(OUTPUT[(usize::from(bytes) + i) % OUTPUT.len()]);
             }
             data.truncate(size);
+            run.host.children[key].written[slot] += data.len() as u64;
             run.child(key, ChildEvent::Output(stream, data));
         }
         2 if child.open[slot] => {
@@ -355,7 +459,7 @@ fn child_event(run: &mut Run, key: usize, kind: u8, bytes: u8) {
             } else {
                 ExitStatus::Signal(i32::from(bytes >> 1) % 64 + 1)
             };
-            run.child(key, ChildEvent::Exited(status));
+            run.child(key, ChildEvent::Exited(status, None));
         }
         3 if child.stdin_open && !child.exited => {
             run.host.children[key].room += usize::from(bytes);
@@ -385,7 +489,7 @@ fn finish(run: &mut Run) {
         }
         if !run.host.children[key].exited && !run.host.children[key].released {
             run.host.children[key].exited = true;
-            run.child(key, ChildEvent::Exited(ExitStatus::Signal(15)));
+            run.child(key, ChildEvent::Exited(ExitStatus::Signal(15), None));
         }
     }
     for _ in 0..10_000 {
@@ -405,31 +509,72 @@ fn finish(run: &mut Run) {
     assert_eq!(exit.code, 0, "{exit:?}");
 }
 
+/// What one process's events showed, per stream slot.
+#[derive(Debug, Default)]
+struct Seen {
+    /// A `truncated` marker came.
+    truncated: [bool; 2],
+    /// A ring came, with its `skipped` count.
+    skipped: [bool; 2],
+    exited: bool,
+}
+
+fn slot_of(stream: &str) -> usize {
+    usize::from(stream == "stderr")
+}
+
 /// The output, line by line, against the rules.
 fn verify(run: &Run) {
     let (lines, partial) = split_lines(&run.out);
     assert!(partial.is_empty(), "the output does not end with a newline");
     let mut answered = HashSet::new();
-    let mut spawned: HashMap<u64, usize> = HashMap::new();
-    let mut exited = HashSet::new();
+    // proc -> the id of the request that spawned it.
+    let mut spawned: HashMap<u64, u64> = HashMap::new();
+    let mut seen: HashMap<u64, Seen> = HashMap::new();
+    let mut exits: HashMap<u64, Value> = HashMap::new();
     for (_, v) in lines.iter().skip(1) {
+        if let Some(batch) = v.as_array() {
+            for member in batch {
+                check_response(member);
+                let id = member["id"].as_u64().expect("our ids are integers");
+                assert!(answered.insert(id), "request {id} answered twice");
+                assert!(run.batched.contains(&id), "a batch answer for {id}");
+                // Never run in a batch: refused, or its params are wrong.
+                let code = member["error"]["code"].as_i64();
+                assert!(
+                    matches!(code, Some(-32600 | -32602)),
+                    "cancel in a batch: {member}"
+                );
+            }
+            continue;
+        }
         if v.get("id").is_some() {
             check_response(v);
             let id = v["id"].as_u64().expect("our ids are integers");
             assert!(answered.insert(id), "request {id} answered twice");
-            if let Some(proc) = v["result"]["proc"].as_u64() {
-                spawned.insert(proc, answered.len());
+            let result = &v["result"];
+            if let (Some(proc), Some(_)) = (result["proc"].as_u64(), result.get("pid")) {
+                spawned.insert(proc, id);
+            }
+            if let Some(step) = result.get("step") {
+                // A cancel's answer: after its process's exit, which it echoes.
+                let proc = result["proc"].as_u64().expect("a proc");
+                let exit = exits
+                    .get(&proc)
+                    .expect("the exit event comes before the cancel's answer");
+                assert_eq!(result["code"], exit["code"], "{v}");
+                assert_eq!(result["exit_signal"], exit["signal"], "{v}");
+                assert!(step.as_u64().is_some_and(|s| s < 8), "{v}");
+                assert!(result["signal"].is_string(), "{v}");
             }
             continue;
         }
         let payload = &v["params"]["payload"];
         let proc = payload["proc"].as_u64().expect("a proc");
+        let state = seen.entry(proc).or_default();
         match v["params"]["type"].as_str() {
             Some("process.output") => {
-                assert!(
-                    !exited.contains(&proc),
-                    "output of proc {proc} after its exit: {v}"
-                );
+                assert!(!state.exited, "output of proc {proc} after its exit: {v}");
                 assert!(
                     spawned.contains_key(&proc),
                     "output before the spawn response: {v}"
@@ -444,15 +589,92 @@ fn verify(run: &Run) {
                     other => panic!("stream {other}"),
                 }
                 assert!(payload["data"].is_string(), "{v}");
+                let slot = slot_of(stream);
+                assert!(
+                    !state.truncated[slot],
+                    "output after the truncated marker: {v}"
+                );
+                if payload.get("truncated").is_some() {
+                    assert_eq!(payload["truncated"], true, "{v}");
+                    assert_eq!(payload["data"], "", "{v}");
+                    state.truncated[slot] = true;
+                }
+                if payload.get("skipped").is_some() {
+                    assert!(!state.skipped[slot], "two rings on one stream: {v}");
+                    assert!(payload["skipped"].is_u64(), "{v}");
+                    state.skipped[slot] = true;
+                }
             }
             Some("process.exit") => {
-                assert!(exited.insert(proc), "two exits for proc {proc}");
+                assert!(!state.exited, "two exits for proc {proc}");
+                state.exited = true;
+                let request = spawned.get(&proc).expect("exit after the spawn response");
+                let limit = run.limits.get(request).cloned().flatten();
+                check_exit(run, proc, payload, state, limit);
+                exits.insert(proc, payload.clone());
             }
             other => panic!("unexpected event {other:?}: {v}"),
         }
     }
     assert_eq!(answered.len() as u64, run.next_id, "one answer per request");
     for proc in spawned.keys() {
-        assert!(exited.contains(proc), "proc {proc} has no exit event");
+        assert!(exits.contains_key(proc), "proc {proc} has no exit event");
+    }
+}
+
+/// One exit event against what the simulated child did and its limit.
+fn check_exit(run: &Run, proc: u64, exit: &Value, seen: &Seen, limit: Option<Value>) {
+    let key = (proc - 1) as usize;
+    let child = &run.host.children[key];
+    let streams: &[(&str, usize)] = match (child.pty, child.has_stderr) {
+        (true, _) => &[("pty", 0)],
+        (false, true) => &[("stdout", 0), ("stderr", 1)],
+        (false, false) => &[("stdout", 0)],
+    };
+    for (name, slot) in streams {
+        assert_eq!(
+            exit["output_bytes"][*name], child.written[*slot],
+            "output_bytes of {name}: {exit}"
+        );
+    }
+    let cause = exit["cause"].as_str().expect("a cause");
+    assert!(
+        [
+            "exit",
+            "signal",
+            "cancel",
+            "timeout",
+            "output_limit",
+            "shutdown"
+        ]
+        .contains(&cause),
+        "{exit}"
+    );
+    match &limit {
+        Some(limit) => {
+            let bytes = limit["bytes"].as_u64().expect("bytes");
+            for (name, slot) in streams {
+                let discarded = exit["discarded"][*name].as_u64().expect("discarded");
+                let written = child.written[*slot];
+                assert!(discarded <= written, "{exit}");
+                if limit["policy"] != "tail" {
+                    assert!(
+                        written - discarded <= bytes,
+                        "forwarded past the limit: {exit}"
+                    );
+                    assert_eq!(seen.truncated[*slot], written > bytes, "marker: {exit}");
+                } else {
+                    assert_eq!(seen.skipped[*slot], written > bytes / 2, "ring: {exit}");
+                    assert!(written - discarded <= bytes, "{exit}");
+                }
+            }
+            if cause == "output_limit" {
+                assert_eq!(limit["policy"], "kill", "{exit}");
+            }
+        }
+        None => {
+            assert!(exit.get("discarded").is_none(), "{exit}");
+            assert_ne!(cause, "output_limit", "{exit}");
+        }
     }
 }

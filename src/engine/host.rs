@@ -93,6 +93,36 @@ pub struct SpawnSpec {
     /// A pseudo-terminal of this size as the child's stdin, stdout, stderr
     /// and controlling terminal (`stdin` and `stderr` are then ignored).
     pub pty: Option<PtySize>,
+    /// Resource limits set in the child before `exec` (`setrlimit`); a limit
+    /// the kernel refuses fails the spawn.
+    pub limits: ResourceLimits,
+}
+
+/// Resource limits for one child, each `None` when not limited. Each is set
+/// with `setrlimit` in the child before `exec`, so it holds per process of
+/// the tree (every descendant inherits it), not for the tree as a whole.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ResourceLimits {
+    /// `RLIMIT_DATA`: the data segment and private anonymous mappings
+    /// (heap, `mmap`), in bytes. Allocation past it fails with `ENOMEM`.
+    pub memory_bytes: Option<u64>,
+    /// `RLIMIT_CPU`: CPU seconds; SIGXCPU at the limit, SIGKILL a second later.
+    pub cpu_seconds: Option<u64>,
+    /// `RLIMIT_NOFILE`: open file descriptors (one more than the highest fd).
+    pub open_files: Option<u64>,
+    /// `RLIMIT_NPROC`: processes *of the user*, counted across the whole
+    /// machine, not only this command's.
+    pub processes: Option<u64>,
+    /// `RLIMIT_FSIZE`: the largest file the child may write, in bytes;
+    /// SIGXFSZ past it.
+    pub file_size_bytes: Option<u64>,
+}
+
+impl ResourceLimits {
+    /// True when nothing is limited.
+    pub fn is_empty(&self) -> bool {
+        *self == ResourceLimits::default()
+    }
 }
 
 /// A child the host started.
@@ -113,6 +143,18 @@ pub enum ExitStatus {
     Signal(i32),
 }
 
+/// What the kernel reported about a reaped child's use of resources
+/// (`wait4`'s `rusage`: the child and the descendants it waited for).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Usage {
+    /// Peak resident set size, in bytes.
+    pub max_rss_bytes: u64,
+    /// User CPU time, in milliseconds.
+    pub user_ms: u64,
+    /// System CPU time, in milliseconds.
+    pub system_ms: u64,
+}
+
 /// What the shell reports about a child.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ChildEvent {
@@ -124,8 +166,9 @@ pub enum ChildEvent {
     StdinWritable,
     /// Its stdin pipe is closed on the far side (the child closed it or exited).
     StdinGone,
-    /// It was reaped.
-    Exited(ExitStatus),
+    /// It was reaped, with what the kernel reported of its use of
+    /// resources (`None` where it reported nothing).
+    Exited(ExitStatus, Option<Usage>),
 }
 
 /// Child-process operations the shell performs for services.
@@ -138,11 +181,21 @@ pub trait Host {
     /// Closes the child's stdin (idempotent).
     fn close_stdin(&mut self, key: ChildKey);
     /// Sends `signal` to the child's process group, or its whole tree. Never
-    /// reaches a process that is not provably the gateway's.
+    /// reaches a process that is not provably the gateway's. Signal 0 asks
+    /// whether any of them is left: `ESRCH` when none is. Once the child is
+    /// reaped, its tree is what is left of its group plus every descendant
+    /// found below it by an earlier `Tree` signal, among the gateway's
+    /// descendants.
     fn signal(&mut self, key: ChildKey, signal: i32, scope: SignalScope) -> io::Result<()>;
     /// Sends `signal` to every descendant of the gateway, tracked children
     /// and adopted orphans alike, in any group or session.
     fn signal_descendants(&mut self, signal: i32);
+    /// Types the terminal's interrupt character (`VINTR`, usually Ctrl+C)
+    /// into the child's terminal, as a user would; `Unsupported` for a
+    /// child without one, `WouldBlock` when the terminal takes no input now.
+    fn interrupt(&mut self, _key: ChildKey) -> io::Result<()> {
+        Err(io::ErrorKind::Unsupported.into())
+    }
     /// Sets the window size of the child's terminal; `Unsupported` for a
     /// child without one.
     fn resize(&mut self, key: ChildKey, size: PtySize) -> io::Result<()>;

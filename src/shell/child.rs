@@ -32,8 +32,8 @@ use slab::Slab;
 
 use super::sys::{child_setup, pidfd, pty, reaper, tree};
 use crate::engine::host::{
-    ChildEvent, ChildKey, ExitStatus, Host, OutputStream, PtySize, SignalScope, SpawnSpec, Spawned,
-    StderrMode, StdinMode,
+    ChildEvent, ChildKey, ExitStatus, Host, OutputStream, PtySize, ResourceLimits, SignalScope,
+    SpawnSpec, Spawned, StderrMode, StdinMode, Usage,
 };
 
 /// Reads per output per loop tick, so one chatty child cannot starve the rest.
@@ -153,6 +153,9 @@ struct Child {
     /// SIGHUP a session leader that closed its fds and has not exited yet.
     ended_master: Option<File>,
     reaped: bool,
+    /// Descendants found below it by `Tree` signals, so that they are still
+    /// its tree after it is reaped (its orphans join the gateway's children).
+    known: Vec<i32>,
 }
 
 /// The children of one gateway.
@@ -335,8 +338,8 @@ impl Children {
     /// only counted.
     pub fn reap(&mut self, events: &mut Vec<(ChildKey, ChildEvent)>) {
         loop {
-            let (pid, status) = match reaper::reap_one() {
-                Ok(Some(reaped)) => reaped,
+            let (pid, status, usage) = match reaper::reap_one() {
+                Ok(Some(r)) => (r.pid, r.status, r.usage),
                 Ok(None) => return,
                 Err(e) => {
                     log::warn!("waitpid failed: {e}");
@@ -355,7 +358,12 @@ impl Children {
                     }
                     self.reaped_total += 1;
                     track_group(pid, false);
-                    events.push((ChildKey(key), ChildEvent::Exited(status)));
+                    let usage = Usage {
+                        max_rss_bytes: usage.max_rss_bytes,
+                        user_ms: usage.user_ms,
+                        system_ms: usage.system_ms,
+                    };
+                    events.push((ChildKey(key), ChildEvent::Exited(status, Some(usage))));
                 }
                 // Released early by its service: nobody waits for it.
                 Some(None) => {
@@ -386,14 +394,6 @@ impl Children {
         }
     }
 
-    /// Members of process group `pgid` among the gateway's descendants.
-    fn group_members(&self, pgid: i32) -> Vec<i32> {
-        tree::descendants(std::process::id() as libc::pid_t)
-            .into_iter()
-            .filter(|&pid| tree::pgid_of(pid) == Some(pgid))
-            .collect()
-    }
-
     fn spawn_child(&mut self, spec: &SpawnSpec) -> io::Result<Spawned> {
         let Some((program, args)) = spec.argv.split_first() else {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, "empty argv"));
@@ -416,6 +416,7 @@ impl Children {
             };
         }
         let gateway = std::process::id() as libc::pid_t;
+        let (limits, count) = rlimits(&spec.limits);
         let (outputs, stdin) = match spec.pty {
             Some(size) => {
                 let pair = pty::open(pty::Size {
@@ -430,7 +431,8 @@ impl Children {
                 unsafe {
                     cmd.pre_exec(move || {
                         child_setup::take_terminal()?;
-                        child_setup::prepare_child(gateway)
+                        child_setup::prepare_child(gateway)?;
+                        child_setup::set_limits(&limits[..count])
                     });
                 }
                 let master = Output {
@@ -444,7 +446,10 @@ impl Children {
                 cmd.process_group(0);
                 // SAFETY: as above.
                 unsafe {
-                    cmd.pre_exec(move || child_setup::prepare_child(gateway));
+                    cmd.pre_exec(move || {
+                        child_setup::prepare_child(gateway)?;
+                        child_setup::set_limits(&limits[..count])
+                    });
                 }
                 let (out_read, out_write) = pipe()?;
                 let mut err_read = None;
@@ -507,6 +512,7 @@ impl Children {
             pty: spec.pty,
             ended_master: None,
             reaped: false,
+            known: Vec::new(),
         };
         if let Err(e) = self.watch(key, &mut child) {
             // Never leave a child running that nobody watches; the reaper
@@ -608,7 +614,7 @@ impl Host for Children {
     }
 
     fn signal(&mut self, key: ChildKey, signal: i32, scope: SignalScope) -> io::Result<()> {
-        let child = self.slab.get(key.0).ok_or(io::ErrorKind::NotFound)?;
+        let child = self.slab.get_mut(key.0).ok_or(io::ErrorKind::NotFound)?;
         if !child.reaped {
             let result = match scope {
                 // While the leader is unreaped its pid (the group's id) cannot
@@ -617,6 +623,11 @@ impl Host for Children {
                 SignalScope::Group => unsafe { libc::kill(-child.pid, signal) },
                 SignalScope::Tree => {
                     let below = tree::descendants(child.pid);
+                    for &pid in &below {
+                        if !child.known.contains(&pid) {
+                            child.known.push(pid);
+                        }
+                    }
                     let leader = match &child.pidfd {
                         Some(fd) => pidfd::send_signal(fd, signal).map_or(-1, |()| 0),
                         // SAFETY: as above: an unreaped pid is ours.
@@ -636,9 +647,14 @@ impl Host for Children {
             };
         }
         // The leader is reaped: its id may belong to a stranger by now. What
-        // is left of its group (or tree: its children were re-parented to the
-        // gateway) is found among the gateway's own descendants.
-        let members = self.group_members(child.pid);
+        // is left of its group, and of the tree found below it while it
+        // lived (its children were re-parented to the gateway), is found
+        // among the gateway's own descendants.
+        let (pgid, known) = (child.pid, child.known.clone());
+        let members: Vec<i32> = tree::descendants(std::process::id() as libc::pid_t)
+            .into_iter()
+            .filter(|&pid| tree::pgid_of(pid) == Some(pgid) || known.contains(&pid))
+            .collect();
         if members.is_empty() {
             return Err(io::Error::from_raw_os_error(libc::ESRCH));
         }
@@ -658,6 +674,19 @@ impl Host for Children {
         for &pid in self.by_pid.keys() {
             // SAFETY: kill has no memory effects.
             unsafe { libc::kill(-pid, signal) };
+        }
+    }
+
+    fn interrupt(&mut self, key: ChildKey) -> io::Result<()> {
+        let child = self.slab.get_mut(key.0).ok_or(io::ErrorKind::NotFound)?;
+        if child.pty.is_none() {
+            return Err(io::ErrorKind::Unsupported.into());
+        }
+        let master = child.outputs[0].as_mut().ok_or(io::ErrorKind::BrokenPipe)?;
+        let intr = pty::intr_char(master.file.as_raw_fd());
+        match master.file.write(&[intr])? {
+            1 => Ok(()),
+            _ => Err(io::ErrorKind::WouldBlock.into()),
         }
     }
 
@@ -734,6 +763,44 @@ impl Host for Children {
         );
         map
     }
+}
+
+/// The `setrlimit` calls for `limits`, in a fixed array so that the child
+/// allocates nothing between `fork` and `exec`: the array and how many of
+/// it to apply. CPU time gets a hard limit one second above the soft one,
+/// so a program that handles SIGXCPU still ends (SIGKILL) a second later.
+fn rlimits(limits: &ResourceLimits) -> ([child_setup::Rlimit; 5], usize) {
+    let none = child_setup::Rlimit {
+        resource: 0,
+        soft: 0,
+        hard: 0,
+    };
+    let mut out = [none; 5];
+    let mut count = 0;
+    let wanted = [
+        (libc::RLIMIT_DATA, limits.memory_bytes, 0),
+        (libc::RLIMIT_CPU, limits.cpu_seconds, 1),
+        (libc::RLIMIT_NOFILE, limits.open_files, 0),
+        (libc::RLIMIT_NPROC, limits.processes, 0),
+        (libc::RLIMIT_FSIZE, limits.file_size_bytes, 0),
+    ];
+    for (resource, value, slack) in wanted {
+        if let Some(value) = value {
+            // Never above the gateway's own hard limit, which the child
+            // could not raise (then the soft limit is the hard one).
+            let hard = value
+                .saturating_add(slack)
+                .min(child_setup::hard_limit(resource))
+                .max(value);
+            out[count] = child_setup::Rlimit {
+                resource,
+                soft: value,
+                hard,
+            };
+            count += 1;
+        }
+    }
+    (out, count)
 }
 
 /// A close-on-exec pipe: (read end, write end).

@@ -150,6 +150,17 @@ pub fn exit_payload(frames: &[Value], proc: u64) -> Value {
     payload(exits[0]).clone()
 }
 
+/// How an exit ended: its `proc`, `code`, `signal` and `cause` (the rest
+/// of the payload, durations and byte counts, varies from run to run).
+pub fn status_of(exit: &Value) -> Value {
+    json!({
+        "proc": exit["proc"],
+        "code": exit["code"],
+        "signal": exit["signal"],
+        "cause": exit["cause"],
+    })
+}
+
 /// Asserts an error response with `code` whose message contains `needle`.
 pub fn assert_error(resp: &Value, code: i64, needle: &str) {
     assert_eq!(error_code(resp), Some(code), "{resp}");

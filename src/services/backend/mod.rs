@@ -37,7 +37,8 @@ use self::restart::Restarts;
 use crate::config::{BackendConfig, Config, ReadyPolicy};
 use crate::engine::framer::{Decoded, Framer};
 use crate::engine::host::{
-    ChildEvent, ChildKey, ExitStatus, OutputStream, SignalScope, SpawnSpec, StderrMode, StdinMode,
+    ChildEvent, ChildKey, ExitStatus, OutputStream, ResourceLimits, SignalScope, SpawnSpec,
+    StderrMode, StdinMode,
 };
 use crate::engine::lifecycle::{exit_code, Cause, Drain};
 use crate::engine::message::{event_frame, write_json, ErrorCode, Id, RpcError};
@@ -278,6 +279,7 @@ impl BackendService {
             stdin: StdinMode::Pipe,
             stderr: StderrMode::Pipe,
             pty: None,
+            limits: ResourceLimits::default(),
         };
         let spawned = cx.spawn(&spec)?;
         self.generation += 1;
@@ -920,7 +922,7 @@ impl Service for BackendService {
                 }
                 self.stdin = StdinQueue::default();
             }
-            ChildEvent::Exited(status) => {
+            ChildEvent::Exited(status, _) => {
                 if let Some(b) = self.backend.as_mut() {
                     b.status = Some(status);
                     b.linger_until = Some(cx.now() + LINGER);

@@ -31,8 +31,16 @@ pub fn spawn_error(spec: &SpawnSpec, e: &io::Error) -> RpcError {
     // The OS reports a bad cwd with the same errno as a missing program
     // (ENOENT): look at the cwd to say which one failed.
     let bad_cwd = spec.cwd.as_ref().filter(|cwd| !cwd.is_dir());
+    // `setrlimit` in the child fails with EPERM (a hard limit above the
+    // gateway's own, or open_files above the kernel's nr_open) or EINVAL;
+    // exec itself reports neither for a program that exists.
+    let refused_limit = !spec.limits.is_empty()
+        && matches!(e.raw_os_error(), Some(libc::EPERM) | Some(libc::EINVAL));
     let message = match bad_cwd {
         Some(cwd) => format!("cannot spawn {program:?}: cwd {}: {e}", cwd.display()),
+        None if refused_limit => format!(
+            "cannot spawn {program:?}: the kernel refused one of its limits (setrlimit: {e}); nothing was run"
+        ),
         None => format!("cannot spawn {program:?}: {e}"),
     };
     let mut err = os_error(message, e);

@@ -14,34 +14,45 @@
 //! * stdin writes are queued per child up to `--child-stdin-limit` and written
 //!   as the pipe takes them;
 //! * on shutdown, children are terminated by group on a timeline that leaves
-//!   room to reap them and flush their exit events before the deadline.
+//!   room to reap them and flush their exit events before the deadline;
+//! * a command's envelope (`timeout_ms`, `output_limit`, `limits`, its
+//!   cancel ladder) bounds it, and `process.exit` says what ended it
+//!   (`ladder.rs`, `limiter.rs`); `process.cancel` is answered when nothing
+//!   of the tree is left, the one answer that waits ([`Context::defer`]).
 //!
 //! The wire contract is `docs/process.md`.
 
 mod decode;
 mod errors;
+mod ladder;
+mod limiter;
 mod params;
 mod split;
 mod state;
 
 use std::collections::{BTreeMap, HashMap};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Map, Value};
 
 use self::decode::Encoding;
 use self::errors::{os_error, spawn_error, stdin_closed};
-use self::state::{Proc, WriteRefused};
+use self::ladder::{Cancelling, Ladder, Step};
+use self::state::{Envelope, HeldPiece, Proc, Stopped, WriteRefused};
 use crate::config::Config;
-use crate::engine::host::{ChildEvent, ChildKey, Host};
+use crate::engine::host::{ChildEvent, ChildKey, Host, OutputStream, SignalScope};
 use crate::engine::lifecycle::{Cause, Drain};
 use crate::engine::message::{ErrorCode, RpcError};
-use crate::engine::service::{Context, Reply, Service};
-use crate::services::shutdown::{Step, Timeline};
+use crate::engine::service::{Context, Deferral, Reply, Service};
+use crate::services::shutdown::{Step as ShutdownStep, Timeline};
 use crate::signal_name;
 
 /// Procs named in a forced exit's reason; the rest are counted.
 const SUMMARY_PROCS: usize = 5;
+
+/// How often a cancelled process whose tree is not gone yet is looked at
+/// again (its stragglers were signalled; the reaper collects them).
+const TREE_POLL: Duration = Duration::from_millis(10);
 
 /// The `process.*` service.
 #[derive(Debug)]
@@ -54,6 +65,12 @@ pub struct ProcessService {
     by_key: HashMap<ChildKey, u64>,
     next_id: u64,
     shutdown: Option<Timeline>,
+    /// Held ring events could not all go out at the last tick: the queue
+    /// was paced. Output flowing wakes the loop; no deadline until then.
+    held_paced: bool,
+    /// The clock reading of the last tick, a deadline in the past while
+    /// held events wait with room for them.
+    last_tick: Option<Instant>,
 }
 
 impl ProcessService {
@@ -67,6 +84,8 @@ impl ProcessService {
             by_key: HashMap::new(),
             next_id: 0,
             shutdown: None,
+            held_paced: false,
+            last_tick: None,
         }
     }
 
@@ -104,6 +123,12 @@ impl ProcessService {
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_millis() as f64 / 1000.0)
             .unwrap_or(0.0);
+        let envelope = Envelope {
+            timeout_ms: p.timeout_ms,
+            output_limit: p.output_limit,
+            limits: p.spec.limits,
+            ladder: p.ladder,
+        };
         let proc = Proc::new(
             id,
             spawned.key,
@@ -115,6 +140,8 @@ impl ProcessService {
             p.spec.stdin,
             p.spec.stderr,
             p.spec.pty,
+            envelope,
+            cx.now(),
         );
         self.procs.insert(id, proc);
         self.by_key.insert(spawned.key, id);
@@ -176,7 +203,59 @@ impl ProcessService {
         }
     }
 
-    fn list(&self) -> Value {
+    /// `process.cancel`: starts the ladder (or joins the one running) and
+    /// answers when the tree is gone.
+    fn cancel(&mut self, cx: &mut Context<'_>, params: Option<Value>) -> Reply {
+        let c = params::cancel(params)?;
+        self.proc_mut(c.proc)?;
+        let owed = match cx.defer() {
+            Deferral::Owed(owed) => Some(owed),
+            Deferral::Notification => None,
+            Deferral::Now => {
+                return Err(RpcError::invalid_request(
+                    "process.cancel answers when the process tree is gone, so it cannot be a batch member: send it as a frame of its own (nothing was cancelled)",
+                ))
+            }
+        };
+        self.start_cancel(cx, c.proc, Stopped::Cancel, c.ladder);
+        if let (Some(owed), Some(cancelling)) = (
+            owed,
+            self.procs
+                .get_mut(&c.proc)
+                .and_then(|p| p.cancelling.as_mut()),
+        ) {
+            cancelling.owe(owed);
+        }
+        self.finish_if_done(cx, c.proc);
+        // Ignored: the answer was taken with `defer` (or is a notification's).
+        Ok(Value::Null)
+    }
+
+    /// Starts cancelling `id` for `why` with `ladder` (else its own), unless
+    /// a cancel already runs: then this one joins it.
+    fn start_cancel(
+        &mut self,
+        cx: &mut Context<'_>,
+        id: u64,
+        why: Stopped,
+        ladder: Option<Ladder>,
+    ) {
+        let now = cx.now();
+        let Some(proc) = self.procs.get_mut(&id) else {
+            return;
+        };
+        proc.stopped.get_or_insert(why);
+        if proc.cancelling.is_some() {
+            return;
+        }
+        let ladder = ladder.unwrap_or_else(|| proc.envelope.ladder.clone());
+        let cancelling = Cancelling::start(ladder, now);
+        let first = cancelling.first();
+        proc.cancelling = Some(cancelling);
+        send_step(cx.host(), proc, first, true);
+    }
+
+    fn list(&self, now: Instant) -> Value {
         let procs: Vec<Value> = self
             .procs
             .values()
@@ -188,9 +267,28 @@ impl ProcessService {
                     "tag": p.tag,
                     "started_at": p.started_at,
                     "running": p.running(),
+                    "elapsed_ms": p.elapsed_ms(now),
                 });
-                if let (Some(size), Value::Object(map)) = (p.pty, &mut entry) {
-                    map.insert("pty".into(), json!({"rows": size.rows, "cols": size.cols}));
+                if let Value::Object(map) = &mut entry {
+                    if let Some(size) = p.pty {
+                        map.insert("pty".into(), json!({"rows": size.rows, "cols": size.cols}));
+                    }
+                    let e = &p.envelope;
+                    if let Some(ms) = e.timeout_ms {
+                        map.insert("timeout_ms".into(), json!(ms));
+                    }
+                    if let Some(limit) = e.output_limit {
+                        map.insert("output_limit".into(), limit.to_json());
+                    }
+                    if !e.limits.is_empty() {
+                        map.insert("limits".into(), limits_json(&e.limits));
+                    }
+                    if e.ladder != Ladder::default() {
+                        map.insert("cancel".into(), e.ladder.to_json());
+                    }
+                    if p.cancelling.is_some() {
+                        map.insert("cancelling".into(), json!(true));
+                    }
                 }
                 entry
             })
@@ -198,15 +296,67 @@ impl ProcessService {
         Value::Array(procs)
     }
 
-    /// Emits the exit event and forgets the child once it is complete.
+    /// Emits the exit event and forgets the child once it is complete (and,
+    /// while it is being cancelled, once nothing of its tree is left: then
+    /// the cancel requests are answered, after the exit event).
     fn finish_if_done(&mut self, cx: &mut Context<'_>, id: u64) {
-        let Some(payload) = self.procs.get(&id).and_then(Proc::exit_payload) else {
+        let Some(proc) = self.procs.get_mut(&id) else {
             return;
         };
+        let Some(payload) = proc.exit_payload() else {
+            return;
+        };
+        if proc.cancelling.is_some() {
+            // Signal 0: is any of the tree left?
+            if cx.host().signal(proc.key, 0, SignalScope::Tree).is_ok() {
+                proc.tree_check_at = Some(cx.now() + TREE_POLL);
+                return;
+            }
+        }
+        let answer = json!({
+            "proc": id,
+            "code": payload["code"],
+            "exit_signal": payload["signal"],
+        });
         cx.emit("process.exit", payload);
-        if let Some(proc) = self.procs.remove(&id) {
-            self.by_key.remove(&proc.key);
-            cx.release(proc.key);
+        let Some(proc) = self.procs.remove(&id) else {
+            return;
+        };
+        self.by_key.remove(&proc.key);
+        cx.release(proc.key);
+        if let Some(cancelling) = proc.cancelling {
+            let (owed, step, signal) = cancelling.finish();
+            let mut answer = answer;
+            answer["step"] = json!(step);
+            answer["signal"] = json!(signal_name::name(signal));
+            for owed in owed {
+                cx.answer(owed, &Ok(answer.clone()));
+            }
+        }
+    }
+
+    /// Sends held ring events while the queue takes them; then finishes
+    /// the processes they held back.
+    fn send_held(&mut self, cx: &mut Context<'_>) {
+        self.held_paced = false;
+        let waiting: Vec<u64> = self
+            .procs
+            .values()
+            .filter(|p| !p.held.is_empty())
+            .map(|p| p.id)
+            .collect();
+        for id in waiting {
+            while let Some(piece) = self.procs.get_mut(&id).and_then(|p| p.held.pop_front()) {
+                emit_output(cx, id, piece.stream, piece.data, piece.skipped);
+                if cx.is_backpressured() {
+                    break;
+                }
+            }
+            self.finish_if_done(cx, id);
+            if cx.is_backpressured() {
+                self.held_paced = self.procs.values().any(|p| !p.held.is_empty());
+                return;
+            }
         }
     }
 
@@ -229,6 +379,7 @@ impl Service for ProcessService {
             "process.write",
             "process.close_stdin",
             "process.signal",
+            "process.cancel",
             "process.list",
             "process.resize",
         ]
@@ -251,10 +402,11 @@ impl Service for ProcessService {
                 Ok(json!({"ok": true, "pending": pending}))
             }
             "process.signal" => self.signal(cx, params),
+            "process.cancel" => self.cancel(cx, params),
             "process.resize" => self.resize(cx, params),
             "process.list" => {
                 params::none(method, params)?;
-                Ok(self.list())
+                Ok(self.list(cx.now()))
             }
             other => Err(RpcError::method_not_found(other)),
         }
@@ -268,28 +420,54 @@ impl Service for ProcessService {
             return;
         };
         let encoding = proc.encoding;
-        let (stream, text) = match event {
-            ChildEvent::Output(stream, bytes) => (stream, proc.on_output(stream, &bytes)),
-            ChildEvent::Eof(stream) => (stream, proc.on_eof(stream)),
+        let cap = self.piece_cap;
+        let pieces = |text: String| match encoding {
+            Encoding::Utf8 => split::utf8_pieces(text, cap),
+            Encoding::Base64 => split::base64_pieces(text, cap),
+        };
+        match event {
+            ChildEvent::Output(stream, bytes) => {
+                let produced = proc.on_output(stream, &bytes);
+                if !produced.text.is_empty() {
+                    for piece in pieces(produced.text) {
+                        emit_output(cx, id, stream, piece, None);
+                    }
+                }
+                if produced.truncated {
+                    let mut payload = output_payload(id, stream, String::new());
+                    payload.insert("truncated".into(), json!(true));
+                    cx.emit("process.output", Value::Object(payload));
+                }
+                if produced.kill {
+                    self.start_cancel(cx, id, Stopped::OutputLimit, None);
+                }
+            }
+            ChildEvent::Eof(stream) => {
+                let (tail, ring) = proc.on_eof(stream);
+                if !tail.is_empty() {
+                    for piece in pieces(tail) {
+                        emit_output(cx, id, stream, piece, None);
+                    }
+                }
+                if let Some((skipped, text)) = ring {
+                    let mut skipped = Some(skipped);
+                    let mut ring = pieces(text);
+                    if ring.is_empty() {
+                        ring.push(String::new());
+                    }
+                    for data in ring {
+                        proc.held.push_back(HeldPiece {
+                            stream,
+                            data,
+                            skipped: skipped.take(),
+                        });
+                    }
+                    self.send_held(cx);
+                }
+            }
             ChildEvent::StdinWritable => return proc.flush_stdin(cx.host()),
             ChildEvent::StdinGone => return proc.stdin_gone(cx.host()),
-            ChildEvent::Exited(status) => {
-                proc.on_exited(status);
-                return self.finish_if_done(cx, id);
-            }
-        };
-        if !text.is_empty() {
-            let pieces = match encoding {
-                Encoding::Utf8 => split::utf8_pieces(text, self.piece_cap),
-                Encoding::Base64 => split::base64_pieces(text, self.piece_cap),
-            };
-            for piece in pieces {
-                let mut payload = Map::new();
-                payload.insert("proc".into(), json!(id));
-                payload.insert("stream".into(), json!(stream.as_str()));
-                payload.insert("data".into(), Value::String(piece));
-                cx.emit_stream("process.output", payload, "data");
-            }
+            ChildEvent::Exited(status, usage) => proc.on_exited(status, usage, cx.now()),
         }
         self.finish_if_done(cx, id);
     }
@@ -302,21 +480,60 @@ impl Service for ProcessService {
     }
 
     fn tick(&mut self, cx: &mut Context<'_>) {
-        let Some(step) = self.shutdown.as_mut().and_then(|t| t.due(cx.now())) else {
-            return;
-        };
-        let signal = match step {
-            Step::Term => libc::SIGTERM,
-            Step::Kill => libc::SIGKILL,
-        };
-        self.signal_all(cx.host(), signal);
+        let now = cx.now();
+        self.last_tick = Some(now);
+        if let Some(step) = self.shutdown.as_mut().and_then(|t| t.due(now)) {
+            let signal = match step {
+                ShutdownStep::Term => libc::SIGTERM,
+                ShutdownStep::Kill => libc::SIGKILL,
+            };
+            for proc in self.procs.values_mut() {
+                proc.stopped.get_or_insert(Stopped::Shutdown);
+            }
+            self.signal_all(cx.host(), signal);
+        }
+        let mut timed_out = Vec::new();
+        let mut recheck = Vec::new();
+        for proc in self.procs.values_mut() {
+            if proc.timeout_at.is_some_and(|at| at <= now) {
+                proc.timeout_at = None;
+                timed_out.push(proc.id);
+            }
+            if let Some(step) = proc.cancelling.as_mut().and_then(|c| c.due(now)) {
+                send_step(cx.host(), proc, step, false);
+            }
+            if proc.tree_check_at.is_some_and(|at| at <= now) {
+                proc.tree_check_at = None;
+                recheck.push(proc.id);
+            }
+        }
+        for id in timed_out {
+            self.start_cancel(cx, id, Stopped::Timeout, None);
+        }
+        for id in recheck {
+            self.finish_if_done(cx, id);
+        }
+        if self.procs.values().any(|p| !p.held.is_empty()) {
+            self.send_held(cx);
+        }
     }
 
     fn next_deadline(&self) -> Option<Instant> {
         if self.procs.is_empty() {
             return None;
         }
-        self.shutdown.as_ref()?.next_deadline()
+        let held = (!self.held_paced && self.procs.values().any(|p| !p.held.is_empty()))
+            .then_some(self.last_tick)
+            .flatten();
+        let own = self.procs.values().flat_map(|p| {
+            [
+                p.timeout_at,
+                p.cancelling.as_ref().and_then(Cancelling::next_deadline),
+                p.tree_check_at,
+            ]
+        });
+        let shutdown = self.shutdown.as_ref().and_then(Timeline::next_deadline);
+        own.chain([held, shutdown]).flatten().min()
     }
 
     fn is_idle(&self) -> bool {
@@ -343,11 +560,92 @@ impl Service for ProcessService {
         ))
     }
 
+    fn info(&self) -> Map<String, Value> {
+        let mut map = Map::new();
+        map.insert(
+            "process_limits".into(),
+            json!({
+                "mechanism": "rlimit",
+                "scope": "each process of a command's tree, separately (setrlimit before exec)",
+                "cgroup": "not used: the gateway does not create cgroups",
+            }),
+        );
+        map
+    }
+
     fn on_exit(&mut self, host: &mut dyn Host) {
         host.signal_descendants(libc::SIGKILL);
         for proc in std::mem::take(&mut self.procs).into_values() {
             host.release(proc.key);
+            if let Some(cancelling) = proc.cancelling {
+                // Nothing more is written: nobody can be answered.
+                cancelling.abandon();
+            }
         }
         self.by_key.clear();
     }
+}
+
+/// Sends one step of a cancel ladder to `proc`'s tree. A first step of
+/// SIGINT on a terminal types the interrupt character instead, as a user
+/// would (a signal if the terminal takes no input now).
+fn send_step(host: &mut dyn Host, proc: &Proc, step: Step, first: bool) {
+    if first
+        && step.signal == libc::SIGINT
+        && proc.pty.is_some()
+        && host.interrupt(proc.key).is_ok()
+    {
+        return;
+    }
+    if let Err(e) = host.signal(proc.key, step.signal, SignalScope::Tree) {
+        // ESRCH: nothing of the tree is left, which the exit shows.
+        log::debug!(
+            "cancel step {} to proc {}: {e}",
+            signal_name::name(step.signal),
+            proc.id
+        );
+    }
+}
+
+/// The payload of a `process.output` event.
+fn output_payload(id: u64, stream: OutputStream, data: String) -> Map<String, Value> {
+    let mut payload = Map::new();
+    payload.insert("proc".into(), json!(id));
+    payload.insert("stream".into(), json!(stream.as_str()));
+    payload.insert("data".into(), Value::String(data));
+    payload
+}
+
+/// Queues one `process.output` (streaming-class; a ring's first piece
+/// carries `skipped`, so it never merges with the head before it).
+fn emit_output(
+    cx: &mut Context<'_>,
+    id: u64,
+    stream: OutputStream,
+    data: String,
+    skipped: Option<u64>,
+) {
+    let mut payload = output_payload(id, stream, data);
+    if let Some(skipped) = skipped {
+        payload.insert("skipped".into(), json!(skipped));
+    }
+    cx.emit_stream("process.output", payload, "data");
+}
+
+/// `limits` as the client wrote it (only the members given).
+fn limits_json(limits: &crate::engine::host::ResourceLimits) -> Value {
+    let mut map = Map::new();
+    let members = [
+        ("memory_bytes", limits.memory_bytes),
+        ("cpu_seconds", limits.cpu_seconds),
+        ("open_files", limits.open_files),
+        ("processes", limits.processes),
+        ("file_size_bytes", limits.file_size_bytes),
+    ];
+    for (name, value) in members {
+        if let Some(v) = value {
+            map.insert(name.into(), json!(v));
+        }
+    }
+    Value::Object(map)
 }

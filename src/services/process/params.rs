@@ -10,7 +10,9 @@ use std::path::PathBuf;
 use serde_json::{Map, Value};
 
 use super::decode::{base64_decode, Encoding};
-use crate::engine::host::{PtySize, SignalScope, SpawnSpec, StderrMode, StdinMode};
+use super::ladder::Ladder;
+use super::limiter::OutputLimit;
+use crate::engine::host::{PtySize, ResourceLimits, SignalScope, SpawnSpec, StderrMode, StdinMode};
 use crate::engine::message::RpcError;
 use crate::signal_name;
 
@@ -23,6 +25,21 @@ pub struct Spawn {
     pub encoding: Encoding,
     /// The client's label, echoed by `process.list` (`null` when absent).
     pub tag: Value,
+    /// Cancel this long after the spawn.
+    pub timeout_ms: Option<u64>,
+    /// What may be forwarded of each stream.
+    pub output_limit: Option<OutputLimit>,
+    /// How it is cancelled (`cancel`, else the default ladder).
+    pub ladder: Ladder,
+}
+
+/// A checked `process.cancel` request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cancel {
+    /// The target.
+    pub proc: u64,
+    /// The ladder given with the call, if any.
+    pub ladder: Option<Ladder>,
 }
 
 /// A checked `process.write` request.
@@ -67,6 +84,26 @@ const SPAWN_KEYS: &[&str] = &[
     "encoding",
     "tag",
     "pty",
+    "timeout_ms",
+    "output_limit",
+    "limits",
+    "cancel",
+];
+
+/// Largest `timeout_ms`: the largest positive 32-bit integer (24.8 days),
+/// the bound JavaScript's `setTimeout` has too.
+pub const MAX_TIMEOUT_MS: u64 = i32::MAX as u64;
+
+/// Largest value of a member of `limits` (2^62).
+pub const MAX_LIMIT: u64 = 1 << 62;
+
+/// The members of `limits`, in the order `ResourceLimits` holds them.
+const LIMIT_KEYS: &[&str] = &[
+    "memory_bytes",
+    "cpu_seconds",
+    "open_files",
+    "processes",
+    "file_size_bytes",
 ];
 
 /// Largest `tag`, as compact JSON: a label, kept per process until its
@@ -184,6 +221,22 @@ pub fn spawn(params: Option<Value>) -> Result<Spawn, RpcError> {
             "tag is {tag_bytes} bytes of JSON; at most {MAX_TAG_BYTES} (it is kept for as long as the process is listed)"
         )));
     }
+    let timeout_ms = match p.remove("timeout_ms") {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(integer("timeout_ms", &v, 1, MAX_TIMEOUT_MS)?),
+    };
+    let output_limit = match p.remove("output_limit") {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(OutputLimit::from_param(v)?),
+    };
+    let limits = match p.remove("limits") {
+        None | Some(Value::Null) => ResourceLimits::default(),
+        Some(v) => limits(v)?,
+    };
+    let ladder = match p.remove("cancel") {
+        None | Some(Value::Null) => Ladder::default(),
+        Some(v) => Ladder::from_param("cancel", v)?,
+    };
     Ok(Spawn {
         spec: SpawnSpec {
             argv,
@@ -193,9 +246,13 @@ pub fn spawn(params: Option<Value>) -> Result<Spawn, RpcError> {
             stdin,
             stderr,
             pty,
+            limits,
         },
         encoding,
         tag,
+        timeout_ms,
+        output_limit,
+        ladder,
     })
 }
 
@@ -299,6 +356,90 @@ pub fn signal(params: Option<Value>) -> Result<Signal, RpcError> {
     })
 }
 
+/// `process.cancel {proc, ladder?}`
+pub fn cancel(params: Option<Value>) -> Result<Cancel, RpcError> {
+    let mut p = object("process.cancel", params, &["proc", "ladder"])?;
+    let proc = proc_id(&mut p)?;
+    let ladder = match p.remove("ladder") {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(Ladder::from_param("ladder", v)?),
+    };
+    Ok(Cancel { proc, ladder })
+}
+
+/// `limits {memory_bytes?, cpu_seconds?, open_files?, processes?, file_size_bytes?}`
+fn limits(value: Value) -> Result<ResourceLimits, RpcError> {
+    let map = match value {
+        Value::Object(map) => map,
+        other => {
+            return Err(bad(format!(
+                "limits must be an object {{{}}}, got {}",
+                LIMIT_KEYS.join(", "),
+                kind(&other)
+            )))
+        }
+    };
+    let mut out = ResourceLimits::default();
+    for (name, value) in map {
+        let slot = match name.as_str() {
+            "memory_bytes" => &mut out.memory_bytes,
+            "cpu_seconds" => &mut out.cpu_seconds,
+            "open_files" => &mut out.open_files,
+            "processes" => &mut out.processes,
+            "file_size_bytes" => &mut out.file_size_bytes,
+            _ => {
+                return Err(bad(format!(
+                    "limits: unknown limit {name:?} (expected {})",
+                    LIMIT_KEYS.join(", ")
+                )))
+            }
+        };
+        if !value.is_null() {
+            *slot = Some(integer(&format!("limits.{name}"), &value, 1, MAX_LIMIT)?);
+        }
+    }
+    Ok(out)
+}
+
+/// An integer from `min` to `max`, or a `-32602` naming `name`.
+pub(super) fn integer(name: &str, value: &Value, min: u64, max: u64) -> Result<u64, RpcError> {
+    match value.as_u64() {
+        Some(v) if (min..=max).contains(&v) => Ok(v),
+        _ => {
+            let got = match value {
+                Value::Number(n) => n.to_string(),
+                other => kind(other).to_owned(),
+            };
+            Err(bad(format!(
+                "{name} must be an integer from {min} to {max}, got {got}"
+            )))
+        }
+    }
+}
+
+/// A signal: a name from the table or a number from 1 to 64.
+pub(super) fn signal_number(name: &str, value: &Value) -> Result<i32, RpcError> {
+    let expected = "a name such as \"SIGTERM\" or a number";
+    match value {
+        Value::String(s) => signal_name::number(s).ok_or_else(|| {
+            bad(format!(
+                "{name}: {s:?} is not a known signal name; use {expected}"
+            ))
+        }),
+        Value::Number(n) => match n.as_i64() {
+            Some(v) if (1..=i64::from(signal_name::MAX_SIGNAL)).contains(&v) => Ok(v as i32),
+            _ => Err(bad(format!(
+                "{name}: signal {n} is out of range: expected 1 to {}",
+                signal_name::MAX_SIGNAL
+            ))),
+        },
+        other => Err(bad(format!(
+            "{name} must be {expected}, got {}",
+            kind(other)
+        ))),
+    }
+}
+
 /// `process.list`: no params, `{}` or `[]`.
 pub fn none(method: &str, params: Option<Value>) -> Result<(), RpcError> {
     match params {
@@ -309,12 +450,12 @@ pub fn none(method: &str, params: Option<Value>) -> Result<(), RpcError> {
     }
 }
 
-fn bad(message: impl Into<String>) -> RpcError {
+pub(super) fn bad(message: impl Into<String>) -> RpcError {
     RpcError::invalid_params(message)
 }
 
 /// The JSON type of a value, for messages.
-fn kind(v: &Value) -> &'static str {
+pub(super) fn kind(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",

@@ -6,11 +6,16 @@
 //! already queued ahead of the exit event). Grandchildren that keep a pipe
 //! open therefore delay the exit event until they close it or die.
 
-use serde_json::{json, Value};
+use std::collections::VecDeque;
+use std::time::Instant;
+
+use serde_json::{json, Map, Value};
 
 use super::decode::{Encoding, StreamDecoder};
+use super::ladder::{Cancelling, Ladder};
+use super::limiter::{Limiter, OutputLimit, Policy};
 use crate::engine::host::{
-    ChildKey, ExitStatus, Host, OutputStream, PtySize, StderrMode, StdinMode,
+    ChildKey, ExitStatus, Host, OutputStream, PtySize, ResourceLimits, StderrMode, StdinMode, Usage,
 };
 use crate::services::stdin_queue::{Flushed, StdinQueue};
 use crate::signal_name;
@@ -38,6 +43,67 @@ pub enum WriteRefused {
     },
 }
 
+/// What the gateway did that ends a process: the exit's `cause` unless the
+/// process ended before it took effect... which the gateway cannot tell, so
+/// it wins whenever it was started before the exit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stopped {
+    /// `process.cancel`.
+    Cancel,
+    /// `timeout_ms` passed.
+    Timeout,
+    /// A stream passed its `output_limit` with `"kill"`.
+    OutputLimit,
+    /// The gateway was shutting down.
+    Shutdown,
+}
+
+impl Stopped {
+    fn as_str(self) -> &'static str {
+        match self {
+            Stopped::Cancel => "cancel",
+            Stopped::Timeout => "timeout",
+            Stopped::OutputLimit => "output_limit",
+            Stopped::Shutdown => "shutdown",
+        }
+    }
+}
+
+/// How a process is bounded, as given at spawn.
+#[derive(Debug, Clone)]
+pub struct Envelope {
+    /// `timeout_ms`.
+    pub timeout_ms: Option<u64>,
+    /// `output_limit`, per stream.
+    pub output_limit: Option<OutputLimit>,
+    /// `limits`.
+    pub limits: ResourceLimits,
+    /// `cancel`, or the default ladder.
+    pub ladder: Ladder,
+}
+
+/// What a read of one stream produced.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Produced {
+    /// Text to forward (possibly empty).
+    pub text: String,
+    /// This read passed a `kill` or `truncate` limit: say so once.
+    pub truncated: bool,
+    /// ... and the policy is `kill`: cancel the process.
+    pub kill: bool,
+}
+
+/// An event of a ring held back until there is room for it.
+#[derive(Debug)]
+pub struct HeldPiece {
+    /// Its stream.
+    pub stream: OutputStream,
+    /// Its text.
+    pub data: String,
+    /// On the first piece of a ring: the bytes skipped before it.
+    pub skipped: Option<u64>,
+}
+
 /// A child the service tracks until its exit event is queued.
 #[derive(Debug)]
 pub struct Proc {
@@ -61,6 +127,28 @@ pub struct Proc {
     outputs: [Option<StreamDecoder>; 2],
     status: Option<ExitStatus>,
     stdin: Result<StdinQueue, StdinClosed>,
+    /// Spawned with a stderr pipe of its own.
+    has_stderr: bool,
+    /// When it was spawned and reaped, on the engine's clock.
+    spawned_at: Instant,
+    reaped_at: Option<Instant>,
+    usage: Option<Usage>,
+    /// Its bounds.
+    pub envelope: Envelope,
+    /// When its timeout cancels it.
+    pub timeout_at: Option<Instant>,
+    limiters: [Option<Limiter>; 2],
+    /// Raw bytes read per stream.
+    output_bytes: [u64; 2],
+    /// Ring events waiting for room in the outbound queue.
+    pub held: VecDeque<HeldPiece>,
+    /// Its cancel ladder, while it runs.
+    pub cancelling: Option<Cancelling>,
+    /// What the gateway did to end it, first.
+    pub stopped: Option<Stopped>,
+    /// Cancelled, exited and drained, but something of its tree is left:
+    /// look again then.
+    pub tree_check_at: Option<Instant>,
 }
 
 fn slot(stream: OutputStream) -> usize {
@@ -84,7 +172,16 @@ impl Proc {
         stdin: StdinMode,
         stderr: StderrMode,
         pty: Option<PtySize>,
+        envelope: Envelope,
+        now: Instant,
     ) -> Proc {
+        let has_stderr = pty.is_none() && stderr == StderrMode::Pipe;
+        let limiter = |open: bool| {
+            envelope
+                .output_limit
+                .filter(|_| open)
+                .map(|l| Limiter::new(l, encoding))
+        };
         Proc {
             id,
             key,
@@ -96,9 +193,23 @@ impl Proc {
             pty,
             outputs: [
                 Some(StreamDecoder::new(encoding)),
-                (pty.is_none() && stderr == StderrMode::Pipe).then(|| StreamDecoder::new(encoding)),
+                has_stderr.then(|| StreamDecoder::new(encoding)),
             ],
             status: None,
+            has_stderr,
+            spawned_at: now,
+            reaped_at: None,
+            usage: None,
+            timeout_at: envelope
+                .timeout_ms
+                .map(|ms| now + std::time::Duration::from_millis(ms)),
+            limiters: [limiter(true), limiter(has_stderr)],
+            envelope,
+            output_bytes: [0; 2],
+            held: VecDeque::new(),
+            cancelling: None,
+            stopped: None,
+            tree_check_at: None,
             stdin: match stdin {
                 _ if pty.is_some() => Ok(StdinQueue::default()),
                 StdinMode::Pipe => Ok(StdinQueue::default()),
@@ -122,38 +233,160 @@ impl Proc {
         self.stdin.as_ref().map_or(0, StdinQueue::pending)
     }
 
-    /// Bytes read from a pipe: the text to emit (possibly empty).
-    pub fn on_output(&mut self, stream: OutputStream, bytes: &[u8]) -> String {
-        match &mut self.outputs[slot(stream)] {
-            Some(decoder) => decoder.push(bytes),
-            None => String::new(),
+    /// Bytes read from a pipe: the text to emit, counted against the
+    /// stream's limit.
+    pub fn on_output(&mut self, stream: OutputStream, bytes: &[u8]) -> Produced {
+        let at = slot(stream);
+        self.output_bytes[at] += bytes.len() as u64;
+        let Some(decoder) = &mut self.outputs[at] else {
+            return Produced::default();
+        };
+        let Some(limiter) = &mut self.limiters[at] else {
+            return Produced {
+                text: decoder.push(bytes),
+                ..Produced::default()
+            };
+        };
+        let admitted = limiter.admit(bytes);
+        let mut text = decoder.push(admitted.forward);
+        if !admitted.cut {
+            return Produced {
+                text,
+                ..Produced::default()
+            };
+        }
+        // The forwarded part ends at an exact byte count: what the decoder
+        // carries is cut there.
+        text.push_str(&decoder.finish());
+        let policy = limiter.policy();
+        Produced {
+            text,
+            truncated: policy != Policy::Tail,
+            kill: policy == Policy::Kill,
         }
     }
 
-    /// A pipe reached EOF: the carried tail to emit (possibly empty).
-    pub fn on_eof(&mut self, stream: OutputStream) -> String {
-        match self.outputs[slot(stream)].take() {
-            Some(mut decoder) => decoder.finish(),
-            None => String::new(),
-        }
+    /// A pipe reached EOF: the carried tail to emit (possibly empty), and a
+    /// `tail` ring to deliver, decoded, with the bytes skipped before it.
+    pub fn on_eof(&mut self, stream: OutputStream) -> (String, Option<(u64, String)>) {
+        let at = slot(stream);
+        let Some(mut decoder) = self.outputs[at].take() else {
+            return (String::new(), None);
+        };
+        let tail = decoder.finish();
+        let ring = self.limiters[at].as_mut().and_then(Limiter::take_ring);
+        let ring = ring.map(|(skipped, bytes)| {
+            let mut decoder = StreamDecoder::new(self.encoding);
+            let mut text = decoder.push(&bytes);
+            text.push_str(&decoder.finish());
+            (skipped, text)
+        });
+        (tail, ring)
     }
 
-    /// The child was reaped.
-    pub fn on_exited(&mut self, status: ExitStatus) {
+    /// The child was reaped at `now`.
+    pub fn on_exited(&mut self, status: ExitStatus, usage: Option<Usage>, now: Instant) {
         self.status = Some(status);
+        self.usage = usage;
+        self.reaped_at = Some(now);
     }
 
-    /// The `process.exit` payload, once the child was reaped and every pipe
-    /// reached EOF; `None` before that.
+    /// Reaped, every pipe at EOF and every held ring event sent.
+    pub fn is_done(&self) -> bool {
+        self.status.is_some() && self.open_pipes() == 0 && self.held.is_empty()
+    }
+
+    /// The stream names this process has, with their slot.
+    fn streams(&self) -> Vec<(&'static str, usize)> {
+        if self.pty.is_some() {
+            vec![("pty", 0)]
+        } else if self.has_stderr {
+            vec![("stdout", 0), ("stderr", 1)]
+        } else {
+            vec![("stdout", 0)]
+        }
+    }
+
+    /// The exit's `cause`, and which limit for `"limit"`.
+    fn cause(&self, status: ExitStatus) -> (&'static str, Option<&'static str>) {
+        if let Some(stopped) = self.stopped {
+            return (stopped.as_str(), None);
+        }
+        let limits = &self.envelope.limits;
+        let cpu_ms = self.usage.map_or(0, |u| u.user_ms + u.system_ms);
+        match status {
+            ExitStatus::Code(_) => ("exit", None),
+            ExitStatus::Signal(libc::SIGXCPU) if limits.cpu_seconds.is_some() => {
+                ("limit", Some("cpu_seconds"))
+            }
+            ExitStatus::Signal(libc::SIGKILL)
+                if limits
+                    .cpu_seconds
+                    .is_some_and(|s| cpu_ms >= s.saturating_mul(1000)) =>
+            {
+                ("limit", Some("cpu_seconds"))
+            }
+            ExitStatus::Signal(libc::SIGXFSZ) if limits.file_size_bytes.is_some() => {
+                ("limit", Some("file_size_bytes"))
+            }
+            ExitStatus::Signal(_) => ("signal", None),
+        }
+    }
+
+    /// The `process.exit` payload, once [`Proc::is_done`]; `None` before.
     pub fn exit_payload(&self) -> Option<Value> {
-        if self.open_pipes() > 0 {
+        if !self.is_done() {
             return None;
         }
-        let (code, signal) = match self.status? {
+        let status = self.status?;
+        let (code, signal) = match status {
             ExitStatus::Code(c) => (json!(c), Value::Null),
             ExitStatus::Signal(s) => (Value::Null, json!(signal_name::name(s))),
         };
-        Some(json!({"proc": self.id, "code": code, "signal": signal}))
+        let (cause, limit) = self.cause(status);
+        let reaped = self.reaped_at.unwrap_or(self.spawned_at);
+        let streams = self.streams();
+        let mut bytes = Map::new();
+        for (name, at) in &streams {
+            bytes.insert((*name).to_owned(), json!(self.output_bytes[*at]));
+        }
+        let mut payload = Map::new();
+        payload.insert("proc".into(), json!(self.id));
+        payload.insert("code".into(), code);
+        payload.insert("signal".into(), signal);
+        payload.insert("cause".into(), json!(cause));
+        payload.insert(
+            "duration_ms".into(),
+            json!(reaped
+                .saturating_duration_since(self.spawned_at)
+                .as_millis() as u64),
+        );
+        payload.insert("output_bytes".into(), Value::Object(bytes));
+        if self.envelope.output_limit.is_some() {
+            let mut discarded = Map::new();
+            for (name, at) in &streams {
+                let n = self.limiters[*at].as_ref().map_or(0, Limiter::discarded);
+                discarded.insert((*name).to_owned(), json!(n));
+            }
+            payload.insert("discarded".into(), Value::Object(discarded));
+        }
+        if let Some(limit) = limit {
+            payload.insert("limit".into(), json!(limit));
+        }
+        if !self.envelope.limits.is_empty() {
+            if let Some(u) = self.usage {
+                payload.insert(
+                    "usage".into(),
+                    json!({"max_rss_bytes": u.max_rss_bytes, "user_ms": u.user_ms, "system_ms": u.system_ms}),
+                );
+            }
+        }
+        Some(Value::Object(payload))
+    }
+
+    /// Milliseconds since the spawn, for `process.list`.
+    pub fn elapsed_ms(&self, now: Instant) -> u64 {
+        now.saturating_duration_since(self.spawned_at).as_millis() as u64
     }
 
     /// Queues `data` for stdin (all or nothing, within `limit` bytes waiting)
@@ -270,7 +503,22 @@ mod tests {
     }
 
     fn proc(stdin: StdinMode, stderr: StderrMode) -> Proc {
+        enveloped(stdin, stderr, None, Instant::now())
+    }
+
+    fn enveloped(
+        stdin: StdinMode,
+        stderr: StderrMode,
+        output_limit: Option<OutputLimit>,
+        now: Instant,
+    ) -> Proc {
         let argv = vec!["cat".to_owned()];
+        let envelope = Envelope {
+            timeout_ms: None,
+            output_limit,
+            limits: ResourceLimits::default(),
+            ladder: Ladder::default(),
+        };
         Proc::new(
             1,
             ChildKey(0),
@@ -282,7 +530,16 @@ mod tests {
             stdin,
             stderr,
             None,
+            envelope,
+            now,
         )
+    }
+
+    fn text(s: &str) -> Produced {
+        Produced {
+            text: s.to_owned(),
+            ..Produced::default()
+        }
     }
 
     #[test]
@@ -348,25 +605,99 @@ mod tests {
 
     #[test]
     fn exit_waits_for_reaping_and_every_pipe() {
-        let mut p = proc(StdinMode::Null, StderrMode::Pipe);
-        assert_eq!(p.on_output(OutputStream::Stdout, b"a\xe2\x82"), "a");
-        p.on_exited(ExitStatus::Signal(libc::SIGKILL));
+        let t0 = Instant::now();
+        let mut p = enveloped(StdinMode::Null, StderrMode::Pipe, None, t0);
+        assert_eq!(p.on_output(OutputStream::Stdout, b"a\xe2\x82"), text("a"));
+        let t1 = t0 + std::time::Duration::from_millis(25);
+        p.on_exited(ExitStatus::Signal(libc::SIGKILL), None, t1);
         assert!(p.exit_payload().is_none());
-        assert_eq!(p.on_eof(OutputStream::Stdout), "\u{FFFD}");
+        assert_eq!(
+            p.on_eof(OutputStream::Stdout),
+            ("\u{FFFD}".to_owned(), None)
+        );
         assert!(p.exit_payload().is_none(), "stderr still open");
-        assert_eq!(p.on_eof(OutputStream::Stderr), "");
+        assert_eq!(p.on_eof(OutputStream::Stderr), (String::new(), None));
         assert_eq!(
             p.exit_payload(),
-            Some(json!({"proc": 1, "code": null, "signal": "SIGKILL"}))
+            Some(json!({
+                "proc": 1, "code": null, "signal": "SIGKILL", "cause": "signal",
+                "duration_ms": 25, "output_bytes": {"stdout": 3, "stderr": 0},
+            }))
         );
 
-        let mut p = proc(StdinMode::Null, StderrMode::Merge);
-        assert_eq!(p.on_eof(OutputStream::Stdout), "");
+        let mut p = enveloped(StdinMode::Null, StderrMode::Merge, None, t0);
+        assert_eq!(p.on_eof(OutputStream::Stdout), (String::new(), None));
         assert!(p.exit_payload().is_none(), "not reaped yet");
-        p.on_exited(ExitStatus::Code(3));
+        p.on_exited(ExitStatus::Code(3), None, t0);
         assert_eq!(
             p.exit_payload(),
-            Some(json!({"proc": 1, "code": 3, "signal": null}))
+            Some(json!({
+                "proc": 1, "code": 3, "signal": null, "cause": "exit",
+                "duration_ms": 0, "output_bytes": {"stdout": 0},
+            }))
         );
+    }
+
+    #[test]
+    fn the_gateways_cause_wins_and_limits_are_recognised() {
+        let t0 = Instant::now();
+        let mut p = enveloped(StdinMode::Null, StderrMode::Merge, None, t0);
+        p.stopped = Some(Stopped::Timeout);
+        p.on_eof(OutputStream::Stdout);
+        p.on_exited(ExitStatus::Code(130), None, t0);
+        assert_eq!(p.exit_payload().unwrap()["cause"], "timeout");
+
+        let mut p = enveloped(StdinMode::Null, StderrMode::Merge, None, t0);
+        p.envelope.limits.cpu_seconds = Some(1);
+        p.on_eof(OutputStream::Stdout);
+        let usage = Usage {
+            max_rss_bytes: 4096,
+            user_ms: 990,
+            system_ms: 15,
+        };
+        p.on_exited(ExitStatus::Signal(libc::SIGKILL), Some(usage), t0);
+        let exit = p.exit_payload().unwrap();
+        assert_eq!(
+            (&exit["cause"], &exit["limit"]),
+            (&json!("limit"), &json!("cpu_seconds"))
+        );
+        assert_eq!(
+            exit["usage"],
+            json!({"max_rss_bytes": 4096, "user_ms": 990, "system_ms": 15})
+        );
+        p.on_exited(ExitStatus::Signal(libc::SIGXFSZ), Some(usage), t0);
+        assert_eq!(
+            p.exit_payload().unwrap()["cause"],
+            "signal",
+            "no file size limit"
+        );
+    }
+
+    #[test]
+    fn a_truncated_stream_says_so_once_and_counts_what_it_dropped() {
+        let t0 = Instant::now();
+        let limit = OutputLimit {
+            bytes: 4,
+            policy: Policy::Truncate,
+        };
+        let mut p = enveloped(StdinMode::Null, StderrMode::Pipe, Some(limit), t0);
+        assert_eq!(p.on_output(OutputStream::Stdout, b"ab"), text("ab"));
+        // The cut splits the euro sign: it ends the forwarded text as U+FFFD.
+        let cut = p.on_output(OutputStream::Stdout, b"c\xe2\x82\xac tail");
+        assert_eq!(
+            cut,
+            Produced {
+                text: "c\u{FFFD}".to_owned(),
+                truncated: true,
+                kill: false
+            }
+        );
+        assert_eq!(p.on_output(OutputStream::Stdout, b"more"), text(""));
+        p.on_eof(OutputStream::Stdout);
+        p.on_eof(OutputStream::Stderr);
+        p.on_exited(ExitStatus::Code(0), None, t0);
+        let exit = p.exit_payload().unwrap();
+        assert_eq!(exit["output_bytes"], json!({"stdout": 15, "stderr": 0}));
+        assert_eq!(exit["discarded"], json!({"stdout": 11, "stderr": 0}));
     }
 }

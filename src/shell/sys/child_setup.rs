@@ -80,3 +80,45 @@ pub fn take_terminal() -> io::Result<()> {
     }
     Ok(())
 }
+
+/// One `setrlimit` to make in the child: resource, soft and hard limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rlimit {
+    /// `RLIMIT_*`.
+    pub resource: libc::__rlimit_resource_t,
+    /// The soft limit (the one that takes effect).
+    pub soft: libc::rlim_t,
+    /// The hard limit (at least `soft`).
+    pub hard: libc::rlim_t,
+}
+
+/// Runs in the child between `fork` and `exec`, after [`prepare_child`]:
+/// sets each limit, failing with the kernel's error (`EPERM` for a hard
+/// limit above the gateway's own, `EINVAL` for soft above hard) so that a
+/// command never runs without a limit it was given.
+pub fn set_limits(limits: &[Rlimit]) -> io::Result<()> {
+    for limit in limits {
+        let value = libc::rlimit {
+            rlim_cur: limit.soft,
+            rlim_max: limit.hard,
+        };
+        // SAFETY: setrlimit reads the local and is async-signal-safe.
+        if unsafe { libc::setrlimit(limit.resource, &value) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// The hard limit now in force for `resource` in this process.
+pub fn hard_limit(resource: libc::__rlimit_resource_t) -> libc::rlim_t {
+    let mut value = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes the local.
+    if unsafe { libc::getrlimit(resource, &mut value) } != 0 {
+        return libc::RLIM_INFINITY;
+    }
+    value.rlim_max
+}

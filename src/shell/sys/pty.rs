@@ -92,13 +92,25 @@ pub fn resize(master: RawFd, size: Size) -> io::Result<()> {
 
 /// The terminal's end-of-file character (`VEOF`, normally Ctrl+D).
 pub fn eof_char(master: RawFd) -> u8 {
+    control_char(master, libc::VEOF, 0x04)
+}
+
+/// The terminal's interrupt character (`VINTR`, Ctrl+C unless changed):
+/// typed into the master, the line discipline signals the foreground group
+/// with SIGINT, if the program on it left `ISIG` on.
+pub fn intr_char(master: RawFd) -> u8 {
+    control_char(master, libc::VINTR, 0x03)
+}
+
+/// Control character `index` of the terminal's settings, or `default`.
+fn control_char(master: RawFd, index: usize, default: u8) -> u8 {
     // SAFETY: tcgetattr writes a termios into the zeroed local.
     unsafe {
         let mut t: libc::termios = std::mem::zeroed();
-        if libc::tcgetattr(master, &mut t) == 0 && t.c_cc[libc::VEOF] != 0 {
-            t.c_cc[libc::VEOF]
+        if libc::tcgetattr(master, &mut t) == 0 && t.c_cc[index] != 0 {
+            t.c_cc[index]
         } else {
-            0x04
+            default
         }
     }
 }
