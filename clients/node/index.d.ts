@@ -50,10 +50,57 @@ export interface ProcessOutputPayload {
   stream: OutputStream;
   /** Text (encoding "utf8") or base64 of the exact bytes (encoding "base64"). */
   data: string;
+  /** `output_limit` "kill" or "truncate": the stream passed its limit and nothing more of it is forwarded (data is ""). */
+  truncated?: true;
+  /** `output_limit` "tail": bytes left out between the head and this first event of the ring. */
+  skipped?: number;
+}
+
+/** Why a process ended (docs/process.md, "Exit causes"): the first that applies. */
+export type ExitCause =
+  /** Its `timeout_ms` passed and the gateway cancelled it. */
+  | "timeout"
+  /** A stream passed its `output_limit` with policy "kill". */
+  | "output_limit"
+  /** The client called `process.cancel`. */
+  | "cancel"
+  /** The gateway was shutting down and signalled it. */
+  | "shutdown"
+  /** Killed by the kernel for one of its `limits` (`limit` names it). */
+  | "limit"
+  /** Killed by a signal the gateway did not send (a `process.signal` counts as the client's). */
+  | "signal"
+  /** It exited on its own. */
+  | "exit";
+
+/** Bytes per output stream ("stdout" and "stderr" for pipes, "pty" for a terminal). */
+export type StreamBytes = { [stream in OutputStream]?: number };
+
+/** Resource usage from the kernel's `wait4` (the process and the children it waited for). */
+export interface ProcessUsage {
+  max_rss_bytes: number;
+  user_ms: number;
+  system_ms: number;
+}
+
+/** The exit members of the command envelopes, shared by the event payload and `ProcessExit`. */
+export interface ProcessExitDetails {
+  /** Why it ended. */
+  cause: ExitCause;
+  /** From its spawn to its reaping, ms (the gateway's monotonic clock). */
+  duration_ms: number;
+  /** Raw bytes it wrote per stream, forwarded or not. */
+  output_bytes: StreamBytes;
+  /** With `output_limit`: bytes not forwarded per stream (`output_bytes - discarded` were). */
+  discarded?: StreamBytes;
+  /** With cause "limit": which limit ended it. */
+  limit?: "cpu_seconds" | "file_size_bytes" | (string & {});
+  /** With `limits`: what it used. */
+  usage?: ProcessUsage;
 }
 
 /** `process.exit`: exactly one per process, after all of its output. */
-export interface ProcessExitPayload {
+export interface ProcessExitPayload extends ProcessExitDetails {
   proc: number;
   /** The exit status, or null when killed by a signal. */
   code: number | null;
@@ -170,6 +217,28 @@ export interface ProcessInfo {
   tag: unknown;
   started_at: number;
   running: boolean;
+  /** ms since its spawn (the gateway's monotonic clock). */
+  elapsed_ms: number;
+  /** Its terminal's current size, for a process on a terminal. */
+  pty?: PtySize;
+  /** The envelope given at spawn, when given. */
+  timeout_ms?: number;
+  output_limit?: OutputLimit;
+  limits?: LimitsParams;
+  /** True while its cancel ladder runs. */
+  cancelling?: true;
+}
+
+/** Result of `process.cancel`, sent once nothing of the process tree is left. */
+export interface CancelResult {
+  proc: number;
+  /** Index of the last ladder step sent before the tree ended. */
+  step: number;
+  /** That step's signal name. */
+  signal: string;
+  /** The process's own exit, as in its `process.exit` (queued before this answer). */
+  code: number | null;
+  exit_signal: string | null;
 }
 
 /** Method -> params and result, for the methods the gateway documents. */
@@ -182,7 +251,8 @@ export interface GatewayMethodMap {
   "process.spawn": { params: SpawnParams; result: SpawnResult };
   "process.write": { params: { proc: number; data: string; encoding?: Encoding }; result: WriteResult };
   "process.close_stdin": { params: { proc: number }; result: { ok: true; pending: number } };
-  "process.signal": { params: { proc: number; signal: SignalName | number }; result: { ok: true; signal: string } };
+  "process.signal": { params: { proc: number; signal: SignalName | number; tree?: boolean }; result: { ok: true; signal: string } };
+  "process.cancel": { params: { proc: number; ladder?: CancelLadder }; result: CancelResult };
   "process.list": { params: undefined; result: ProcessInfo[] };
   "process.resize": { params: { proc: number; rows: number; cols: number }; result: unknown };
 }
@@ -449,7 +519,57 @@ export interface SpawnParams {
   encoding?: Encoding;
   tag?: unknown;
   pty?: PtySize;
+  timeout_ms?: number;
+  output_limit?: OutputLimit;
+  limits?: LimitsParams;
+  cancel?: CancelLadder;
   [other: string]: unknown;
+}
+
+/**
+ * One step of a cancel ladder: send `signal` to the whole process tree,
+ * then wait `waitMs` (0 to 3600000) for it to end before the next step.
+ * Every step but the last needs its wait.
+ */
+export type CancelStep = readonly [signal: SignalName | number, waitMs?: number];
+/** 1 to 8 steps; end it with SIGKILL (after the last step the gateway waits for the tree however long it takes). */
+export type CancelLadder = readonly CancelStep[];
+
+export type OutputLimitPolicy = "kill" | "truncate" | "tail";
+
+/**
+ * Bounds what is forwarded of each output stream, in raw bytes: "kill"
+ * forwards the first `bytes` then cancels the process; "truncate" forwards
+ * the first `bytes` and discards the rest while the process runs on;
+ * "tail" forwards the first half and, at the end, the last half.
+ */
+export interface OutputLimit {
+  /** 1 to 2^48 (at most 16 MiB for "tail"). */
+  bytes: number;
+  policy: OutputLimitPolicy;
+}
+
+/** Resource limits (rlimits set in the child before exec, per process of the tree), each at least 1. */
+export interface ProcessLimits {
+  /** RLIMIT_DATA: allocations fail past it. */
+  memoryBytes?: number;
+  /** RLIMIT_CPU: SIGXCPU at the limit (exit cause "limit"). */
+  cpuSeconds?: number;
+  /** RLIMIT_NOFILE. */
+  openFiles?: number;
+  /** RLIMIT_NPROC: counts every process of the user, machine-wide; not applied to root. */
+  processes?: number;
+  /** RLIMIT_FSIZE: SIGXFSZ past it (exit cause "limit"). */
+  fileSizeBytes?: number;
+}
+
+/** `limits` as the gateway takes and reports it. */
+export interface LimitsParams {
+  memory_bytes?: number;
+  cpu_seconds?: number;
+  open_files?: number;
+  processes?: number;
+  file_size_bytes?: number;
 }
 
 /** A terminal's size in character cells (each 1 to 10000). */
@@ -472,6 +592,14 @@ export interface SpawnOptions extends CallOptions {
   tag?: unknown;
   /** Run on a pseudo-terminal of this size: output arrives on stream "pty", `resize` works. */
   pty?: PtySize;
+  /** Cancel the process (with its ladder) this many ms after its spawn: exit cause "timeout". Not the call's `timeout`. */
+  timeoutMs?: number;
+  /** Bound what is forwarded of each stream (exit `discarded`; cause "output_limit" with policy "kill"). */
+  outputLimit?: OutputLimit;
+  /** Resource limits, set in the child before exec. */
+  limits?: ProcessLimits;
+  /** This process's cancel ladder (for cancel(), timeoutMs and outputLimit "kill"); default SIGINT, 2 s, SIGTERM, 3 s, SIGKILL. */
+  cancel?: CancelLadder;
   /** "ignore": drop the output (still emitted as process.output events); `exited` settles at the exit. */
   output?: "read" | "ignore";
   /** More spawn params, passed as they are (e.g. PTY options on a gateway that has them). */
@@ -480,16 +608,28 @@ export interface SpawnOptions extends CallOptions {
 
 export interface OutputChunk<D extends string | Buffer = string> {
   stream: OutputStream;
+  /** Empty on a `truncated` marker. */
   data: D;
+  /** The stream passed its output limit: nothing more of it is forwarded. */
+  truncated?: true;
+  /** Output limit "tail": bytes left out just before this chunk. */
+  skipped?: number;
 }
 
 export interface OutputLine {
   stream: OutputStream;
   /** Without its "\n" (and one "\r" before it). */
   line: string;
+  /** Output limit "tail": bytes left out before this line (the line before the gap was yielded as it was). */
+  skipped?: number;
 }
 
-export interface ProcessExit {
+/**
+ * How a process ended. `code` and `signal` always; the envelope members
+ * (`cause`, `duration_ms`, `output_bytes`, and `discarded`, `limit`,
+ * `usage` when they apply) as the gateway sent them, under their wire names.
+ */
+export interface ProcessExit extends ProcessExitDetails {
   code: number | null;
   signal: string | null;
 }
@@ -520,6 +660,13 @@ export declare class ProcessHandle<D extends string | Buffer = string> implement
   ): Promise<{ ok: true; signal: string }>;
   /** `process.resize`: for a process spawned with `pty` (others get RpcError -32602). */
   resize(rows: number, cols: number, options?: CallOptions): Promise<unknown>;
+  /**
+   * `process.cancel`: runs `ladder` (else the spawn's `cancel`, else the
+   * default) over the whole tree and resolves once nothing of it is left,
+   * possibly seconds later. No timeout unless `options.timeout`; a Gateway
+   * `requestTimeout` is raised to the ladder's waits + 5 s for this call.
+   */
+  cancel(ladder?: CancelLadder, options?: CallOptions): Promise<CancelResult>;
 
   [Symbol.asyncIterator](): AsyncIterator<OutputChunk<D>, undefined>;
   chunks(): AsyncIterableIterator<OutputChunk<D>>;

@@ -35,5 +35,14 @@ export async function misuse(gw: Gateway): Promise<void> {
   await gw.spawnProcess(["cat"], { stdin: "inherit" });
   // @ts-expect-error write takes a string or bytes
   await bytes.write(42);
+  // @ts-expect-error the output limit policy is "kill", "truncate" or "tail"
+  await gw.spawnProcess(["yes"], { outputLimit: { bytes: 10, policy: "drop" } });
+  // @ts-expect-error limits are camelCase in the options (memoryBytes)
+  await gw.spawnProcess(["yes"], { limits: { memory_bytes: 1 << 20 } });
+  // @ts-expect-error a ladder step's wait is a number of milliseconds
+  await text.cancel([["SIGTERM", "2s"], ["SIGKILL"]]);
+  const end = await text.exited;
+  // @ts-expect-error not an exit cause
+  if (end.cause === "killed") console.log(end);
   console.log(s);
 }

@@ -5,6 +5,8 @@ import {
   GatewayExited,
   GatewayStartError,
   RpcError,
+  type CancelResult,
+  type ExitCause,
   type ExitInfo,
   type GatewayReadyPayload,
   type OutputChunk,
@@ -101,6 +103,28 @@ export async function main(): Promise<void> {
   await sleeper.signal("SIGINT");
   await sleeper.resize(30, 100).catch((err: unknown) => console.log(err instanceof RpcError ? err.code : err));
   console.log(await sleeper.exited);
+
+  // Command envelopes: a time limit, an output limit, resource limits and
+  // how to cancel it; the exit says which one ended it.
+  const job = await gw.spawnProcess(["make", "-j8"], {
+    timeoutMs: 600_000,
+    outputLimit: { bytes: 1 << 20, policy: "tail" },
+    limits: { memoryBytes: 4 * 2 ** 30, cpuSeconds: 3_600 },
+    cancel: [["SIGINT", 1_000], ["SIGTERM", 2_000], ["SIGKILL"]],
+  });
+  const onEscape = async (): Promise<void> => {
+    // Resolves once the whole tree is gone.
+    const r: CancelResult = await job.cancel([["SIGTERM", 500], ["SIGKILL"]]);
+    console.log(`stopped at step ${r.step} (${r.signal}): ${r.code ?? r.exit_signal}`);
+  };
+  console.log(typeof onEscape);
+  for await (const { stream, line, skipped } of job.lines()) {
+    if (skipped !== undefined) console.log(`[... ${skipped} bytes skipped ...]`);
+    console.log(`[${stream}] ${line}`);
+  }
+  const end: ProcessExit = await job.exited;
+  const cause: ExitCause = end.cause;
+  console.log(cause, end.duration_ms, end.output_bytes.stdout, end.discarded?.stdout, end.limit, end.usage?.max_rss_bytes);
 
   const exit = await gw.close({ grace: 2_000 });
   if (exit) console.log(exit.code, exit.reason);

@@ -15,7 +15,7 @@ import { answer } from "./handlers.js";
 import { Link, killOrphanGroups } from "./link.js";
 import { resolveCommand } from "./locate.js";
 import { PendingCalls } from "./pending.js";
-import { ProcessHandle } from "./process.js";
+import { ProcessHandle, ladderParam } from "./process.js";
 import { RestartPolicy } from "./restart.js";
 import { WRITTEN } from "./writer.js";
 
@@ -53,7 +53,32 @@ function spawnParams(argv, o) {
   if (o.encoding !== undefined) params.encoding = o.encoding;
   if (o.tag !== undefined) params.tag = o.tag;
   if (o.pty !== undefined) params.pty = { rows: o.pty.rows, cols: o.pty.cols };
+  // Command envelopes (docs/process.md): camelCase here, snake_case on the wire.
+  if (o.timeoutMs !== undefined) params.timeout_ms = o.timeoutMs;
+  if (o.outputLimit !== undefined) params.output_limit = { bytes: o.outputLimit.bytes, policy: o.outputLimit.policy };
+  if (o.limits !== undefined) params.limits = limitsParam(o.limits);
+  if (o.cancel !== undefined) params.cancel = ladderParam(o.cancel);
   return o.extraParams ? { ...params, ...o.extraParams } : params;
+}
+
+/** `limits` spawn option -> wire member names; members left undefined are not sent. */
+const LIMIT_NAMES = {
+  memoryBytes: "memory_bytes",
+  cpuSeconds: "cpu_seconds",
+  openFiles: "open_files",
+  processes: "processes",
+  fileSizeBytes: "file_size_bytes",
+};
+
+function limitsParam(limits) {
+  const out = {};
+  for (const [key, value] of Object.entries(limits ?? {})) {
+    if (value === undefined) continue;
+    const name = LIMIT_NAMES[key];
+    // An unknown member goes as it is: the gateway refuses it (-32602), naming it.
+    out[name ?? key] = value;
+  }
+  return out;
 }
 
 /** Sends one frame on a link; a failed write is reported by the exit, which rejects what waits. */
@@ -278,6 +303,7 @@ export class Gateway extends Emitter {
             encoding,
             generation: link.generation,
             discard: options.output === "ignore",
+            cancelLadder: params.cancel,
           });
           link.procs.adopt(handle);
           return handle;
@@ -500,8 +526,18 @@ export class Gateway extends Emitter {
 
   // ---- internals: calls ------------------------------------------------------------
 
+  /**
+   * The options a call is registered with: its own `timeout`, else the
+   * Gateway's `requestTimeout`. `minTimeout` (process.cancel, which answers
+   * only once the process tree is gone) raises the `requestTimeout` default
+   * so that it never fails a call that is still within its expected time.
+   */
   #callOptions(options) {
-    return { ...options, timeout: options.timeout ?? this.#options.requestTimeout };
+    let timeout = options.timeout ?? this.#options.requestTimeout;
+    if (options.timeout == null && timeout != null && options.minTimeout != null) {
+      timeout = Math.max(timeout, options.minTimeout);
+    }
+    return { ...options, timeout };
   }
 
   #call(link, method, params, options) {

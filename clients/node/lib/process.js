@@ -28,6 +28,44 @@ const WRITE_RETRY_MAX_MS = 200;
 /** JSON-RPC code for "overloaded: retry later" (docs/protocol.md). */
 const OVERLOADED = -32001;
 
+/** The gateway's cancel ladder when neither the spawn nor the cancel gives one
+ *  (docs/process.md, "The cancel ladder"). */
+export const DEFAULT_CANCEL_LADDER = Object.freeze([
+  Object.freeze(["SIGINT", 2000]),
+  Object.freeze(["SIGTERM", 3000]),
+  Object.freeze(["SIGKILL"]),
+]);
+/** Added to a ladder's waits to bound a `process.cancel` call when the
+ *  Gateway has a `requestTimeout`: the answer comes once the tree is gone,
+ *  which after the last step (SIGKILL) is a matter of milliseconds. */
+export const CANCEL_MARGIN_MS = 5000;
+/** Members of a `process.exit` payload copied to the exit a handle settles with. */
+const EXIT_MEMBERS = ["cause", "duration_ms", "output_bytes", "discarded", "limit", "usage"];
+
+/**
+ * A cancel ladder as the wire wants it: `[[signal, waitMs], ..., [signal]]`.
+ * A step's missing (or undefined) wait is left out rather than sent as null.
+ * The gateway checks the rest (1 to 8 steps, waits 0 to 3600000, signal names).
+ */
+export function ladderParam(ladder) {
+  if (!Array.isArray(ladder)) throw new TypeError("a cancel ladder is an array of [signal, waitMs] steps, e.g. [[\"SIGTERM\", 2000], [\"SIGKILL\"]]");
+  return ladder.map((step) => {
+    if (!Array.isArray(step)) throw new TypeError(`a cancel ladder step is [signal, waitMs] or [signal], not ${JSON.stringify(step)}`);
+    const [signal, waitMs] = step;
+    return waitMs === undefined || waitMs === null ? [signal] : [signal, waitMs];
+  });
+}
+
+/** The longest a ladder can take before its last step: the sum of its waits. */
+function ladderWaitsMs(ladder) {
+  let total = 0;
+  for (const step of ladder ?? []) {
+    const wait = Array.isArray(step) ? Number(step[1]) : NaN;
+    if (Number.isFinite(wait) && wait > 0) total += wait;
+  }
+  return total;
+}
+
 function delay(ms, signal) {
   return new Promise((resolve, reject) => {
     if (signal?.aborted) return reject(signal.reason);
@@ -54,7 +92,7 @@ export class ProcessHandle {
   argv;
   /** @type {number} generation of the gateway that runs it */
   generation;
-  /** Settles with {code, signal} after the exit and the last chunk was read. */
+  /** Settles with {code, signal, cause, ...} after the exit and the last chunk was read. */
   exited;
 
   #call;
@@ -68,13 +106,18 @@ export class ProcessHandle {
   #settled = false;
   #resolveExited;
   #rejectExited;
+  /** The longest ladder wait (ms) a `process.cancel` of this process may be
+   *  joined to: the spawn's ladder (a timeout or an output limit runs it),
+   *  else the default, and every ladder a cancel() sent. */
+  #cancelWaitsMs;
 
   /**
    * @param {(method: string, params: object, options?: object) => Promise<any>} call
    *   sends a request to the gateway that runs this process (never to a later one)
    */
-  constructor(call, { proc, pid, argv, encoding, generation, discard }) {
+  constructor(call, { proc, pid, argv, encoding, generation, discard, cancelLadder }) {
     this.#call = call;
+    this.#cancelWaitsMs = ladderWaitsMs(Array.isArray(cancelLadder) ? cancelLadder : DEFAULT_CANCEL_LADDER);
     this.proc = proc;
     this.pid = pid;
     this.argv = argv;
@@ -164,6 +207,24 @@ export class ProcessHandle {
     return this.#call("process.resize", { proc: this.proc, rows, cols }, options);
   }
 
+  /**
+   * `process.cancel`: runs the cancel ladder (`ladder`, else the spawn's
+   * `cancel`, else the gateway's default SIGINT, 2 s, SIGTERM, 3 s, SIGKILL)
+   * over the process and every descendant, and resolves once nothing of the
+   * tree is left, with `{proc, step, signal, code, exit_signal}`. That can be
+   * seconds later: with a Gateway `requestTimeout`, the call's timeout is
+   * raised to the ladder's waits + 5 s unless `options.timeout` is given
+   * (without one there is no timeout). A cancel of a process already being
+   * cancelled (a timeout, an output limit, an earlier cancel) joins it and
+   * gets the same answer; its `ladder` is then ignored.
+   */
+  cancel(ladder, options = {}) {
+    const params = { proc: this.proc };
+    if (ladder !== undefined && ladder !== null) params.ladder = ladderParam(ladder);
+    this.#cancelWaitsMs = Math.max(this.#cancelWaitsMs, ladderWaitsMs(params.ladder));
+    return this.#call("process.cancel", params, { ...options, minTimeout: this.#cancelWaitsMs + CANCEL_MARGIN_MS });
+  }
+
   // ---- output --------------------------------------------------------------
 
   /** The output chunks, in order: {stream, data} (data is a Buffer in base64 mode). */
@@ -197,18 +258,36 @@ export class ProcessHandle {
    * yielded when the process ends. With `stream`, only that stream's lines
    * (the other stream's output is read and dropped); otherwise both, each
    * assembled on its own.
-   * @returns {AsyncGenerator<{stream: "stdout"|"stderr"|"pty", line: string}>}
+   *
+   * With an output limit: a `truncated` marker adds no line (its data is
+   * empty). At a `tail` gap (a chunk with `skipped`) the line in progress
+   * is yielded as it is, never joined with the text after the gap, and the
+   * next line of that stream carries `skipped` (the bytes left out).
+   * @returns {AsyncGenerator<{stream: "stdout"|"stderr"|"pty", line: string, skipped?: number}>}
    */
   async *lines({ stream } = {}) {
     // Keyed by stream name, whatever streams the process has ("pty" for a
     // process on a terminal), in the order they first appear.
     const partial = Object.create(null);
     const decoders = Object.create(null);
+    const gaps = Object.create(null);
     const strip = (s) => (s.endsWith("\r") ? s.slice(0, -1) : s);
+    const line = (s, text) => {
+      if (gaps[s] === undefined) return { stream: s, line: text };
+      const out = { stream: s, line: text, skipped: gaps[s] };
+      delete gaps[s];
+      return out;
+    };
     for await (const chunk of this) {
       const s = chunk.stream;
       if (stream && s !== stream) continue;
       partial[s] ??= "";
+      if (chunk.skipped !== undefined) {
+        if (decoders[s]) partial[s] += decoders[s].end();
+        if (partial[s] !== "") yield line(s, partial[s]);
+        partial[s] = "";
+        gaps[s] = (gaps[s] ?? 0) + chunk.skipped;
+      }
       let text;
       if (typeof chunk.data === "string") {
         text = chunk.data;
@@ -224,25 +303,30 @@ export class ProcessHandle {
       }
       const first = partial[s] + text.slice(0, nl);
       partial[s] = "";
-      yield { stream: s, line: strip(first) };
+      yield line(s, strip(first));
       start = nl + 1;
       while ((nl = text.indexOf("\n", start)) !== -1) {
-        yield { stream: s, line: strip(text.slice(start, nl)) };
+        yield line(s, strip(text.slice(start, nl)));
         start = nl + 1;
       }
       partial[s] = text.slice(start);
     }
     for (const s of Object.keys(partial)) {
       if (decoders[s]) partial[s] += decoders[s].end();
-      if (partial[s] !== "") yield { stream: s, line: strip(partial[s]) };
+      if (partial[s] !== "") yield line(s, strip(partial[s]));
     }
   }
 
   // ---- fed by the Gateway ----------------------------------------------------
 
-  [PUSH](stream, data) {
+  /** A `process.output` payload: {stream, data, truncated?, skipped?}. */
+  [PUSH](payload) {
     if (this.#end || this.#discard) return;
-    const chunk = { stream, data: this.encoding === "base64" ? Buffer.from(data, "base64") : data };
+    const text = typeof payload.data === "string" ? payload.data : "";
+    const chunk = { stream: payload.stream, data: this.encoding === "base64" ? Buffer.from(text, "base64") : text };
+    // Output limits: the marker after the first N bytes, and the size of a tail's gap.
+    if (payload.truncated === true) chunk.truncated = true;
+    if (Number.isSafeInteger(payload.skipped)) chunk.skipped = payload.skipped;
     if (this.#waiter) {
       const { resolve } = this.#waiter;
       this.#waiter = null;
@@ -254,7 +338,11 @@ export class ProcessHandle {
 
   [EXIT](payload) {
     if (this.#end) return;
-    this.#end = { exit: { code: payload.code ?? null, signal: payload.signal ?? null } };
+    const exit = { code: payload.code ?? null, signal: payload.signal ?? null };
+    // Command envelopes: why it ended, how long it ran, what it wrote (and
+    // what was not forwarded), and its resource usage; as the gateway sent them.
+    for (const key of EXIT_MEMBERS) if (payload[key] !== undefined && payload[key] !== null) exit[key] = payload[key];
+    this.#end = { exit };
     this.#maybeSettle();
   }
 
@@ -358,7 +446,7 @@ export class ProcessTable {
     const handle = this.#handles.get(proc);
     if (handle) {
       if (type === "process.output") {
-        handle[PUSH](payload.stream, payload.data);
+        handle[PUSH](payload);
       } else {
         this.#handles.delete(proc);
         handle[EXIT](payload);

@@ -80,3 +80,12 @@ export async function collect(iterable) {
 export function mib(bytes) {
   return (bytes / (1024 * 1024)).toFixed(1);
 }
+
+/**
+ * The `code` and `signal` of an exit (a handle's `exited`, a process.exit
+ * payload), without the envelope members (`cause`, `duration_ms`, ...),
+ * for tests that compare only those two.
+ */
+export function codeSignal({ code, signal }) {
+  return { code, signal };
+}

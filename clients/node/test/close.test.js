@@ -10,7 +10,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
 import { Gateway } from "../index.js";
-import { PACKAGE_DIR, gatewayBin, isRunning, waitFor, waitGone } from "../test-support/harness.js";
+import { PACKAGE_DIR, codeSignal, gatewayBin, isRunning, waitFor, waitGone } from "../test-support/harness.js";
 
 const BIN = gatewayBin();
 
@@ -62,8 +62,8 @@ describe("nothing outlives the UI", () => {
     assert.equal(exit.code, 0, "the gateway drained in time: no SIGTERM or SIGKILL from the client was needed");
     assert.equal(exit.exitReason, "stdin EOF");
     assert.ok(ms < graceS * 1000 + 500, `close() took ${ms.toFixed(0)} ms, grace ${graceS} s`);
-    assert.deepEqual(await sleeper.exited, { code: null, signal: "SIGTERM" });
-    assert.deepEqual(await stubborn.exited, { code: null, signal: "SIGKILL" });
+    assert.deepEqual(codeSignal(await sleeper.exited), { code: null, signal: "SIGTERM" });
+    assert.deepEqual(codeSignal(await stubborn.exited), { code: null, signal: "SIGKILL" });
     assert.equal(await gw.close(), exit);
     t.diagnostic(`close() took ${ms.toFixed(0)} ms (gateway grace ${graceS} s); sleep got SIGTERM, the TERM-ignoring shell SIGKILL`);
   });

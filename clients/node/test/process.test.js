@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
 import { Gateway, RequestTimeoutError, RpcError } from "../index.js";
-import { collect, gatewayBin, isRunning, mib, waitFor } from "../test-support/harness.js";
+import { codeSignal, collect, gatewayBin, isRunning, mib, waitFor } from "../test-support/harness.js";
 
 const BIN = gatewayBin();
 
@@ -64,7 +64,7 @@ describe("processes against the real gateway", () => {
     assert.equal(partial, "");
     assert.equal(next - 1, LAST, "every line arrived");
     assert.equal(bytes, expectedBytes);
-    assert.deepEqual(exit, { code: 0, signal: null });
+    assert.deepEqual(codeSignal(exit), { code: 0, signal: null });
     t.diagnostic(
       `${bytes} bytes in ${chunks} chunks (largest ${maxChunk}) in ${ms.toFixed(0)} ms = ` +
         `${(bytes / 1e6 / (ms / 1000)).toFixed(0)} MB/s; client rss ${mib(process.memoryUsage().rss)} MiB`,
@@ -81,7 +81,7 @@ describe("processes against the real gateway", () => {
     const got = Buffer.concat(chunks.map((c) => c.data));
     assert.equal(got.length, bytes.length);
     assert.ok(got.equals(bytes), "bytes differ");
-    assert.deepEqual(await h.exited, { code: 0, signal: null });
+    assert.deepEqual(codeSignal(await h.exited), { code: 0, signal: null });
     t.diagnostic(`${got.length} bytes in ${chunks.length} chunks`);
   });
 
@@ -94,7 +94,7 @@ describe("processes against the real gateway", () => {
     await h.closeStdin();
     const got = Buffer.concat((await reading).map((c) => c.data));
     assert.ok(got.equals(bytes), `got ${got.length} bytes, want ${bytes.length}`);
-    assert.deepEqual(await h.exited, { code: 0, signal: null });
+    assert.deepEqual(codeSignal(await h.exited), { code: 0, signal: null });
   });
 
   test("a write larger than the child's stdin limit is split and paced, not refused", async () => {
@@ -114,13 +114,13 @@ describe("processes against the real gateway", () => {
     const t0 = performance.now();
     for (let i = 0; i < 50; i++) {
       const h = await gw.spawnProcess(["true"]);
-      assert.deepEqual(await h.exited, { code: 0, signal: null }, `spawn ${i}`);
+      assert.deepEqual(codeSignal(await h.exited), { code: 0, signal: null }, `spawn ${i}`);
     }
     const handles = await Promise.all(Array.from({ length: 50 }, (_, i) => gw.spawnProcess(["sh", "-c", `echo ${i}; exit ${i % 7}`])));
     const results = await Promise.all(handles.map(async (h) => [await collect(h.lines()), await h.exited]));
     results.forEach(([lines, exit], i) => {
       assert.deepEqual(lines, [{ stream: "stdout", line: String(i) }]);
-      assert.deepEqual(exit, { code: i % 7, signal: null });
+      assert.deepEqual(codeSignal(exit), { code: i % 7, signal: null });
     });
     t.diagnostic(`100 spawns and exits in ${(performance.now() - t0).toFixed(0)} ms`);
   });
@@ -133,7 +133,7 @@ describe("processes against the real gateway", () => {
       { stream: "stdout", line: "c" },
     ]);
     const quiet = await gw.spawnProcess(["sh", "-c", "seq 1 1000; exit 4"], { output: "ignore" });
-    assert.deepEqual(await quiet.exited, { code: 4, signal: null });
+    assert.deepEqual(codeSignal(await quiet.exited), { code: 4, signal: null });
     assert.throws(() => quiet[Symbol.asyncIterator](), /discarded/);
     assert.equal(quiet.bufferedChunks, 0);
   });
@@ -146,7 +146,7 @@ describe("processes against the real gateway", () => {
     assert.deepEqual((await it.next()).value, { stream: "stdout", line: "hi Ada" });
     assert.deepEqual(await h.signal("SIGTERM"), { ok: true, signal: "SIGTERM" });
     assert.equal((await it.next()).done, true);
-    assert.deepEqual(await h.exited, { code: null, signal: "SIGTERM" });
+    assert.deepEqual(codeSignal(await h.exited), { code: null, signal: "SIGTERM" });
     await assert.rejects(h.signal("SIGTERM"), (e) => e instanceof RpcError && e.code === -32602);
     await assert.rejects(gw.spawnProcess(["/no/such/program"]), (e) => e instanceof RpcError && e.code === -32000 && e.data.code === "ENOENT");
   });
@@ -168,7 +168,8 @@ describe("processes against the real gateway", () => {
       const late = await waitFor(() => unmatched.find((m) => m.result?.proc), { what: "the late spawn answer" });
       const { proc, pid } = late.result;
       await waitFor(() => exits.some((e) => e.proc === proc), { what: "the abandoned process's exit" });
-      assert.deepEqual(exits.find((e) => e.proc === proc), { code: null, proc, signal: "SIGKILL" });
+      const abandoned = exits.find((e) => e.proc === proc);
+      assert.deepEqual({ proc: abandoned.proc, ...codeSignal(abandoned) }, { proc, code: null, signal: "SIGKILL" });
       assert.ok(!isRunning(pid));
     } finally {
       gw.off("unmatched", onUnmatched);
@@ -180,7 +181,7 @@ describe("processes against the real gateway", () => {
     const h = await gw.spawnProcess(["sleep", "1000"], { stdin: "null" });
     await assert.rejects(h.resize(30, 100), (err) => err instanceof RpcError && err.code === -32602);
     await h.signal("SIGKILL");
-    assert.deepEqual(await h.exited, { code: null, signal: "SIGKILL" });
+    assert.deepEqual(codeSignal(await h.exited), { code: null, signal: "SIGKILL" });
 
     const script = "stty size; trap 'stty size; exit 0' WINCH; echo ready; while :; do sleep 10 & wait $!; done";
     const t = await gw.spawnProcess(["sh", "-c", script], { pty: { rows: 30, cols: 100 } });
@@ -191,7 +192,7 @@ describe("processes against the real gateway", () => {
       if (line.startsWith("ready")) await t.resize(40, 120);
     }
     assert.deepEqual(seen, ["30 100", "ready", "40 120"]);
-    assert.deepEqual(await t.exited, { code: 0, signal: null });
+    assert.deepEqual(codeSignal(await t.exited), { code: 0, signal: null });
   });
 
   test("signal with tree reaches a job a shell moved out of its group", async () => {
@@ -201,7 +202,7 @@ describe("processes against the real gateway", () => {
     const job = Number(value.line);
     assert.ok(isRunning(job));
     await sh.signal("SIGKILL", { tree: true });
-    assert.deepEqual(await sh.exited, { code: null, signal: "SIGKILL" });
+    assert.deepEqual(codeSignal(await sh.exited), { code: null, signal: "SIGKILL" });
     await waitFor(() => !isRunning(job), { what: "the setsid job's end" });
   });
 });

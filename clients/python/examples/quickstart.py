@@ -11,7 +11,7 @@ async def main() -> None:
         proc = await gw.spawn_process(["sh", "-c", "echo hello; echo oops >&2; exit 3"])
         async for line in proc.lines():
             print(proc.pid, line)
-        status = await proc.wait()  # after the last line: ExitStatus(code=3, signal=None)
+        status = await proc.wait()  # after the last line: ProcessExit(code=3, signal=None, cause='exit', ...)
         print("exit", status.code, status.signal)
 
 

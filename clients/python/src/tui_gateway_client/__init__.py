@@ -18,7 +18,7 @@ Quick start::
             proc = await gw.spawn_process(["sh", "-c", "echo hello; echo oops >&2"])
             async for line in proc.lines():
                 print(line)
-            print(await proc.wait())                # ExitStatus(code=0, signal=None)
+            print(await proc.wait())                # ProcessExit(code=0, signal=None, cause='exit', ...)
 
     asyncio.run(main())
 
@@ -26,7 +26,9 @@ Map of the package (each module's docstring says more):
 
 - ``gateway``: :class:`Gateway` (start, calls, events, processes, restart,
   close) and :class:`RestartPolicy`;
-- ``process``: :class:`ProcessHandle`, :class:`ExitStatus`, :class:`OutputChunk`;
+- ``process``: :class:`ProcessHandle`, :class:`ProcessExit` (an
+  :class:`ExitStatus` with the command envelope's ``cause``, ``duration_ms``,
+  ``output_bytes``, ...), :class:`OutputChunk`, cancel ladders;
 - ``events``: :class:`Event`, :class:`EventStream` (and the generation guard);
 - ``payloads``: ``TypedDict``s of every documented payload and result;
 - ``errors``: :class:`RpcError`, :class:`GatewayExited`,
@@ -74,26 +76,32 @@ from .gateway import BRIDGE_READY_TIMEOUT_S, DEFAULT_READY_TIMEOUT_S, Gateway, G
 from .payloads import (
     BackendExitedPayload,
     BackendReadyPayload,
+    CancelResult,
     CloseStdinResult,
+    ExitCause,
     ExitPayload,
     GatewayInfo,
     GatewayStats,
     Limits,
     MalformedPayload,
+    OutputLimit,
+    OutputLimitPolicy,
     ProcessExitPayload,
     ProcessInfo,
+    ProcessLimits,
     ProcessOutputPayload,
     ProtocolErrorPayload,
     PtySize,
     ReadyPayload,
     ResizeResult,
+    ResourceUsage,
     RestartPayload,
     SignalResult,
     SpawnResult,
     StderrPayload,
     WriteResult,
 )
-from .process import ExitStatus, OutputChunk, ProcessHandle
+from .process import CancelLadder, CancelStep, ExitStatus, OutputChunk, ProcessExit, ProcessHandle, SignalSpec
 from .transport import Malformed, MessageReader, MessageWriter, Parsed
 
 __version__ = "0.1.0"
@@ -111,7 +119,11 @@ __all__ = [
     "DEFAULT_READY_TIMEOUT_S",
     "ProcessHandle",
     "ExitStatus",
+    "ProcessExit",
     "OutputChunk",
+    "CancelLadder",
+    "CancelStep",
+    "SignalSpec",
     "Event",
     "EventStream",
     "Unsubscribe",
@@ -165,4 +177,10 @@ __all__ = [
     "ProtocolErrorPayload",
     "PtySize",
     "ResizeResult",
+    "CancelResult",
+    "ExitCause",
+    "OutputLimit",
+    "OutputLimitPolicy",
+    "ProcessLimits",
+    "ResourceUsage",
 ]

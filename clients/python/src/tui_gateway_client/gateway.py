@@ -65,15 +65,17 @@ from .payloads import (
     GatewayInfo,
     GatewayStats,
     MalformedPayload,
+    OutputLimit,
     ProcessExitPayload,
     ProcessInfo,
+    ProcessLimits,
     ProcessOutputPayload,
     ProtocolErrorPayload,
     ReadyPayload,
     RestartPayload,
     StderrPayload,
 )
-from .process import ProcessHandle, decode_base64, decode_text
+from .process import CancelLadder, ProcessHandle, decode_base64, decode_text, ladder_param
 from .session import EXIT_WAIT_S, STDERR_DRAIN_S, Session, kill_process, signal_process, spawn_session, wait_event
 from .transport import Malformed
 
@@ -642,6 +644,10 @@ class Gateway:
         stderr: Literal["pipe", "merge", "null"] = "pipe",
         tag: Any = None,
         pty: Optional[Mapping[str, int]] = None,
+        timeout_ms: Optional[int] = None,
+        output_limit: Optional[OutputLimit] = None,
+        limits: Optional[ProcessLimits] = None,
+        cancel: Optional[CancelLadder] = None,
         timeout: Optional[float] = None,
     ) -> ProcessHandle[str]: ...
     @overload
@@ -657,6 +663,10 @@ class Gateway:
         stderr: Literal["pipe", "merge", "null"] = "pipe",
         tag: Any = None,
         pty: Optional[Mapping[str, int]] = None,
+        timeout_ms: Optional[int] = None,
+        output_limit: Optional[OutputLimit] = None,
+        limits: Optional[ProcessLimits] = None,
+        cancel: Optional[CancelLadder] = None,
         timeout: Optional[float] = None,
     ) -> ProcessHandle[bytes]: ...
 
@@ -672,6 +682,10 @@ class Gateway:
         stderr: Literal["pipe", "merge", "null"] = "pipe",
         tag: Any = None,
         pty: Optional[Mapping[str, int]] = None,
+        timeout_ms: Optional[int] = None,
+        output_limit: Optional[OutputLimit] = None,
+        limits: Optional[ProcessLimits] = None,
+        cancel: Optional[CancelLadder] = None,
         timeout: Optional[float] = None,
     ) -> Union[ProcessHandle[str], ProcessHandle[bytes]]:
         """``process.spawn`` (docs/process.md); returns a :class:`ProcessHandle`.
@@ -684,6 +698,16 @@ class Gateway:
         stay at their defaults); it needs a gateway with PTY support, see
         ``gateway.supports("process.resize")`` (an older one refuses the
         unknown member with ``-32602``).
+
+        Command envelopes (docs/process.md): ``timeout_ms`` cancels the
+        process that long after its spawn (exit cause ``"timeout"``; not to
+        be confused with ``timeout``, the seconds this call may take);
+        ``output_limit={"bytes": n, "policy": "kill" | "truncate" | "tail"}``
+        bounds what is forwarded of each stream; ``limits`` sets rlimits in
+        the child (``memory_bytes``, ``cpu_seconds``, ``open_files``,
+        ``processes``, ``file_size_bytes``); ``cancel`` is the process's cancel
+        ladder (``[("SIGINT", 1000), ("SIGKILL",)]``), used by
+        :meth:`ProcessHandle.cancel`, the timeout and a ``"kill"`` limit.
         Cancelling the call kills a process that was already started.
         """
         if isinstance(argv, str):
@@ -705,6 +729,14 @@ class Gateway:
             params["tag"] = tag
         if pty is not None:
             params["pty"] = dict(pty)
+        if timeout_ms is not None:
+            params["timeout_ms"] = timeout_ms
+        if output_limit is not None:
+            params["output_limit"] = dict(output_limit)
+        if limits is not None:
+            params["limits"] = dict(limits)
+        if cancel is not None:
+            params["cancel"] = ladder_param(cancel)
         session, left = await self._current(timeout, "process.spawn")
         created: List[ProcessHandle[Any]] = []
 

@@ -34,6 +34,12 @@ __all__ = [
     "ProcessInfo",
     "PtySize",
     "ResizeResult",
+    "CancelResult",
+    "ExitCause",
+    "OutputLimit",
+    "OutputLimitPolicy",
+    "ProcessLimits",
+    "ResourceUsage",
     "ExitPayload",
     "RestartPayload",
     "StderrPayload",
@@ -43,6 +49,47 @@ __all__ = [
 ]
 
 StreamName = Literal["stdout", "stderr", "pty"]
+
+#: Why a process ended (``cause`` of ``process.exit``, docs/process.md "Exit
+#: causes"): its ``timeout_ms`` passed, a stream passed its ``output_limit``
+#: with ``"kill"``, the client called ``process.cancel``, the gateway was
+#: shutting down, the kernel killed it for one of its ``limits``, a signal the
+#: gateway did not send, or it exited on its own.
+ExitCause = Literal["timeout", "output_limit", "cancel", "shutdown", "limit", "signal", "exit"]
+
+#: What happens to a stream past ``output_limit.bytes``: cancel the process
+#: (``"kill"``), forward nothing more (``"truncate"``), or forward the first
+#: half and, at the end, the last half (``"tail"``).
+OutputLimitPolicy = Literal["kill", "truncate", "tail"]
+
+
+class OutputLimit(TypedDict):
+    """``process.spawn``'s ``output_limit``: per stream, in raw bytes (1 to 2**48; at most 16 MiB for ``"tail"``)."""
+
+    bytes: int
+    policy: OutputLimitPolicy
+
+
+class ProcessLimits(TypedDict, total=False):
+    """``process.spawn``'s ``limits``: rlimits set in the child before exec (each at least 1), per process of the tree.
+
+    ``processes`` (``RLIMIT_NPROC``) counts every process of the user,
+    machine-wide, and does not apply to root.
+    """
+
+    memory_bytes: int
+    cpu_seconds: int
+    open_files: int
+    processes: int
+    file_size_bytes: int
+
+
+class ResourceUsage(TypedDict):
+    """``usage`` of ``process.exit`` (with ``limits``): from the kernel's ``wait4``."""
+
+    max_rss_bytes: int
+    user_ms: int
+    system_ms: int
 
 
 class Limits(TypedDict, total=False):
@@ -71,21 +118,47 @@ class ReadyPayload(TypedDict):
     limits: Limits
 
 
-class ProcessOutputPayload(TypedDict):
+class _ProcessOutputOptional(TypedDict, total=False):
+    truncated: bool
+    skipped: int
+
+
+class ProcessOutputPayload(_ProcessOutputOptional):
     """``process.output`` (streaming-class): ``data`` is text, or base64 with ``encoding: "base64"``;
-    ``stream`` is ``"pty"`` for a process on a terminal (stdout and stderr together)."""
+    ``stream`` is ``"pty"`` for a process on a terminal (stdout and stderr together).
+
+    With an ``output_limit``: ``truncated: true`` (``data`` empty) once the
+    stream passed its limit and nothing more of it is forwarded; ``skipped``
+    (policy ``"tail"``) on the first event after the gap, the bytes left out.
+    """
 
     proc: int
     stream: StreamName
     data: str
 
 
-class ProcessExitPayload(TypedDict):
-    """``process.exit``: exactly one per process, after all of its output."""
+class _ProcessExitOptional(TypedDict, total=False):
+    discarded: Dict[str, int]
+    limit: str
+    usage: ResourceUsage
+
+
+class ProcessExitPayload(_ProcessExitOptional):
+    """``process.exit``: exactly one per process, after all of its output.
+
+    ``cause`` says why it ended; ``duration_ms`` from spawn to reaping;
+    ``output_bytes`` the raw bytes written per stream, forwarded or not;
+    ``discarded`` (with ``output_limit``) the bytes not forwarded per stream;
+    ``limit`` (with cause ``"limit"``) which limit, ``"cpu_seconds"`` or
+    ``"file_size_bytes"``; ``usage`` (with ``limits``) what it used.
+    """
 
     proc: int
     code: Optional[int]
     signal: Optional[str]
+    cause: ExitCause
+    duration_ms: int
+    output_bytes: Dict[str, int]
 
 
 #: ``backend.ready`` (with a backend, ``docs/bridge.md``): the backend's own
@@ -192,12 +265,30 @@ class ResizeResult(TypedDict):
     cols: int
 
 
+class CancelResult(TypedDict):
+    """Result of ``process.cancel``, sent once nothing of the process tree is left: ``step``
+    is the index of the last ladder step sent and ``signal`` its name; ``code`` and
+    ``exit_signal`` are the process's own exit, as in its ``process.exit``."""
+
+    proc: int
+    step: int
+    signal: str
+    code: Optional[int]
+    exit_signal: Optional[str]
+
+
 class _ProcessInfoOptional(TypedDict, total=False):
     pty: PtySize
+    timeout_ms: int
+    output_limit: OutputLimit
+    limits: ProcessLimits
+    cancelling: bool
 
 
 class ProcessInfo(_ProcessInfoOptional):
-    """One entry of ``process.list`` (``pty``, the terminal's size, for a process on a terminal)."""
+    """One entry of ``process.list`` (``pty``, the terminal's size, for a process on a terminal;
+    ``timeout_ms``, ``output_limit`` and ``limits`` when given at spawn; ``cancelling``
+    while its cancel ladder runs)."""
 
     proc: int
     pid: int
@@ -205,6 +296,7 @@ class ProcessInfo(_ProcessInfoOptional):
     tag: Any
     started_at: float
     running: bool
+    elapsed_ms: int
 
 
 # -- the client's own lifecycle events ---------------------------------------

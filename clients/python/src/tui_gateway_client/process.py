@@ -11,6 +11,14 @@ consumes them, through exactly one of:
   a final partial line kept until the exit;
 - ``await handle.read()``: everything until the exit, joined.
 
+With an ``output_limit`` (docs/process.md, "Command envelopes") the gateway
+marks where it stopped forwarding: :class:`OutputChunk` has ``truncated``
+(an empty chunk after the first N bytes of a stream) and ``skipped`` (the
+bytes a ``"tail"`` limit left out before this chunk). ``async for``,
+``read()`` and ``lines()`` never yield an empty item for a marker;
+``lines()`` never joins the text before a ``"tail"`` gap with the text after
+it (the line in progress at the gap is yielded as it is).
+
 Output is delivered once: two consumers of one handle split it between
 them. Iteration ends after the exit event. ``await handle.wait()`` returns
 :class:`ExitStatus` once the exit event arrived and, while an iterator is
@@ -30,12 +38,22 @@ import asyncio
 import base64
 import collections
 import signal as _signal
-from typing import Any, AnyStr, AsyncIterator, Callable, Deque, Dict, Generic, List, NamedTuple, Optional, Union, cast
+from typing import Any, AnyStr, AsyncIterator, Callable, Deque, Dict, Generic, List, Mapping, NamedTuple, Optional, Sequence, Union, cast
 
 from .errors import OVERLOADED, GatewayExited, RpcError
-from .payloads import CloseStdinResult, ResizeResult, SignalResult, WriteResult
+from .payloads import CancelResult, CloseStdinResult, ExitCause, ResizeResult, ResourceUsage, SignalResult, WriteResult
 
-__all__ = ["ProcessHandle", "OutputChunk", "ExitStatus", "Caller", "WRITE_PIECE_BYTES"]
+__all__ = [
+    "ProcessHandle",
+    "OutputChunk",
+    "ExitStatus",
+    "Caller",
+    "WRITE_PIECE_BYTES",
+    "CancelLadder",
+    "CancelStep",
+    "SignalSpec",
+    "ladder_param",
+]
 
 #: ``write_all`` sends at most this much per ``process.write``: well below the
 #: gateway's default per-child stdin limit (1 MiB), so a piece is never
@@ -47,6 +65,33 @@ _WRITE_RETRY_MIN_S = 0.005
 _WRITE_RETRY_MAX_S = 0.2
 
 Caller = Callable[..., Any]
+
+#: A signal in a cancel ladder: a name (``"SIGTERM"``), a number, or a :class:`signal.Signals`.
+SignalSpec = Union[str, int, _signal.Signals]
+#: One ladder step: ``(signal, wait_ms)``, or ``(signal,)`` for the last one
+#: (lists work too): send ``signal`` to the whole process tree, then wait up
+#: to ``wait_ms`` (0 to 3600000) for it to end before the next step.
+CancelStep = Sequence[SignalSpec]
+#: A cancel ladder: 1 to 8 steps, every one but the last with its wait; end it
+#: with SIGKILL (after the last step the gateway waits for the tree however long
+#: it takes). The default is ``[("SIGINT", 2000), ("SIGTERM", 3000), ("SIGKILL",)]``.
+CancelLadder = Sequence[CancelStep]
+
+
+def ladder_param(ladder: CancelLadder) -> List[List[Union[str, int]]]:
+    """A cancel ladder as the wire wants it: ``[[signal, wait_ms], ..., [signal]]``.
+
+    Signals given as :class:`signal.Signals` are sent by name. The gateway
+    checks the rest (step count, waits, names) and answers ``-32602``.
+    """
+    if isinstance(ladder, (str, bytes)) or not isinstance(ladder, Sequence):
+        raise TypeError(f"a cancel ladder is a sequence of (signal, wait_ms) steps, e.g. [('SIGTERM', 2000), ('SIGKILL',)], not {ladder!r}")
+    steps: List[List[Union[str, int]]] = []
+    for step in ladder:
+        if isinstance(step, (str, bytes)) or not isinstance(step, Sequence):
+            raise TypeError(f"a cancel ladder step is (signal, wait_ms) or (signal,), not {step!r} (a 1-tuple needs its comma)")
+        steps.append([item.name if isinstance(item, _signal.Signals) else item for item in step])
+    return steps
 
 
 class ExitStatus(NamedTuple):
@@ -60,20 +105,106 @@ class ExitStatus(NamedTuple):
         return self.code == 0
 
 
-class OutputChunk(Generic[AnyStr]):
-    """One piece of output: ``stream`` is ``"stdout"`` or ``"stderr"``."""
+class ProcessExit(ExitStatus):
+    """What :meth:`ProcessHandle.wait` returns: an :class:`ExitStatus` (still the
+    tuple ``(code, signal)``, equal to one) with what ``process.exit`` says
+    about the command envelope, ``None`` when the gateway did not send it:
 
-    __slots__ = ("stream", "data")
+    - ``cause``: why it ended (:data:`~tui_gateway_client.payloads.ExitCause`:
+      ``"exit"``, ``"signal"``, ``"cancel"``, ``"timeout"``, ``"output_limit"``,
+      ``"limit"``, ``"shutdown"``);
+    - ``duration_ms``: from its spawn to its reaping;
+    - ``output_bytes``: raw bytes written per stream, forwarded or not;
+    - ``discarded``: with ``output_limit``, the bytes not forwarded per stream;
+    - ``limit``: with cause ``"limit"``, which one (``"cpu_seconds"``, ``"file_size_bytes"``);
+    - ``usage``: with ``limits``, ``{"max_rss_bytes", "user_ms", "system_ms"}``.
+    """
+
+    # Class-level defaults: an instance made by a tuple method (``_replace``,
+    # ``_make``) has none of its own.
+    cause: Optional[ExitCause] = None
+    duration_ms: Optional[int] = None
+    output_bytes: Optional[Dict[str, int]] = None
+    discarded: Optional[Dict[str, int]] = None
+    limit: Optional[str] = None
+    usage: Optional[ResourceUsage] = None
+
+    def __new__(
+        cls,
+        code: Optional[int],
+        signal: Optional[str],
+        *,
+        cause: Optional[ExitCause] = None,
+        duration_ms: Optional[int] = None,
+        output_bytes: Optional[Dict[str, int]] = None,
+        discarded: Optional[Dict[str, int]] = None,
+        limit: Optional[str] = None,
+        usage: Optional[ResourceUsage] = None,
+    ) -> "ProcessExit":
+        self = super().__new__(cls, code, signal)
+        self.cause = cause
+        self.duration_ms = duration_ms
+        self.output_bytes = output_bytes
+        self.discarded = discarded
+        self.limit = limit
+        self.usage = usage
+        return self
+
+    @classmethod
+    def from_payload(cls, payload: Mapping[str, Any]) -> "ProcessExit":
+        """From a ``process.exit`` payload; members of the wrong type are taken as absent."""
+
+        def member(name: str, kind: type) -> Any:
+            value = payload.get(name)
+            return value if isinstance(value, kind) and not isinstance(value, bool) else None
+
+        code = member("code", int)
+        sig = member("signal", str)
+        return cls(
+            code,
+            sig,
+            cause=cast(Optional[ExitCause], member("cause", str)),
+            duration_ms=member("duration_ms", int),
+            output_bytes=member("output_bytes", dict),
+            discarded=member("discarded", dict),
+            limit=member("limit", str),
+            usage=member("usage", dict),
+        )
+
+    def __repr__(self) -> str:
+        extra = "".join(
+            f", {name}={getattr(self, name)!r}"
+            for name in ("cause", "duration_ms", "output_bytes", "discarded", "limit", "usage")
+            if getattr(self, name) is not None
+        )
+        return f"ProcessExit(code={self.code!r}, signal={self.signal!r}{extra})"
+
+
+class OutputChunk(Generic[AnyStr]):
+    """One piece of output: ``stream`` is ``"stdout"``, ``"stderr"`` or ``"pty"``.
+
+    With an ``output_limit``: ``truncated`` is true on the (empty) chunk
+    that says the stream passed its limit and nothing more of it is
+    forwarded; ``skipped`` is the number of bytes a ``"tail"`` limit left
+    out just before this chunk (``None`` otherwise).
+    """
+
+    __slots__ = ("stream", "data", "truncated", "skipped")
 
     stream: str
     data: AnyStr
+    truncated: bool
+    skipped: Optional[int]
 
-    def __init__(self, stream: str, data: AnyStr) -> None:
+    def __init__(self, stream: str, data: AnyStr, truncated: bool = False, skipped: Optional[int] = None) -> None:
         self.stream = stream  # "stdout", "stderr", or "pty" for a process on a terminal
         self.data = data
+        self.truncated = truncated
+        self.skipped = skipped
 
     def __repr__(self) -> str:
-        return f"OutputChunk({self.stream!r}, {self.data[:60]!r}{'...' if len(self.data) > 60 else ''})"
+        flags = (", truncated=True" if self.truncated else "") + (f", skipped={self.skipped}" if self.skipped is not None else "")
+        return f"OutputChunk({self.stream!r}, {self.data[:60]!r}{'...' if len(self.data) > 60 else ''}{flags})"
 
 
 def decode_text(data: str) -> str:
@@ -111,7 +242,7 @@ class ProcessHandle(Generic[AnyStr]):
         self._empty: AnyStr = newline[:0]
         self._carriage_return: AnyStr = carriage_return
         self._chunks: Deque[OutputChunk[AnyStr]] = collections.deque()
-        self._exit: Optional[ExitStatus] = None
+        self._exit: Optional[ProcessExit] = None
         self._lost: Optional[GatewayExited] = None
         self._waiters: List["asyncio.Future[None]"] = []
         self._consumers = 0
@@ -120,7 +251,7 @@ class ProcessHandle(Generic[AnyStr]):
         self.bytes_received = 0
 
     def __repr__(self) -> str:
-        state = "running" if self._exit is None else f"exited {self._exit}"
+        state = "running" if self._exit is None else f"exited {self._exit!r}"
         return f"<ProcessHandle proc={self.proc} pid={self.pid} argv={self.argv!r} {state}>"
 
     # -- fed by the reader ---------------------------------------------------
@@ -129,17 +260,21 @@ class ProcessHandle(Generic[AnyStr]):
         if self._discard:
             return
         data = payload.get("data")
-        if not isinstance(data, str) or not data:
+        if not isinstance(data, str):
+            data = ""
+        truncated = payload.get("truncated") is True
+        skipped = payload.get("skipped")
+        if not isinstance(skipped, int) or isinstance(skipped, bool):
+            skipped = None
+        if not data and not truncated and skipped is None:
             return
         decoded = self._decode(data)
         self.bytes_received += len(decoded)
-        self._chunks.append(OutputChunk(str(payload.get("stream", "stdout")), decoded))
+        self._chunks.append(OutputChunk(str(payload.get("stream", "stdout")), decoded, truncated, skipped))
         self._wake()
 
     def _on_exit(self, payload: Dict[str, Any]) -> None:
-        code = payload.get("code")
-        sig = payload.get("signal")
-        self._exit = ExitStatus(code if isinstance(code, int) else None, sig if isinstance(sig, str) else None)
+        self._exit = ProcessExit.from_payload(payload)
         self._wake()
 
     def _on_lost(self, exc: GatewayExited) -> None:
@@ -161,7 +296,7 @@ class ProcessHandle(Generic[AnyStr]):
     # -- state ---------------------------------------------------------------
 
     @property
-    def exit_status(self) -> Optional[ExitStatus]:
+    def exit_status(self) -> Optional[ProcessExit]:
         """The exit, once its event arrived (output may still be buffered)."""
         return self._exit
 
@@ -207,7 +342,8 @@ class ProcessHandle(Generic[AnyStr]):
 
     async def _data(self) -> AsyncIterator[AnyStr]:
         async for chunk in self.chunks():
-            yield chunk.data
+            if chunk.data:  # an output limit's marker carries no data
+                yield chunk.data
 
     def __aiter__(self) -> AsyncIterator[AnyStr]:
         return self._data()
@@ -216,7 +352,10 @@ class ProcessHandle(Generic[AnyStr]):
         """Lines without their ``\\n``, chunks joined per stream (``stream``
         selects one; the other's output is consumed and dropped). A last line
         without a newline is yielded at the exit. On a terminal (stream
-        ``"pty"``) the line discipline's ``\\r\\n`` is taken as one newline."""
+        ``"pty"``) the line discipline's ``\\r\\n`` is taken as one newline.
+        An output limit's ``truncated`` marker adds no line; at a ``"tail"``
+        gap (a chunk with ``skipped``) the line in progress is yielded as it
+        is, never joined with the text after the gap."""
         partial: Dict[str, List[AnyStr]] = {}
         nl = self._newline
         cr = self._carriage_return
@@ -224,6 +363,16 @@ class ProcessHandle(Generic[AnyStr]):
         try:
             async for chunk in self._iter_chunks():
                 if stream is not None and chunk.stream != stream:
+                    continue
+                if chunk.skipped is not None:
+                    cut = partial.pop(chunk.stream, None)
+                    fragment = self._empty.join(cut) if cut else self._empty
+                    if fragment:
+                        self._held = len(partial) + (1 if chunk.data else 0)
+                        if not self._held:
+                            self._wake()
+                        yield fragment
+                if not chunk.data:
                     continue
                 parts = chunk.data.split(nl)
                 if len(parts) == 1:
@@ -264,8 +413,10 @@ class ProcessHandle(Generic[AnyStr]):
             parts.append(data)
         return self._empty.join(parts)
 
-    async def wait(self, timeout: Optional[float] = None) -> ExitStatus:
-        """The exit status, after all output was delivered (see the module docs)."""
+    async def wait(self, timeout: Optional[float] = None) -> ProcessExit:
+        """The exit status, after all output was delivered (see the module docs):
+        a :class:`ProcessExit`, the ``(code, signal)`` tuple with ``cause``,
+        ``duration_ms``, ``output_bytes``, ... of the command envelope."""
         if timeout is not None:
             return await asyncio.wait_for(self.wait(), timeout)
         while self._exit is None:
@@ -334,6 +485,26 @@ class ProcessHandle(Generic[AnyStr]):
     async def kill(self) -> str:
         """SIGKILL to the process group."""
         return await self.signal("SIGKILL")
+
+    async def cancel(self, ladder: Optional[CancelLadder] = None, *, timeout: Optional[float] = None) -> CancelResult:
+        """``process.cancel``: end the process and everything below it with a cancel ladder.
+
+        ``ladder`` (else the spawn's ``cancel``, else the gateway's default
+        ``[("SIGINT", 2000), ("SIGTERM", 3000), ("SIGKILL",)]``) is run over the
+        whole tree; the call returns only once nothing of it is left, with
+        ``{"proc", "step", "signal", "code", "exit_signal"}``: the last step
+        sent and the process's own exit (its ``process.exit`` comes first,
+        and its cause is ``"cancel"`` unless a timeout or an output limit
+        started the ladder). That can take as long as the ladder's waits and
+        more, so there is no timeout unless ``timeout`` (seconds) is given; a
+        timeout only stops waiting, the ladder goes on. A cancel of a process
+        already being cancelled joins it (its ``ladder`` is ignored). After
+        the process's exit event, ``RpcError`` ``-32602`` (unknown proc).
+        """
+        params: Dict[str, Any] = {"proc": self.proc}
+        if ladder is not None:
+            params["ladder"] = ladder_param(ladder)
+        return cast(CancelResult, await self._call("process.cancel", params, timeout=timeout))
 
     async def resize(self, rows: int, cols: int) -> ResizeResult:
         """``process.resize``: set the size of the process's terminal (the
