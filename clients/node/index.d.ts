@@ -81,6 +81,8 @@ export interface ProcessUsage {
   max_rss_bytes: number;
   user_ms: number;
   system_ms: number;
+  /** The command's own cgroup recorded an OOM kill (false without a cgroup). */
+  oom_killed: boolean;
 }
 
 /** The exit members of the command envelopes, shared by the event payload and `ProcessExit`. */

@@ -153,6 +153,9 @@ pub struct Usage {
     pub user_ms: u64,
     /// System CPU time, in milliseconds.
     pub system_ms: u64,
+    /// The command's own cgroup recorded an OOM kill (only where the host
+    /// gives commands with memory limits a cgroup).
+    pub oom_killed: bool,
 }
 
 /// What the shell reports about a child.

@@ -30,6 +30,7 @@ use mio::{Interest, Registry, Token};
 use serde_json::{json, Map, Value};
 use slab::Slab;
 
+use super::sys::cgroup::{self, Cgroups, CommandCgroup};
 use super::sys::{child_setup, pidfd, pty, reaper, tree};
 use crate::engine::host::{
     ChildEvent, ChildKey, ExitStatus, Host, OutputStream, PtySize, ResourceLimits, SignalScope,
@@ -156,6 +157,8 @@ struct Child {
     /// Descendants found below it by `Tree` signals, so that they are still
     /// its tree after it is reaped (its orphans join the gateway's children).
     known: Vec<i32>,
+    /// Its own cgroup, for memory and process limits where delegated.
+    cgroup: Option<CommandCgroup>,
 }
 
 /// The children of one gateway.
@@ -176,6 +179,11 @@ pub struct Children {
     spawned_total: u64,
     reaped_total: u64,
     orphans_reaped: u64,
+    /// The delegated cgroup v2 that commands with limits get a cgroup in,
+    /// or why there is none.
+    cgroups: Result<Cgroups, String>,
+    /// Command cgroups a straggler kept busy at release: removed later.
+    stale_cgroups: Vec<CommandCgroup>,
 }
 
 impl Children {
@@ -200,6 +208,8 @@ impl Children {
             spawned_total: 0,
             reaped_total: 0,
             orphans_reaped: 0,
+            cgroups: Cgroups::detect(),
+            stale_cgroups: Vec::new(),
         }
     }
 
@@ -352,9 +362,11 @@ impl Children {
             };
             match self.by_pid.remove(&pid) {
                 Some(Some(key)) => {
+                    let mut oom_killed = false;
                     if let Some(child) = self.slab.get_mut(key) {
                         child.reaped = true;
                         child.pidfd = None;
+                        oom_killed = child.cgroup.as_ref().is_some_and(CommandCgroup::oom_killed);
                     }
                     self.reaped_total += 1;
                     track_group(pid, false);
@@ -362,6 +374,7 @@ impl Children {
                         max_rss_bytes: usage.max_rss_bytes,
                         user_ms: usage.user_ms,
                         system_ms: usage.system_ms,
+                        oom_killed,
                     };
                     events.push((ChildKey(key), ChildEvent::Exited(status, Some(usage))));
                 }
@@ -392,6 +405,16 @@ impl Children {
         for &pid in self.by_pid.keys() {
             track_group(pid, false);
         }
+        // Their cgroups go with them (once their processes have exited).
+        for (_, child) in self.slab.iter_mut() {
+            if let Some(cgroup) = child.cgroup.take() {
+                self.stale_cgroups.push(cgroup);
+            }
+        }
+        self.remove_stale_cgroups();
+        for left in &self.stale_cgroups {
+            log::warn!("cgroup {} is still busy at exit", left.path().display());
+        }
     }
 
     fn spawn_child(&mut self, spec: &SpawnSpec) -> io::Result<Spawned> {
@@ -417,6 +440,8 @@ impl Children {
         }
         let gateway = std::process::id() as libc::pid_t;
         let (limits, count) = rlimits(&spec.limits);
+        let mut cgroup = self.command_cgroup(&spec.limits)?;
+        let join = cgroup.as_ref().and_then(CommandCgroup::procs_fd);
         let (outputs, stdin) = match spec.pty {
             Some(size) => {
                 let pair = pty::open(pty::Size {
@@ -432,6 +457,9 @@ impl Children {
                     cmd.pre_exec(move || {
                         child_setup::take_terminal()?;
                         child_setup::prepare_child(gateway)?;
+                        if let Some(fd) = join {
+                            cgroup::join(fd)?;
+                        }
                         child_setup::set_limits(&limits[..count])
                     });
                 }
@@ -448,6 +476,9 @@ impl Children {
                 unsafe {
                     cmd.pre_exec(move || {
                         child_setup::prepare_child(gateway)?;
+                        if let Some(fd) = join {
+                            cgroup::join(fd)?;
+                        }
                         child_setup::set_limits(&limits[..count])
                     });
                 }
@@ -487,7 +518,21 @@ impl Children {
                 (outputs, Stdin::None)
             }
         };
-        let mut process = cmd.spawn()?;
+        let spawned = cmd.spawn();
+        if let Some(cgroup) = &mut cgroup {
+            cgroup.spawned();
+        }
+        let mut process = match spawned {
+            Ok(process) => process,
+            Err(e) => {
+                if let Some(cgroup) = &cgroup {
+                    if let Err(rm) = cgroup.remove() {
+                        log::warn!("cannot remove {}: {rm}", cgroup.path().display());
+                    }
+                }
+                return Err(e);
+            }
+        };
         // The command holds the child's ends; drop them so EOF arrives when
         // the child (and whatever inherited them) is done.
         drop(cmd);
@@ -513,6 +558,7 @@ impl Children {
             ended_master: None,
             reaped: false,
             known: Vec::new(),
+            cgroup,
         };
         if let Err(e) = self.watch(key, &mut child) {
             // Never leave a child running that nobody watches; the reaper
@@ -528,6 +574,34 @@ impl Children {
             key: ChildKey(key),
             pid: pid as u32,
         })
+    }
+
+    /// A cgroup for a command limited in memory or processes, where the
+    /// gateway's cgroup is delegated; `None` otherwise (rlimits alone).
+    fn command_cgroup(&mut self, limits: &ResourceLimits) -> io::Result<Option<CommandCgroup>> {
+        if limits.memory_bytes.is_none() && limits.processes.is_none() {
+            return Ok(None);
+        }
+        let Ok(cgroups) = &mut self.cgroups else {
+            return Ok(None);
+        };
+        cgroups
+            .create(limits.memory_bytes, limits.processes)
+            .map(Some)
+            .map_err(|e| {
+                io::Error::new(
+                    e.kind(),
+                    format!(
+                        "cannot make the command's cgroup in {}: {e}",
+                        cgroups.dir().display()
+                    ),
+                )
+            })
+    }
+
+    /// Removes command cgroups that were busy when their child was released.
+    fn remove_stale_cgroups(&mut self) {
+        self.stale_cgroups.retain(|c| c.remove().is_err());
     }
 
     /// Makes a new child's fds non-blocking and registers them.
@@ -727,6 +801,11 @@ impl Host for Children {
             unsafe { libc::kill(-child.pid, libc::SIGKILL) };
             self.by_pid.insert(child.pid, None);
         }
+        if let Some(cgroup) = child.cgroup {
+            // Busy while a straggler of the tree lives: removed later.
+            self.stale_cgroups.push(cgroup);
+        }
+        self.remove_stale_cgroups();
     }
 
     fn stats(&self) -> Map<String, Value> {
@@ -761,6 +840,19 @@ impl Host for Children {
             "process_tree".into(),
             json!({"held_by": holds, "killed_at_exit": how}),
         );
+        let limits = match &self.cgroups {
+            Ok(cgroups) => json!({
+                "mechanism": "cgroup+rlimit",
+                "scope": "memory_bytes and processes for the command's whole tree (its own cgroup v2), the rest per process (setrlimit before exec)",
+                "cgroup": cgroups.dir().to_string_lossy(),
+            }),
+            Err(why) => json!({
+                "mechanism": "rlimit",
+                "scope": "each process of a command's tree, separately (setrlimit before exec)",
+                "cgroup": format!("not used: {why}"),
+            }),
+        };
+        map.insert("process_limits".into(), limits);
         map
     }
 }

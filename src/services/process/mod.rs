@@ -560,19 +560,6 @@ impl Service for ProcessService {
         ))
     }
 
-    fn info(&self) -> Map<String, Value> {
-        let mut map = Map::new();
-        map.insert(
-            "process_limits".into(),
-            json!({
-                "mechanism": "rlimit",
-                "scope": "each process of a command's tree, separately (setrlimit before exec)",
-                "cgroup": "not used: the gateway does not create cgroups",
-            }),
-        );
-        map
-    }
-
     fn on_exit(&mut self, host: &mut dyn Host) {
         host.signal_descendants(libc::SIGKILL);
         for proc in std::mem::take(&mut self.procs).into_values() {

@@ -326,6 +326,11 @@ impl Proc {
             {
                 ("limit", Some("cpu_seconds"))
             }
+            ExitStatus::Signal(libc::SIGKILL)
+                if limits.memory_bytes.is_some() && self.usage.is_some_and(|u| u.oom_killed) =>
+            {
+                ("limit", Some("memory_bytes"))
+            }
             ExitStatus::Signal(libc::SIGXFSZ) if limits.file_size_bytes.is_some() => {
                 ("limit", Some("file_size_bytes"))
             }
@@ -377,7 +382,7 @@ impl Proc {
             if let Some(u) = self.usage {
                 payload.insert(
                     "usage".into(),
-                    json!({"max_rss_bytes": u.max_rss_bytes, "user_ms": u.user_ms, "system_ms": u.system_ms}),
+                    json!({"max_rss_bytes": u.max_rss_bytes, "user_ms": u.user_ms, "system_ms": u.system_ms, "oom_killed": u.oom_killed}),
                 );
             }
         }
@@ -654,6 +659,7 @@ mod tests {
             max_rss_bytes: 4096,
             user_ms: 990,
             system_ms: 15,
+            oom_killed: false,
         };
         p.on_exited(ExitStatus::Signal(libc::SIGKILL), Some(usage), t0);
         let exit = p.exit_payload().unwrap();
@@ -663,7 +669,7 @@ mod tests {
         );
         assert_eq!(
             exit["usage"],
-            json!({"max_rss_bytes": 4096, "user_ms": 990, "system_ms": 15})
+            json!({"max_rss_bytes": 4096, "user_ms": 990, "system_ms": 15, "oom_killed": false})
         );
         p.on_exited(ExitStatus::Signal(libc::SIGXFSZ), Some(usage), t0);
         assert_eq!(

@@ -2,6 +2,7 @@
 //! keeps its `sys/`: each function wraps one or two syscalls, says why it
 //! is safe, and is tested against real processes and fds. Linux only.
 //!
+//! * [`cgroup`]: a cgroup v2 per command with limits, where delegated;
 //! * [`child_setup`]: what runs in a forked child before `exec`;
 //! * [`pty`]: pseudo-terminal pairs and window sizes;
 //! * [`reaper`]: the child subreaper and `waitpid(-1)`;
@@ -9,6 +10,7 @@
 //!   never signalled by mistake;
 //! * [`tree`]: the gateway's descendants, walked through `/proc`.
 
+pub mod cgroup;
 pub mod child_setup;
 pub mod pidfd;
 pub mod pty;

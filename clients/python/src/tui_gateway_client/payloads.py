@@ -90,6 +90,7 @@ class ResourceUsage(TypedDict):
     max_rss_bytes: int
     user_ms: int
     system_ms: int
+    oom_killed: bool
 
 
 class Limits(TypedDict, total=False):

@@ -117,7 +117,7 @@ class ProcessExit(ExitStatus):
     - ``output_bytes``: raw bytes written per stream, forwarded or not;
     - ``discarded``: with ``output_limit``, the bytes not forwarded per stream;
     - ``limit``: with cause ``"limit"``, which one (``"cpu_seconds"``, ``"file_size_bytes"``);
-    - ``usage``: with ``limits``, ``{"max_rss_bytes", "user_ms", "system_ms"}``.
+    - ``usage``: with ``limits``, ``{"max_rss_bytes", "user_ms", "system_ms", "oom_killed"}``.
     """
 
     # Class-level defaults: an instance made by a tuple method (``_replace``,
