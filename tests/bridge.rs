@@ -142,6 +142,7 @@ fn the_client_sees_one_merged_ready_first() {
         "the backend's payload: {ready}"
     );
     assert!(payload["gateway"]["version"].is_string(), "{ready}");
+    assert_eq!(payload["backend_ready"], true, "{ready}");
     assert_eq!(
         payload["gateway"]["methods"],
         json!([

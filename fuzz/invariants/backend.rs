@@ -161,7 +161,8 @@ pub fn check(data: &[u8]) {
                 assert!(merged.ends_with(b"\n"));
                 match parse(&merged, "the merged ready") {
                     Some(value) => {
-                        assert_eq!(value["params"]["payload"]["gateway"], ours, "{value}")
+                        assert_eq!(value["params"]["payload"]["gateway"], ours, "{value}");
+                        assert_eq!(value["params"]["payload"]["backend_ready"], true, "{value}");
                     }
                     // Too deep to build: the payload is the backend's, with ours added.
                     None => assert!(merged

@@ -401,8 +401,10 @@ fn classify_array(body: &str, offset: usize) -> Line {
     )
 }
 
-/// The gateway's ready built from the backend's: its bytes, with one field
-/// `gateway` added to its payload (or a payload holding only that field).
+/// The gateway's ready built from the backend's: its bytes, with two fields
+/// added at the end of its payload, `gateway` (ours) and `backend_ready:
+/// true` (or a payload holding only those), so `payload.backend_ready` says
+/// whether the backend's ready came whichever way the ready went out.
 pub fn merged_ready(line: &[u8], payload: Option<Range<usize>>, ours: &Value) -> Vec<u8> {
     let mut gateway = Vec::new();
     write_json(&mut gateway, ours);
@@ -418,10 +420,14 @@ pub fn merged_ready(line: &[u8], payload: Option<Range<usize>>, ours: &Value) ->
             }
             frame.extend_from_slice(br#""gateway":"#);
             frame.extend_from_slice(&gateway);
+            frame.extend_from_slice(br#","backend_ready":true"#);
             frame.extend_from_slice(&line[span.start + close..]);
         }
         None => {
-            frame = event_frame("gateway.ready", &json!({ "gateway": ours }));
+            frame = event_frame(
+                "gateway.ready",
+                &json!({ "gateway": ours, "backend_ready": true }),
+            );
             frame.pop();
         }
     }
