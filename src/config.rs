@@ -166,6 +166,8 @@ pub struct Config {
     pub sigint: SigintPolicy,
     /// `--crash-log`
     pub crash_log: Option<PathBuf>,
+    /// `--trace`
+    pub trace: Option<PathBuf>,
     /// `--max-processes`
     pub max_processes: usize,
     /// `--child-stdin-limit`
@@ -188,6 +190,7 @@ impl Default for Config {
             coalesce_cap_bytes: DEFAULT_COALESCE_CAP_BYTES,
             sigint: SigintPolicy::Ignore,
             crash_log: None,
+            trace: None,
             max_processes: DEFAULT_MAX_PROCESSES,
             child_stdin_limit_bytes: DEFAULT_CHILD_STDIN_LIMIT_BYTES,
             backend: BackendConfig {
@@ -369,6 +372,20 @@ pub const FLAGS: &[Flag] = &[
         show: |c| serde_json::json!(c.crash_log.as_ref().map(|p| p.display().to_string())),
     },
     Flag {
+        name: "--trace",
+        value: Some("FILE"),
+        default: "(none)",
+        help: "append every frame in and out to FILE as NDJSON {t, dir, frame}; bounded and lossy, never slows the gateway (docs/protocol.md, Tracing)",
+        set: |c, n, v| {
+            if v.is_empty() {
+                return Err(bad(n, v, "a file path"));
+            }
+            c.trace = Some(PathBuf::from(v));
+            Ok(())
+        },
+        show: |c| serde_json::json!(c.trace.as_ref().map(|p| p.display().to_string())),
+    },
+    Flag {
         name: "--max-processes",
         value: Some("N"),
         default: "64",
@@ -541,6 +558,7 @@ pub const ENV_VARS: &[(&str, Option<&str>, &str)] = &[
         Some("--crash-log"),
         "default for --crash-log",
     ),
+    ("TUI_GATEWAY_TRACE", Some("--trace"), "default for --trace"),
     (
         "RUST_LOG",
         None,

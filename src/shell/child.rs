@@ -184,6 +184,8 @@ pub struct Children {
     cgroups: Result<Cgroups, String>,
     /// Command cgroups a straggler kept busy at release: removed later.
     stale_cgroups: Vec<CommandCgroup>,
+    /// `--trace` is on: its counters go into `gateway.stats`.
+    trace: bool,
 }
 
 impl Children {
@@ -210,6 +212,7 @@ impl Children {
             orphans_reaped: 0,
             cgroups: Cgroups::detect(),
             stale_cgroups: Vec::new(),
+            trace: false,
         }
     }
 
@@ -576,6 +579,11 @@ impl Children {
         })
     }
 
+    /// Says whether `--trace` is on, for `gateway.stats`.
+    pub fn report_trace(&mut self, on: bool) {
+        self.trace = on;
+    }
+
     /// A cgroup for a command limited in memory or processes, where the
     /// gateway's cgroup is delegated; `None` otherwise (rlimits alone).
     fn command_cgroup(&mut self, limits: &ResourceLimits) -> io::Result<Option<CommandCgroup>> {
@@ -820,6 +828,13 @@ impl Host for Children {
         map.insert("children_reaped".into(), json!(self.reaped_total));
         map.insert("orphans_reaped".into(), json!(self.orphans_reaped));
         map.insert("ptys_open".into(), json!(ptys));
+        if self.trace {
+            let (written, dropped, bytes) = super::trace::counters();
+            map.insert(
+                "trace".into(),
+                json!({"records_written": written, "records_dropped": dropped, "bytes_written": bytes}),
+            );
+        }
         map
     }
 

@@ -17,6 +17,7 @@ use super::child::Children;
 use super::parent::ParentWatch;
 use super::signals::{self, Action, Signals};
 use super::stdio::{self, Kind};
+use super::trace::{Dir, Trace};
 use super::{crashlog, stderr};
 use crate::config::{Config, SigintPolicy, PARENT_CHECK_INTERVAL};
 use crate::engine::lifecycle::{Cause, Exit};
@@ -83,11 +84,14 @@ pub(super) struct EventLoop {
     next_parent_check: Instant,
     child_events: Vec<(ChildKey, ChildEvent)>,
     buf: Vec<u8>,
+    /// `--trace`: every frame in and out.
+    trace: Option<Trace>,
 }
 
 impl EventLoop {
     pub(super) fn new(
         config: &Config,
+        trace: Option<Trace>,
         engine_for: impl FnOnce(Instant) -> io::Result<Engine>,
     ) -> io::Result<EventLoop> {
         let poll = Poll::new()?;
@@ -96,7 +100,8 @@ impl EventLoop {
             .register(&mut signals, SIGNALS, Interest::READABLE)?;
         let stdin = End::open(libc::STDIN_FILENO, &poll, STDIN, Interest::READABLE);
         let stdout = End::open(libc::STDOUT_FILENO, &poll, STDOUT, Interest::WRITABLE);
-        let children = Children::new(poll.registry().try_clone()?, FIRST_CHILD_TOKEN);
+        let mut children = Children::new(poll.registry().try_clone()?, FIRST_CHILD_TOKEN);
+        children.report_trace(trace.is_some());
         let now = Instant::now();
         Ok(EventLoop {
             engine: engine_for(now)?,
@@ -110,6 +115,7 @@ impl EventLoop {
             next_parent_check: now + PARENT_CHECK_INTERVAL,
             child_events: Vec::new(),
             buf: vec![0; READ_CHUNK],
+            trace,
         })
     }
 
@@ -133,8 +139,15 @@ impl EventLoop {
             self.engine.tick(&mut self.children, Instant::now());
             // Output queued by the tick (a drain finishing, an exit event) goes out now.
             self.write_stdout(Instant::now());
+            if let Some(trace) = &mut self.trace {
+                trace.flush(Instant::now());
+            }
             if let Some(exit) = self.engine.exit() {
                 let exit = exit.clone();
+                if let Some(trace) = &mut self.trace {
+                    // One last try, without blocking: what does not fit is dropped.
+                    trace.flush(Instant::now());
+                }
                 self.engine.on_exit(&mut self.children);
                 self.children.kill_all();
                 return exit;
@@ -214,6 +227,9 @@ impl EventLoop {
                     }
                     Ok(n) => {
                         let chunk = &self.buf[..n];
+                        if let Some(trace) = &mut self.trace {
+                            trace.bytes(Dir::In, chunk);
+                        }
                         self.engine.on_input(chunk, &mut self.children, now);
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
@@ -274,12 +290,23 @@ impl EventLoop {
             return;
         }
         let fd = self.stdout.fd;
+        let trace = &mut self.trace;
         while self.stdout.ready && self.engine.has_writable_output() {
-            match self
-                .engine
-                .outbound()
-                .write_with(now, |slices| stdio::writev(fd, slices))
-            {
+            match self.engine.outbound().write_with(now, |slices| {
+                let written = stdio::writev(fd, slices);
+                if let (Ok(n), Some(trace)) = (&written, trace.as_mut()) {
+                    let mut left = *n;
+                    for slice in slices {
+                        let take = left.min(slice.len());
+                        trace.bytes(Dir::Out, &slice[..take]);
+                        left -= take;
+                        if left == 0 {
+                            break;
+                        }
+                    }
+                }
+                written
+            }) {
                 Ok(n) => log::trace!("wrote {n} bytes to stdout"),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     self.stdout.ready = self.stdout.kind == Kind::AlwaysReady;

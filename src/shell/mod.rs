@@ -5,6 +5,7 @@
 //! * `stdio` classifies and flags the gateway's own fds;
 //! * `signals`, `child` and `parent` watch signals, children and the parent;
 //! * `stderr` and `crashlog` leave diagnostics that can never block or kill;
+//! * `trace` records every frame in and out (`--trace`), bounded and lossy;
 //! * `sys` wraps the syscalls std lacks (public so the benchmark and the
 //!   tests open terminals the way the gateway does).
 
@@ -17,6 +18,7 @@ mod signals;
 pub mod stderr;
 pub mod stdio;
 pub mod sys;
+pub mod trace;
 
 use std::time::Instant;
 
@@ -31,7 +33,20 @@ use crate::services;
 pub fn run(config: Config) -> i32 {
     prepare_process(&config);
     let started = Instant::now();
-    let exit = event_loop::EventLoop::new(&config, |now| {
+    let trace = match config.trace.as_deref().map(trace::Trace::open) {
+        None => None,
+        Some(Ok(trace)) => Some(trace),
+        Some(Err(e)) => {
+            let path = config.trace.as_deref().unwrap_or(std::path::Path::new(""));
+            stderr::line(&format!(
+                "tui-gateway: --trace {}: cannot open it: {e}",
+                path.display()
+            ));
+            stdio::restore_all();
+            return exit_code::USAGE;
+        }
+    };
+    let exit = event_loop::EventLoop::new(&config, trace, |now| {
         Engine::new(config.engine(), services::standard(&config), now)
             .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))
     })
