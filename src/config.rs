@@ -566,11 +566,102 @@ pub const ENV_VARS: &[(&str, Option<&str>, &str)] = &[
     ),
 ];
 
+/// One line on what the gateway is.
+pub const SUMMARY: &str = "a never-blocking NDJSON JSON-RPC 2.0 gateway for terminal UIs";
+
+/// What it does, for `--help` and the manual page.
+pub const DESCRIPTION: &str =
+    "Reads JSON-RPC 2.0 frames (one per line) on stdin and writes responses and\n\
+events on stdout. Diagnostics go to stderr. With -- CMD, CMD runs as the\n\
+backend on private pipes: every method but gateway.* is forwarded to it as\n\
+the same bytes, and its frames come back as it wrote them.";
+
+/// Where the contract is written down.
+pub const DOCS: &str =
+    "The full contract is in the tui-gateway repository, in docs/: docs/protocol.md\n\
+(framing, methods, events, errors, limits, signals, tracing), docs/process.md\n\
+(process.*) and docs/bridge.md (-- CMD); tui-gateway --man prints a manual page.";
+
+/// The methods, by who serves them.
+pub const METHODS: &[(&str, &str)] = &[
+    (
+        "built-in",
+        "gateway.ping, gateway.info, gateway.stats, gateway.shutdown, client.capabilities",
+    ),
+    (
+        "processes",
+        "process.spawn, process.write, process.close_stdin, process.signal, process.cancel, process.list, process.resize",
+    ),
+    (
+        "with a backend",
+        "only gateway.* (and process.* with --local-process) are the gateway's; the rest is forwarded",
+    ),
+    (
+        "events (method \"event\", params {type, payload})",
+        "gateway.ready (always the first line), process.output, process.exit; with a backend: backend.ready, backend.exited",
+    ),
+];
+
+/// Arguments that print something and exit 0 instead of running.
+pub const EARLY_EXITS: &[(&str, &str)] = &[
+    ("-h, --help", "print this help"),
+    ("-V, --version", "print the version"),
+    (
+        "--man",
+        "print the manual page (roff: tui-gateway --man | man -l -)",
+    ),
+    (
+        "--completions bash|zsh|fish",
+        "print a completion script for that shell",
+    ),
+];
+
+/// How the gateway takes each signal.
+pub const SIGNALS: &[(&str, &str)] = &[
+    (
+        "SIGTERM, SIGHUP, SIGQUIT, SIGPWR, SIGXCPU, SIGABRT",
+        "orderly shutdown (a second one: exit 4)",
+    ),
+    ("SIGINT", "as --sigint says"),
+    (
+        "SIGUSR1, SIGUSR2, SIGALRM, SIGVTALRM, SIGPROF, SIGXFSZ, SIGIO, SIGSTKFLT, SIGPIPE and the real-time signals",
+        "ignored (counted in gateway.stats)",
+    ),
+];
+
+/// Every exit code.
+pub const EXIT_CODES: &[(&str, &str)] = &[
+    (
+        "0",
+        "orderly shutdown (stdin EOF, gateway.shutdown, a shutdown signal, parent exited)",
+    ),
+    ("3", "stdout peer gone, stalled or too slow"),
+    (
+        "4",
+        "shutdown deadline forced the exit (or a second shutdown signal)",
+    ),
+    ("64", "bad command line (or a --trace file that cannot be opened)"),
+    (
+        "69",
+        "the backend CMD cannot be started (not found, not executable)",
+    ),
+    ("70", "internal error (a panic, or out of memory)"),
+    ("74", "host I/O error writing stdout (ENOSPC, EIO, ...)"),
+    (
+        "N",
+        "with a backend: the backend's own exit status once it is gone for good (128+S when a signal S ended it, as a shell reports it)",
+    ),
+];
+
 /// Why the command line did not produce a configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ConfigError {
     /// `--help` was asked for.
     Help,
+    /// `--man`: print the manual page.
+    Man,
+    /// `--completions SHELL`: print a completion script.
+    Completions(crate::manual::Shell),
     /// `--version` was asked for.
     Version,
     /// A bad flag or value; the text names it.
@@ -581,6 +672,8 @@ impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ConfigError::Help => f.write_str("help requested"),
+            ConfigError::Man => f.write_str("manual page requested"),
+            ConfigError::Completions(shell) => write!(f, "{shell:?} completions requested"),
             ConfigError::Version => f.write_str("version requested"),
             ConfigError::Usage(msg) => write!(f, "{msg} (see --help)"),
         }
@@ -623,6 +716,28 @@ impl Config {
             }
             if arg == "--version" || arg == "-V" {
                 return Err(ConfigError::Version);
+            }
+            if arg == "--man" {
+                return Err(ConfigError::Man);
+            }
+            if arg == "--completions" || arg.starts_with("--completions=") {
+                let shell = match arg.split_once('=') {
+                    Some((_, v)) => v.to_owned(),
+                    None => match args.next() {
+                        Some(v) => os_to_string("--completions", v)?,
+                        None => {
+                            return Err(ConfigError::Usage(
+                                "--completions needs a shell: bash, zsh or fish".into(),
+                            ))
+                        }
+                    },
+                };
+                return match crate::manual::Shell::parse(&shell) {
+                    Some(shell) => Err(ConfigError::Completions(shell)),
+                    None => Err(ConfigError::Usage(format!(
+                        "--completions: unknown shell {shell:?} (expected bash, zsh or fish)"
+                    ))),
+                };
             }
             let (name, inline) = match arg.split_once('=') {
                 Some((n, v)) if n.starts_with("--") => (n.to_owned(), Some(v.to_owned())),
@@ -756,26 +871,18 @@ impl Config {
 
     /// The `--help` text.
     pub fn help() -> String {
-        let mut text = String::from(
-            "tui-gateway: a never-blocking NDJSON JSON-RPC 2.0 gateway for terminal UIs\n\n\
+        let mut text = format!(
+            "tui-gateway: {SUMMARY}\n\n\
              Usage: tui-gateway [FLAGS]\n       \
-             tui-gateway [FLAGS] -- CMD [ARGS...]   (bridge to an existing backend)\n\n\
-             Reads JSON-RPC 2.0 frames (one per line) on stdin and writes responses and\n\
-             events on stdout. Diagnostics go to stderr. With -- CMD, CMD runs as the\n\
-             backend on private pipes: every method but gateway.* is forwarded to it as\n\
-             the same bytes, and its frames come back as it wrote them. The full contract\n\
-             is in the tui-gateway documentation: protocol.md (framing, methods, events,\n\
-             errors, limits, signals), process.md (process.*) and bridge.md (-- CMD).\n\n\
-             Methods:\n  \
-             gateway.ping, gateway.info, gateway.stats, gateway.shutdown, client.capabilities\n  \
-             process.spawn, process.write, process.close_stdin, process.signal, process.cancel,\n  \
-             process.list, process.resize\n  \
-             with a backend: only gateway.* (and process.* with --local-process) are the gateway's\n\
-             Events (method \"event\", params {type, payload}):\n  \
-             gateway.ready (always the first line), process.output, process.exit;\n  \
-             with a backend: backend.ready, backend.exited\n\n\
-             Flags (sizes take a plain byte count or a KiB/MiB/GiB suffix):\n",
+             tui-gateway [FLAGS] -- CMD [ARGS...]   (bridge to an existing backend)\n       \
+             tui-gateway --man | --completions bash|zsh|fish | --help | --version\n\n\
+             {DESCRIPTION}\n\n\
+             Methods:\n"
         );
+        for (what, list) in METHODS {
+            text.push_str(&format!("  {what}: {list}\n"));
+        }
+        text.push_str("\nFlags (sizes take a plain byte count or a KiB/MiB/GiB suffix):\n");
         for flag in FLAGS {
             let value = flag.value.map(|v| format!(" {v}")).unwrap_or_default();
             text.push_str(&format!(
@@ -783,33 +890,24 @@ impl Config {
                 flag.name, flag.help, flag.default
             ));
         }
-        text.push_str(
-            "  -h, --help\n      print this help\n  -V, --version\n      print the version\n",
-        );
+        for (names, what) in EARLY_EXITS {
+            text.push_str(&format!("  {names}\n      {what}\n"));
+        }
         text.push_str(
             "\nEnvironment (a flag on the command line wins; an empty variable counts as unset):\n",
         );
         for (name, _, what) in ENV_VARS {
             text.push_str(&format!("  {name}\n      {what}\n"));
         }
-        text.push_str(
-            "\nSignals:\n  \
-             SIGTERM, SIGHUP, SIGQUIT, SIGPWR, SIGXCPU, SIGABRT: orderly shutdown (a second one: exit 4)\n  \
-             SIGINT: as --sigint says\n  \
-             SIGUSR1, SIGUSR2, SIGALRM, SIGVTALRM, SIGPROF, SIGXFSZ, SIGIO, SIGSTKFLT, SIGPIPE and\n  \
-             the real-time signals: ignored (counted in gateway.stats)\n",
-        );
-        text.push_str(
-            "\nExit codes:\n  0   orderly shutdown (stdin EOF, gateway.shutdown, a shutdown signal, parent exited)\n  \
-             3   stdout peer gone, stalled or too slow\n  \
-             4   shutdown deadline forced the exit (or a second shutdown signal)\n  \
-             64  bad command line\n  \
-             69  the backend CMD cannot be started (not found, not executable)\n  \
-             70  internal error (a panic, or out of memory)\n  \
-             74  host I/O error writing stdout (ENOSPC, EIO, ...)\n  \
-             N   with a backend: the backend's own exit status once it is gone for good\n      \
-             (128+S when a signal S ended it, as a shell reports it)\n",
-        );
+        text.push_str("\nSignals:\n");
+        for (signals, what) in SIGNALS {
+            text.push_str(&format!("  {signals}: {what}\n"));
+        }
+        text.push_str("\nExit codes:\n");
+        for (code, what) in EXIT_CODES {
+            text.push_str(&format!("  {code:<4}{what}\n"));
+        }
+        text.push_str(&format!("\n{DOCS}\n"));
         text
     }
 }

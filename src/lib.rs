@@ -60,6 +60,7 @@
 
 pub mod config;
 pub mod engine;
+pub mod manual;
 pub mod services;
 pub mod shell;
 pub mod signal_name;

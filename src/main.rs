@@ -18,6 +18,17 @@ fn main() {
             println!("tui-gateway {}", tui_gateway::engine::VERSION);
             0
         }
+        Err(ConfigError::Man) => {
+            print!(
+                "{}",
+                tui_gateway::manual::man_page(tui_gateway::engine::VERSION)
+            );
+            0
+        }
+        Err(ConfigError::Completions(shell)) => {
+            print!("{}", tui_gateway::manual::completions(shell));
+            0
+        }
         Err(err @ ConfigError::Usage(_)) => {
             eprintln!("tui-gateway: {err}");
             exit_code::USAGE

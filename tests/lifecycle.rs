@@ -509,8 +509,8 @@ fn help_exits_0_and_lists_every_flag_env_var_and_exit_code() {
             "--help does not document exit code {code}"
         );
     }
-    // Every method the gateway announces, and the docs by name (an
-    // installed binary has no repository around it).
+    // Every method the gateway announces, and where the docs are: paths in
+    // the repository, never a path on the machine that built it.
     let gw = Gateway::spawn(&[]);
     let methods = gw.ready_payload()["methods"].as_array().unwrap().clone();
     for method in methods {
@@ -518,10 +518,122 @@ fn help_exits_0_and_lists_every_flag_env_var_and_exit_code() {
         assert!(stdout.contains(method), "--help lacks {method}:\n{stdout}");
     }
     assert!(
-        !stdout.contains("docs/"),
-        "--help names a repository path:\n{stdout}"
+        !stdout.contains(env!("CARGO_MANIFEST_DIR")),
+        "--help names a path of the build machine:\n{stdout}"
     );
-    assert!(stdout.contains("protocol.md") && stdout.contains("process.md"));
+    for doc in ["docs/protocol.md", "docs/process.md", "docs/bridge.md"] {
+        assert!(stdout.contains(doc), "--help lacks {doc}:\n{stdout}");
+        let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(doc);
+        assert!(file.is_file(), "--help names {doc}, which does not exist");
+    }
+    assert!(stdout.contains("--man") && stdout.contains("--completions"));
+}
+
+#[test]
+fn man_prints_a_manual_page_generated_from_the_flag_table() {
+    let (code, stdout, stderr) = run_cli(&["--man"], &[]);
+    assert_eq!(code, 0, "stderr:\n{stderr}");
+    assert!(stdout.starts_with(".TH TUI-GATEWAY 1"), "{stdout}");
+    for section in ["NAME", "SYNOPSIS", "OPTIONS", "ENVIRONMENT", "EXIT STATUS"] {
+        assert!(stdout.contains(&format!(".SH {section}\n")), "no {section}");
+    }
+    for flag in tui_gateway::config::FLAGS {
+        let roff = flag.name.replace('-', "\\-");
+        assert!(stdout.contains(&roff), "--man lacks {}", flag.name);
+    }
+    // Rendered by man where it is installed: every flag survives roff.
+    if let Ok(out) = std::process::Command::new("sh")
+        .arg("-c")
+        .arg("command -v man >/dev/null && man -l - | col -b")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            child.stdin.take().unwrap().write_all(stdout.as_bytes())?;
+            child.wait_with_output()
+        })
+    {
+        let text = String::from_utf8_lossy(&out.stdout);
+        if out.status.success() && !text.is_empty() {
+            assert!(text.contains("--backend-ready"), "{text}");
+        }
+    }
+}
+
+/// Runs `script` in `shell` with the completions for it loaded; its stdout.
+fn complete_in(shell: &str, completions: &str, script: &str) -> String {
+    let file = TempFile::new(&format!("completions-{shell}"));
+    std::fs::write(file.path(), completions).unwrap();
+    let script = script.replace("FILE", file.path().to_str().unwrap());
+    let out = std::process::Command::new(shell)
+        .args(["-c", &script])
+        .output()
+        .unwrap_or_else(|e| panic!("{shell} is needed (CI installs it): {e}"));
+    assert!(
+        out.status.success(),
+        "{shell}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn completions_for_bash_zsh_and_fish_complete_flags_and_their_values() {
+    let script = |shell: &str| {
+        let (code, stdout, stderr) = run_cli(&["--completions", shell], &[]);
+        assert_eq!(code, 0, "stderr:\n{stderr}");
+        stdout
+    };
+    let bash = script("bash");
+    let flags = complete_in(
+        "bash",
+        &bash,
+        "source FILE; COMP_WORDS=(tui-gateway --backend-re); COMP_CWORD=1; _tui_gateway; echo ${COMPREPLY[@]}",
+    );
+    assert_eq!(
+        flags.trim(),
+        "--backend-ready --backend-ready-timeout --backend-restart"
+    );
+    let values = complete_in(
+        "bash",
+        &bash,
+        "source FILE; COMP_WORDS=(tui-gateway --sigint ''); COMP_CWORD=2; _tui_gateway; echo ${COMPREPLY[@]}",
+    );
+    assert_eq!(values.trim(), "ignore shutdown");
+
+    let fish = script("fish");
+    let values = complete_in(
+        "fish",
+        &fish,
+        "source FILE; complete -C 'tui-gateway --backend-ready '",
+    );
+    let words: Vec<&str> = values
+        .lines()
+        .map(|l| l.split('\t').next().unwrap())
+        .collect();
+    assert_eq!(words, ["event", "none"]);
+    let flags = complete_in(
+        "fish",
+        &fish,
+        "source FILE; complete -C 'tui-gateway --tra'",
+    );
+    assert!(flags.starts_with("--trace\t"), "{flags}");
+
+    let zsh = script("zsh");
+    assert!(zsh.starts_with("#compdef tui-gateway\n"));
+    complete_in("zsh", &zsh, "zsh -n FILE");
+    for flag in tui_gateway::config::FLAGS {
+        assert!(
+            zsh.contains(&format!("'{}", flag.name)),
+            "zsh lacks {}",
+            flag.name
+        );
+    }
+
+    let (code, _, stderr) = run_cli(&["--completions", "tcsh"], &[]);
+    assert_eq!(code, 64);
+    assert!(stderr.contains("unknown shell \"tcsh\""), "{stderr}");
 }
 
 #[test]
