@@ -51,6 +51,7 @@
 //!    in numbers").
 
 #![deny(
+    unsafe_code,
     missing_docs,
     missing_debug_implementations,
     rust_2018_idioms,

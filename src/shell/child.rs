@@ -30,8 +30,9 @@ use mio::{Interest, Registry, Token};
 use serde_json::{json, Map, Value};
 use slab::Slab;
 
-use super::sys::cgroup::{self, Cgroups, CommandCgroup};
-use super::sys::{child_setup, pidfd, pty, reaper, tree};
+use super::sys::cgroup::{Cgroups, CommandCgroup};
+use super::sys::child_setup::{self, Setup};
+use super::sys::{fd, pidfd, process, pty, reaper, tree};
 use crate::engine::host::{
     ChildEvent, ChildKey, ExitStatus, Host, OutputStream, PtySize, ResourceLimits, SignalScope,
     SpawnSpec, Spawned, StderrMode, StdinMode, Usage,
@@ -51,8 +52,8 @@ static LIVE_GROUPS: Mutex<Vec<i32>> = Mutex::new(Vec::new());
 pub fn kill_all_groups_now() {
     if let Ok(groups) = LIVE_GROUPS.try_lock() {
         for &pgid in groups.iter() {
-            // SAFETY: kill has no memory effects.
-            unsafe { libc::kill(-pgid, libc::SIGKILL) };
+            // Ours: the leader of each listed group is unreaped.
+            let _already_gone = process::kill_group(pgid, libc::SIGKILL);
         }
     }
 }
@@ -65,9 +66,8 @@ pub fn kill_all_descendants_now() {
 
 fn kill_descendants(signal: i32) {
     for pid in tree::descendants(std::process::id() as libc::pid_t) {
-        // SAFETY: kill has no memory effects; the pid was found below the
-        // gateway in this walk.
-        unsafe { libc::kill(pid, signal) };
+        // Ours: found below the gateway in this walk.
+        let _already_gone = process::kill(pid, signal);
     }
 }
 
@@ -441,31 +441,28 @@ impl Children {
                 None => cmd.env_remove(name),
             };
         }
-        let gateway = std::process::id() as libc::pid_t;
-        let (limits, count) = rlimits(&spec.limits);
+        let (limits, limit_count) = rlimits(&spec.limits);
         let mut cgroup = self.command_cgroup(&spec.limits)?;
-        let join = cgroup.as_ref().and_then(CommandCgroup::procs_fd);
+        let setup = Setup {
+            gateway: std::process::id() as libc::pid_t,
+            terminal: false,
+            cgroup: cgroup.as_ref().and_then(CommandCgroup::procs_fd),
+            limits,
+            limit_count,
+        };
         let (outputs, stdin) = match spec.pty {
             Some(size) => {
-                let pair = pty::open(pty::Size {
-                    rows: size.rows,
-                    cols: size.cols,
-                })?;
+                let pair = pty::open(size)?;
                 cmd.stdin(Stdio::from(pair.slave.try_clone()?));
                 cmd.stdout(Stdio::from(pair.slave.try_clone()?));
                 cmd.stderr(Stdio::from(pair.slave));
-                // SAFETY: both functions make async-signal-safe syscalls only
-                // and allocate nothing, as code between fork and exec must.
-                unsafe {
-                    cmd.pre_exec(move || {
-                        child_setup::take_terminal()?;
-                        child_setup::prepare_child(gateway)?;
-                        if let Some(fd) = join {
-                            cgroup::join(fd)?;
-                        }
-                        child_setup::set_limits(&limits[..count])
-                    });
-                }
+                child_setup::install(
+                    &mut cmd,
+                    Setup {
+                        terminal: true,
+                        ..setup
+                    },
+                );
                 let master = Output {
                     file: File::from(pair.master),
                     stream: OutputStream::Pty,
@@ -475,22 +472,13 @@ impl Children {
             }
             None => {
                 cmd.process_group(0);
-                // SAFETY: as above.
-                unsafe {
-                    cmd.pre_exec(move || {
-                        child_setup::prepare_child(gateway)?;
-                        if let Some(fd) = join {
-                            cgroup::join(fd)?;
-                        }
-                        child_setup::set_limits(&limits[..count])
-                    });
-                }
-                let (out_read, out_write) = pipe()?;
+                child_setup::install(&mut cmd, setup);
+                let (out_read, out_write) = fd::pipe()?;
                 let mut err_read = None;
                 cmd.stdout(Stdio::from(out_write.try_clone()?));
                 match spec.stderr {
                     StderrMode::Pipe => {
-                        let (r, w) = pipe()?;
+                        let (r, w) = fd::pipe()?;
                         err_read = Some(r);
                         cmd.stderr(Stdio::from(w));
                     }
@@ -566,8 +554,8 @@ impl Children {
         if let Err(e) = self.watch(key, &mut child) {
             // Never leave a child running that nobody watches; the reaper
             // collects it (its pid maps to no key).
-            // SAFETY: kill has no memory effects; the pid is unreaped.
-            unsafe { libc::kill(-pid, libc::SIGKILL) };
+            // Ours: the pid is unreaped.
+            let _already_gone = process::kill_group(pid, libc::SIGKILL);
             return Err(e);
         }
         let inserted = self.slab.insert(child);
@@ -698,11 +686,10 @@ impl Host for Children {
     fn signal(&mut self, key: ChildKey, signal: i32, scope: SignalScope) -> io::Result<()> {
         let child = self.slab.get_mut(key.0).ok_or(io::ErrorKind::NotFound)?;
         if !child.reaped {
-            let result = match scope {
+            return match scope {
                 // While the leader is unreaped its pid (the group's id) cannot
                 // have been reused: the group is ours.
-                // SAFETY: kill has no memory effects.
-                SignalScope::Group => unsafe { libc::kill(-child.pid, signal) },
+                SignalScope::Group => process::kill_group(child.pid, signal),
                 SignalScope::Tree => {
                     let below = tree::descendants(child.pid);
                     for &pid in &below {
@@ -711,21 +698,16 @@ impl Host for Children {
                         }
                     }
                     let leader = match &child.pidfd {
-                        Some(fd) => pidfd::send_signal(fd, signal).map_or(-1, |()| 0),
-                        // SAFETY: as above: an unreaped pid is ours.
-                        None => unsafe { libc::kill(child.pid, signal) },
+                        Some(fd) => pidfd::send_signal(fd, signal),
+                        // As above: an unreaped pid is ours.
+                        None => process::kill(child.pid, signal),
                     };
                     for pid in below {
-                        // SAFETY: found below the leader in this walk.
-                        unsafe { libc::kill(pid, signal) };
+                        // Ours: found below the leader in this walk.
+                        let _already_gone = process::kill(pid, signal);
                     }
                     leader
                 }
-            };
-            return if result == 0 {
-                Ok(())
-            } else {
-                Err(io::Error::last_os_error())
             };
         }
         // The leader is reaped: its id may belong to a stranger by now. What
@@ -741,8 +723,8 @@ impl Host for Children {
             return Err(io::Error::from_raw_os_error(libc::ESRCH));
         }
         for pid in members {
-            // SAFETY: kill has no memory effects; found below the gateway.
-            unsafe { libc::kill(pid, signal) };
+            // Ours: found below the gateway.
+            let _already_gone = process::kill(pid, signal);
         }
         Ok(())
     }
@@ -754,8 +736,8 @@ impl Host for Children {
         // Without a walk (or as a complement), every group whose leader is
         // unreaped, which is provably ours.
         for &pid in self.by_pid.keys() {
-            // SAFETY: kill has no memory effects.
-            unsafe { libc::kill(-pid, signal) };
+            // Ours: the leader is unreaped.
+            let _already_gone = process::kill_group(pid, signal);
         }
     }
 
@@ -778,13 +760,7 @@ impl Host for Children {
             return Err(io::ErrorKind::Unsupported.into());
         }
         let master = child.outputs[0].as_ref().ok_or(io::ErrorKind::BrokenPipe)?;
-        pty::resize(
-            master.file.as_raw_fd(),
-            pty::Size {
-                rows: size.rows,
-                cols: size.cols,
-            },
-        )?;
+        pty::resize(master.file.as_raw_fd(), size)?;
         child.pty = Some(size);
         Ok(())
     }
@@ -805,8 +781,8 @@ impl Host for Children {
         if !child.reaped {
             // Released while running: do not leave it behind. The reaper
             // collects it later; its pid no longer maps to a key.
-            // SAFETY: kill has no memory effects; the pid is unreaped.
-            unsafe { libc::kill(-child.pid, libc::SIGKILL) };
+            // Ours: the pid is unreaped.
+            let _already_gone = process::kill_group(child.pid, libc::SIGKILL);
             self.by_pid.insert(child.pid, None);
         }
         if let Some(cgroup) = child.cgroup {
@@ -908,20 +884,4 @@ fn rlimits(limits: &ResourceLimits) -> ([child_setup::Rlimit; 5], usize) {
         }
     }
     (out, count)
-}
-
-/// A close-on-exec pipe: (read end, write end).
-fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
-    let mut fds = [0; 2];
-    // SAFETY: pipe2 writes two fds into the array on success.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: both fds were just created and are owned by nobody else.
-    Ok(unsafe {
-        (
-            std::os::fd::FromRawFd::from_raw_fd(fds[0]),
-            std::os::fd::FromRawFd::from_raw_fd(fds[1]),
-        )
-    })
 }

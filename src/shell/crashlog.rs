@@ -64,19 +64,7 @@ pub fn entry_without_allocating(kind: &str, detail: fmt::Arguments<'_>) {
     let _ = write!(text, "=== gateway {kind} · ");
     let _ = write_utc(&mut text, since.as_secs() as i64, since.subsec_millis());
     let _ = writeln!(text, " · {detail} ===");
-    // SAFETY: the path is NUL-terminated in a live stack buffer; open, write
-    // and close have no memory effects beyond the buffers passed.
-    unsafe {
-        let fd = libc::open(
-            c_path.bytes().as_ptr().cast(),
-            libc::O_WRONLY | libc::O_APPEND | libc::O_CREAT | libc::O_CLOEXEC,
-            0o644,
-        );
-        if fd >= 0 {
-            libc::write(fd, text.bytes().as_ptr().cast(), text.bytes().len());
-            libc::close(fd);
-        }
-    }
+    super::sys::fd::append_once(c_path.bytes(), 0o644, text.bytes());
 }
 
 /// A fixed-size text buffer on the stack: writes past its end are cut.

@@ -8,11 +8,18 @@
 //! system allocator; when it returns null, [`exhausted`] records the reason
 //! on stderr and in the crash log, SIGKILLs every child group, restores the
 //! stdio flags and exits 70, allocating nothing on the way.
+//!
+//! The one module outside `sys/` with `unsafe` code: `GlobalAlloc` is an
+//! unsafe trait, and its methods are unsafe by definition. They forward to
+//! `System` and nothing else.
+
+#![allow(unsafe_code)]
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::fmt::Write as _;
 
 use super::crashlog::{self, StackText};
+use super::sys::process;
 use super::{child, stderr, stdio};
 use crate::engine::lifecycle::exit_code;
 
@@ -68,6 +75,5 @@ pub fn exhausted(size: usize) -> ! {
     );
     child::kill_all_groups_now();
     stdio::restore_all();
-    // SAFETY: _exit ends the process at once; nothing is left to unwind.
-    unsafe { libc::_exit(exit_code::INTERNAL) }
+    process::exit_now(exit_code::INTERNAL)
 }

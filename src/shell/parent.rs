@@ -8,6 +8,8 @@
 //! confirmed gone, or a zombie, or reused by a younger process (wrappers and
 //! trampolines that exec in place keep their pid and do not trigger this).
 
+use super::sys::process;
+
 /// Watches the original parent.
 #[derive(Debug)]
 pub struct ParentWatch {
@@ -19,8 +21,7 @@ impl ParentWatch {
     /// Records the current parent. `None` when there is nothing to watch (the
     /// parent is already init, as for a daemon or an orphan).
     pub fn new() -> Option<ParentWatch> {
-        // SAFETY: getppid cannot fail.
-        let ppid = unsafe { libc::getppid() };
+        let ppid = process::parent_pid();
         (ppid > 1).then(|| ParentWatch {
             ppid,
             start_time: start_time(ppid),
@@ -29,8 +30,7 @@ impl ParentWatch {
 
     /// True once the original parent has exited.
     pub fn parent_exited(&self) -> bool {
-        // SAFETY: getppid cannot fail.
-        if unsafe { libc::getppid() } == self.ppid {
+        if process::parent_pid() == self.ppid {
             return false;
         }
         match std::fs::read_to_string(format!("/proc/{}/stat", self.ppid)) {

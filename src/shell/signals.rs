@@ -121,21 +121,10 @@ pub fn install() -> io::Result<Signals> {
     let realtime: Vec<i32> = REALTIME
         .filter(|s| (libc::SIGRTMIN()..=libc::SIGRTMAX()).contains(s))
         .collect();
-    // SAFETY: sigemptyset/sigaddset only write the local set; sigprocmask
-    // changes this thread's mask (the gateway has one thread); setting a
-    // disposition to SIG_IGN affects only this process.
-    unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        for &s in TABLE.iter().map(|(s, ..)| s) {
-            libc::sigaddset(&mut set, s);
-        }
-        libc::sigprocmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
-        libc::signal(libc::SIGPIPE, libc::SIG_IGN);
-        for signal in realtime {
-            libc::signal(signal, libc::SIG_IGN);
-        }
-    }
+    let handled: Vec<i32> = TABLE.iter().map(|(s, ..)| *s).collect();
+    let mut ignored = realtime;
+    ignored.push(libc::SIGPIPE);
+    super::sys::process::unblock_and_ignore(&handled, &ignored);
     Signals::new(TABLE.iter().map(|(s, ..)| *s))
 }
 

@@ -29,19 +29,14 @@ pub fn write_bytes(buf: &[u8]) -> bool {
     }
     let mut written = 0;
     while written < buf.len() {
-        // SAFETY: fd 2 is valid for the life of the process; the slice is valid.
-        let n = unsafe {
-            libc::write(
-                libc::STDERR_FILENO,
-                buf[written..].as_ptr().cast(),
-                buf.len() - written,
-            )
+        let err = match super::sys::fd::write(libc::STDERR_FILENO, &buf[written..]) {
+            Ok(n) if n > 0 => {
+                written += n;
+                continue;
+            }
+            Ok(_) => std::io::Error::from_raw_os_error(libc::EAGAIN),
+            Err(e) => e,
         };
-        if n > 0 {
-            written += n as usize;
-            continue;
-        }
-        let err = std::io::Error::last_os_error();
         match err.raw_os_error() {
             Some(libc::EINTR) => continue,
             Some(libc::EAGAIN) => {}

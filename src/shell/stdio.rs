@@ -11,6 +11,8 @@ use std::io;
 use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicI32, Ordering};
 
+use super::sys::fd::{self as sys_fd, FileKind};
+
 /// "Not saved" marker for [`SAVED_FLAGS`].
 const UNSET: i32 = i32::MIN;
 
@@ -35,14 +37,10 @@ pub enum Kind {
 
 /// Looks at `fd` with `fstat`.
 pub fn kind(fd: RawFd) -> Kind {
-    // SAFETY: fstat writes into the zeroed struct we own.
-    let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    if unsafe { libc::fstat(fd, &mut st) } != 0 {
-        return Kind::Closed;
-    }
-    match st.st_mode & libc::S_IFMT {
-        libc::S_IFREG | libc::S_IFDIR | libc::S_IFBLK => Kind::AlwaysReady,
-        _ => Kind::Pollable,
+    match sys_fd::file_kind(fd) {
+        None => Kind::Closed,
+        Some(FileKind::File) => Kind::AlwaysReady,
+        Some(FileKind::Stream) => Kind::Pollable,
     }
 }
 
@@ -100,61 +98,8 @@ pub fn cloexec_inherited() {
 
 /// Marks `fd` close-on-exec so no child inherits it.
 pub fn set_cloexec(fd: RawFd) {
-    // SAFETY: F_GETFD/F_SETFD only touch the fd table entry.
-    unsafe {
-        let flags = libc::fcntl(fd, libc::F_GETFD);
-        if flags >= 0 {
-            libc::fcntl(fd, libc::F_SETFD, flags | libc::FD_CLOEXEC);
-        }
-    }
+    sys_fd::set_cloexec(fd);
 }
 
-fn get_flags(fd: RawFd) -> io::Result<i32> {
-    // SAFETY: F_GETFL has no memory effects.
-    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
-    if flags < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(flags)
-    }
-}
-
-fn set_flags(fd: RawFd, flags: i32) -> io::Result<()> {
-    // SAFETY: F_SETFL has no memory effects.
-    if unsafe { libc::fcntl(fd, libc::F_SETFL, flags) } < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(())
-    }
-}
-
-/// One `read(2)`, retried on `EINTR`.
-pub fn read(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
-    loop {
-        // SAFETY: the buffer is valid for `buf.len()` bytes.
-        let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
-        if n >= 0 {
-            return Ok(n as usize);
-        }
-        let err = io::Error::last_os_error();
-        if err.kind() != io::ErrorKind::Interrupted {
-            return Err(err);
-        }
-    }
-}
-
-/// One `writev(2)`, retried on `EINTR`.
-pub fn writev(fd: RawFd, slices: &[io::IoSlice<'_>]) -> io::Result<usize> {
-    loop {
-        // SAFETY: IoSlice is ABI-compatible with iovec; the count fits an int
-        // because the queue never hands out more than 64 slices.
-        let n = unsafe { libc::writev(fd, slices.as_ptr().cast(), slices.len() as libc::c_int) };
-        if n >= 0 {
-            return Ok(n as usize);
-        }
-        let err = io::Error::last_os_error();
-        if err.kind() != io::ErrorKind::Interrupted {
-            return Err(err);
-        }
-    }
-}
+use super::sys::fd::{flags as get_flags, set_flags};
+pub use super::sys::fd::{read, writev};

@@ -2,17 +2,26 @@
 //! keeps its `sys/`: each function wraps one or two syscalls, says why it
 //! is safe, and is tested against real processes and fds. Linux only.
 //!
+//! This is the only place with `unsafe` code (the crate denies it
+//! elsewhere; the one other exception is the allocator hook in `oom.rs`).
+//!
 //! * [`cgroup`]: a cgroup v2 per command with limits, where delegated;
 //! * [`child_setup`]: what runs in a forked child before `exec`;
+//! * [`fd`]: kinds, flags, raw reads and writes, pipes;
 //! * [`pty`]: pseudo-terminal pairs and window sizes;
 //! * [`reaper`]: the child subreaper and `waitpid(-1)`;
 //! * [`pidfd`]: signalling a process through a pidfd, so a reused pid is
 //!   never signalled by mistake;
+//! * [`process`]: `kill`, the parent's pid, `_exit`, the signal mask;
 //! * [`tree`]: the gateway's descendants, walked through `/proc`.
+
+#![allow(unsafe_code)]
 
 pub mod cgroup;
 pub mod child_setup;
+pub mod fd;
 pub mod pidfd;
+pub mod process;
 pub mod pty;
 pub mod reaper;
 pub mod tree;

@@ -7,23 +7,16 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 use super::retry;
 
-/// A terminal's size in character cells.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Size {
-    /// Rows.
-    pub rows: u16,
-    /// Columns.
-    pub cols: u16,
-}
+/// A terminal's size in character cells: the one type the engine and the
+/// shell share.
+pub use crate::engine::host::PtySize as Size;
 
-impl Size {
-    fn winsize(self) -> libc::winsize {
-        libc::winsize {
-            ws_row: self.rows,
-            ws_col: self.cols,
-            ws_xpixel: 0,
-            ws_ypixel: 0,
-        }
+fn winsize(size: Size) -> libc::winsize {
+    libc::winsize {
+        ws_row: size.rows,
+        ws_col: size.cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
     }
 }
 
@@ -39,7 +32,7 @@ pub struct Pair {
 /// Opens a terminal pair of this size.
 pub fn open(size: Size) -> io::Result<Pair> {
     let (mut master, mut slave) = (-1, -1);
-    let winsize = size.winsize();
+    let winsize = winsize(size);
     // SAFETY: openpty writes two fds into the out-parameters and reads the
     // window size; the name buffer is null (not wanted) and the termios
     // pointer null (defaults).
@@ -84,7 +77,7 @@ fn set_fd_flag(fd: RawFd, get: i32, set: i32, flag: i32) -> io::Result<()> {
 /// Sets the window size (`TIOCSWINSZ`); the kernel sends SIGWINCH to the
 /// terminal's foreground process group.
 pub fn resize(master: RawFd, size: Size) -> io::Result<()> {
-    let winsize = size.winsize();
+    let winsize = winsize(size);
     // SAFETY: TIOCSWINSZ reads a winsize from the pointer, valid for the call.
     retry(|| unsafe { libc::ioctl(master, libc::TIOCSWINSZ, &winsize) })?;
     Ok(())
