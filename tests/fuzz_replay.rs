@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 
 use tui_gateway::config::DEFAULT_MAX_FRAME_BYTES;
 use tui_gateway::engine::framer::Decoded;
-use tui_gateway::engine::message::{classify, response_frame, ErrorCode, Id, Incoming};
+use tui_gateway::engine::wire::{classify, response_frame, ErrorCode, Id, Incoming};
 
 #[allow(dead_code)]
 #[path = "../fuzz/invariants/mod.rs"]

@@ -16,8 +16,8 @@
 use std::time::Instant;
 
 use serde_json::{json, Value};
-use tui_gateway::engine::message::RpcError;
 use tui_gateway::engine::service::{Context, Reply, Service};
+use tui_gateway::engine::wire::RpcError;
 use tui_gateway::engine::NoHost;
 use tui_gateway::{Config, Engine};
 

@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 use tui_gateway::engine::framer::Decoded;
 use tui_gateway::engine::lifecycle::Phase;
-use tui_gateway::engine::message::{classify, Incoming, Message, Reject};
+use tui_gateway::engine::wire::{classify, Incoming, Message, Reject};
 use tui_gateway::engine::NoHost;
 use tui_gateway::{Config, Engine};
 

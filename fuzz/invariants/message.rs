@@ -23,7 +23,7 @@
 //! * a batch answer serialises to one line holding those responses in order.
 
 use serde_json::{Map, Value};
-use tui_gateway::engine::message::{
+use tui_gateway::engine::wire::{
     batch_frame, classify, head, open_forwarding, response_frame, ErrorCode, Id, Incoming, Message,
     Opened, Reject,
 };

@@ -40,8 +40,8 @@
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Map, Value};
-use tui_gateway::engine::message::{event_frame, response_frame, Id};
 use tui_gateway::engine::outbound::{Limits, Outbound};
+use tui_gateway::engine::wire::{event_frame, response_frame, Id};
 
 use self::model::{Line, Model, StreamKey};
 use super::input::{Reader, Rng};

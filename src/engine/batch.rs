@@ -9,9 +9,9 @@ use std::time::Instant;
 
 use super::host::Host;
 use super::join::{Joins, Ready};
-use super::message::{head, write_answer, BatchCursor, ErrorCode, Head, Id, RpcError};
 use super::outbound;
 use super::service::{ForwardKind, Forwarded, Reply};
+use super::wire::{head, write_answer, BatchCursor, ErrorCode, Head, Id, RpcError};
 use super::{Engine, Place, Route, FRAMES_PER_TURN};
 
 impl Engine {

@@ -6,8 +6,8 @@ use serde_json::{json, Map, Value};
 
 use super::host::Host;
 use super::lifecycle::Cause;
-use super::message::{RpcError, PROTOCOL_VERSION};
 use super::service::Reply;
+use super::wire::{RpcError, PROTOCOL_VERSION};
 use super::Engine;
 
 /// The built-in methods, in the order `gateway.ready` lists them.

@@ -26,7 +26,7 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use super::message::{write_response, BatchCursor, ErrorCode, Id, RpcError};
+use super::wire::{write_response, BatchCursor, ErrorCode, Id, RpcError};
 
 /// Batches waiting for the fallback, and those ready to be answered.
 #[derive(Debug)]
@@ -229,7 +229,7 @@ fn over_budget(id: &Id, len: usize, budget: usize) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::message::{open, Opened};
+    use crate::engine::wire::{open, Opened};
 
     fn cursor(text: &str) -> BatchCursor {
         match open(text.as_bytes().to_vec()) {

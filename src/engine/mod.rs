@@ -13,9 +13,9 @@ pub mod framer;
 pub mod host;
 mod join;
 pub mod lifecycle;
-pub mod message;
 pub mod outbound;
 pub mod service;
+pub mod wire;
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -27,13 +27,13 @@ use self::framer::{Decoded, Framer};
 pub use self::host::{ChildEvent, ChildKey, Host, NoHost};
 use self::join::Joins;
 use self::lifecycle::{Cause, Exit, Lifecycle, Phase};
-use self::message::{
-    head, open, open_forwarding, parse_outcome, parse_params, write_answer, ErrorCode, Head, Id,
-    Opened, RpcError,
-};
 use self::outbound::{Limits, Outbound};
 use self::service::{
     Call, Context, Forward, ForwardKind, Forwarded, Owing, ReadyHold, Reply, Service,
+};
+use self::wire::{
+    head, open, open_forwarding, parse_outcome, parse_params, write_answer, ErrorCode, Head, Id,
+    Opened, RpcError,
 };
 
 /// Frames (or batch members) dispatched per turn before the engine yields to
@@ -230,7 +230,7 @@ impl Engine {
                 outbound::paced(
                     engine
                         .out
-                        .push_frame(message::event_frame("gateway.ready", &ready), now),
+                        .push_frame(wire::event_frame("gateway.ready", &ready), now),
                 );
             }
             ReadyHold::Hold => {

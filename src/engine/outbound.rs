@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value};
 
-use super::message::{write_json, write_json_str_body};
+use super::wire::{write_json, write_json_str_body};
 
 /// Most frames handed to one `writev`: well under Linux's `IOV_MAX` (1024),
 /// and enough to move a full pipe buffer of small frames in one call.
@@ -344,14 +344,12 @@ impl Outbound {
                 if let Some(v) = other {
                     payload.insert(field.to_owned(), v);
                 }
-                let frame = super::message::event_frame(event_type, &Value::Object(payload));
+                let frame = super::wire::event_frame(event_type, &Value::Object(payload));
                 return self.push_frame(frame, now);
             }
         };
         let mut prefix = Vec::with_capacity(96);
-        prefix.extend_from_slice(br#"{"jsonrpc":"2.0","method":"event","params":{"type":"#);
-        write_json(&mut prefix, event_type);
-        prefix.extend_from_slice(br#","payload":"#);
+        super::wire::write_event_head(&mut prefix, event_type);
         write_json(&mut prefix, &Value::Object(payload));
         // Reopen the payload object and append the text field last.
         let reopened = prefix.pop();

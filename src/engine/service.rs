@@ -14,8 +14,8 @@ use serde_json::{Map, Value};
 use super::host::{ChildEvent, ChildKey, Host, SpawnSpec, Spawned};
 use super::join::Joins;
 use super::lifecycle::{Cause, Drain};
-use super::message::{event_frame, request_frame, write_answer, Id, RpcError};
 use super::outbound::{paced, Outbound, Refused};
+use super::wire::{event_frame, request_frame, write_answer, Id, RpcError};
 
 /// A method's answer: a result value or an error.
 pub type Reply = Result<Value, RpcError>;

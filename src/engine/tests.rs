@@ -5,8 +5,8 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use super::lifecycle::{exit_code, Cause, Drain};
-use super::message::{Id, RpcError};
 use super::service::{Context, Reply, Service};
+use super::wire::{Id, RpcError};
 use super::{Engine, NoHost};
 use crate::config::Config;
 

@@ -24,7 +24,7 @@
 
 use std::collections::VecDeque;
 
-use crate::engine::message::Id;
+use crate::engine::wire::Id;
 
 /// What the gateway knows of the backend and batches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
-use crate::engine::message::{
+use crate::engine::wire::{
     event_frame, head, json_str, shape, span_in, write_json, Head, Id, EVENT_METHOD,
 };
 

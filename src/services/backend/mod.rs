@@ -41,11 +41,11 @@ use crate::engine::host::{
     StderrMode, StdinMode,
 };
 use crate::engine::lifecycle::{exit_code, Cause, Drain};
-use crate::engine::message::{event_frame, write_json, ErrorCode, Id, RpcError};
 use crate::engine::outbound::Refused;
 use crate::engine::service::{
     Context, Forward, ForwardKind, Forwarded, ReadyHold, Reply, Service, StartError,
 };
+use crate::engine::wire::{event_frame, write_json, ErrorCode, Id, RpcError};
 use crate::services::shutdown::{Step, Timeline};
 use crate::services::stdin_queue::{Flushed, StdinQueue};
 use crate::signal_name;
@@ -390,7 +390,7 @@ impl BackendService {
         }
         match classify_with(&line, &self.streams, &mut self.template) {
             Line::Response(id) => {
-                let error = id == Id::Null && crate::engine::message::contains_error(&line);
+                let error = id == Id::Null && crate::engine::wire::contains_error(&line);
                 if let Response::Refusal { resend } = self.batching.on_response(&id, error) {
                     // Not an answer to anything the client sent.
                     self.push_stdin(&resend);

@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 
 use super::state::StdinClosed;
 use crate::engine::host::SpawnSpec;
-use crate::engine::message::{ErrorCode, RpcError};
+use crate::engine::wire::{ErrorCode, RpcError};
 
 /// A `-32000` error carrying the OS error: `data: {errno, code, error}`.
 pub fn os_error(message: String, e: &io::Error) -> RpcError {

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use super::params::{bad, integer, kind, signal_number};
-use crate::engine::message::RpcError;
 use crate::engine::service::Owed;
+use crate::engine::wire::RpcError;
 use crate::signal_name;
 
 /// Most steps in a ladder.

@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 
 use super::decode::Encoding;
 use super::params::{bad, integer, kind};
-use crate::engine::message::RpcError;
+use crate::engine::wire::RpcError;
 
 /// Largest `output_limit.bytes` for `kill` and `truncate` (2^48): a counter.
 pub const MAX_LIMIT_BYTES: u64 = 1 << 48;

@@ -42,8 +42,8 @@ use self::state::{Envelope, HeldPiece, Proc, Stopped, WriteRefused};
 use crate::config::Config;
 use crate::engine::host::{ChildEvent, ChildKey, Host, OutputStream, SignalScope};
 use crate::engine::lifecycle::{Cause, Drain};
-use crate::engine::message::{ErrorCode, RpcError};
 use crate::engine::service::{Context, Deferral, Reply, Service};
+use crate::engine::wire::{ErrorCode, RpcError};
 use crate::services::shutdown::{Step as ShutdownStep, Timeline};
 use crate::signal_name;
 

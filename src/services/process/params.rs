@@ -13,7 +13,7 @@ use super::decode::{base64_decode, Encoding};
 use super::ladder::Ladder;
 use super::limiter::OutputLimit;
 use crate::engine::host::{PtySize, ResourceLimits, SignalScope, SpawnSpec, StderrMode, StdinMode};
-use crate::engine::message::RpcError;
+use crate::engine::wire::RpcError;
 use crate::signal_name;
 
 /// A checked `process.spawn` request.
