@@ -143,6 +143,36 @@ pub enum ExitStatus {
     Signal(i32),
 }
 
+impl ExitStatus {
+    /// The `code` and `signal` members of an exit on the wire: one is
+    /// `null`, the signal by name.
+    pub fn fields(self) -> (serde_json::Value, serde_json::Value) {
+        use serde_json::Value;
+        match self {
+            ExitStatus::Code(c) => (Value::from(c), Value::Null),
+            ExitStatus::Signal(s) => (Value::Null, Value::from(crate::signal_name::name(s))),
+        }
+    }
+
+    /// The status a shell would report: the code, or 128 + the signal.
+    pub fn shell_code(self) -> i32 {
+        match self {
+            ExitStatus::Code(c) => c,
+            ExitStatus::Signal(s) => 128 + s,
+        }
+    }
+
+    /// "exited with code 3", "was killed by SIGKILL": for reasons and logs.
+    pub fn describe(self) -> String {
+        match self {
+            ExitStatus::Code(c) => format!("exited with code {c}"),
+            ExitStatus::Signal(s) => {
+                format!("was killed by {}", crate::signal_name::name(s))
+            }
+        }
+    }
+}
+
 /// What the kernel reported about a reaped child's use of resources
 /// (`wait4`'s `rusage`: the child and the descendants it waited for).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

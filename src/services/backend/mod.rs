@@ -18,20 +18,19 @@
 
 mod batching;
 pub mod line;
+mod pending;
+mod ready;
 mod relay;
 mod restart;
 
-use std::collections::HashMap;
-use std::ops::Range;
+use self::pending::{Ledger, Payment};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Map, Value};
 
 use self::batching::{Batching, Response};
-use self::line::{
-    classify, classify_with, merged_ready, Line, StreamTemplate, StreamTypes, BACKEND_READY_EVENT,
-};
+use self::line::{classify, classify_with, Line, StreamTemplate, StreamTypes};
 use self::relay::LineRelay;
 use self::restart::Restarts;
 use crate::config::{BackendConfig, Config, ReadyPolicy};
@@ -45,10 +44,9 @@ use crate::engine::outbound::Refused;
 use crate::engine::service::{
     Context, Forward, ForwardKind, Forwarded, ReadyHold, Reply, Service, StartError,
 };
-use crate::engine::wire::{event_frame, write_json, ErrorCode, Id, RpcError};
+use crate::engine::wire::{ErrorCode, Id, RpcError};
 use crate::services::shutdown::{Step, Timeline};
 use crate::services::stdin_queue::{Flushed, StdinQueue};
-use crate::signal_name;
 
 /// How long the stdout of a backend that exited may stay open (a
 /// descendant holding it) before the backend counts as gone anyway. What it
@@ -62,112 +60,6 @@ const JUNK_LOGGED: u32 = 20;
 const JUNK_WINDOW: Duration = Duration::from_secs(10);
 /// Bytes of a junk line shown in the log.
 const JUNK_SHOWN: usize = 200;
-
-/// FNV-1a: ids are short and chosen by the client, which is not an
-/// adversary of its own gateway, so a fast hash beats SipHash's flood
-/// resistance here (a pipelined burst keeps 100,000 ids in the map).
-#[derive(Debug, Default, Clone, Copy)]
-struct BuildFnv;
-
-#[derive(Debug)]
-struct Fnv(u64);
-
-impl std::hash::BuildHasher for BuildFnv {
-    type Hasher = Fnv;
-    fn build_hasher(&self) -> Fnv {
-        Fnv(0xcbf2_9ce4_8422_2325)
-    }
-}
-
-impl std::hash::Hasher for Fnv {
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
-        }
-    }
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
-
-/// A pending request's id as the map knows it: an integer id (the common
-/// case) as its value, with no allocation; any other id in its canonical
-/// form ([`Id::canonical`]), so `2.50` and `2.5` are one id.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-enum PendingKey {
-    Int(i64),
-    Other(Id),
-}
-
-impl PendingKey {
-    fn of(id: &Id) -> PendingKey {
-        match id {
-            Id::Number(text) => match text.parse::<i64>() {
-                Ok(n) => PendingKey::Int(n),
-                // `1e2` and `100.0` are the integer 100 too.
-                Err(_) => match id.canonical() {
-                    Id::Number(canonical) => match canonical.parse::<i64>() {
-                        Ok(n) => PendingKey::Int(n),
-                        Err(_) => PendingKey::Other(Id::Number(canonical)),
-                    },
-                    other => PendingKey::Other(other),
-                },
-            },
-            _ => PendingKey::Other(id.clone()),
-        }
-    }
-}
-
-/// Requests the backend owes under one id.
-#[derive(Debug)]
-struct Pending {
-    /// The id as the client wrote it, when the key does not give it back
-    /// (`-0`, `2.50`).
-    written: Option<Id>,
-    count: u32,
-}
-
-impl Pending {
-    fn new(id: &Id) -> Pending {
-        // A JSON integer has no leading zeros or `+`: its value's decimal
-        // form is its text, except for `-0` (and `1e2`, `100.0`).
-        let exact = match (PendingKey::of(id), id) {
-            (PendingKey::Int(_), Id::Number(text)) => {
-                &**text != "-0" && !text.contains(['.', 'e', 'E'])
-            }
-            (PendingKey::Other(key), _) => key == *id,
-            _ => false,
-        };
-        Pending {
-            written: (!exact).then(|| id.clone()),
-            count: 0,
-        }
-    }
-
-    /// The id to answer under.
-    fn id(&self, key: &PendingKey) -> Id {
-        match (&self.written, key) {
-            (Some(id), _) => id.clone(),
-            (None, PendingKey::Int(n)) => Id::Number(n.to_string().into()),
-            (None, PendingKey::Other(id)) => id.clone(),
-        }
-    }
-}
-
-/// Answers the backend will never give, paid to the client as the outbound
-/// queue has room (a paced producer like any other: a crash with half a
-/// million requests pending must not queue half a million errors at once),
-/// then the event that says why, after the last of them.
-#[derive(Debug)]
-struct Owed {
-    /// The requests, as the client wrote their ids, and how many under each.
-    ids: std::collections::VecDeque<(Id, u32)>,
-    /// What each of them gets: `-32002` (the backend ended) or `-32000`
-    /// (the gateway shut down before a restart).
-    error: RpcError,
-    /// `backend.exited`, sent once every answer above is queued.
-    then: Option<Value>,
-}
 
 /// The running backend.
 #[derive(Debug)]
@@ -224,13 +116,9 @@ pub struct BackendService {
     backend: Option<Backend>,
     state: State,
     stdin: StdinQueue,
-    /// Requests the backend owes an answer, by canonical id: the id as the
-    /// client wrote it, and how many are in flight under it.
-    pending: HashMap<PendingKey, Pending, BuildFnv>,
-    /// Requests in `pending`, counted (at most `--backend-max-pending`).
-    pending_count: usize,
-    /// Answers owed for requests no backend will answer, oldest first.
-    owed: std::collections::VecDeque<Owed>,
+    /// Requests the backend owes an answer, and answers owed for requests
+    /// no backend will answer (`pending.rs`).
+    ledger: Ledger,
     /// The batch being forwarded: its members and its requests' ids, sent
     /// at its end.
     batch: Option<(Vec<Vec<u8>>, Vec<Id>)>,
@@ -257,9 +145,7 @@ impl BackendService {
             backend: None,
             state: State::Running,
             stdin: StdinQueue::default(),
-            pending: HashMap::default(),
-            pending_count: 0,
-            owed: std::collections::VecDeque::new(),
+            ledger: Ledger::default(),
             batch: None,
             batching: Batching::new(config.backend.stdin_limit_bytes),
             generation: 0,
@@ -397,7 +283,7 @@ impl BackendService {
                     self.flush(cx);
                     return;
                 }
-                self.settle(&id);
+                self.ledger.settle(&id);
                 let len = line.len();
                 let pushed = cx.reply_line(&id, line);
                 self.too_large(cx, pushed, len, Some(&id));
@@ -421,7 +307,7 @@ impl BackendService {
                     let element = &line[span];
                     let pushed = match &id {
                         Some(id) => {
-                            self.settle(id);
+                            self.ledger.settle(id);
                             cx.reply_line(id, element.to_vec())
                         }
                         None => cx.push_line(element.to_vec()),
@@ -486,84 +372,31 @@ impl BackendService {
     /// Every pending request will get `error` instead of the backend's
     /// answer; `then` (an event payload) follows the last of them.
     fn owe_pending(&mut self, cx: &mut Context<'_>, error: RpcError, then: Option<Value>) {
-        self.pending_count = 0;
-        let ids = self
-            .pending
-            .drain()
-            .map(|(key, pending)| (pending.id(&key), pending.count))
-            .collect();
-        self.owed.push_back(Owed { ids, error, then });
+        self.ledger.owe_all(error, then);
         self.pay_owed(cx);
     }
 
     /// Answers owed requests while the queue has room, oldest first; each
     /// group's event goes out after its last answer. Called again every
-    /// tick, so the rest follows as the client reads.
+    /// tick, so the rest follows as the client reads. A transparent bridge
+    /// adds nothing of its own: the owed are let go unanswered.
     fn pay_owed(&mut self, cx: &mut Context<'_>) {
-        while let Some(group) = self.owed.front_mut() {
-            while let Some((id, count)) = group.ids.front_mut() {
-                if cx.is_backpressured() {
-                    return;
-                }
-                if !self.config.transparent {
-                    self.stats.answered_for_backend += 1;
-                    cx.reply(id, &Err(group.error.clone()));
-                }
-                *count -= 1;
-                if *count == 0 {
-                    group.ids.pop_front();
-                }
+        let transparent = self.config.transparent;
+        let stats = &mut self.stats;
+        self.ledger.pay(|payment| match payment {
+            Payment::Answer(..) if cx.is_backpressured() => false,
+            Payment::Answer(_, _) if transparent => true,
+            Payment::Answer(id, error) => {
+                stats.answered_for_backend += 1;
+                cx.reply(id, &Err(error.clone()));
+                true
             }
-            let group = self.owed.pop_front().expect("the front group");
-            if let (Some(payload), false) = (group.then, self.config.transparent) {
+            Payment::Then(_) if transparent => true,
+            Payment::Then(payload) => {
                 cx.emit("backend.exited", payload);
+                true
             }
-        }
-    }
-
-    /// Requests owed an answer, pending or owed.
-    fn unanswered(&self) -> u64 {
-        let pending: u64 = self.pending.values().map(|p| u64::from(p.count)).sum();
-        let owed: u64 = self
-            .owed
-            .iter()
-            .flat_map(|g| g.ids.iter().map(|(_, n)| u64::from(*n)))
-            .sum();
-        pending + owed
-    }
-
-    /// A request was answered: it no longer waits for the backend.
-    fn settle(&mut self, id: &Id) {
-        let key = PendingKey::of(id);
-        if let Some(pending) = self.pending.get_mut(&key) {
-            self.pending_count -= 1;
-            pending.count -= 1;
-            if pending.count == 0 {
-                self.pending.remove(&key);
-            }
-        }
-    }
-
-    fn on_ready(
-        &mut self,
-        cx: &mut Context<'_>,
-        line: Vec<u8>,
-        type_span: Range<usize>,
-        payload: Option<Range<usize>>,
-    ) {
-        // The gateway's ready is held only until the first backend ready
-        // (or the timeout): this is that first one.
-        if let Some(ours) = cx.held_ready().cloned() {
-            self.ready_deadline = None;
-            let frame = merged_ready(&line, payload, &ours);
-            return cx.release_ready(frame);
-        }
-        // The client already had its ready: this one is news about the backend.
-        let mut renamed = Vec::with_capacity(line.len() + 1);
-        renamed.extend_from_slice(&line[..type_span.start]);
-        write_json(&mut renamed, BACKEND_READY_EVENT);
-        renamed.extend_from_slice(&line[type_span.end..]);
-        self.pass_on(cx, renamed);
+        });
     }
 
     fn junk(&mut self, cx: &mut Context<'_>, why: &str, line: &[u8]) {
@@ -670,8 +503,8 @@ impl BackendService {
         self.stdin = StdinQueue::default();
         self.batch = None;
         self.batching.reset();
-        let (code, signal) = status_fields(status);
-        log::info!("backend pid {} ended: {}", b.pid, describe(status));
+        let (code, signal) = status.fields();
+        log::info!("backend pid {} ended: {}", b.pid, status.describe());
         // A backend that never got ready: the client still gets its ready
         // first, then what follows.
         self.release_ready_unmerged(cx);
@@ -700,8 +533,8 @@ impl BackendService {
                 // (not signalled by the gateway) passes its status on.
                 if (!draining && !keep) || (draining && !b.signalled) {
                     cx.request_shutdown(Cause::BackendGone {
-                        code: shell_status(status),
-                        reason: format!("backend {}", describe(status)),
+                        code: status.shell_code(),
+                        reason: format!("backend {}", status.describe()),
                     });
                 }
             }
@@ -717,51 +550,13 @@ impl BackendService {
             }
         }
     }
-
-    /// Sends the held ready without the backend's: the timeout passed, the
-    /// backend ended first, or the gateway is shutting down.
-    fn release_ready_unmerged(&mut self, cx: &mut Context<'_>) {
-        if let Some(mut ours) = cx.held_ready().cloned() {
-            if let Value::Object(map) = &mut ours {
-                map.insert("backend_ready".into(), Value::Bool(false));
-            }
-            log::warn!(
-                "no gateway.ready from the backend (within {:.1}s, --backend-ready-timeout, or before it ended or the gateway shut down): sending the gateway's own with backend_ready: false",
-                self.config.ready_timeout.as_secs_f64()
-            );
-            cx.release_ready(event_frame("gateway.ready", &ours));
-        }
-        self.ready_deadline = None;
-    }
-}
-
-fn status_fields(status: ExitStatus) -> (Value, Value) {
-    match status {
-        ExitStatus::Code(c) => (json!(c), Value::Null),
-        ExitStatus::Signal(s) => (Value::Null, json!(signal_name::name(s))),
-    }
-}
-
-/// The status a shell would report: the code, or 128 + the signal.
-fn shell_status(status: ExitStatus) -> i32 {
-    match status {
-        ExitStatus::Code(c) => c,
-        ExitStatus::Signal(s) => 128 + s,
-    }
-}
-
-fn describe(status: ExitStatus) -> String {
-    match status {
-        ExitStatus::Code(c) => format!("exited with code {c}"),
-        ExitStatus::Signal(s) => format!("was killed by {}", signal_name::name(s)),
-    }
 }
 
 fn backend_exited(status: ExitStatus) -> RpcError {
-    let (code, signal) = status_fields(status);
+    let (code, signal) = status.fields();
     RpcError::new(
         ErrorCode::BackendExited,
-        format!("backend exited: it {} before answering", describe(status)),
+        format!("backend exited: it {} before answering", status.describe()),
     )
     .with_data(json!({"code": code, "signal": signal}))
 }
@@ -840,14 +635,14 @@ impl Service for BackendService {
                 self.push_stdin(b"\n");
                 Forwarded::Sent
             }
-            ForwardKind::Request(_) if self.pending_count >= self.config.max_pending => {
+            ForwardKind::Request(_) if self.ledger.pending() >= self.config.max_pending => {
                 self.stats.refused += 1;
                 Forwarded::Answer(
                     RpcError::new(
                         ErrorCode::Overloaded,
                         format!(
                             "backend overloaded: it owes {} answers already (--backend-max-pending); retry when it has answered some",
-                            self.pending_count
+                            self.ledger.pending()
                         ),
                     )
                     .with_data(json!({"limit": self.config.max_pending})),
@@ -861,11 +656,7 @@ impl Service for BackendService {
                     } else if *id == Id::Null {
                         self.batching.sent_null_request();
                     }
-                    self.pending
-                        .entry(PendingKey::of(id))
-                        .or_insert_with(|| Pending::new(id))
-                        .count += 1;
-                    self.pending_count += 1;
+                    self.ledger.expect(id);
                     Forwarded::Sent
                 }
                 Err(error) => Forwarded::Answer(error),
@@ -1018,15 +809,15 @@ impl Service for BackendService {
     }
 
     fn is_idle(&self) -> bool {
-        self.backend.is_none() && self.owed.is_empty()
+        self.backend.is_none() && !self.ledger.owes()
     }
 
     fn busy_summary(&self) -> Option<String> {
         let Some(b) = self.backend.as_ref() else {
-            return (!self.owed.is_empty()).then(|| {
+            return self.ledger.owes().then(|| {
                 format!(
                     "{} answer(s) for a gone backend not yet queued",
-                    self.unanswered()
+                    self.ledger.unanswered()
                 )
             });
         };
@@ -1038,7 +829,7 @@ impl Service for BackendService {
             } else {
                 "still running"
             },
-            self.unanswered()
+            self.ledger.unanswered()
         ))
     }
 
@@ -1060,7 +851,7 @@ impl Service for BackendService {
                 "requests_forwarded": s.requests_forwarded,
                 "notifications_forwarded": s.notifications_forwarded,
                 "responses_forwarded": s.responses_forwarded,
-                "pending": self.unanswered(),
+                "pending": self.ledger.unanswered(),
                 "refused_overloaded": s.refused,
                 "answered_backend_exited": s.answered_for_backend,
                 "restarts": self.restarts.total(),
@@ -1085,7 +876,7 @@ impl Service for BackendService {
             }
             State::Running => "running".to_owned(),
             State::Restarting(_) => "restarting".to_owned(),
-            State::Gone(status) => format!("gone ({})", describe(status)),
+            State::Gone(status) => format!("gone ({})", status.describe()),
         };
         let mut map = Map::new();
         map.insert(
@@ -1112,29 +903,4 @@ fn stderr_note(cx: &mut Context<'_>, text: &str) {
     let mut line = text.as_bytes()[..text.len().min(relay::LINE_MAX - 1)].to_vec();
     line.push(b'\n');
     cx.host().stderr_line(&line);
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_pending_id_is_answered_under_the_bytes_the_client_wrote() {
-        for text in ["7", "-0", "2.50", "1e2", "12345678901234567890123", "-42"] {
-            let id = Id::Number(text.into());
-            let key = PendingKey::of(&id);
-            assert_eq!(Pending::new(&id).id(&key), id, "{text}");
-        }
-        let id = Id::Str("r1".into());
-        assert_eq!(Pending::new(&id).id(&PendingKey::of(&id)), id);
-        // The backend may write a number back in another form: same key.
-        let key = |t: &str| PendingKey::of(&Id::Number(t.into()));
-        assert_eq!(key("2.50"), key("2.5"));
-        assert_eq!(key("-0"), key("0"));
-        assert_eq!(key("1e2"), key("100"));
-        assert_ne!(key("7"), PendingKey::of(&Id::Str("7".into())));
-        // Integers need no allocation and no copy of the id.
-        assert_eq!(key("7"), PendingKey::Int(7));
-        assert!(Pending::new(&Id::Number("7".into())).written.is_none());
-    }
 }

@@ -18,7 +18,6 @@ use crate::engine::host::{
     ChildKey, ExitStatus, Host, OutputStream, PtySize, ResourceLimits, StderrMode, StdinMode, Usage,
 };
 use crate::services::stdin_queue::{Flushed, StdinQueue};
-use crate::signal_name;
 
 /// Why a child's stdin no longer takes writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -344,10 +343,7 @@ impl Proc {
             return None;
         }
         let status = self.status?;
-        let (code, signal) = match status {
-            ExitStatus::Code(c) => (json!(c), Value::Null),
-            ExitStatus::Signal(s) => (Value::Null, json!(signal_name::name(s))),
-        };
+        let (code, signal) = status.fields();
         let (cause, limit) = self.cause(status);
         let reaped = self.reaped_at.unwrap_or(self.spawned_at);
         let streams = self.streams();

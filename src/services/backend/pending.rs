@@ -1,0 +1,279 @@
+//! What the backend owes: every request forwarded and not yet answered, by
+//! id, and, once the backend is gone, the answers it will never give, paid
+//! to the client in order as the outbound queue has room.
+//!
+//! Ids are matched by value ([`Id::canonical`]): a backend that writes
+//! `2.50` back as `2.5` still answers the request, and the client gets its
+//! answer under the id as it wrote it. Integer ids, the common case, are
+//! keys without allocation.
+
+use std::collections::{HashMap, VecDeque};
+
+use serde_json::Value;
+
+use crate::engine::wire::{Id, RpcError};
+
+/// FNV-1a: ids are short and chosen by the client, which is not an
+/// adversary of its own gateway, so a fast hash beats SipHash's flood
+/// resistance here (a pipelined burst keeps 100,000 ids in the map).
+#[derive(Debug, Default, Clone, Copy)]
+struct BuildFnv;
+
+#[derive(Debug)]
+struct Fnv(u64);
+
+impl std::hash::BuildHasher for BuildFnv {
+    type Hasher = Fnv;
+    fn build_hasher(&self) -> Fnv {
+        Fnv(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl std::hash::Hasher for Fnv {
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// A pending request's id as the map knows it: an integer id (the common
+/// case) as its value, with no allocation; any other id in its canonical
+/// form ([`Id::canonical`]), so `2.50` and `2.5` are one id.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum PendingKey {
+    Int(i64),
+    Other(Id),
+}
+
+impl PendingKey {
+    fn of(id: &Id) -> PendingKey {
+        match id {
+            Id::Number(text) => match text.parse::<i64>() {
+                Ok(n) => PendingKey::Int(n),
+                // `1e2` and `100.0` are the integer 100 too.
+                Err(_) => match id.canonical() {
+                    Id::Number(canonical) => match canonical.parse::<i64>() {
+                        Ok(n) => PendingKey::Int(n),
+                        Err(_) => PendingKey::Other(Id::Number(canonical)),
+                    },
+                    other => PendingKey::Other(other),
+                },
+            },
+            _ => PendingKey::Other(id.clone()),
+        }
+    }
+}
+
+/// Requests the backend owes under one id.
+#[derive(Debug)]
+struct Pending {
+    /// The id as the client wrote it, when the key does not give it back
+    /// (`-0`, `2.50`).
+    written: Option<Id>,
+    count: u32,
+}
+
+impl Pending {
+    fn new(id: &Id) -> Pending {
+        // A JSON integer has no leading zeros or `+`: its value's decimal
+        // form is its text, except for `-0` (and `1e2`, `100.0`).
+        let exact = match (PendingKey::of(id), id) {
+            (PendingKey::Int(_), Id::Number(text)) => {
+                &**text != "-0" && !text.contains(['.', 'e', 'E'])
+            }
+            (PendingKey::Other(key), _) => key == *id,
+            _ => false,
+        };
+        Pending {
+            written: (!exact).then(|| id.clone()),
+            count: 0,
+        }
+    }
+
+    /// The id to answer under.
+    fn id(&self, key: &PendingKey) -> Id {
+        match (&self.written, key) {
+            (Some(id), _) => id.clone(),
+            (None, PendingKey::Int(n)) => Id::Number(n.to_string().into()),
+            (None, PendingKey::Other(id)) => id.clone(),
+        }
+    }
+}
+
+/// Answers the backend will never give, paid to the client as the outbound
+/// queue has room (a paced producer like any other: a crash with half a
+/// million requests pending must not queue half a million errors at once),
+/// then the event that says why, after the last of them.
+#[derive(Debug)]
+struct Owed {
+    /// The requests, as the client wrote their ids, and how many under each.
+    ids: std::collections::VecDeque<(Id, u32)>,
+    /// What each of them gets: `-32002` (the backend ended) or `-32000`
+    /// (the gateway shut down before a restart).
+    error: RpcError,
+    /// `backend.exited`, sent once every answer above is queued.
+    then: Option<Value>,
+}
+
+/// One step of [`Ledger::pay`].
+#[derive(Debug)]
+pub enum Payment<'a> {
+    /// Answer this request with this error (return false: no room now).
+    Answer(&'a Id, &'a RpcError),
+    /// The event that follows a group's last answer.
+    Then(Value),
+}
+
+/// The requests the backend owes, and the answers owed for it.
+#[derive(Debug, Default)]
+pub struct Ledger {
+    /// By canonical id: the id as the client wrote it, and how many are in
+    /// flight under it.
+    pending: HashMap<PendingKey, Pending, BuildFnv>,
+    /// Requests in `pending`, counted (at most `--backend-max-pending`).
+    count: usize,
+    /// Answers owed for requests no backend will answer, oldest first.
+    owed: VecDeque<Owed>,
+}
+
+impl Ledger {
+    /// Requests forwarded and not answered.
+    pub fn pending(&self) -> usize {
+        self.count
+    }
+
+    /// True while answers owed for a gone backend wait to be paid.
+    pub fn owes(&self) -> bool {
+        !self.owed.is_empty()
+    }
+
+    /// A request was forwarded: the backend owes its answer.
+    pub fn expect(&mut self, id: &Id) {
+        self.pending
+            .entry(PendingKey::of(id))
+            .or_insert_with(|| Pending::new(id))
+            .count += 1;
+        self.count += 1;
+    }
+
+    /// A request was answered: it no longer waits for the backend.
+    pub fn settle(&mut self, id: &Id) {
+        let key = PendingKey::of(id);
+        if let Some(pending) = self.pending.get_mut(&key) {
+            self.count -= 1;
+            pending.count -= 1;
+            if pending.count == 0 {
+                self.pending.remove(&key);
+            }
+        }
+    }
+
+    /// Every pending request will get `error` instead of the backend's
+    /// answer; `then` (an event payload) follows the last of them.
+    pub fn owe_all(&mut self, error: RpcError, then: Option<Value>) {
+        self.count = 0;
+        let ids = self
+            .pending
+            .drain()
+            .map(|(key, pending)| (pending.id(&key), pending.count))
+            .collect();
+        self.owed.push_back(Owed { ids, error, then });
+    }
+
+    /// Pays owed answers oldest first through `to`, which returns false
+    /// for an answer when the queue has no room (then the rest waits for
+    /// the next call); each group's event follows its last answer.
+    pub fn pay(&mut self, mut to: impl FnMut(Payment<'_>) -> bool) {
+        while let Some(group) = self.owed.front_mut() {
+            while let Some((id, count)) = group.ids.front_mut() {
+                if !to(Payment::Answer(id, &group.error)) {
+                    return;
+                }
+                *count -= 1;
+                if *count == 0 {
+                    group.ids.pop_front();
+                }
+            }
+            let group = self.owed.pop_front().expect("the front group");
+            if let Some(payload) = group.then {
+                to(Payment::Then(payload));
+            }
+        }
+    }
+
+    /// Requests owed an answer, pending or owed.
+    pub fn unanswered(&self) -> u64 {
+        let pending: u64 = self.pending.values().map(|p| u64::from(p.count)).sum();
+        let owed: u64 = self
+            .owed
+            .iter()
+            .flat_map(|g| g.ids.iter().map(|(_, n)| u64::from(*n)))
+            .sum();
+        pending + owed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pending_id_is_answered_under_the_bytes_the_client_wrote() {
+        for text in ["7", "-0", "2.50", "1e2", "12345678901234567890123", "-42"] {
+            let id = Id::Number(text.into());
+            let key = PendingKey::of(&id);
+            assert_eq!(Pending::new(&id).id(&key), id, "{text}");
+        }
+        let id = Id::Str("r1".into());
+        assert_eq!(Pending::new(&id).id(&PendingKey::of(&id)), id);
+        // The backend may write a number back in another form: same key.
+        let key = |t: &str| PendingKey::of(&Id::Number(t.into()));
+        assert_eq!(key("2.50"), key("2.5"));
+        assert_eq!(key("-0"), key("0"));
+        assert_eq!(key("1e2"), key("100"));
+        assert_ne!(key("7"), PendingKey::of(&Id::Str("7".into())));
+        // Integers need no allocation and no copy of the id.
+        assert_eq!(key("7"), PendingKey::Int(7));
+        assert!(Pending::new(&Id::Number("7".into())).written.is_none());
+    }
+
+    #[test]
+    fn owed_answers_are_paid_in_order_as_room_allows_then_the_event() {
+        let mut ledger = Ledger::default();
+        for id in ["1", "2.50", "1"] {
+            ledger.expect(&Id::Number(id.into()));
+        }
+        ledger.settle(&Id::Number("2.5".into()));
+        assert_eq!((ledger.pending(), ledger.unanswered()), (2, 2));
+        ledger.owe_all(RpcError::invalid_request("gone"), Some(Value::from(7)));
+        assert_eq!((ledger.pending(), ledger.unanswered()), (0, 2));
+        let (mut paid, mut events, mut room) = (Vec::new(), Vec::new(), 1);
+        let mut pay = |ledger: &mut Ledger, room: &mut usize| {
+            ledger.pay(|payment| match payment {
+                Payment::Answer(id, _) => {
+                    if *room == 0 {
+                        return false;
+                    }
+                    *room -= 1;
+                    paid.push(id.clone());
+                    true
+                }
+                Payment::Then(payload) => {
+                    events.push(payload);
+                    true
+                }
+            })
+        };
+        pay(&mut ledger, &mut room);
+        assert!(ledger.owes(), "one answer paid, one waits for room");
+        room = 5;
+        pay(&mut ledger, &mut room);
+        assert!(!ledger.owes());
+        assert_eq!(paid, vec![Id::Number("1".into()); 2]);
+        assert_eq!(events, vec![Value::from(7)]);
+    }
+}
