@@ -89,7 +89,7 @@ pub fn man_page(version: &str) -> String {
             ".TP\n\\fB{}\\fR{value}\n{} [default: {}]\n",
             roff(flag.name),
             roff(flag.help),
-            roff(flag.default)
+            roff(&flag.default())
         ));
     }
     for (names, what) in EARLY_EXITS {

@@ -493,10 +493,10 @@ fn help_exits_0_and_lists_every_flag_env_var_and_exit_code() {
     let (code, stdout, stderr) = run_cli(&["--help"], &[]);
     assert_eq!(code, 0, "stderr:\n{stderr}");
     for flag in tui_gateway::config::FLAGS {
-        let (name, default) = (flag.name, flag.default);
+        let (name, default) = (flag.name, flag.default());
         assert!(stdout.contains(name), "--help lacks {name}:\n{stdout}");
         assert!(
-            stdout.contains(default),
+            stdout.contains(&default),
             "--help lacks the default {default} of {name}"
         );
     }
