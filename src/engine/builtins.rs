@@ -10,24 +10,58 @@ use super::service::Reply;
 use super::wire::{RpcError, PROTOCOL_VERSION};
 use super::Engine;
 
-/// The built-in methods, in the order `gateway.ready` lists them.
-pub(super) const METHODS: &[&str] = &[
-    "gateway.ping",
-    "gateway.info",
-    "gateway.stats",
-    "gateway.shutdown",
-    "client.capabilities",
+/// One built-in method.
+struct Builtin {
+    name: &'static str,
+    /// Still the gateway's with a backend: the `gateway.*` namespace.
+    with_backend: bool,
+    handler: fn(&mut Engine, Option<Value>, &mut dyn Host, Instant) -> Reply,
+}
+
+/// The built-in methods, in the order `gateway.ready` lists them. With a
+/// fallback (a backend) only the gateway's own namespace, `gateway.*`, is
+/// served here; everything else, `client.capabilities` included, is the
+/// backend's.
+const BUILTINS: &[Builtin] = &[
+    Builtin {
+        name: "gateway.ping",
+        with_backend: true,
+        handler: |_, _, _, _| Ok(json!({"ok": true})),
+    },
+    Builtin {
+        name: "gateway.info",
+        with_backend: true,
+        handler: |engine, _, host, now| Ok(engine.info_value(host, now)),
+    },
+    Builtin {
+        name: "gateway.stats",
+        with_backend: true,
+        handler: |engine, _, host, _| Ok(engine.stats_value(host)),
+    },
+    Builtin {
+        name: "gateway.shutdown",
+        with_backend: true,
+        handler: |engine, _, _, _| {
+            // The answer is queued before the drain starts, so it is
+            // written before the gateway exits.
+            let grace = engine.config.shutdown_grace.as_secs_f64();
+            engine.pending_shutdown = true;
+            Ok(json!({"ok": true, "grace_s": grace}))
+        },
+    },
+    Builtin {
+        name: "client.capabilities",
+        with_backend: false,
+        handler: |engine, params, _, _| engine.client_capabilities(params),
+    },
 ];
 
-/// The built-ins in force: with a fallback (a backend) only the gateway's
-/// own namespace, `gateway.*`; everything else, `client.capabilities`
-/// included, is the backend's.
-pub(super) fn methods(with_fallback: bool) -> &'static [&'static str] {
-    if with_fallback {
-        &METHODS[..4]
-    } else {
-        METHODS
-    }
+/// The built-ins in force, with or without a fallback.
+pub(super) fn methods(with_fallback: bool) -> impl Iterator<Item = &'static str> {
+    BUILTINS
+        .iter()
+        .filter(move |b| b.with_backend || !with_fallback)
+        .map(|b| b.name)
 }
 
 /// The crate version, as reported on the wire.
@@ -36,7 +70,7 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 impl Engine {
     /// Every method this engine answers: built-ins first, then services'.
     pub fn methods(&self) -> Vec<&'static str> {
-        let mut methods: Vec<&'static str> = methods(self.fallback.is_some()).to_vec();
+        let mut methods: Vec<&'static str> = methods(self.fallback.is_some()).collect();
         for service in &self.services {
             methods.extend_from_slice(service.methods());
         }
@@ -80,6 +114,7 @@ impl Engine {
         })
     }
 
+    /// Runs the built-in `method` (routed here, so it is in force).
     pub(super) fn builtin(
         &mut self,
         method: &str,
@@ -87,59 +122,53 @@ impl Engine {
         host: &mut dyn Host,
         now: Instant,
     ) -> Reply {
-        match method {
-            "gateway.ping" => Ok(json!({"ok": true})),
-            "gateway.info" => {
-                let mut info = json!({
-                    "version": VERSION,
-                    "pid": std::process::id(),
-                    "protocol": PROTOCOL_VERSION,
-                    "uptime_s": now.duration_since(self.started).as_secs_f64(),
-                    "methods": self.methods(),
-                    "services": self.services.iter().map(|s| s.name()).collect::<Vec<_>>(),
-                    "config": self.config.settings,
-                    "client": self.client_capabilities,
-                    "limits": self.limits_value(),
-                });
-                if let Value::Object(map) = &mut info {
-                    map.extend(host.info());
-                    for service in &self.services {
-                        map.extend(service.info());
-                    }
-                }
-                Ok(info)
-            }
-            "gateway.stats" => Ok(self.stats_value(host)),
-            "gateway.shutdown" => {
-                // The answer is queued before the drain starts, so it is
-                // written before the gateway exits.
-                let grace = self.config.shutdown_grace.as_secs_f64();
-                self.pending_shutdown = true;
-                Ok(json!({"ok": true, "grace_s": grace}))
-            }
-            "client.capabilities" => {
-                match params {
-                    None | Some(Value::Object(_)) => {}
-                    Some(Value::Array(ref items))
-                        if items.len() <= 1 && items.iter().all(Value::is_object) => {}
-                    Some(_) => {
-                        return Err(RpcError::invalid_params(
-                            "client.capabilities takes an object of capabilities",
-                        ))
-                    }
-                }
-                self.client_capabilities = params;
-                Ok(json!({
-                    "protocol": PROTOCOL_VERSION,
-                    "version": VERSION,
-                    "methods": self.methods(),
-                    "events": {"envelope": "event", "coalescing": true, "line_separators_escaped": true},
-                    "batches": true,
-                    "limits": self.limits_value(),
-                }))
-            }
-            other => Err(RpcError::method_not_found(other)),
+        match BUILTINS.iter().find(|b| b.name == method) {
+            Some(builtin) => (builtin.handler)(self, params, host, now),
+            None => Err(RpcError::method_not_found(method)),
         }
+    }
+
+    fn info_value(&self, host: &dyn Host, now: Instant) -> Value {
+        let mut info = json!({
+            "version": VERSION,
+            "pid": std::process::id(),
+            "protocol": PROTOCOL_VERSION,
+            "uptime_s": now.duration_since(self.started).as_secs_f64(),
+            "methods": self.methods(),
+            "services": self.services.iter().map(|s| s.name()).collect::<Vec<_>>(),
+            "config": self.config.settings,
+            "client": self.client_capabilities,
+            "limits": self.limits_value(),
+        });
+        if let Value::Object(map) = &mut info {
+            map.extend(host.info());
+            for service in &self.services {
+                map.extend(service.info());
+            }
+        }
+        info
+    }
+
+    fn client_capabilities(&mut self, params: Option<Value>) -> Reply {
+        match params {
+            None | Some(Value::Object(_)) => {}
+            Some(Value::Array(ref items))
+                if items.len() <= 1 && items.iter().all(Value::is_object) => {}
+            Some(_) => {
+                return Err(RpcError::invalid_params(
+                    "client.capabilities takes an object of capabilities",
+                ))
+            }
+        }
+        self.client_capabilities = params;
+        Ok(json!({
+            "protocol": PROTOCOL_VERSION,
+            "version": VERSION,
+            "methods": self.methods(),
+            "events": {"envelope": "event", "coalescing": true, "line_separators_escaped": true},
+            "batches": true,
+            "limits": self.limits_value(),
+        }))
     }
 
     pub(super) fn stats_value(&self, host: &dyn Host) -> Value {

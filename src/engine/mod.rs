@@ -172,7 +172,7 @@ impl Engine {
         let fallback = services.iter().position(|s| s.is_fallback());
         let mut routes = HashMap::new();
         for name in builtins::methods(fallback.is_some()) {
-            routes.insert(*name, Route::Builtin);
+            routes.insert(name, Route::Builtin);
         }
         for (index, service) in services.iter().enumerate() {
             for name in service.methods() {

@@ -77,6 +77,34 @@ pub struct StartError {
     pub reason: String,
 }
 
+/// Declares a service's methods once, name and handler together: it
+/// defines `METHOD_NAMES` (for [`Service::methods`]) and `dispatch` (for
+/// [`Service::call`]), so a method cannot be listed without a handler or
+/// handled without being listed. Each handler is
+/// `fn(&mut self, &mut Context<'_>, Option<Value>) -> Reply`.
+macro_rules! method_table {
+    ($service:ty { $($name:literal => $handler:ident),+ $(,)? }) => {
+        impl $service {
+            /// Every method, in the order `gateway.ready` lists them.
+            const METHOD_NAMES: &'static [&'static str] = &[$($name),+];
+
+            /// Runs `method`; `-32601` for one not in the table.
+            fn dispatch(
+                &mut self,
+                cx: &mut $crate::engine::service::Context<'_>,
+                method: &str,
+                params: Option<serde_json::Value>,
+            ) -> $crate::engine::service::Reply {
+                match method {
+                    $($name => self.$handler(cx, params),)+
+                    other => Err($crate::engine::wire::RpcError::method_not_found(other)),
+                }
+            }
+        }
+    };
+}
+pub(crate) use method_table;
+
 /// A unit of work behind a set of methods.
 pub trait Service {
     /// A short name for logs and `gateway.info`.

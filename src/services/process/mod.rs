@@ -42,7 +42,7 @@ use self::state::{Envelope, HeldPiece, Proc, Stopped, WriteRefused};
 use crate::config::Config;
 use crate::engine::host::{ChildEvent, ChildKey, Host, OutputStream, SignalScope};
 use crate::engine::lifecycle::{Cause, Drain};
-use crate::engine::service::{Context, Deferral, Reply, Service};
+use crate::engine::service::{method_table, Context, Deferral, Reply, Service};
 use crate::engine::wire::{ErrorCode, RpcError};
 use crate::services::shutdown::{Step as ShutdownStep, Timeline};
 use crate::signal_name;
@@ -146,6 +146,17 @@ impl ProcessService {
         self.procs.insert(id, proc);
         self.by_key.insert(spawned.key, id);
         Ok(json!({"proc": id, "pid": spawned.pid}))
+    }
+
+    fn close_stdin(&mut self, cx: &mut Context<'_>, params: Option<Value>) -> Reply {
+        let id = params::proc_only("process.close_stdin", params)?;
+        let pending = self.proc_mut(id)?.close_stdin(cx.host());
+        Ok(json!({"ok": true, "pending": pending}))
+    }
+
+    fn list(&mut self, cx: &mut Context<'_>, params: Option<Value>) -> Reply {
+        params::none("process.list", params)?;
+        Ok(self.listing(cx.now()))
     }
 
     fn write(&mut self, cx: &mut Context<'_>, params: Option<Value>) -> Reply {
@@ -255,7 +266,7 @@ impl ProcessService {
         send_step(cx.host(), proc, first, true);
     }
 
-    fn list(&self, now: Instant) -> Value {
+    fn listing(&self, now: Instant) -> Value {
         let procs: Vec<Value> = self
             .procs
             .values()
@@ -368,21 +379,23 @@ impl ProcessService {
     }
 }
 
+method_table!(ProcessService {
+    "process.spawn" => spawn,
+    "process.write" => write,
+    "process.close_stdin" => close_stdin,
+    "process.signal" => signal,
+    "process.cancel" => cancel,
+    "process.list" => list,
+    "process.resize" => resize,
+});
+
 impl Service for ProcessService {
     fn name(&self) -> &'static str {
         "process"
     }
 
     fn methods(&self) -> &'static [&'static str] {
-        &[
-            "process.spawn",
-            "process.write",
-            "process.close_stdin",
-            "process.signal",
-            "process.cancel",
-            "process.list",
-            "process.resize",
-        ]
+        Self::METHOD_NAMES
     }
 
     fn limits(&self) -> Map<String, Value> {
@@ -393,23 +406,7 @@ impl Service for ProcessService {
     }
 
     fn call(&mut self, cx: &mut Context<'_>, method: &str, params: Option<Value>) -> Reply {
-        match method {
-            "process.spawn" => self.spawn(cx, params),
-            "process.write" => self.write(cx, params),
-            "process.close_stdin" => {
-                let id = params::proc_only(method, params)?;
-                let pending = self.proc_mut(id)?.close_stdin(cx.host());
-                Ok(json!({"ok": true, "pending": pending}))
-            }
-            "process.signal" => self.signal(cx, params),
-            "process.cancel" => self.cancel(cx, params),
-            "process.resize" => self.resize(cx, params),
-            "process.list" => {
-                params::none(method, params)?;
-                Ok(self.list(cx.now()))
-            }
-            other => Err(RpcError::method_not_found(other)),
-        }
+        self.dispatch(cx, method, params)
     }
 
     fn on_child(&mut self, cx: &mut Context<'_>, child: ChildKey, event: ChildEvent) {
