@@ -12,7 +12,7 @@ use super::join::{Joins, Ready};
 use super::outbound;
 use super::service::{ForwardKind, Forwarded, Reply};
 use super::wire::{head, write_answer, BatchCursor, ErrorCode, Head, Id, RpcError};
-use super::{Engine, Place, Route, FRAMES_PER_TURN};
+use super::{Engine, Place, FRAMES_PER_TURN};
 
 impl Engine {
     /// Answers batches whose fallback answers are all in, paced as any
@@ -77,9 +77,7 @@ impl Engine {
         let Some(member) = member else {
             match batch.pass {
                 Pass::Forward(join, members) => {
-                    if let Some(fallback) = self.fallback {
-                        self.with_service(fallback, host, now, |s, cx| s.end_batch(cx));
-                    }
+                    self.with_fallback(host, now, |f, cx| f.end_batch(cx));
                     self.joins.walked(join, members);
                 }
                 Pass::Plain(_) | Pass::Refuse(_) | Pass::Answer(_) => {
@@ -151,9 +149,9 @@ impl Engine {
     ) {
         match head(text) {
             Ok(Head::Request { id, method, .. }) => {
-                let Some(Route::Fallback(fallback)) = self.route(&method) else {
+                if !self.goes_to_fallback(self.route(&method)) {
                     return;
-                };
+                }
                 if self.lifecycle.drain().is_some() {
                     return self.joins.refuse(join, index, shutting_down());
                 }
@@ -161,18 +159,14 @@ impl Engine {
                     return self.joins.refuse(join, index, duplicate_id());
                 }
                 let kind = ForwardKind::Request(&id);
-                if let Forwarded::Answer(error) =
-                    self.forward(fallback, text, kind, true, host, now)
-                {
+                if let Forwarded::Answer(error) = self.forward(text, kind, true, host, now) {
                     self.joins.forget(join, &id);
                     self.joins.refuse(join, index, error);
                 }
             }
             Ok(Head::Notification { method, .. }) => {
-                if let (Some(Route::Fallback(fallback)), None) =
-                    (self.route(&method), self.lifecycle.drain())
-                {
-                    self.forward(fallback, text, ForwardKind::Notification, true, host, now);
+                if self.goes_to_fallback(self.route(&method)) && self.lifecycle.drain().is_none() {
+                    self.forward(text, ForwardKind::Notification, true, host, now);
                 }
             }
             Ok(Head::Response { .. }) => {
@@ -195,7 +189,7 @@ impl Engine {
     ) -> Option<(Id, Reply)> {
         let forwarded = match head(text) {
             Ok(Head::Request { ref method, .. } | Head::Notification { ref method, .. }) => {
-                matches!(self.route(method), Some(Route::Fallback(_)))
+                self.goes_to_fallback(self.route(method))
             }
             Ok(Head::Response { .. }) => true,
             Err(_) => false,

@@ -71,7 +71,7 @@ impl Engine {
     /// Every method this engine answers: built-ins first, then services'.
     pub fn methods(&self) -> Vec<&'static str> {
         let mut methods: Vec<&'static str> = methods(self.fallback.is_some()).collect();
-        for service in &self.services {
+        for service in self.all_services() {
             methods.extend_from_slice(service.methods());
         }
         methods
@@ -98,7 +98,7 @@ impl Engine {
             "shutdown_grace_s".into(),
             json!(self.config.shutdown_grace.as_secs_f64()),
         );
-        for service in &self.services {
+        for service in self.all_services() {
             limits.extend(service.limits());
         }
         Value::Object(limits)
@@ -135,14 +135,14 @@ impl Engine {
             "protocol": PROTOCOL_VERSION,
             "uptime_s": now.duration_since(self.started).as_secs_f64(),
             "methods": self.methods(),
-            "services": self.services.iter().map(|s| s.name()).collect::<Vec<_>>(),
+            "services": self.all_services().map(|s| s.name()).collect::<Vec<_>>(),
             "config": self.config.settings,
             "client": self.client_capabilities,
             "limits": self.limits_value(),
         });
         if let Value::Object(map) = &mut info {
             map.extend(host.info());
-            for service in &self.services {
+            for service in self.all_services() {
                 map.extend(service.info());
             }
         }
@@ -198,7 +198,7 @@ impl Engine {
             "write_stalls": self.stats.write_stalls,
             "signals": signals,
         });
-        if let (Value::Object(map), Some(_)) = (&mut stats, self.fallback) {
+        if let (Value::Object(map), true) = (&mut stats, self.fallback.is_some()) {
             map.insert(
                 "batches_waiting".into(),
                 json!({
@@ -209,7 +209,7 @@ impl Engine {
         }
         if let Value::Object(map) = &mut stats {
             map.extend(host.stats());
-            for service in &self.services {
+            for service in self.all_services() {
                 map.extend(service.stats());
             }
         }

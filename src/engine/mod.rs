@@ -28,8 +28,9 @@ pub use self::host::{ChildEvent, ChildKey, Host, NoHost};
 use self::join::Joins;
 use self::lifecycle::{Cause, Exit, Lifecycle, Phase};
 use self::outbound::{Limits, Outbound};
+pub use self::service::Fallback;
 use self::service::{
-    Call, Context, Forward, ForwardKind, Forwarded, Owing, ReadyHold, Reply, Service,
+    Bridge, Call, Context, Forward, ForwardKind, Forwarded, Owing, ReadyHold, Reply, Service,
 };
 use self::wire::{
     head, open, open_forwarding, parse_outcome, parse_params, write_answer, ErrorCode, Head, Id,
@@ -89,15 +90,41 @@ enum Place {
     Forwarded,
 }
 
-/// Where a method goes.
+/// Where a method goes; a method with no route goes to the fallback, if
+/// there is one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Route {
     /// A built-in (`gateway.*`, and `client.capabilities` without a fallback).
     Builtin,
     /// The service at this index.
     Service(usize),
-    /// The fallback service: every method no one claims.
-    Fallback(usize),
+}
+
+/// The services an engine runs: those behind method names, and at most one
+/// fallback for everything else (a backend).
+pub struct Services {
+    /// Services behind their method names.
+    pub services: Vec<Box<dyn Service>>,
+    /// The fallback.
+    pub fallback: Option<Box<dyn Fallback>>,
+}
+
+impl From<Vec<Box<dyn Service>>> for Services {
+    fn from(services: Vec<Box<dyn Service>>) -> Services {
+        Services {
+            services,
+            fallback: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for Services {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Services")
+            .field("services", &self.services.len())
+            .field("fallback", &self.fallback.is_some())
+            .finish()
+    }
 }
 
 /// The in-memory gateway.
@@ -108,8 +135,10 @@ pub struct Engine {
     lifecycle: Lifecycle,
     services: Vec<Box<dyn Service>>,
     routes: HashMap<&'static str, Route>,
-    /// The service that takes unclaimed methods and stray responses.
-    fallback: Option<usize>,
+    /// The service that takes unclaimed methods and stray responses. In
+    /// the indexes that name a service (child owners, client requests) it is
+    /// `services.len()`.
+    fallback: Option<Box<dyn Fallback>>,
     /// Every line goes to the fallback unread (transparent forwarding).
     forward_lines: bool,
     /// Batch answers waiting for forwarded members.
@@ -166,10 +195,10 @@ impl Engine {
     /// [`Engine::start`] before feeding it input.
     pub fn new(
         config: EngineConfig,
-        services: Vec<Box<dyn Service>>,
+        services: impl Into<Services>,
         now: Instant,
     ) -> Result<Engine, DuplicateMethod> {
-        let fallback = services.iter().position(|s| s.is_fallback());
+        let Services { services, fallback } = services.into();
         let mut routes = HashMap::new();
         for name in builtins::methods(fallback.is_some()) {
             routes.insert(name, Route::Builtin);
@@ -181,16 +210,10 @@ impl Engine {
                 }
             }
         }
-        let forward_lines = fallback.is_some_and(|i| services[i].forwards_every_line());
-        let hold = services
-            .iter()
-            .map(|s| s.ready_hold())
-            .max_by_key(|h| match h {
-                ReadyHold::Send => 0,
-                ReadyHold::Hold => 1,
-                ReadyHold::Suppress => 2,
-            })
-            .unwrap_or(ReadyHold::Send);
+        let forward_lines = fallback.as_ref().is_some_and(|f| f.forwards_every_line());
+        let hold = fallback
+            .as_ref()
+            .map_or(ReadyHold::Send, |f| f.ready_hold());
         // A kept answer must fit in the queue whenever a batch may step
         // (below the high-water mark): the room above it is the budget.
         let join_budget = config.outbound.hard_bytes - config.outbound.high_water;
@@ -245,7 +268,7 @@ impl Engine {
     /// Starts every service (a backend is spawned here). An error is the
     /// gateway's exit: nothing was served.
     pub fn start(&mut self, host: &mut dyn Host, now: Instant) -> Result<(), Exit> {
-        for index in 0..self.services.len() {
+        for index in 0..self.service_count() {
             self.with_service(index, host, now, |service, cx| service.start(cx))
                 .map_err(|e| Exit {
                     code: e.code,
@@ -301,10 +324,7 @@ impl Engine {
     /// ([`Engine::can_dispatch`]) and the fallback can take more (a
     /// transparent bridge whose backend's stdin queue is full cannot).
     pub fn can_pump_input(&self) -> bool {
-        self.can_dispatch()
-            && self
-                .fallback
-                .map_or(true, |i| self.services[i].accepts_input())
+        self.can_dispatch() && self.fallback.as_ref().map_or(true, |f| f.accepts_input())
     }
 
     /// True while producers may add to the outbound queue: it is below its
@@ -400,9 +420,7 @@ impl Engine {
                 }
             }
         }
-        if let Some(fallback) = self.fallback {
-            self.with_service(fallback, host, now, |s, cx| s.end_input_turn(cx));
-        }
+        self.with_fallback(host, now, |f, cx| f.end_input_turn(cx));
         if self.eof_pending && !self.has_input_backlog() {
             self.finish_input(host, now);
         }
@@ -496,7 +514,7 @@ impl Engine {
         let drain = self.lifecycle.drain().map(|d| d.deadline);
         [drain, self.out.next_deadline()]
             .into_iter()
-            .chain(self.services.iter().map(|s| s.next_deadline()))
+            .chain(self.all_services().map(|s| s.next_deadline()))
             .flatten()
             .min()
     }
@@ -505,6 +523,9 @@ impl Engine {
     pub fn on_exit(&mut self, host: &mut dyn Host) {
         for service in &mut self.services {
             service.on_exit(host);
+        }
+        if let Some(fallback) = &mut self.fallback {
+            fallback.on_exit(host);
         }
     }
 
@@ -521,14 +542,13 @@ impl Engine {
         let Some(drain) = self.lifecycle.drain() else {
             return;
         };
-        let services_idle = self.services.iter().all(|s| s.is_idle());
+        let services_idle = self.all_services().all(|s| s.is_idle());
         let answered = self.batch.is_none() && self.joins.is_empty() && self.owed.is_empty();
         if services_idle && self.out.is_empty() && answered {
             self.lifecycle.finish();
         } else if now >= drain.deadline {
             let mut left: Vec<String> = self
-                .services
-                .iter()
+                .all_services()
                 .filter_map(|s| s.busy_summary())
                 .collect();
             if self.batch.is_some() || !self.joins.is_empty() {
@@ -548,14 +568,14 @@ impl Engine {
     }
 
     fn dispatch_frame(&mut self, frame: Vec<u8>, host: &mut dyn Host, now: Instant) {
-        if let (true, Some(fallback)) = (self.forward_lines, self.fallback) {
+        if self.forward_lines {
             self.stats.frames_forwarded += 1;
             let message = Forward {
                 raw: &frame,
                 kind: ForwardKind::Line,
                 in_batch: false,
             };
-            self.with_service(fallback, host, now, |s, cx| s.forward(cx, message));
+            self.with_fallback(host, now, |f, cx| f.forward(cx, message));
             return;
         }
         let opened = match self.fallback {
@@ -635,9 +655,9 @@ impl Engine {
         match message {
             Head::Request { id, method, params } => {
                 let route = self.route(&method);
-                if let Some(Route::Fallback(index)) = route {
+                if self.goes_to_fallback(route) {
                     let in_batch = place == Place::Forwarded;
-                    return self.forward_request(index, text, id, in_batch, host, now);
+                    return self.forward_request(text, id, in_batch, host, now);
                 }
                 let call = match place {
                     Place::Frame => Call::Frame(&id),
@@ -651,10 +671,10 @@ impl Engine {
             }
             Head::Notification { method, params } => {
                 let route = self.route(&method);
-                if let Some(Route::Fallback(index)) = route {
+                if self.goes_to_fallback(route) {
                     let kind = ForwardKind::Notification;
                     let in_batch = place == Place::Forwarded;
-                    self.forward(index, text, kind, in_batch, host, now);
+                    self.forward(text, kind, in_batch, host, now);
                 } else if let Ok(params) = parse_params(params, &Id::Null) {
                     // A notification's reply is nobody's: it is dropped.
                     self.call(route, &method, params, Call::Notification, host, now);
@@ -668,10 +688,10 @@ impl Engine {
                             service.on_client_response(cx, &id, outcome)
                         });
                     }
-                } else if let Some(index) = self.fallback {
+                } else if self.fallback.is_some() {
                     let kind = ForwardKind::Response(&id);
                     let in_batch = place == Place::Forwarded;
-                    self.forward(index, text, kind, in_batch, host, now);
+                    self.forward(text, kind, in_batch, host, now);
                 } else {
                     self.stats.responses_unmatched += 1;
                     log::debug!("dropping a response to unknown request {id}");
@@ -685,7 +705,6 @@ impl Engine {
     /// the fallback refuses it now.
     fn forward_request(
         &mut self,
-        index: usize,
         text: &str,
         id: Id,
         in_batch: bool,
@@ -693,22 +712,24 @@ impl Engine {
         now: Instant,
     ) -> Option<(Id, Reply)> {
         let kind = ForwardKind::Request(&id);
-        match self.forward(index, text, kind, in_batch, host, now) {
+        match self.forward(text, kind, in_batch, host, now) {
             Forwarded::Sent => None,
             Forwarded::Answer(error) => Some((id, Err(error))),
         }
     }
 
     fn route(&self, method: &str) -> Option<Route> {
-        self.routes
-            .get(method)
-            .copied()
-            .or(self.fallback.map(Route::Fallback))
+        self.routes.get(method).copied()
     }
 
+    /// True for a method no service claims, with a fallback to take it.
+    fn goes_to_fallback(&self, route: Option<Route>) -> bool {
+        route.is_none() && self.fallback.is_some()
+    }
+
+    /// Hands one message to the fallback (the caller knows there is one).
     fn forward(
         &mut self,
-        index: usize,
         raw: &str,
         kind: ForwardKind<'_>,
         in_batch: bool,
@@ -721,7 +742,8 @@ impl Engine {
             kind,
             in_batch,
         };
-        self.with_service(index, host, now, |service, cx| service.forward(cx, message))
+        self.with_fallback(host, now, |f, cx| f.forward(cx, message))
+            .unwrap_or_else(|| Forwarded::Answer(RpcError::method_not_found("this method")))
     }
 
     /// Runs a method. `None` when the service took the request to answer
@@ -736,7 +758,7 @@ impl Engine {
         now: Instant,
     ) -> Option<Reply> {
         match route {
-            None | Some(Route::Fallback(_)) => Some(Err(RpcError::method_not_found(method))),
+            None => Some(Err(RpcError::method_not_found(method))),
             Some(Route::Builtin) => Some(self.builtin(method, params, host, now)),
             Some(Route::Service(index)) => self.with_call(index, call, host, now, |service, cx| {
                 let reply = service.call(cx, method, params);
@@ -773,14 +795,66 @@ impl Engine {
             child_owner: &mut self.child_owner,
             pending: &mut self.pending,
             next_request: &mut self.next_request,
-            joins: &mut self.joins,
-            ready: &mut self.held_ready,
-            shutdown: &mut self.requested,
+            bridge: (index >= self.services.len()).then_some(Bridge {
+                joins: &mut self.joins,
+                ready: &mut self.held_ready,
+                shutdown: &mut self.requested,
+            }),
             call,
             deferred: false,
             owed: &mut self.owed,
         };
-        f(self.services[index].as_mut(), &mut cx)
+        let service: &mut dyn Service = match self.services.get_mut(index) {
+            Some(service) => service.as_mut(),
+            None => self
+                .fallback
+                .as_mut()
+                .expect("an index past the services names the fallback")
+                .as_service_mut(),
+        };
+        f(service, &mut cx)
+    }
+
+    /// Every service, the fallback last.
+    fn all_services(&self) -> impl Iterator<Item = &dyn Service> {
+        self.services
+            .iter()
+            .map(|s| s.as_ref())
+            .chain(self.fallback.as_ref().map(|f| f.as_service()))
+    }
+
+    /// Every service, the fallback last (its index is `services.len()`).
+    fn service_count(&self) -> usize {
+        self.services.len() + usize::from(self.fallback.is_some())
+    }
+
+    /// Lends the fallback a context, if there is one.
+    fn with_fallback<R>(
+        &mut self,
+        host: &mut dyn Host,
+        now: Instant,
+        f: impl FnOnce(&mut dyn Fallback, &mut Context<'_>) -> R,
+    ) -> Option<R> {
+        let fallback = self.fallback.as_mut()?;
+        let mut cx = Context {
+            now,
+            out: &mut self.out,
+            host,
+            drain: self.lifecycle.drain(),
+            service: self.services.len(),
+            child_owner: &mut self.child_owner,
+            pending: &mut self.pending,
+            next_request: &mut self.next_request,
+            bridge: Some(Bridge {
+                joins: &mut self.joins,
+                ready: &mut self.held_ready,
+                shutdown: &mut self.requested,
+            }),
+            call: Call::None,
+            deferred: false,
+            owed: &mut self.owed,
+        };
+        Some(f(fallback.as_mut(), &mut cx))
     }
 
     fn for_each_service(
@@ -789,7 +863,7 @@ impl Engine {
         now: Instant,
         mut f: impl FnMut(&mut dyn Service, &mut Context<'_>),
     ) {
-        for index in 0..self.services.len() {
+        for index in 0..self.service_count() {
             self.with_service(index, host, now, &mut f);
         }
     }

@@ -128,45 +128,6 @@ pub trait Service {
         Ok(())
     }
 
-    /// True for the service that takes every method no one else claims,
-    /// and every client response the gateway did not ask for. At most one.
-    fn is_fallback(&self) -> bool {
-        false
-    }
-
-    /// True when every inbound line goes to [`Service::forward`] as a
-    /// [`ForwardKind::Line`], unread (transparent forwarding).
-    fn forwards_every_line(&self) -> bool {
-        false
-    }
-
-    /// Sends one message on (the fallback only).
-    fn forward(&mut self, _cx: &mut Context<'_>, message: Forward<'_>) -> Forwarded {
-        let method = match message.kind {
-            ForwardKind::Request(_) => "this method",
-            _ => "",
-        };
-        Forwarded::Answer(RpcError::method_not_found(method))
-    }
-
-    /// The last member of a batch was forwarded (the fallback only).
-    fn end_batch(&mut self, _cx: &mut Context<'_>) {}
-
-    /// A turn of input dispatch ended (the fallback only): a good moment to
-    /// write what it queued, once for the whole turn rather than per message.
-    fn end_input_turn(&mut self, _cx: &mut Context<'_>) {}
-
-    /// False while the service cannot take more input: stdin stays unread
-    /// in its pipe (transparent forwarding past the backend's stdin bound).
-    fn accepts_input(&self) -> bool {
-        true
-    }
-
-    /// How `gateway.ready` goes out.
-    fn ready_hold(&self) -> ReadyHold {
-        ReadyHold::Send
-    }
-
     /// Counters merged into `gateway.stats`.
     fn stats(&self) -> Map<String, Value> {
         Map::new()
@@ -214,6 +175,45 @@ pub trait Service {
     /// The gateway's last moment: stop everything now (kill children), no
     /// output will be written any more.
     fn on_exit(&mut self, _host: &mut dyn Host) {}
+}
+
+/// The service that takes every method no one else claims, and every
+/// client response the gateway did not ask for: the backend bridge. At most
+/// one per engine. Besides a [`Service`]'s hooks it forwards messages as
+/// their bytes and decides how input and the ready are paced.
+pub trait Fallback: Service {
+    /// This fallback as a plain service, for the engine's hooks.
+    fn as_service(&self) -> &dyn Service;
+
+    /// This fallback as a plain service, for the engine's hooks.
+    fn as_service_mut(&mut self) -> &mut dyn Service;
+
+    /// True when every inbound line goes to [`Fallback::forward`] as a
+    /// [`ForwardKind::Line`], unread (transparent forwarding).
+    fn forwards_every_line(&self) -> bool {
+        false
+    }
+
+    /// Sends one message on.
+    fn forward(&mut self, cx: &mut Context<'_>, message: Forward<'_>) -> Forwarded;
+
+    /// The last member of a batch was forwarded.
+    fn end_batch(&mut self, _cx: &mut Context<'_>) {}
+
+    /// A turn of input dispatch ended: a good moment to write what it
+    /// queued, once for the whole turn rather than per message.
+    fn end_input_turn(&mut self, _cx: &mut Context<'_>) {}
+
+    /// False while it cannot take more input: stdin stays unread in its pipe
+    /// (transparent forwarding past the backend's stdin bound).
+    fn accepts_input(&self) -> bool {
+        true
+    }
+
+    /// How `gateway.ready` goes out.
+    fn ready_hold(&self) -> ReadyHold {
+        ReadyHold::Send
+    }
 }
 
 /// The call a [`Context`] was lent for.
@@ -292,6 +292,15 @@ impl Owing {
     }
 }
 
+/// What the engine lends the fallback, and no other service: the batch
+/// answers its replies join, the held `gateway.ready`, and a way to ask for
+/// shutdown.
+pub(super) struct Bridge<'a> {
+    pub(super) joins: &'a mut Joins,
+    pub(super) ready: &'a mut Option<Value>,
+    pub(super) shutdown: &'a mut Option<Cause>,
+}
+
 /// What the engine lends a service for one call or event.
 pub struct Context<'a> {
     pub(super) now: Instant,
@@ -302,9 +311,8 @@ pub struct Context<'a> {
     pub(super) child_owner: &'a mut HashMap<ChildKey, usize>,
     pub(super) pending: &'a mut HashMap<Id, usize>,
     pub(super) next_request: &'a mut u64,
-    pub(super) joins: &'a mut Joins,
-    pub(super) ready: &'a mut Option<Value>,
-    pub(super) shutdown: &'a mut Option<Cause>,
+    /// Lent to the fallback only.
+    pub(super) bridge: Option<Bridge<'a>>,
     pub(super) call: Call<'a>,
     pub(super) deferred: bool,
     pub(super) owed: &'a mut Owing,
@@ -319,7 +327,7 @@ impl std::fmt::Debug for Context<'_> {
     }
 }
 
-impl Context<'_> {
+impl<'a> Context<'a> {
     /// The engine's clock reading for this tick.
     pub fn now(&self) -> Instant {
         self.now
@@ -408,17 +416,26 @@ impl Context<'_> {
     pub fn reply(&mut self, id: &Id, reply: &Reply) {
         let mut frame = Vec::with_capacity(64);
         write_answer(&mut frame, id, reply, self.out.room().saturating_sub(1));
-        if !self.joins.deliver(id, &frame) {
+        if !self.bridge().joins.deliver(id, &frame) {
             frame.push(b'\n');
             self.push(frame);
         }
+    }
+
+    /// The fallback's part of the context. Only the fallback forwards
+    /// requests, holds the ready or ends the gateway, so only it is lent
+    /// this; another service asking for it is a bug.
+    fn bridge(&mut self) -> &mut Bridge<'a> {
+        self.bridge
+            .as_mut()
+            .expect("the reply machinery is lent to the fallback only")
     }
 
     /// Passes on a response as the bytes it came as (`line`, without its
     /// `\n`): into the batch answer its id belongs to, or as a frame of its
     /// own (no copy). Refused as [`Context::push_line`] is.
     pub fn reply_line(&mut self, id: &Id, line: Vec<u8>) -> Result<(), Refused> {
-        if self.joins.deliver(id, &line) {
+        if self.bridge().joins.deliver(id, &line) {
             return Ok(());
         }
         self.push_line(line)
@@ -468,13 +485,13 @@ impl Context<'_> {
     /// The gateway's own `gateway.ready` payload while it is held (see
     /// [`ReadyHold::Hold`]); `None` once it went out or was never held.
     pub fn held_ready(&self) -> Option<&Value> {
-        self.ready.as_ref()
+        self.bridge.as_ref().and_then(|b| b.ready.as_ref())
     }
 
     /// Sends the held `gateway.ready` as `frame` (which ends in `\n`),
     /// ahead of everything queued while it was held, and lets output flow.
     pub fn release_ready(&mut self, frame: Vec<u8>) {
-        if self.ready.take().is_some() {
+        if self.bridge().ready.take().is_some() {
             self.out.open_gate(Some(frame), self.now);
         }
     }
@@ -508,8 +525,9 @@ impl Context<'_> {
         self.push(frame);
     }
 
-    /// Asks the engine to shut down for `cause` once this call returns.
+    /// Asks the engine to shut down for `cause` once this call returns (the
+    /// fallback only: the backend's end can end the gateway).
     pub fn request_shutdown(&mut self, cause: Cause) {
-        self.shutdown.get_or_insert(cause);
+        self.bridge().shutdown.get_or_insert(cause);
     }
 }

@@ -70,7 +70,8 @@ fn engine(t0: Instant) -> Engine {
         shutdown_grace: Duration::from_secs(1),
         ..Config::default()
     };
-    Engine::new(config.engine(), vec![Box::new(Echo::default())], t0).unwrap()
+    let services: Vec<Box<dyn Service>> = vec![Box::new(Echo::default())];
+    Engine::new(config.engine(), services, t0).unwrap()
 }
 
 /// Writes everything queued and returns the lines as JSON.
@@ -432,24 +433,18 @@ fn stall_timeout_declares_the_reader_gone() {
 /// A fallback that records what it is handed, as raw text, and answers its
 /// requests on the next tick (a deferred reply), holding the ready until then.
 #[derive(Default)]
-struct Fallback {
+struct Recorder {
     seen: std::rc::Rc<std::cell::RefCell<Vec<String>>>,
     owed: Vec<(Id, String)>,
     hold_ready: bool,
 }
 
-impl Service for Fallback {
-    fn name(&self) -> &'static str {
-        "fallback"
+impl super::service::Fallback for Recorder {
+    fn as_service(&self) -> &dyn Service {
+        self
     }
-    fn methods(&self) -> &'static [&'static str] {
-        &[]
-    }
-    fn call(&mut self, _cx: &mut Context<'_>, method: &str, _params: Option<Value>) -> Reply {
-        Err(RpcError::method_not_found(method))
-    }
-    fn is_fallback(&self) -> bool {
-        true
+    fn as_service_mut(&mut self) -> &mut dyn Service {
+        self
     }
     fn ready_hold(&self) -> super::service::ReadyHold {
         if self.hold_ready {
@@ -474,6 +469,18 @@ impl Service for Fallback {
         }
         super::service::Forwarded::Sent
     }
+}
+
+impl Service for Recorder {
+    fn name(&self) -> &'static str {
+        "fallback"
+    }
+    fn methods(&self) -> &'static [&'static str] {
+        &[]
+    }
+    fn call(&mut self, _cx: &mut Context<'_>, method: &str, _params: Option<Value>) -> Reply {
+        Err(RpcError::method_not_found(method))
+    }
     fn tick(&mut self, cx: &mut Context<'_>) {
         if cx.held_ready().is_some() {
             cx.release_ready(b"{\"jsonrpc\":\"2.0\",\"method\":\"event\",\"params\":{\"type\":\"gateway.ready\",\"payload\":{\"merged\":true}}}\n".to_vec());
@@ -491,12 +498,15 @@ fn bridged(
     t0: Instant,
     hold_ready: bool,
 ) -> (Engine, std::rc::Rc<std::cell::RefCell<Vec<String>>>) {
-    let fallback = Fallback {
+    let fallback = Recorder {
         hold_ready,
-        ..Fallback::default()
+        ..Recorder::default()
     };
     let seen = fallback.seen.clone();
-    let services: Vec<Box<dyn Service>> = vec![Box::new(Echo::default()), Box::new(fallback)];
+    let services = super::Services {
+        services: vec![Box::new(Echo::default())],
+        fallback: Some(Box::new(fallback)),
+    };
     let e = Engine::new(Config::default().engine(), services, t0).unwrap();
     (e, seen)
 }
@@ -637,7 +647,8 @@ fn later_engine(t0: Instant) -> Engine {
         shutdown_grace: Duration::from_secs(1),
         ..Config::default()
     };
-    Engine::new(config.engine(), vec![Box::new(Later::default())], t0).unwrap()
+    let services: Vec<Box<dyn Service>> = vec![Box::new(Later::default())];
+    Engine::new(config.engine(), services, t0).unwrap()
 }
 
 #[test]

@@ -13,17 +13,18 @@ pub mod shutdown;
 pub mod stdin_queue;
 
 use crate::config::Config;
-use crate::engine::service::Service;
+use crate::engine::service::{Fallback, Service};
+use crate::engine::Services;
 
 /// The services a production gateway runs: `process.*` (unless a backend
 /// is bridged without `--local-process`) and the backend bridge.
-pub fn standard(config: &Config) -> Vec<Box<dyn Service>> {
+pub fn standard(config: &Config) -> Services {
     let mut services: Vec<Box<dyn Service>> = Vec::new();
     if !config.is_bridge() || config.backend.local_process {
         services.push(Box::new(process::ProcessService::new(config)));
     }
-    if config.is_bridge() {
-        services.push(Box::new(backend::BackendService::new(config)));
-    }
-    services
+    let fallback = config
+        .is_bridge()
+        .then(|| Box::new(backend::BackendService::new(config)) as Box<dyn Fallback>);
+    Services { services, fallback }
 }

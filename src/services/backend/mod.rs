@@ -42,7 +42,7 @@ use crate::engine::host::{
 use crate::engine::lifecycle::{exit_code, Cause, Drain};
 use crate::engine::outbound::Refused;
 use crate::engine::service::{
-    Context, Forward, ForwardKind, Forwarded, ReadyHold, Reply, Service, StartError,
+    Context, Fallback, Forward, ForwardKind, Forwarded, ReadyHold, Reply, Service, StartError,
 };
 use crate::engine::wire::{ErrorCode, Id, RpcError};
 use crate::services::shutdown::{Step, Timeline};
@@ -601,93 +601,6 @@ impl Service for BackendService {
         })
     }
 
-    fn is_fallback(&self) -> bool {
-        true
-    }
-
-    fn forwards_every_line(&self) -> bool {
-        self.config.transparent
-    }
-
-    fn accepts_input(&self) -> bool {
-        // Transparent forwarding has no answer of its own to refuse with:
-        // past the bound, the client's stdin waits in its pipe instead.
-        !self.config.transparent || self.stdin.pending() < self.config.stdin_limit_bytes
-    }
-
-    fn ready_hold(&self) -> ReadyHold {
-        match (self.config.transparent, self.config.ready) {
-            (true, _) => ReadyHold::Suppress,
-            (false, ReadyPolicy::Event) => ReadyHold::Hold,
-            (false, ReadyPolicy::None) => ReadyHold::Send,
-        }
-    }
-
-    fn forward(&mut self, cx: &mut Context<'_>, message: Forward<'_>) -> Forwarded {
-        match message.kind {
-            ForwardKind::Line => {
-                if let State::Gone(_) = self.state {
-                    return Forwarded::Sent;
-                }
-                // Transparent: bounded by not reading the client
-                // (accepts_input), not by refusing.
-                self.push_stdin(message.raw);
-                self.push_stdin(b"\n");
-                Forwarded::Sent
-            }
-            ForwardKind::Request(_) if self.ledger.pending() >= self.config.max_pending => {
-                self.stats.refused += 1;
-                Forwarded::Answer(
-                    RpcError::new(
-                        ErrorCode::Overloaded,
-                        format!(
-                            "backend overloaded: it owes {} answers already (--backend-max-pending); retry when it has answered some",
-                            self.ledger.pending()
-                        ),
-                    )
-                    .with_data(json!({"limit": self.config.max_pending})),
-                )
-            }
-            ForwardKind::Request(id) => match self.enqueue(cx, message.raw, message.in_batch) {
-                Ok(()) => {
-                    self.stats.requests_forwarded += 1;
-                    if let (true, Some((_, ids))) = (message.in_batch, self.batch.as_mut()) {
-                        ids.push(id.canonical());
-                    } else if *id == Id::Null {
-                        self.batching.sent_null_request();
-                    }
-                    self.ledger.expect(id);
-                    Forwarded::Sent
-                }
-                Err(error) => Forwarded::Answer(error),
-            },
-            ForwardKind::Notification | ForwardKind::Response(_) => {
-                let response = matches!(message.kind, ForwardKind::Response(_));
-                match self.enqueue(cx, message.raw, message.in_batch) {
-                    Ok(()) if response => self.stats.responses_forwarded += 1,
-                    Ok(()) => self.stats.notifications_forwarded += 1,
-                    Err(error) => {
-                        log::warn!("a client message for the backend was dropped: {error}");
-                    }
-                }
-                Forwarded::Sent
-            }
-        }
-    }
-
-    fn end_batch(&mut self, _cx: &mut Context<'_>) {
-        let Some((members, ids)) = self.batch.take() else {
-            return;
-        };
-        // Written at the end of the input turn, with what else it queued.
-        let bytes = self.batching.send(members, ids);
-        self.push_stdin(&bytes);
-    }
-
-    fn end_input_turn(&mut self, cx: &mut Context<'_>) {
-        self.flush(cx);
-    }
-
     fn on_child(&mut self, cx: &mut Context<'_>, child: ChildKey, event: ChildEvent) {
         if self.backend.as_ref().map_or(true, |b| b.key != child) {
             return;
@@ -896,6 +809,99 @@ impl Service for BackendService {
             }),
         );
         map
+    }
+}
+
+impl Fallback for BackendService {
+    fn as_service(&self) -> &dyn Service {
+        self
+    }
+
+    fn as_service_mut(&mut self) -> &mut dyn Service {
+        self
+    }
+
+    fn forwards_every_line(&self) -> bool {
+        self.config.transparent
+    }
+
+    fn accepts_input(&self) -> bool {
+        // Transparent forwarding has no answer of its own to refuse with:
+        // past the bound, the client's stdin waits in its pipe instead.
+        !self.config.transparent || self.stdin.pending() < self.config.stdin_limit_bytes
+    }
+
+    fn ready_hold(&self) -> ReadyHold {
+        match (self.config.transparent, self.config.ready) {
+            (true, _) => ReadyHold::Suppress,
+            (false, ReadyPolicy::Event) => ReadyHold::Hold,
+            (false, ReadyPolicy::None) => ReadyHold::Send,
+        }
+    }
+
+    fn forward(&mut self, cx: &mut Context<'_>, message: Forward<'_>) -> Forwarded {
+        match message.kind {
+            ForwardKind::Line => {
+                if let State::Gone(_) = self.state {
+                    return Forwarded::Sent;
+                }
+                // Transparent: bounded by not reading the client
+                // (accepts_input), not by refusing.
+                self.push_stdin(message.raw);
+                self.push_stdin(b"\n");
+                Forwarded::Sent
+            }
+            ForwardKind::Request(_) if self.ledger.pending() >= self.config.max_pending => {
+                self.stats.refused += 1;
+                Forwarded::Answer(
+                    RpcError::new(
+                        ErrorCode::Overloaded,
+                        format!(
+                            "backend overloaded: it owes {} answers already (--backend-max-pending); retry when it has answered some",
+                            self.ledger.pending()
+                        ),
+                    )
+                    .with_data(json!({"limit": self.config.max_pending})),
+                )
+            }
+            ForwardKind::Request(id) => match self.enqueue(cx, message.raw, message.in_batch) {
+                Ok(()) => {
+                    self.stats.requests_forwarded += 1;
+                    if let (true, Some((_, ids))) = (message.in_batch, self.batch.as_mut()) {
+                        ids.push(id.canonical());
+                    } else if *id == Id::Null {
+                        self.batching.sent_null_request();
+                    }
+                    self.ledger.expect(id);
+                    Forwarded::Sent
+                }
+                Err(error) => Forwarded::Answer(error),
+            },
+            ForwardKind::Notification | ForwardKind::Response(_) => {
+                let response = matches!(message.kind, ForwardKind::Response(_));
+                match self.enqueue(cx, message.raw, message.in_batch) {
+                    Ok(()) if response => self.stats.responses_forwarded += 1,
+                    Ok(()) => self.stats.notifications_forwarded += 1,
+                    Err(error) => {
+                        log::warn!("a client message for the backend was dropped: {error}");
+                    }
+                }
+                Forwarded::Sent
+            }
+        }
+    }
+
+    fn end_batch(&mut self, _cx: &mut Context<'_>) {
+        let Some((members, ids)) = self.batch.take() else {
+            return;
+        };
+        // Written at the end of the input turn, with what else it queued.
+        let bytes = self.batching.send(members, ids);
+        self.push_stdin(&bytes);
+    }
+
+    fn end_input_turn(&mut self, cx: &mut Context<'_>) {
+        self.flush(cx);
     }
 }
 
