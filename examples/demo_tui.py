@@ -324,7 +324,7 @@ class Demo:
     def on_resize(self) -> None:
         curses.update_lines_cols()
         if self.running is not None and self.use_pty:
-            self.spawn(self.running.resize(self.output_rows(), self.cols()))
+            self.spawn(self.running.resize({"cols": self.cols(), "rows": self.output_rows()}))
 
     def spawn(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)
@@ -396,7 +396,7 @@ class Demo:
     async def shutdown(self) -> None:
         self.term.message("[closing the gateway...]", INFO_STYLE)
         self.render()
-        await self.gw.close()
+        await self.gw.close(shutdown=True)  # running commands get SIGTERM at once
         if self.pump is not None:
             try:
                 await asyncio.wait_for(self.pump, 5)

@@ -256,7 +256,7 @@ export interface GatewayMethodMap {
   "process.signal": { params: { proc: number; signal: SignalName | number; tree?: boolean }; result: { ok: true; signal: string } };
   "process.cancel": { params: { proc: number; ladder?: CancelLadder }; result: CancelResult };
   "process.list": { params: undefined; result: ProcessInfo[] };
-  "process.resize": { params: { proc: number; rows: number; cols: number }; result: unknown };
+  "process.resize": { params: { proc: number; rows: number; cols: number }; result: ResizeResult };
 }
 
 // ---------------------------------------------------------------------------
@@ -267,8 +267,17 @@ export declare const EXIT_CODE_MEANINGS: Readonly<Record<number, string>>;
 /** The documented meaning of an exit code (or of death by a signal). */
 export declare function describeExit(code: number | null, signal: string | null): string;
 
+/**
+ * Base class of every error the client raises on its own (the same classes
+ * as the Python client's). An AbortSignal's reason and a TypeError for a bad
+ * argument are not wrapped.
+ */
+export declare class GatewayError extends Error {
+  constructor(message?: string, options?: ErrorOptions);
+}
+
 /** An error response: the gateway (or a backend) answered with `error`. */
-export declare class RpcError extends Error {
+export declare class RpcError extends GatewayError {
   constructor(code: number, message: string, data?: unknown);
   readonly name: "RpcError";
   /** -32601 unknown method, -32602 bad params, -32000 the handler failed, -32001 overloaded, -32002 the backend exited (with -- CMD), ... */
@@ -278,8 +287,6 @@ export declare class RpcError extends Error {
   method?: string;
   toJSON(): { code: number; message: string; data?: unknown };
 }
-
-export declare class GatewayError extends Error {}
 
 /** The gateway exited while a call, a process handle or a new call needed it. */
 export declare class GatewayExited extends GatewayError {
@@ -300,7 +307,7 @@ export declare class GatewayExited extends GatewayError {
 
 /** The gateway could not be started. */
 export declare class GatewayStartError extends GatewayError {
-  readonly name: "GatewayStartError";
+  readonly name: "GatewayStartError" | "GatewayNotFound";
   /** The exit code when it exited before gateway.ready, else null. */
   code: number | null;
   signal: string | null;
@@ -315,10 +322,23 @@ export declare class GatewayStartError extends GatewayError {
   timedOut: boolean;
 }
 
+/** No binary at the `command` option, `TUI_GATEWAY_BIN` or `PATH` (or not executable). */
+export declare class GatewayNotFound extends GatewayStartError {
+  readonly name: "GatewayNotFound";
+}
+
+/** A call made after close() (or waiting for a restart when close() began). */
+export declare class GatewayClosed extends GatewayError {
+  readonly name: "GatewayClosed";
+  /** The last exit, if a gateway ran. */
+  exit: ExitInfo | null;
+}
+
 /** No response within the call's `timeout`; its pending entry is gone. */
 export declare class RequestTimeoutError extends GatewayError {
   readonly name: "RequestTimeoutError";
   method: string;
+  /** The timeout, ms. */
   timeout: number;
 }
 
@@ -368,11 +388,16 @@ export interface AttachOptions {
 }
 
 export interface CallOptions {
-  /** ms; on expiry the call rejects with RequestTimeoutError and is forgotten. */
+  /** ms; on expiry the call rejects with RequestTimeoutError and is forgotten (the request still runs in the gateway). */
   timeout?: number;
-  /** On abort the call rejects with the signal's reason and is forgotten. */
-  signal?: AbortSignal;
+  /** On abort the call rejects with the signal's reason and is forgotten (the request still runs in the gateway). */
+  abortSignal?: AbortSignal;
+  /** Not an option: the AbortSignal is `abortSignal` ("signal" names a POSIX signal in this API). */
+  signal?: never;
 }
+
+/** A function that undoes a subscription (on, once, onRequest, followTerminalSize); calling it again does nothing. */
+export type Unsubscribe = () => void;
 
 export type BatchCall =
   | { method: string; params?: Params; notify?: false }
@@ -394,8 +419,15 @@ export interface ExitInfo {
   restarting: boolean;
   /** Process groups the client killed because the gateway died by a signal and could not. */
   orphansKilled: number[];
-  /** The error pending calls were rejected with. */
-  error: GatewayExited;
+  /** The error pending calls were rejected with; null for a clean exit (code 0). */
+  error: GatewayExited | null;
+}
+
+export interface CloseOptions {
+  /** ms to wait for the exit after ending stdin, before SIGTERM (default: the gateway's shutdown grace + 1 s). */
+  grace?: number;
+  /** Send `gateway.shutdown` before ending stdin: running commands get SIGTERM at once (default false). */
+  shutdown?: boolean;
 }
 
 export interface RestartInfo {
@@ -479,23 +511,29 @@ export declare class Gateway {
   capabilities(client: { [key: string]: unknown }, options?: CallOptions): Promise<CapabilitiesResult>;
   listProcesses(options?: CallOptions): Promise<ProcessInfo[]>;
 
-  onRequest<P = any, R = unknown>(method: string, handler: RequestHandler<P, R>): this;
+  /** Returns a function that removes this handler. */
+  onRequest<P = any, R = unknown>(method: string, handler: RequestHandler<P, R>): Unsubscribe;
   offRequest(method: string): this;
 
   spawnProcess(argv: string[], options: SpawnOptions & { encoding: "base64" }): Promise<ProcessHandle<Buffer>>;
   spawnProcess(argv: string[], options?: SpawnOptions & { encoding?: "utf8" }): Promise<ProcessHandle<string>>;
 
-  /** Ends stdin, waits `grace` ms, then SIGTERM, then SIGKILL. Idempotent. */
-  close(options?: { grace?: number }): Promise<ExitInfo | null>;
+  /**
+   * Ends stdin (with `shutdown: true`, sends `gateway.shutdown` first), waits
+   * `grace` ms, then SIGTERM, then SIGKILL. Idempotent. Resolves with the
+   * exit details (`error` null for a clean exit), or null if no gateway ran.
+   */
+  close(options?: CloseOptions): Promise<ExitInfo | null>;
 
-  on<K extends keyof GatewayEventMap>(type: K, listener: EventListener<K>): this;
-  on<K extends keyof LifecycleEventMap>(type: K, listener: (...args: LifecycleEventMap[K]) => void): this;
+  /** Returns a function that unsubscribes the listener. */
+  on<K extends keyof GatewayEventMap>(type: K, listener: EventListener<K>): Unsubscribe;
+  on<K extends keyof LifecycleEventMap>(type: K, listener: (...args: LifecycleEventMap[K]) => void): Unsubscribe;
   /** Any other event type (from a backend behind the bridge): untyped. */
-  on(type: string, listener: (payload: unknown, meta: EventMeta) => void): this;
+  on(type: string, listener: (payload: unknown, meta: EventMeta) => void): Unsubscribe;
 
-  once<K extends keyof GatewayEventMap>(type: K, listener: EventListener<K>): this;
-  once<K extends keyof LifecycleEventMap>(type: K, listener: (...args: LifecycleEventMap[K]) => void): this;
-  once(type: string, listener: (payload: unknown, meta: EventMeta) => void): this;
+  once<K extends keyof GatewayEventMap>(type: K, listener: EventListener<K>): Unsubscribe;
+  once<K extends keyof LifecycleEventMap>(type: K, listener: (...args: LifecycleEventMap[K]) => void): Unsubscribe;
+  once(type: string, listener: (payload: unknown, meta: EventMeta) => void): Unsubscribe;
 
   off(type: string, listener: (...args: any[]) => void): this;
   listenerCount(type: string): number;
@@ -624,6 +662,61 @@ export interface OutputLine {
   line: string;
   /** Output limit "tail": bytes left out before this line (the line before the gap was yielded as it was). */
   skipped?: number;
+  /** With `lines({rewrites: true})`: this version replaces the line yielded before (a "\r" rewrote it). */
+  rewrite?: true;
+}
+
+export interface LinesOptions {
+  /** Only this stream's lines (the other's output is read and dropped). */
+  stream?: OutputStream;
+  /** A "\r" not followed by "\n" ends a version of the line: each version is yielded, later ones with `rewrite: true`. */
+  rewrites?: boolean;
+}
+
+/** A piece of output as text, as it came (partial lines included). */
+export interface OutputText {
+  stream: OutputStream;
+  text: string;
+  /** Output limit "tail": bytes left out just before this text. */
+  skipped?: number;
+}
+
+/** A terminal size in character cells, columns first (node-pty, xterm.js). */
+export interface TerminalSize {
+  cols: number;
+  rows: number;
+}
+
+/** Result of `process.resize`. */
+export interface ResizeResult {
+  ok: true;
+  rows: number;
+  cols: number;
+}
+
+/** What followTerminalSize() reads: a TTY stream (process.stdout) or anything with the same members. */
+export interface TerminalLike {
+  readonly columns?: number;
+  readonly rows?: number;
+  on(event: "resize", listener: () => void): unknown;
+  off(event: "resize", listener: () => void): unknown;
+}
+
+export interface FollowTerminalOptions {
+  /** Default process.stdout: its 'resize' event (SIGWINCH), `columns` and `rows`. */
+  stdout?: TerminalLike;
+  /** Maps the terminal's size to the process's (e.g. the pane it is shown in); null skips. */
+  adjust?: (size: TerminalSize) => TerminalSize | null | undefined;
+}
+
+export interface SignalOptions extends CallOptions {
+  /** To the process and every descendant, whatever group or session they moved to. */
+  tree?: boolean;
+}
+
+export interface WriteAllOptions extends CallOptions {
+  /** Bytes per process.write (default 64 KiB). */
+  pieceBytes?: number;
 }
 
 /**
@@ -651,17 +744,29 @@ export declare class ProcessHandle<D extends string | Buffer = string> implement
   readonly exited: Promise<ProcessExit>;
   readonly running: boolean;
   readonly bufferedChunks: number;
+  /** The exit once its event arrived (output may still be unread), else null. */
+  readonly exitStatus: ProcessExit | null;
+  /** Same as `exited`. */
+  wait(): Promise<ProcessExit>;
 
-  /** Strings go as UTF-8, bytes as base64; split and retried while the child's stdin queue is full. */
+  /** One process.write: accepted whole, or RpcError -32001 when the child's stdin queue is full (nothing queued, no retry). */
   write(data: string | Uint8Array, options?: CallOptions): Promise<WriteResult>;
+  /** Any size, in pieces, waiting for room while the child's stdin queue is full. */
+  writeAll(data: string | Uint8Array, options?: WriteAllOptions): Promise<WriteResult>;
   closeStdin(options?: CallOptions): Promise<{ ok: true; pending: number }>;
-  /** To the process group; with `tree: true`, to the process and every descendant of it. */
-  signal(
-    name?: SignalName | number,
-    options?: CallOptions & { tree?: boolean },
-  ): Promise<{ ok: true; signal: string }>;
-  /** `process.resize`: for a process spawned with `pty` (others get RpcError -32602). */
-  resize(rows: number, cols: number, options?: CallOptions): Promise<unknown>;
+  /**
+   * To the process group (default SIGTERM); with `tree: true`, to the process
+   * and every descendant. True once sent; false if the process had already exited.
+   */
+  signal(name?: SignalName | number, options?: SignalOptions): Promise<boolean>;
+  /** signal(name), SIGKILL by default. */
+  kill(name?: SignalName | number, options?: SignalOptions): Promise<boolean>;
+  /** signal("SIGTERM"). */
+  terminate(options?: SignalOptions): Promise<boolean>;
+  /** `process.resize`, columns first: for a process spawned with `pty` (others get RpcError -32602). */
+  resize(size: TerminalSize, options?: CallOptions): Promise<ResizeResult>;
+  /** Resizes the process's terminal to the UI's now and on every SIGWINCH; returns a function that stops. */
+  followTerminalSize(options?: FollowTerminalOptions): Unsubscribe;
   /**
    * `process.cancel`: runs `ladder` (else the spawn's `cancel`, else the
    * default) over the whole tree and resolves once nothing of it is left,
@@ -672,7 +777,11 @@ export declare class ProcessHandle<D extends string | Buffer = string> implement
 
   [Symbol.asyncIterator](): AsyncIterator<OutputChunk<D>, undefined>;
   chunks(): AsyncIterableIterator<OutputChunk<D>>;
-  lines(options?: { stream?: OutputStream }): AsyncGenerator<OutputLine, void, undefined>;
+  lines(options?: LinesOptions): AsyncGenerator<OutputLine, void, undefined>;
+  /** Decoded text as it comes, partial lines included. */
+  text(options?: { stream?: OutputStream }): AsyncGenerator<OutputText, void, undefined>;
+  /** Everything until the end: a string, or a Buffer in base64 mode. */
+  read(options?: { stream?: OutputStream }): Promise<D>;
 }
 
 // ---------------------------------------------------------------------------

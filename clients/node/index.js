@@ -4,7 +4,9 @@ export { ProcessHandle } from "./lib/process.js";
 export {
   RpcError,
   GatewayError,
+  GatewayClosed,
   GatewayExited,
+  GatewayNotFound,
   GatewayStartError,
   RequestTimeoutError,
   EXIT_CODE_MEANINGS,

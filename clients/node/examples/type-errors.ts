@@ -41,6 +41,15 @@ export async function misuse(gw: Gateway): Promise<void> {
   await gw.spawnProcess(["yes"], { limits: { memory_bytes: 1 << 20 } });
   // @ts-expect-error a ladder step's wait is a number of milliseconds
   await text.cancel([["SIGTERM", "2s"], ["SIGKILL"]]);
+  // @ts-expect-error resize takes {cols, rows}, not positional numbers
+  await text.resize(30, 100);
+  // @ts-expect-error the AbortSignal option is abortSignal: "signal" names a POSIX signal
+  await text.signal("SIGINT", { signal: AbortSignal.timeout(10) });
+  // @ts-expect-error nor in any other call
+  await gw.ping({ signal: AbortSignal.timeout(10) });
+  // @ts-expect-error signal() resolves to a boolean
+  const r: { ok: true } = await text.signal("SIGTERM");
+  console.log(r);
   const end = await text.exited;
   // @ts-expect-error not an exit cause
   if (end.cause === "killed") console.log(end);

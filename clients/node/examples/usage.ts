@@ -40,7 +40,7 @@ export async function main(): Promise<void> {
 
   // Untyped methods (a backend's) take a result type parameter.
   try {
-    const answer = await gw.request<{ text: string }>("backend.ask", { q: "hi" }, { signal: AbortSignal.timeout(500) });
+    const answer = await gw.request<{ text: string }>("backend.ask", { q: "hi" }, { abortSignal: AbortSignal.timeout(500) });
     console.log(answer.text.toUpperCase());
   } catch (err) {
     if (err instanceof RpcError && err.code === -32601) console.log("no backend:", err.message);
@@ -65,7 +65,8 @@ export async function main(): Promise<void> {
     const restarting: boolean = p.restarting;
     console.log(p.code, p.signal, restarting);
   });
-  gw.on("session.delta", (payload) => console.log(payload));
+  const unsubscribe: () => void = gw.on("session.delta", (payload) => console.log(payload));
+  unsubscribe();
   gw.on("exit", (e: ExitInfo) => console.log(e.code, e.signal, e.reason, e.restarting, e.error instanceof GatewayExited));
   gw.on("malformed", (m) => console.log(m.reason, m.line));
   gw.on("stderr", (line) => console.log(line));
@@ -75,9 +76,10 @@ export async function main(): Promise<void> {
     console.log(ctx.id, ctx.method);
     return { answer: params.question.length > 0 };
   });
-  gw.onRequest("ui.refuse", () => {
+  const stopRefusing = gw.onRequest("ui.refuse", () => {
     throw new RpcError(4001, "refused", { why: "demo" });
   });
+  stopRefusing();
 
   // Processes: text chunks, lines, exit.
   const build: ProcessHandle<string> = await gw.spawnProcess(["sh", "-c", "echo building; echo warn >&2"], {
@@ -98,11 +100,23 @@ export async function main(): Promise<void> {
   }
   console.log(Buffer.concat(parts).length, (await raw.exited).code);
 
-  // Interactive: write, signal, resize (resize needs a PTY-capable gateway).
+  // Interactive: write, signal, resize (resize needs a process on a terminal).
   const sleeper = await gw.spawnProcess(["sleep", "100"], { output: "ignore", stdin: "null" });
-  await sleeper.signal("SIGINT");
-  await sleeper.resize(30, 100).catch((err: unknown) => console.log(err instanceof RpcError ? err.code : err));
-  console.log(await sleeper.exited);
+  const signalled: boolean = await sleeper.signal("SIGINT", { abortSignal: AbortSignal.timeout(1_000) });
+  await sleeper.resize({ cols: 100, rows: 30 }).catch((err: unknown) => console.log(err instanceof RpcError ? err.code : err));
+  console.log(signalled, await sleeper.wait(), await sleeper.kill()); // kill() after the exit: false
+
+  // A shell on a terminal that follows the UI's own size; text as it comes.
+  const shell = await gw.spawnProcess(["sh", "-i"], { pty: { rows: process.stdout.rows || 24, cols: process.stdout.columns || 80 } });
+  const stopFollowing = shell.followTerminalSize({ stdout: process.stdout, adjust: ({ cols, rows }) => ({ cols, rows: Math.max(1, rows - 2) }) });
+  await shell.writeAll("printf 'Password: '; read x; exit\n");
+  for await (const { stream, text } of shell.text()) {
+    process.stdout.write(`[${stream}] ${text}`);
+    if (text.includes("Password: ")) await shell.write("secret\n");
+  }
+  stopFollowing();
+  const progress = await gw.spawnProcess(["sh", "-c", "printf '10%%\\r50%%\\r100%%\\n'"]);
+  for await (const { line, rewrite } of progress.lines({ rewrites: true })) console.log(rewrite ? `(replaces) ${line}` : line);
 
   // Command envelopes: a time limit, an output limit, resource limits and
   // how to cancel it; the exit says which one ended it.
@@ -126,6 +140,6 @@ export async function main(): Promise<void> {
   const cause: ExitCause = end.cause;
   console.log(cause, end.duration_ms, end.output_bytes.stdout, end.discarded?.stdout, end.limit, end.usage?.max_rss_bytes);
 
-  const exit = await gw.close({ grace: 2_000 });
-  if (exit) console.log(exit.code, exit.reason);
+  const exit = await gw.close({ grace: 2_000, shutdown: false });
+  if (exit) console.log(exit.code, exit.reason, exit.error?.stderrTail);
 }

@@ -1,8 +1,10 @@
 // Error types of the client, and the gateway's documented exit codes.
 //
-// Every error a caller can see is one of these classes, so a UI can tell
-// "the gateway said no" (RpcError) from "the gateway is gone" (GatewayExited)
-// from "it never came up" (GatewayStartError) with `instanceof`.
+// Every error a caller can see is one of these classes, all GatewayError
+// subclasses, so a UI can tell "the gateway said no" (RpcError) from "the
+// gateway is gone" (GatewayExited) from "it never came up"
+// (GatewayStartError) with `instanceof`. The Python client has the same
+// classes under the same names (clients/README.md, "Errors").
 
 /**
  * The exit codes of tui-gateway and what they mean (README "Exit codes",
@@ -54,8 +56,23 @@ function quoteStderr(stderrTail) {
     shown.map((l) => `  ${l}`).join("\n");
 }
 
+/**
+ * Base class of every error the client raises on its own: an error answer
+ * (RpcError), a timeout (RequestTimeoutError), a gateway that could not
+ * start (GatewayStartError, GatewayNotFound), that exited (GatewayExited) or
+ * that was closed (GatewayClosed). `err instanceof GatewayError` catches
+ * them all. Not errors of the client: a bad argument (TypeError) and an
+ * AbortSignal's reason, which a call rejects with as it is.
+ */
+export class GatewayError extends Error {
+  constructor(message, options) {
+    super(message, options);
+    this.name = "GatewayError";
+  }
+}
+
 /** A JSON-RPC error response: the gateway (or a backend) answered with `error`. */
-export class RpcError extends Error {
+export class RpcError extends GatewayError {
   /**
    * @param {number} code
    * @param {string} message
@@ -82,14 +99,6 @@ export class RpcError extends Error {
     const out = { code: this.code, message: this.message };
     if (this.data !== undefined) out.data = this.data;
     return out;
-  }
-}
-
-/** Base class of the errors about the gateway process itself. */
-export class GatewayError extends Error {
-  constructor(message, options) {
-    super(message, options);
-    this.name = "GatewayError";
   }
 }
 
@@ -160,5 +169,25 @@ export class RequestTimeoutError extends GatewayError {
     this.name = "RequestTimeoutError";
     this.method = method;
     this.timeout = timeout;
+  }
+}
+
+/** No gateway binary at the `command` option, `TUI_GATEWAY_BIN` or `PATH`. */
+export class GatewayNotFound extends GatewayStartError {
+  constructor(what, info = {}) {
+    super(what, info);
+    this.name = "GatewayNotFound";
+  }
+}
+
+/**
+ * The gateway was closed with close(): a call made after it (or waiting for
+ * a restart when it began) fails with this. `exit` is the last exit, if any.
+ */
+export class GatewayClosed extends GatewayError {
+  constructor(message = "the gateway is closed; start a new one", exit = null) {
+    super(message);
+    this.name = "GatewayClosed";
+    this.exit = exit;
   }
 }

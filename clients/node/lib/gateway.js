@@ -10,8 +10,9 @@
 
 import { spawn } from "node:child_process";
 import { Emitter } from "./emitter.js";
-import { GatewayExited, GatewayStartError, RpcError } from "./errors.js";
+import { GatewayClosed, GatewayExited, GatewayStartError, RpcError } from "./errors.js";
 import { answer } from "./handlers.js";
+import { callOptions } from "./options.js";
 import { Link, killOrphanGroups } from "./link.js";
 import { resolveCommand } from "./locate.js";
 import { PendingCalls } from "./pending.js";
@@ -176,14 +177,22 @@ export class Gateway extends Emitter {
 
   /**
    * Sends a request; resolves with its `result`, rejects with RpcError (an
-   * error response), RequestTimeoutError, the signal's reason, or
-   * GatewayExited. While a restart is under way the call waits for the new
-   * gateway.
+   * error response), RequestTimeoutError, the `abortSignal`'s reason,
+   * GatewayExited, or GatewayClosed (after close()). While a restart is under
+   * way the call waits for the new gateway. Aborting (or a timeout) stops
+   * only the local wait: the request was sent and runs; its late answer is
+   * reported as `unmatched`.
    */
-  request(method, params, options = {}) {
+  request(method, params, options) {
+    try {
+      options = callOptions(options);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    if (this.#closing) return Promise.reject(this.#closedError());
     const link = this.#usableLink();
     if (link) return this.#call(link, method, params, options);
-    return this.#waitLink(options.signal).then((l) => this.#call(l, method, params, options));
+    return this.#waitLink(options.abortSignal).then((l) => this.#call(l, method, params, options));
   }
 
   /**
@@ -191,6 +200,7 @@ export class Gateway extends Emitter {
    * handed to the pipe, false if there is no gateway to send to; never rejects.
    */
   notify(method, params) {
+    if (this.#closing) return Promise.resolve(false);
     const link = this.#usableLink();
     if (!link || link.over) return Promise.resolve(false);
     const frame = params === undefined ? { jsonrpc: "2.0", method } : { jsonrpc: "2.0", method, params };
@@ -203,10 +213,12 @@ export class Gateway extends Emitter {
    * request, `null` for a notification (`notify: true`). Rejects only when
    * the gateway exited first (or on timeout/abort).
    */
-  async batch(calls, options = {}) {
+  async batch(calls, options) {
+    options = callOptions(options);
     if (!Array.isArray(calls) || calls.length === 0) throw new TypeError("batch() needs a non-empty array of calls");
-    const link = this.#usableLink() ?? (await this.#waitLink(options.signal));
-    if (options.signal?.aborted) throw options.signal.reason;
+    if (this.#closing) throw this.#closedError();
+    const link = this.#usableLink() ?? (await this.#waitLink(options.abortSignal));
+    if (options.abortSignal?.aborted) throw options.abortSignal.reason;
     const frames = [];
     const results = [];
     for (const c of calls) {
@@ -263,17 +275,34 @@ export class Gateway extends Emitter {
    * Answers requests the gateway (or a backend behind it) sends with this
    * method. The handler's return value (or resolved promise) is the result;
    * a thrown RpcError is sent with its code, any other error as -32000 with
-   * its message. Methods without a handler get -32601.
+   * its message. Methods without a handler get -32601. Returns a function
+   * that removes this handler (a no-op once another replaced it).
    */
   onRequest(method, handler) {
     if (typeof handler !== "function") throw new TypeError(`handler for ${method} must be a function`);
     this.#handlers.set(method, handler);
-    return this;
+    return () => {
+      if (this.#handlers.get(method) === handler) this.#handlers.delete(method);
+    };
   }
 
   offRequest(method) {
     this.#handlers.delete(method);
     return this;
+  }
+
+  // ---- events -------------------------------------------------------------------
+
+  /** Calls `fn` for every event of `type`; returns a function that unsubscribes it. */
+  on(type, fn) {
+    super.on(type, fn);
+    return () => this.off(type, fn);
+  }
+
+  /** Calls `fn` for the next event of `type` only; returns a function that unsubscribes it. */
+  once(type, fn) {
+    super.once(type, fn);
+    return () => this.off(type, fn);
   }
 
   // ---- processes ----------------------------------------------------------------
@@ -282,15 +311,17 @@ export class Gateway extends Emitter {
    * `process.spawn`, with a handle that receives every event of the process,
    * including those read in the same chunk as the spawn response.
    */
-  async spawnProcess(argv, options = {}) {
+  async spawnProcess(argv, options) {
+    options = callOptions(options);
     const params = spawnParams(argv, options);
-    const link = this.#usableLink() ?? (await this.#waitLink(options.signal));
+    if (this.#closing) throw this.#closedError();
+    const link = this.#usableLink() ?? (await this.#waitLink(options.abortSignal));
     const encoding = params.encoding ?? "utf8";
     link.procs.beginSpawn();
     try {
       return await this.#call(link, "process.spawn", params, {
         timeout: options.timeout,
-        signal: options.signal,
+        abortSignal: options.abortSignal,
         spawn: true,
         // Runs when the response is read, before any later frame: the
         // handle exists before the process's first event is dispatched.
@@ -319,19 +350,27 @@ export class Gateway extends Emitter {
   /**
    * Ends the gateway's stdin (it drains and exits 0), waits `grace` ms
    * (default: its shutdown grace + 1 s), then SIGTERM and the same wait again,
-   * then SIGKILL. Disables restarts. Idempotent: every call returns the same
-   * promise, which resolves with the exit.
+   * then SIGKILL. With `shutdown: true`, a `gateway.shutdown` notification
+   * goes first, so running commands get SIGTERM at once instead of after
+   * 70% of the gateway's grace. Disables restarts. Idempotent: every call
+   * returns the same promise, which resolves with the exit details (the
+   * `exit` event's ExitInfo; its `error` is null for a clean exit 0), or
+   * null if no gateway ever ran. Calls made after it reject with GatewayClosed.
    */
-  close({ grace } = {}) {
+  close({ grace, shutdown = false } = {}) {
     if (this.#closePromise) return this.#closePromise;
     this.#closing = true;
     clearTimeout(this.#restartTimer);
     this.#restartTimer = null;
-    this.#closePromise = this.#closeNow(grace);
+    this.#closePromise = this.#closeNow(grace, shutdown);
     return this.#closePromise;
   }
 
-  async #closeNow(grace) {
+  #closedError() {
+    return new GatewayClosed(undefined, this.#lastExit);
+  }
+
+  async #closeNow(grace, shutdown) {
     if (this.#starting) {
       try {
         await this.#starting;
@@ -344,6 +383,9 @@ export class Gateway extends Emitter {
       // With a backend, the gateway's own ready payload is the `gateway` field.
       const limits = link.ready?.limits ?? link.ready?.gateway?.limits;
       const gatewayGraceMs = (limits?.shutdown_grace_s ?? DEFAULT_SHUTDOWN_GRACE_S) * 1000;
+      if (shutdown && link.ready) {
+        link.writer.write(JSON.stringify({ jsonrpc: "2.0", method: "gateway.shutdown" })).catch(() => {});
+      }
       link.endInput();
       if (!(await link.waitOver(grace ?? gatewayGraceMs + CLOSE_MARGIN_MS))) {
         link.kill("SIGTERM");
@@ -353,7 +395,7 @@ export class Gateway extends Emitter {
         }
       }
     }
-    this.#finish(this.#lastExit?.error ?? new GatewayExited({ code: null, signal: null }));
+    this.#finish(this.#closedError());
     return this.#lastExit;
   }
 
@@ -365,6 +407,7 @@ export class Gateway extends Emitter {
   }
 
   #waitLink(signal) {
+    if (this.#closing) return Promise.reject(this.#closedError());
     if (this.#final) return Promise.reject(this.#final);
     if (signal?.aborted) return Promise.reject(signal.reason);
     return new Promise((resolve, reject) => {
@@ -485,7 +528,8 @@ export class Gateway extends Emitter {
       generation: info.generation,
       restarting,
       orphansKilled,
-      error,
+      // A clean exit (code 0) is not an error: nothing to report.
+      error: info.code === 0 && !info.signal ? null : error,
     };
     this.emit("exit", this.#lastExit);
     if (restarting) this.#scheduleRestart(error);
@@ -541,7 +585,7 @@ export class Gateway extends Emitter {
   }
 
   #call(link, method, params, options) {
-    if (options.signal?.aborted) return Promise.reject(options.signal.reason);
+    if (options.abortSignal?.aborted) return Promise.reject(options.abortSignal.reason);
     if (link.over || link !== this.#link) {
       return Promise.reject(link.exitError ?? this.#final ?? new GatewayExited({ code: null, signal: null }));
     }

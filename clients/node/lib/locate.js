@@ -4,7 +4,7 @@
 
 import { accessSync, constants, statSync } from "node:fs";
 import path from "node:path";
-import { GatewayStartError } from "./errors.js";
+import { GatewayNotFound } from "./errors.js";
 
 /** The program name looked up on PATH when nothing else names the binary. */
 export const DEFAULT_COMMAND = "tui-gateway";
@@ -36,7 +36,7 @@ function whyNot(file) {
  * @param {{command?: string, env: Record<string, string|undefined>, cwd?: string}} options
  *   `env` is the environment the gateway will get (TUI_GATEWAY_BIN and PATH are read from it).
  * @returns {{path: string, source: "command" | "TUI_GATEWAY_BIN" | "PATH"}}
- * @throws {GatewayStartError} naming the source, the name and where it looked
+ * @throws {GatewayNotFound} (a GatewayStartError) naming the source, the name and where it looked
  */
 export function resolveCommand({ command, env, cwd }) {
   let name;
@@ -56,7 +56,7 @@ export function resolveCommand({ command, env, cwd }) {
   if (name.includes("/")) {
     const file = path.resolve(cwd ?? process.cwd(), name);
     if (isExecutableFile(file)) return { path: file, source };
-    throw new GatewayStartError(`cannot start the gateway: ${file} (from ${from}): ${whyNot(file)}`, {
+    throw new GatewayNotFound(`cannot start the gateway: ${file} (from ${from}): ${whyNot(file)}`, {
       command: file,
     });
   }
@@ -70,7 +70,7 @@ export function resolveCommand({ command, env, cwd }) {
     ? "; TUI_GATEWAY_BIN is not set and no command was given (install it with `cargo install --locked --path .`, " +
       "which puts it in ~/.cargo/bin, or pass {command: '/path/to/tui-gateway'})"
     : "";
-  throw new GatewayStartError(
+  throw new GatewayNotFound(
     `cannot start the gateway: "${name}" (from ${from}) was not found on PATH ` +
       `(${dirs.length ? dirs.join(path.delimiter) : "PATH is empty"})${hint}`,
     { command: name },

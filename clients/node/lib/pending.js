@@ -1,6 +1,6 @@
 // The calls waiting for a response, by id (lsp-server's ReqQueue,
 // vscode-jsonrpc's pending map): each entry settles exactly once, by its
-// response, its timeout, its AbortSignal, or the exit of the gateway it was
+// response, its timeout, its AbortSignal (`abortSignal`), or the exit of the gateway it was
 // sent to, and is removed from the map when it does.
 
 import { RequestTimeoutError } from "./errors.js";
@@ -24,11 +24,11 @@ export class PendingCalls {
 
   /**
    * Registers call `id` sent on `link`; the promise settles with its result.
-   * @param {{timeout?: number, signal?: AbortSignal, transform?: (result: any) => any, spawn?: boolean}} options
+   * @param {{timeout?: number, abortSignal?: AbortSignal, transform?: (result: any) => any, spawn?: boolean}} options
    *   `transform` runs synchronously when the response is read (the process
    *   handle is made there, before any later frame is dispatched).
    */
-  add(id, link, method, { timeout, signal, transform, spawn = false }) {
+  add(id, link, method, { timeout, abortSignal: signal, transform, spawn = false }) {
     return new Promise((resolve, reject) => {
       const entry = { link, method, resolve, reject, transform, timer: null, signal: null, onAbort: null };
       const giveUp = (err) => {

@@ -10,19 +10,20 @@
 import { StringDecoder } from "node:string_decoder";
 import { RpcError } from "./errors.js";
 import { Fifo } from "./fifo.js";
+import { LineAssembler } from "./lines.js";
+import { callOptions } from "./options.js";
 
 // Internal entry points, called by the Gateway only.
 export const PUSH = Symbol("push");
 export const EXIT = Symbol("exit");
 export const FAIL = Symbol("fail");
 
-/** Largest piece one `process.write` call carries, in bytes: well below the
+/** Largest piece one `process.write` call of writeAll() carries, in bytes
+ *  (the Python client's `WRITE_PIECE_BYTES` is the same): well below the
  *  gateway's default per-child stdin queue (`--child-stdin-limit`, 1 MiB), so
- *  a piece fits whenever the child has read most of what came before. */
-export const WRITE_PIECE_BYTES = 256 * 1024;
-/** Strings up to this many UTF-16 units go as one utf8 write. */
-const WRITE_PIECE_CHARS = 64 * 1024;
-/** Backoff while the child's stdin queue is full (-32001): first and last delay. */
+ *  a piece is never refused for its size alone. */
+export const WRITE_PIECE_BYTES = 64 * 1024;
+/** Backoff while writeAll() waits for room in the child's stdin queue (-32001): first and last delay. */
 const WRITE_RETRY_FIRST_MS = 5;
 const WRITE_RETRY_MAX_MS = 200;
 /** JSON-RPC code for "overloaded: retry later" (docs/protocol.md). */
@@ -39,6 +40,31 @@ export const DEFAULT_CANCEL_LADDER = Object.freeze([
  *  Gateway has a `requestTimeout`: the answer comes once the tree is gone,
  *  which after the last step (SIGKILL) is a matter of milliseconds. */
 export const CANCEL_MARGIN_MS = 5000;
+/** JSON-RPC code for invalid params: "unknown proc" once the process's exit event was sent. */
+const INVALID_PARAMS = -32602;
+/** JSON-RPC code for "the handler failed": ESRCH when nothing of the process is left to signal. */
+const HANDLER_FAILED = -32000;
+
+/**
+ * Whether a `process.signal` error only says the process is gone: its exit
+ * event was sent (-32602 "unknown proc"), or nothing of it is left to signal
+ * (-32000 ESRCH). signal() then resolves false instead of throwing.
+ */
+function processGone(err) {
+  if (!(err instanceof RpcError)) return false;
+  if (err.code === INVALID_PARAMS) return /unknown proc/.test(err.message);
+  return err.code === HANDLER_FAILED && err.data?.code === "ESRCH";
+}
+
+/** The params of one `process.write`: strings as UTF-8, bytes as base64. */
+function writeParams(proc, data) {
+  if (typeof data === "string") return { proc, data };
+  if (data instanceof Uint8Array) {
+    return { proc, data: Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString("base64"), encoding: "base64" };
+  }
+  throw new TypeError(`write() takes a string or bytes (Uint8Array, Buffer), not ${data === null ? "null" : typeof data}`);
+}
+
 /** Members of a `process.exit` payload copied to the exit a handle settles with. */
 const EXIT_MEMBERS = ["cause", "duration_ms", "output_bytes", "discarded", "limit", "usage"];
 
@@ -110,6 +136,8 @@ export class ProcessHandle {
    *  joined to: the spawn's ladder (a timeout or an output limit runs it),
    *  else the default, and every ladder a cancel() sent. */
   #cancelWaitsMs;
+  /** Stop functions of followTerminalSize(), called when the process ends. */
+  #followers = new Set();
 
   /**
    * @param {(method: string, params: object, options?: object) => Promise<any>} call
@@ -137,6 +165,16 @@ export class ProcessHandle {
     return this.#end === null;
   }
 
+  /** The exit ({code, signal, cause, ...}) once its event arrived (output may still be unread), else null. */
+  get exitStatus() {
+    return this.#end?.exit ?? null;
+  }
+
+  /** Same as `exited`: settles after the exit and the last output chunk was read. */
+  wait() {
+    return this.exited;
+  }
+
   /** Chunks received but not yet read. */
   get bufferedChunks() {
     return this.#queue.length;
@@ -145,27 +183,47 @@ export class ProcessHandle {
   // ---- input ---------------------------------------------------------------
 
   /**
-   * Writes to the process's stdin. Strings are sent as UTF-8, Buffers and
-   * Uint8Arrays as base64. Large data is split into pieces; a piece refused
-   * because the child's stdin queue is full (-32001) is retried with backoff
-   * until accepted, the process ends, or `signal` aborts.
+   * One `process.write` (strings as UTF-8, bytes as base64): accepted whole
+   * or refused whole, never retried. While the child's stdin queue cannot
+   * take it the gateway refuses it with RpcError -32001 and nothing is
+   * queued; writeAll() waits for room instead. Aborting stops only the local
+   * wait: the write may still be accepted.
    * @returns {Promise<{queued: number, pending: number}>}
    */
-  async write(data, { signal, timeout } = {}) {
-    const opts = { signal, timeout };
-    if (typeof data === "string" && data.length <= WRITE_PIECE_CHARS) {
-      return this.#writePiece({ proc: this.proc, data }, opts);
+  write(data, options) {
+    try {
+      return this.#call("process.write", writeParams(this.proc, data), callOptions(options));
+    } catch (err) {
+      return Promise.reject(err);
     }
-    const bytes = typeof data === "string" ? Buffer.from(data, "utf8") : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+  }
+
+  /**
+   * Writes data of any size: in pieces of `pieceBytes` (64 KiB), each sent
+   * again after a short backoff while the child's stdin queue is full
+   * (-32001), until all were accepted. Resolves with the total `queued` and
+   * the last `pending`. `timeout` bounds each piece's call; aborting stops
+   * between pieces (the pieces already accepted stay queued for the child).
+   * @returns {Promise<{queued: number, pending: number}>}
+   */
+  async writeAll(data, options) {
+    const { pieceBytes = WRITE_PIECE_BYTES, ...opts } = callOptions(options);
+    if (!(Number.isInteger(pieceBytes) && pieceBytes > 0)) throw new RangeError(`pieceBytes must be a positive integer, got ${pieceBytes}`);
+    let bytes;
+    if (typeof data === "string") bytes = Buffer.from(data, "utf8");
+    else if (data instanceof Uint8Array) bytes = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+    else throw new TypeError(`writeAll() takes a string or bytes (Uint8Array, Buffer), not ${data === null ? "null" : typeof data}`);
     let queued = 0;
     let pending = 0;
-    for (let off = 0; off < bytes.length || off === 0; off += WRITE_PIECE_BYTES) {
-      const piece = bytes.subarray(off, off + WRITE_PIECE_BYTES);
+    let off = 0;
+    do {
+      // Pieces go as base64 of the bytes: a string piece could split a character.
+      const piece = bytes.subarray(off, off + pieceBytes);
       const r = await this.#writePiece({ proc: this.proc, data: piece.toString("base64"), encoding: "base64" }, opts);
       queued += r.queued;
       pending = r.pending;
-      if (bytes.length === 0) break;
-    }
+      off += piece.length;
+    } while (off < bytes.length);
     return { queued, pending };
   }
 
@@ -177,34 +235,103 @@ export class ProcessHandle {
       } catch (err) {
         if (!(err instanceof RpcError && err.code === OVERLOADED) || !this.running) throw err;
       }
-      await delay(wait, opts.signal);
+      await delay(wait, opts.abortSignal);
       wait = Math.min(wait * 2, WRITE_RETRY_MAX_MS);
     }
   }
 
-  /** Closes the process's stdin (after what is queued). */
+  /** Closes the process's stdin (after what is queued); on a terminal, sends its EOF character. */
   closeStdin(options) {
-    return this.#call("process.close_stdin", { proc: this.proc }, options);
+    try {
+      return this.#call("process.close_stdin", { proc: this.proc }, callOptions(options));
+    } catch (err) {
+      return Promise.reject(err);
+    }
   }
 
   /**
    * Sends a signal (default SIGTERM) to the process's group, or with
    * `{tree: true}` to the process and every descendant of it, whatever
-   * groups they moved to (a job-control shell and its jobs).
+   * groups they moved to (a job-control shell and its jobs). Resolves true
+   * once sent, false if the process had already exited (its exit event was
+   * seen: no request is sent; or the gateway answered "unknown proc" or
+   * ESRCH). The AbortSignal option is `abortSignal`.
    */
-  signal(name = "SIGTERM", options = {}) {
-    const { tree, ...callOptions } = options;
+  async signal(name = "SIGTERM", options) {
+    const { tree, ...callOpts } = callOptions(options);
+    if (this.#end && !this.#end.error) return false;
     const params = { proc: this.proc, signal: name };
     if (tree) params.tree = true;
-    return this.#call("process.signal", params, callOptions);
+    try {
+      await this.#call("process.signal", params, callOpts);
+      return true;
+    } catch (err) {
+      if (processGone(err)) return false;
+      throw err;
+    }
+  }
+
+  /** signal(name), SIGKILL by default (as Python's asyncio `Process.kill()`). */
+  kill(name = "SIGKILL", options) {
+    return this.signal(name, options);
+  }
+
+  /** signal("SIGTERM") (as Python's asyncio `Process.terminate()`). */
+  terminate(options) {
+    return this.signal("SIGTERM", options);
   }
 
   /**
-   * Tells a PTY-backed process its new size (`process.resize`). Needs a
-   * gateway with PTY support; older gateways answer -32601.
+   * Sets the size of the process's terminal (`process.resize`; the kernel
+   * sends SIGWINCH to its foreground group): `resize({cols, rows})`, columns
+   * first as in node-pty and xterm.js. Only for a process spawned with `pty`
+   * (others get RpcError -32602). Resolves with `{ok, rows, cols}`.
    */
-  resize(rows, cols, options) {
-    return this.#call("process.resize", { proc: this.proc, rows, cols }, options);
+  resize(size, options) {
+    if (size === null || typeof size !== "object") {
+      return Promise.reject(
+        new TypeError("resize() takes {cols, rows}, e.g. resize({ cols: 120, rows: 40 }) (the positional resize(rows, cols) is gone)"),
+      );
+    }
+    try {
+      return this.#call("process.resize", { proc: this.proc, rows: size.rows, cols: size.cols }, callOptions(options));
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  /**
+   * Keeps the process's terminal the size of the UI's own: resizes it now
+   * and on every SIGWINCH of the UI's terminal (the 'resize' event of
+   * `stdout`, default `process.stdout`, with its `columns` and `rows`).
+   * `adjust({cols, rows})` may return another size (the pane the process is
+   * shown in) or null to skip. Returns a function that stops following;
+   * following also stops when the process ends. Resize errors are ignored
+   * (the process may be ending).
+   */
+  followTerminalSize({ stdout = process.stdout, adjust } = {}) {
+    if (!stdout || typeof stdout.on !== "function") throw new TypeError("followTerminalSize() needs a stdout with 'resize' events (a TTY stream)");
+    let stopped = false;
+    const sync = () => {
+      if (stopped || !this.running) return;
+      const cols = stdout.columns;
+      const rows = stdout.rows;
+      if (!Number.isInteger(cols) || !Number.isInteger(rows) || cols < 1 || rows < 1) return; // not a terminal
+      const size = adjust ? adjust({ cols, rows }) : { cols, rows };
+      if (!size) return;
+      this.resize({ cols: size.cols, rows: size.rows }).catch(() => {});
+    };
+    const stop = () => {
+      if (stopped) return;
+      stopped = true;
+      stdout.off?.("resize", sync);
+      this.#followers.delete(stop);
+    };
+    if (!this.running) return stop;
+    stdout.on("resize", sync);
+    this.#followers.add(stop);
+    sync();
+    return stop;
   }
 
   /**
@@ -218,7 +345,8 @@ export class ProcessHandle {
    * cancelled (a timeout, an output limit, an earlier cancel) joins it and
    * gets the same answer; its `ladder` is then ignored.
    */
-  cancel(ladder, options = {}) {
+  cancel(ladder, options) {
+    options = callOptions(options);
     const params = { proc: this.proc };
     if (ladder !== undefined && ladder !== null) params.ladder = ladderParam(ladder);
     this.#cancelWaitsMs = Math.max(this.#cancelWaitsMs, ladderWaitsMs(params.ladder));
@@ -257,35 +385,42 @@ export class ProcessHandle {
    * "\n" and one "\r" before it removed); a last line without "\n" is
    * yielded when the process ends. With `stream`, only that stream's lines
    * (the other stream's output is read and dropped); otherwise both, each
-   * assembled on its own.
+   * assembled on its own. Bytes (base64 mode) are decoded as UTF-8.
+   *
+   * `rewrites: true` makes a "\r" that is not part of "\r\n" end a version
+   * of the line, as it returns a terminal's cursor to column 0: each version
+   * is yielded as it is completed, and those that replace the version
+   * yielded before have `rewrite: true` ("\r10%\r50%\r100%\n" gives
+   * "10%", then "50%" and "100%" as rewrites). See lib/lines.js.
    *
    * With an output limit: a `truncated` marker adds no line (its data is
    * empty). At a `tail` gap (a chunk with `skipped`) the line in progress
    * is yielded as it is, never joined with the text after the gap, and the
    * next line of that stream carries `skipped` (the bytes left out).
-   * @returns {AsyncGenerator<{stream: "stdout"|"stderr"|"pty", line: string, skipped?: number}>}
+   * @returns {AsyncGenerator<{stream: "stdout"|"stderr"|"pty", line: string, skipped?: number, rewrite?: true}>}
    */
-  async *lines({ stream } = {}) {
+  async *lines({ stream, rewrites = false } = {}) {
     // Keyed by stream name, whatever streams the process has ("pty" for a
     // process on a terminal), in the order they first appear.
-    const partial = Object.create(null);
+    const assemblers = Object.create(null);
     const decoders = Object.create(null);
     const gaps = Object.create(null);
-    const strip = (s) => (s.endsWith("\r") ? s.slice(0, -1) : s);
-    const line = (s, text) => {
-      if (gaps[s] === undefined) return { stream: s, line: text };
-      const out = { stream: s, line: text, skipped: gaps[s] };
-      delete gaps[s];
+    const line = (s, item) => {
+      const out = { stream: s, line: item.line };
+      if (gaps[s] !== undefined) {
+        out.skipped = gaps[s];
+        delete gaps[s];
+      }
+      if (item.rewrite) out.rewrite = true;
       return out;
     };
     for await (const chunk of this) {
       const s = chunk.stream;
       if (stream && s !== stream) continue;
-      partial[s] ??= "";
+      const asm = (assemblers[s] ??= new LineAssembler({ rewrites }));
       if (chunk.skipped !== undefined) {
-        if (decoders[s]) partial[s] += decoders[s].end();
-        if (partial[s] !== "") yield line(s, partial[s]);
-        partial[s] = "";
+        if (decoders[s]) for (const item of asm.push(decoders[s].end())) yield line(s, item);
+        for (const item of asm.cut()) yield line(s, item);
         gaps[s] = (gaps[s] ?? 0) + chunk.skipped;
       }
       let text;
@@ -295,26 +430,62 @@ export class ProcessHandle {
         decoders[s] ??= new StringDecoder("utf8");
         text = decoders[s].write(chunk.data);
       }
-      let start = 0;
-      let nl = text.indexOf("\n");
-      if (nl === -1) {
-        partial[s] += text;
-        continue;
-      }
-      const first = partial[s] + text.slice(0, nl);
-      partial[s] = "";
-      yield line(s, strip(first));
-      start = nl + 1;
-      while ((nl = text.indexOf("\n", start)) !== -1) {
-        yield line(s, strip(text.slice(start, nl)));
-        start = nl + 1;
-      }
-      partial[s] = text.slice(start);
+      for (const item of asm.push(text)) yield line(s, item);
     }
-    for (const s of Object.keys(partial)) {
-      if (decoders[s]) partial[s] += decoders[s].end();
-      if (partial[s] !== "") yield line(s, strip(partial[s]));
+    for (const s of Object.keys(assemblers)) {
+      if (decoders[s]) for (const item of assemblers[s].push(decoders[s].end())) yield line(s, item);
+      for (const item of assemblers[s].end()) yield line(s, item);
     }
+  }
+
+  /**
+   * The output as text, chunk by chunk as it comes, partial lines included
+   * (a prompt such as "Password: " arrives without waiting for a newline):
+   * `{stream, text, skipped?}`. Bytes (base64 mode) are decoded as UTF-8 per
+   * stream, never splitting a character. With `stream`, only that stream.
+   * An output limit's `truncated` marker yields nothing; the text after a
+   * `tail` gap has `skipped`.
+   * @returns {AsyncGenerator<{stream: "stdout"|"stderr"|"pty", text: string, skipped?: number}>}
+   */
+  async *text({ stream } = {}) {
+    const decoders = Object.create(null);
+    const gaps = Object.create(null);
+    for await (const chunk of this) {
+      const s = chunk.stream;
+      if (stream && s !== stream) continue;
+      if (chunk.skipped !== undefined) gaps[s] = (gaps[s] ?? 0) + chunk.skipped;
+      let text;
+      if (typeof chunk.data === "string") {
+        text = chunk.data;
+      } else {
+        decoders[s] ??= new StringDecoder("utf8");
+        text = decoders[s].write(chunk.data);
+      }
+      if (text === "") continue;
+      const out = { stream: s, text };
+      if (gaps[s] !== undefined) {
+        out.skipped = gaps[s];
+        delete gaps[s];
+      }
+      yield out;
+    }
+    for (const s of Object.keys(decoders)) {
+      const rest = decoders[s].end();
+      if (rest !== "") yield { stream: s, text: rest };
+    }
+  }
+
+  /**
+   * All the output until the process ends, both streams as they came (or
+   * only `stream`): a string, or a Buffer in base64 mode.
+   */
+  async read({ stream } = {}) {
+    const parts = [];
+    for await (const chunk of this) {
+      if (stream && chunk.stream !== stream) continue;
+      parts.push(chunk.data);
+    }
+    return this.encoding === "base64" ? Buffer.concat(parts) : parts.join("");
   }
 
   // ---- fed by the Gateway ----------------------------------------------------
@@ -343,13 +514,19 @@ export class ProcessHandle {
     // what was not forwarded), and its resource usage; as the gateway sent them.
     for (const key of EXIT_MEMBERS) if (payload[key] !== undefined && payload[key] !== null) exit[key] = payload[key];
     this.#end = { exit };
+    this.#stopFollowing();
     this.#maybeSettle();
   }
 
   [FAIL](error) {
     if (this.#end) return;
     this.#end = { error };
+    this.#stopFollowing();
     this.#maybeSettle();
+  }
+
+  #stopFollowing() {
+    for (const stop of [...this.#followers]) stop();
   }
 
   // ---- internals -------------------------------------------------------------

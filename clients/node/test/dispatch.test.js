@@ -193,13 +193,14 @@ describe("dispatch (in memory)", () => {
     assert.equal(gw.pendingCount, 0);
 
     const ac = new AbortController();
-    const a = gw.request("other", undefined, { signal: ac.signal });
+    const a = gw.request("other", undefined, { abortSignal: ac.signal });
     const second = await peer.next();
     assert.equal("params" in second, false, "absent params are not sent");
     ac.abort(new Error("user pressed Esc"));
     await assert.rejects(a, /user pressed Esc/);
     assert.equal(gw.pendingCount, 0);
-    await assert.rejects(gw.request("x", {}, { signal: ac.signal }), /user pressed Esc/);
+    await assert.rejects(gw.request("x", {}, { abortSignal: ac.signal }), /user pressed Esc/);
+    await assert.rejects(gw.request("x", {}, { signal: ac.signal }), (e) => e instanceof TypeError && /abortSignal/.test(e.message));
 
     peer.send([{ jsonrpc: "2.0", id: first.id, result: 1 }, { jsonrpc: "2.0", id: null, error: { code: -32700, message: "Parse error" } }]);
     const p = gw.ping();

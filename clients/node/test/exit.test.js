@@ -8,7 +8,7 @@
 
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { Gateway, GatewayExited } from "../index.js";
+import { Gateway, GatewayClosed, GatewayExited } from "../index.js";
 import { gatewayBin, isRunning, waitFor, waitGone } from "../test-support/harness.js";
 
 const BIN = gatewayBin();
@@ -135,7 +135,7 @@ describe("gateway killed with SIGKILL", () => {
     const closed = await gw.close();
     assert.ok(performance.now() - t0 < 1000, "no wait for the backoff");
     assert.equal(closed.signal, "SIGKILL");
-    await assert.rejects(waiting, (e) => e instanceof GatewayExited && e.signal === "SIGKILL");
+    await assert.rejects(waiting, (e) => e instanceof GatewayClosed && e.exit.signal === "SIGKILL");
     assert.equal(gw.generation, 1, "no new gateway was started");
   });
 

@@ -86,10 +86,10 @@ describe("processes against the real gateway", () => {
   });
 
   test("base64 both ways: 600 KB of random bytes written to cat come back exactly", async () => {
-    const bytes = randomBytes(600_000); // > 2 write pieces of 256 KiB
+    const bytes = randomBytes(600_000); // many writeAll pieces of 64 KiB
     const h = await gw.spawnProcess(["cat"], { encoding: "base64" });
     const reading = collect(h);
-    const w = await h.write(bytes);
+    const w = await h.writeAll(bytes);
     assert.equal(w.queued, bytes.length);
     await h.closeStdin();
     const got = Buffer.concat((await reading).map((c) => c.data));
@@ -97,12 +97,12 @@ describe("processes against the real gateway", () => {
     assert.deepEqual(codeSignal(await h.exited), { code: 0, signal: null });
   });
 
-  test("a write larger than the child's stdin limit is split and paced, not refused", async () => {
+  test("writeAll of more than the child's stdin limit is split and paced, not refused", async () => {
     // cat reads slowly through a pipe; 3 MiB is three times --child-stdin-limit.
     const text = "0123456789abcdef\n".repeat(3 * 1024 * 1024 / 17);
     const h = await gw.spawnProcess(["cat"]);
     const reading = collect(h);
-    const w = await h.write(text);
+    const w = await h.writeAll(text);
     assert.equal(w.queued, Buffer.byteLength(text));
     await h.closeStdin();
     const got = (await reading).map((c) => c.data).join("");
@@ -144,10 +144,11 @@ describe("processes against the real gateway", () => {
     await h.write("Ada\n");
     const it = h.lines();
     assert.deepEqual((await it.next()).value, { stream: "stdout", line: "hi Ada" });
-    assert.deepEqual(await h.signal("SIGTERM"), { ok: true, signal: "SIGTERM" });
+    assert.equal(await h.signal("SIGTERM"), true);
     assert.equal((await it.next()).done, true);
     assert.deepEqual(codeSignal(await h.exited), { code: null, signal: "SIGTERM" });
-    await assert.rejects(h.signal("SIGTERM"), (e) => e instanceof RpcError && e.code === -32602);
+    assert.equal(await h.signal("SIGTERM"), false, "its exit was seen: false, not an error");
+    await assert.rejects(h.write("late"), (e) => e instanceof RpcError && e.code === -32602);
     await assert.rejects(gw.spawnProcess(["/no/such/program"]), (e) => e instanceof RpcError && e.code === -32000 && e.data.code === "ENOENT");
   });
 
@@ -179,7 +180,7 @@ describe("processes against the real gateway", () => {
 
   test("a pty process has a terminal and resize reaches it; resize on a pipe is -32602", async () => {
     const h = await gw.spawnProcess(["sleep", "1000"], { stdin: "null" });
-    await assert.rejects(h.resize(30, 100), (err) => err instanceof RpcError && err.code === -32602);
+    await assert.rejects(h.resize({ cols: 100, rows: 30 }), (err) => err instanceof RpcError && err.code === -32602);
     await h.signal("SIGKILL");
     assert.deepEqual(codeSignal(await h.exited), { code: null, signal: "SIGKILL" });
 
@@ -189,7 +190,7 @@ describe("processes against the real gateway", () => {
     for await (const { stream, line } of t.lines()) {
       assert.equal(stream, "pty");
       seen.push(line.replace(/\r$/, ""));
-      if (line.startsWith("ready")) await t.resize(40, 120);
+      if (line.startsWith("ready")) assert.deepEqual(await t.resize({ cols: 120, rows: 40 }), { ok: true, rows: 40, cols: 120 });
     }
     assert.deepEqual(seen, ["30 100", "ready", "40 120"]);
     assert.deepEqual(codeSignal(await t.exited), { code: 0, signal: null });

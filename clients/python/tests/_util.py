@@ -7,7 +7,7 @@ import os
 import sys
 import time
 import unittest
-from typing import Awaitable, Callable, Dict, Iterable, List, Optional, Set, Union
+from typing import Any, Awaitable, Callable, Dict, Iterable, List, Optional, Set, TypeVar, Union
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -19,6 +19,22 @@ if SRC not in sys.path:
 #: Deadline for anything the tests wait for. Generous on purpose: the suite
 #: must pass on a 2-core machine that is also compiling Rust.
 DEADLINE_S = float(os.environ.get("TGW_TEST_DEADLINE_S", "30"))
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def conformance(name: str) -> Callable[[F], F]:
+    """Marks a test as the conformance scenario ``name``, shared by name with
+    the Node suite (clients/node/test/conformance.test.js); ``-v`` shows it
+    as ``conformance: <name>``, and clients/conformance.py checks both lists."""
+
+    def mark(fn: F) -> F:
+        fn.__doc__ = f"conformance: {name}"
+        setattr(fn, "conformance", name)
+        return fn
+
+    return mark
 
 
 def gateway_bin() -> str:

@@ -8,7 +8,7 @@ import time
 
 import _util
 from _util import GatewayTestCase, report
-from tui_gateway_client import GatewayClosed, RequestTimeout, RpcError
+from tui_gateway_client import BatchEntry, GatewayClosed, RequestTimeoutError, RpcError
 
 
 class BasicsTest(GatewayTestCase):
@@ -26,7 +26,7 @@ class BasicsTest(GatewayTestCase):
         self.assertGreater(ready["limits"]["max_frame_bytes"], 0)
         self.assertTrue(gw.supports("process.spawn"))
 
-        self.assertTrue(await gw.ping())
+        self.assertEqual(await gw.ping(), {"ok": True})
         self.assertEqual(await gw.request("gateway.ping"), {"ok": True})
 
         info = await gw.info()
@@ -58,14 +58,18 @@ class BasicsTest(GatewayTestCase):
     async def test_batch_and_notify(self) -> None:
         gw = await self.start()
         results = await gw.batch([("gateway.ping", None), ("nope", None), ("process.list", None)])
-        self.assertEqual(results[0], {"ok": True})
-        self.assertIsInstance(results[1], RpcError)
-        self.assertEqual(results[1].code, -32601)
-        self.assertEqual(results[2], [])
+        self.assertEqual(results[0], BatchEntry(True, {"ok": True}))
+        second = results[1]
+        assert second is not None
+        self.assertFalse(second.ok)
+        self.assertIsInstance(second.error, RpcError)
+        assert second.error is not None
+        self.assertEqual(second.error.code, -32601)
+        self.assertEqual(results[2], BatchEntry(True, []))
         self.assertEqual(await gw.batch([]), [])
         # A notification gets no response, not even for an unknown method.
-        await gw.notify("no.such.method")
-        await gw.notify("gateway.ping")
+        self.assertTrue(await gw.notify("no.such.method"))
+        self.assertTrue(await gw.notify("gateway.ping"))
         self.assertTrue(await gw.ping())
         stats = await gw.stats()
         self.assertEqual(stats["responses_unmatched"], 0)
@@ -75,7 +79,7 @@ class BasicsTest(GatewayTestCase):
         gw = await self.start()
         os.kill(gw.pid, 19)  # SIGSTOP: the gateway answers nothing for now
         try:
-            with self.assertRaises(RequestTimeout) as cm:
+            with self.assertRaises(RequestTimeoutError) as cm:
                 await gw.request("gateway.ping", timeout=0.2)
             self.assertIsInstance(cm.exception, TimeoutError)
             call = asyncio.ensure_future(gw.request("gateway.ping"))

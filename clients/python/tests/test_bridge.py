@@ -30,7 +30,7 @@ class BridgeTest(GatewayTestCase):
             await gw.request("no.such.method")
         self.assertEqual(cm.exception.code, -32601)
         results = await gw.batch([("echo", [7]), ("gateway.ping", None)])
-        self.assertEqual(results, [[7], {"ok": True}])
+        self.assertEqual([r.result if r is not None else None for r in results], [[7], {"ok": True}])
         info = await gw.info()
         backend_pid = info["backend"]["pid"]  # type: ignore[typeddict-item]
         self.assertTrue(_util.pid_alive(backend_pid))

@@ -77,9 +77,11 @@ class InMemoryTest(unittest.IsolatedAsyncioTestCase):
             "output_bytes": {"stdout": 24, "stderr": 20}, "discarded": {"stdout": 11, "stderr": 12},
             "usage": {"max_rss_bytes": 1024, "user_ms": 1, "system_ms": 2},
         })
-        lines = [line async for line in h.lines()]
+        lines = [item async for item in h.lines()]
         # No empty line for the marker; "tw" is not joined with "ee" across the gap.
-        self.assertEqual(lines, ["one", "tw", "ee", "six", "abcdefgh"])
+        self.assertEqual([item.line for item in lines], ["one", "tw", "ee", "six", "abcdefgh"])
+        self.assertEqual([item.stream for item in lines], ["stdout", "stdout", "stdout", "stdout", "stderr"])
+        self.assertEqual([item.skipped for item in lines], [None, None, 11, None, None], "the line after the gap has skipped")
         status = await h.wait()
         self.assertIsInstance(status, ProcessExit)
         self.assertIsInstance(status, ExitStatus)
@@ -151,7 +153,7 @@ class EnvelopesTest(GatewayTestCase):
         gw = await self.start()
         proc = await gw.spawn_process(["bash", "-c", 'trap "" INT TERM; sleep 999 & echo $!; wait'])
         lines = proc.lines()
-        sleeper = int(await lines.__anext__())  # the trap is set and its child runs
+        sleeper = int((await lines.__anext__()).line)  # the trap is set and its child runs
         self.assertTrue(_util.pid_alive(sleeper))
         t0 = time.monotonic()
         result = await asyncio.wait_for(proc.cancel([("SIGINT", 100), ("SIGTERM", 100), ("SIGKILL",)]), _util.DEADLINE_S)
@@ -159,7 +161,7 @@ class EnvelopesTest(GatewayTestCase):
         self.assertEqual(result, {"proc": proc.proc, "step": 2, "signal": "SIGKILL", "code": None, "exit_signal": "SIGKILL"})
         self.assertGreaterEqual(took, 0.2, "the ladder's waits were kept")
         self.assertFalse(_util.pid_alive(proc.pid) or _util.pid_alive(sleeper), "nothing of the tree is left when cancel() returns")
-        self.assertEqual([line async for line in lines], [])
+        self.assertEqual([item async for item in lines], [])
         status = await proc.wait()
         self.assertEqual(status.cause, "cancel")
         self.assertEqual(status.signal, "SIGKILL")
@@ -182,7 +184,7 @@ class EnvelopesTest(GatewayTestCase):
         self.assertEqual((status.discarded or {}).get("stdout"), len(SEQ_20000) - limit)
 
         again = await gw.spawn_process(["seq", "1", "20000"], output_limit={"bytes": limit, "policy": "truncate"})
-        lines = [line async for line in again.lines()]
+        lines = [item.line async for item in again.lines()]
         self.assertEqual(lines, SEQ_20000[:limit].rstrip("\n").split("\n"), "no spurious empty line for the marker")
         await again.wait()
 

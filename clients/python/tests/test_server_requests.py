@@ -124,7 +124,7 @@ class ServerRequestsTest(GatewayTestCase):
         e = cm.exception
         self.assertEqual((e.code, e.signal), (69, None))
         self.assertEqual(e.reason, "backend unavailable")
-        self.assertEqual(e.gateway_reason, "fixture exit")
+        self.assertEqual(e.exit_reason, "fixture exit")
         self.assertIn("backend: cannot connect", e.stderr_tail)
         self.assertIn("backend unavailable", str(e))
         await _util.poll(lambda: len(exits) == 1, "the exit event")

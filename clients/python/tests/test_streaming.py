@@ -99,7 +99,7 @@ class StreamingTest(GatewayTestCase):
         written = await cat.write_all(payload)
         await cat.close_stdin()
         echoed = await asyncio.wait_for(reader, _util.DEADLINE_S)
-        self.assertEqual(written, len(payload))
+        self.assertEqual(written["queued"], len(payload))
         self.assertEqual(echoed, payload)
         self.assertEqual((await cat.wait()).code, 0)
         report("3 base64", bytes_via_file=len(payload), bytes_via_stdin=len(echoed), identical=True)
@@ -109,7 +109,7 @@ class StreamingTest(GatewayTestCase):
         # The child's own pauses split its output across several events.
         script = "printf 'one\\ntw'; sleep 0.2; printf 'o\\n\\nthr'; sleep 0.2; printf 'ee'; printf 'err\\n' >&2"
         proc = await gw.spawn_process(["sh", "-c", script])
-        lines = [line async for line in proc.lines(stream="stdout")]
+        lines = [item.line async for item in proc.lines(stream="stdout")]
         self.assertEqual(lines, ["one", "two", "", "three"])
         self.assertEqual((await proc.wait()).code, 0)
         chunks = await gw.spawn_process(["sh", "-c", "echo out; echo err >&2; exit 3"])
@@ -136,8 +136,8 @@ class StreamingTest(GatewayTestCase):
         order = []
 
         async def consume() -> None:
-            async for line in proc.lines():
-                order.append(line)
+            async for item in proc.lines():
+                order.append(item.line)
                 await asyncio.sleep(0.01)  # a slow renderer
             order.append("end")
 
@@ -158,10 +158,12 @@ class StreamingTest(GatewayTestCase):
         result = await proc.write("Ada\n")
         self.assertEqual(result["queued"], 4)
         lines = proc.lines()
-        self.assertEqual(await asyncio.wait_for(lines.__anext__(), _util.DEADLINE_S), "hi Ada")
-        self.assertEqual(await proc.signal("SIGINT"), "SIGINT")
+        self.assertEqual((await asyncio.wait_for(lines.__anext__(), _util.DEADLINE_S)).line, "hi Ada")
+        self.assertIs(await proc.signal("SIGINT"), True)
         status = await proc.wait(timeout=_util.DEADLINE_S)
         self.assertEqual(tuple(status), (None, "SIGINT"))
+        self.assertEqual(proc.returncode, -2)
+        self.assertIs(await proc.signal("SIGINT"), False, "its exit was seen: False, not an error")
         with self.assertRaises(RpcError) as cm:
             await proc.write("late")
         self.assertEqual(cm.exception.code, -32602)
@@ -170,7 +172,7 @@ class StreamingTest(GatewayTestCase):
         self.assertEqual(cm.exception.code, -32000)
         self.assertEqual(cm.exception.data["code"], "ENOENT")
         with self.assertRaises(RpcError) as cm:
-            await proc.resize(24, 80)  # no such method, or (with PTYs) an unknown proc
+            await proc.resize(cols=80, rows=24)  # no such method, or (with PTYs) an unknown proc
         self.assertEqual(cm.exception.code, -32602 if gw.supports("process.resize") else -32601)
         self.assertEqual(gw.client_stats()["processes"], 0)
 
@@ -187,23 +189,23 @@ class StreamingTest(GatewayTestCase):
         script = "stty size; test -t 1 && echo on-a-tty; read x; stty size; printf '\\033[31mred\\033[0m\\n'"
         proc = await gw.spawn_process(["sh", "-c", script], pty={"rows": 24, "cols": 80})
         lines = proc.lines()
-        self.assertEqual(await asyncio.wait_for(lines.__anext__(), _util.DEADLINE_S), "24 80")
-        self.assertEqual(await asyncio.wait_for(lines.__anext__(), _util.DEADLINE_S), "on-a-tty")
+        self.assertEqual((await asyncio.wait_for(lines.__anext__(), _util.DEADLINE_S)).line, "24 80")
+        self.assertEqual((await asyncio.wait_for(lines.__anext__(), _util.DEADLINE_S)).line, "on-a-tty")
         listed = await gw.list_processes()
         self.assertEqual(listed[0].get("pty"), {"rows": 24, "cols": 80})
-        self.assertEqual(await proc.resize(40, 120), {"ok": True, "rows": 40, "cols": 120})
+        self.assertEqual(await proc.resize({"cols": 120, "rows": 40}), {"ok": True, "rows": 40, "cols": 120})
         self.assertEqual((await gw.list_processes())[0].get("pty"), {"rows": 40, "cols": 120})
         await proc.write("\n")
-        rest = [line async for line in lines]
+        rest = [item.line async for item in lines]
         self.assertIn("40 120", rest)
         self.assertIn("\x1b[31mred\x1b[0m", rest)  # a terminal keeps colours; no stray \r
         self.assertEqual((await proc.wait()).code, 0)
         # tree=True reaches a descendant that left the group.
         tree = await gw.spawn_process(["sh", "-c", "setsid sleep 1000 & echo $!; wait"])
         tree_lines = tree.lines()
-        daemon = int(await asyncio.wait_for(tree_lines.__anext__(), _util.DEADLINE_S))
+        daemon = int((await asyncio.wait_for(tree_lines.__anext__(), _util.DEADLINE_S)).line)
         self.assertTrue(_util.pid_alive(daemon))
-        self.assertEqual(await tree.signal("SIGTERM", tree=True), "SIGTERM")
+        self.assertIs(await tree.signal("SIGTERM", tree=True), True)
         await tree.wait(timeout=_util.DEADLINE_S)
         await _util.poll(lambda: not _util.pid_alive(daemon), "the setsid sleep to be gone")
         report("3 pty", supported=True, first_size="24x80", resized_to="40x120", tree_signal="ok")

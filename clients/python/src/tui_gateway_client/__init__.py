@@ -16,8 +16,8 @@ Quick start::
         async with Gateway.start() as gw:           # TUI_GATEWAY_BIN or PATH
             print("gateway", gw.ready["version"], "pid", gw.pid)
             proc = await gw.spawn_process(["sh", "-c", "echo hello; echo oops >&2"])
-            async for line in proc.lines():
-                print(line)
+            async for item in proc.lines():             # OutputLine: .stream, .line
+                print(f"[{item.stream}] {item.line}")
             print(await proc.wait())                # ProcessExit(code=0, signal=None, cause='exit', ...)
 
     asyncio.run(main())
@@ -28,11 +28,16 @@ Map of the package (each module's docstring says more):
   close) and :class:`RestartPolicy`;
 - ``process``: :class:`ProcessHandle`, :class:`ProcessExit` (an
   :class:`ExitStatus` with the command envelope's ``cause``, ``duration_ms``,
-  ``output_bytes``, ...), :class:`OutputChunk`, cancel ladders;
+  ``output_bytes``, ...), :class:`OutputChunk`, :class:`OutputLine`,
+  :class:`OutputText`, cancel ladders;
 - ``events``: :class:`Event`, :class:`EventStream` (and the generation guard);
 - ``payloads``: ``TypedDict``s of every documented payload and result;
-- ``errors``: :class:`RpcError`, :class:`GatewayExited`,
+- ``errors``: :class:`GatewayError` and its subclasses :class:`RpcError`,
+  :class:`RequestTimeoutError`, :class:`GatewayExited`,
   :class:`GatewayStartError`, ... and the exit code meanings;
+
+The Node client has the same API under camelCase names; the naming table is
+``clients/README.md`` in the repository.
 - ``session``: one gateway child process: spawn, ready, stderr, reap;
 - ``connection``: JSON-RPC bookkeeping for one child (ids, pending calls,
   dispatch, server-to-client requests);
@@ -50,7 +55,7 @@ from __future__ import annotations
 import logging as _logging
 
 from .child import BINARY_ENV, BINARY_NAME, find_binary
-from .connection import Connection, RequestHandler
+from .connection import BatchCall, BatchEntry, Connection, RequestHandler
 from .errors import (
     EXIT_CODE_MEANINGS,
     HANDLER_FAILED,
@@ -66,7 +71,7 @@ from .errors import (
     GatewayExited,
     GatewayNotFound,
     GatewayStartError,
-    RequestTimeout,
+    RequestTimeoutError,
     RpcError,
     describe_exit,
 )
@@ -86,6 +91,7 @@ from .payloads import (
     MalformedPayload,
     OutputLimit,
     OutputLimitPolicy,
+    PingResult,
     ProcessExitPayload,
     ProcessInfo,
     ProcessLimits,
@@ -101,7 +107,18 @@ from .payloads import (
     StderrPayload,
     WriteResult,
 )
-from .process import CancelLadder, CancelStep, ExitStatus, OutputChunk, ProcessExit, ProcessHandle, SignalSpec
+from .process import (
+    CancelLadder,
+    CancelStep,
+    ExitStatus,
+    OutputChunk,
+    OutputLine,
+    OutputText,
+    ProcessExit,
+    ProcessHandle,
+    SignalSpec,
+    TerminalSize,
+)
 from .transport import Malformed, MessageReader, MessageWriter, Parsed
 
 __version__ = "0.1.0"
@@ -121,6 +138,11 @@ __all__ = [
     "ExitStatus",
     "ProcessExit",
     "OutputChunk",
+    "OutputLine",
+    "OutputText",
+    "TerminalSize",
+    "BatchCall",
+    "BatchEntry",
     "CancelLadder",
     "CancelStep",
     "SignalSpec",
@@ -142,7 +164,7 @@ __all__ = [
     "BINARY_NAME",
     "GatewayError",
     "RpcError",
-    "RequestTimeout",
+    "RequestTimeoutError",
     "GatewayStartError",
     "GatewayNotFound",
     "GatewayExited",
@@ -165,6 +187,7 @@ __all__ = [
     "BackendExitedPayload",
     "GatewayInfo",
     "GatewayStats",
+    "PingResult",
     "SpawnResult",
     "WriteResult",
     "CloseStdinResult",

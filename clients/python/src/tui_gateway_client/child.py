@@ -198,13 +198,16 @@ def live_records() -> List[ChildRecord]:
         return list(_registry.values())
 
 
-def kill_groups(groups: Set[int], sig: int = signal.SIGKILL) -> None:
-    """Signal each process group; groups already gone are ignored."""
-    for pgid in list(groups):
+def kill_groups(groups: Set[int], sig: int = signal.SIGKILL) -> List[int]:
+    """Signal each process group; groups already gone are ignored. Returns the groups signalled."""
+    killed: List[int] = []
+    for pgid in sorted(groups):
         try:
             os.killpg(pgid, sig)
         except (ProcessLookupError, PermissionError):
-            pass
+            continue
+        killed.append(pgid)
+    return killed
 
 
 def terminate_sync(record: ChildRecord, *, clock: Callable[[], float] = time.monotonic) -> None:

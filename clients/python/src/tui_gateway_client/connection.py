@@ -28,12 +28,41 @@ import asyncio
 import inspect
 import json
 import logging
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Set, Tuple
+from typing import Any, Callable, Dict, Generic, List, Mapping, Optional, Sequence, Set, Tuple, TypeVar, Union
 
-from .errors import HANDLER_FAILED, INTERNAL_ERROR, METHOD_NOT_FOUND, RequestTimeout, RpcError
+from .errors import HANDLER_FAILED, INTERNAL_ERROR, METHOD_NOT_FOUND, RequestTimeoutError, RpcError
 from .transport import Malformed, MessageReader, MessageWriter, Parsed, encode_message
 
-__all__ = ["Connection", "RequestHandler", "ResultHook"]
+__all__ = ["Connection", "RequestHandler", "ResultHook", "BatchCall", "BatchEntry"]
+
+T = TypeVar("T")
+
+
+class BatchEntry(Generic[T]):
+    """The answer to one request of :meth:`Gateway.batch`: ``ok`` with its
+    ``result``, or not ``ok`` with its ``error`` (an :class:`RpcError`). The
+    Node client's batch gives ``{ok: true, result}`` / ``{ok: false, error}``."""
+
+    __slots__ = ("ok", "result", "error")
+
+    def __init__(self, ok: bool, result: Optional[T] = None, error: Optional[RpcError] = None) -> None:
+        self.ok = ok
+        self.result = result
+        self.error = error
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, BatchEntry):
+            return NotImplemented
+        return (self.ok, self.result, self.error) == (other.ok, other.result, other.error)
+
+    def __repr__(self) -> str:
+        return f"BatchEntry(ok=True, result={self.result!r})" if self.ok else f"BatchEntry(ok=False, error={self.error!r})"
+
+
+#: One call of a batch: ``(method, params)``, or a mapping
+#: ``{"method": m, "params": p, "notify": True}`` (the Node client's form;
+#: ``notify`` sends it as a notification, answered by nothing).
+BatchCall = Union[Tuple[str, Any], Mapping[str, Any]]
 
 log = logging.getLogger("tui_gateway_client")
 
@@ -84,6 +113,8 @@ class Connection:
         self._next_id = 1
         self._closed: Optional[Callable[[], BaseException]] = None
         self._tasks: Set["asyncio.Task[None]"] = set()
+        #: ids of process.spawn calls given up on (timeout, cancellation)
+        self._abandoned_spawns: Set[int] = set()
         self.late_responses = 0
         self.requests_served = 0
         self.messages_in = 0
@@ -176,6 +207,9 @@ class Connection:
         if pending is None:
             if isinstance(rid, int) and not isinstance(rid, bool) and 0 < rid < self._next_id:
                 self.late_responses += 1  # a call that timed out or was cancelled
+                if rid in self._abandoned_spawns:
+                    self._abandoned_spawns.discard(rid)
+                    self._kill_abandoned(msg.get("result"))
             elif rid is None:
                 self._on_protocol_error("an error the gateway could not attribute to a request (id null)", msg)
             else:
@@ -207,6 +241,16 @@ class Connection:
                 future.set_exception(exc)
                 return
         future.set_result(result)
+
+    def _kill_abandoned(self, result: Any) -> None:
+        """A spawn given up on did start: do not leave it running (SIGKILL, as a notification)."""
+        proc = result.get("proc") if isinstance(result, dict) else None
+        if not isinstance(proc, int) or isinstance(proc, bool):
+            return
+        frame = encode_message({"jsonrpc": "2.0", "method": "process.signal", "params": {"proc": proc, "signal": "SIGKILL"}})
+        task = asyncio.get_running_loop().create_task(self._send_quietly(frame))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     # -- calls ---------------------------------------------------------------
 
@@ -252,30 +296,57 @@ class Connection:
             except asyncio.TimeoutError:
                 if future.done() and not future.cancelled() and future.exception() is None:
                     return future.result()
-                raise RequestTimeout(method, timeout) from None
+                raise RequestTimeoutError(method, timeout) from None
         finally:
-            self._pending.pop(rid, None)
+            if self._pending.pop(rid, None) is not None and method == "process.spawn":
+                # Given up on before its answer (which would have taken the
+                # entry): if the process starts, kill it.
+                self._abandoned_spawns.add(rid)
 
-    async def batch(self, calls: Sequence[Tuple[str, Any]], *, timeout: Optional[float] = None) -> List[Any]:
-        """Send ``calls`` as one JSON-RPC batch; results in order, an ``RpcError`` in place of each failure."""
+    async def batch(self, calls: Sequence[BatchCall], *, timeout: Optional[float] = None) -> List[Optional[BatchEntry[Any]]]:
+        """Send ``calls`` as one JSON-RPC batch: one entry per call, in order,
+        a :class:`BatchEntry` for a request and ``None`` for a notification."""
         if not calls:
             return []
-        entries = [self._register(method, params, None) for method, params in calls]
+        parsed: List[Tuple[str, Any, bool]] = []
+        for call in calls:
+            if isinstance(call, Mapping):
+                parsed.append((call["method"], call.get("params"), bool(call.get("notify", False))))
+            else:
+                method, params = call
+                parsed.append((method, params, False))
+        slots: List[Optional[Tuple[int, "asyncio.Future[Any]", Dict[str, Any]]]] = []
+        frames: List[Dict[str, Any]] = []
+        for method, params, notify in parsed:
+            if notify:
+                note: Dict[str, Any] = {"jsonrpc": "2.0", "method": method}
+                if params is not None:
+                    note["params"] = params
+                frames.append(note)
+                slots.append(None)
+            else:
+                entry = self._register(method, params, None)
+                frames.append(entry[2])
+                slots.append(entry)
+        entries = [e for e in slots if e is not None]
         try:
-            frame = encode_message([msg for _, _, msg in entries])
+            frame = encode_message(frames)
         except BaseException:
             for rid, _, _ in entries:
                 self._pending.pop(rid, None)
             raise
 
-        async def roundtrip() -> List[Any]:
+        async def roundtrip() -> List[Optional[BatchEntry[Any]]]:
             await self._send_quietly(frame)
-            out: List[Any] = []
-            for _, future, _ in entries:
+            out: List[Optional[BatchEntry[Any]]] = []
+            for slot in slots:
+                if slot is None:
+                    out.append(None)
+                    continue
                 try:
-                    out.append(await future)
+                    out.append(BatchEntry(True, await slot[1]))
                 except RpcError as exc:
-                    out.append(exc)
+                    out.append(BatchEntry(False, error=exc))
             return out
 
         try:
@@ -284,7 +355,7 @@ class Connection:
             try:
                 return await asyncio.wait_for(roundtrip(), timeout)
             except asyncio.TimeoutError:
-                raise RequestTimeout("batch of %d" % len(calls), timeout) from None
+                raise RequestTimeoutError("batch of %d" % len(calls), timeout) from None
         finally:
             for rid, _, _ in entries:
                 self._pending.pop(rid, None)

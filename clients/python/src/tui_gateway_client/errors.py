@@ -1,9 +1,18 @@
-"""Errors: what went wrong, in types a UI can catch, with messages a person can act on."""
+"""Errors: what went wrong, in types a UI can catch, with messages a person can act on.
+
+Every error the client raises on its own is a :class:`GatewayError`, and the
+Node client has the same classes under the same names (clients/README.md,
+"Errors"): :class:`RpcError`, :class:`RequestTimeoutError`,
+:class:`GatewayStartError` (and its :class:`GatewayNotFound`),
+:class:`GatewayExited`, :class:`GatewayClosed`. Cancelling a task raises
+``asyncio.CancelledError`` as asyncio does, and a bad argument ``TypeError``
+or ``ValueError``: those are not wrapped.
+"""
 
 from __future__ import annotations
 
 import signal as _signal
-from typing import Any, Dict, Optional, Sequence
+from typing import Any, Dict, Mapping, Optional, Sequence
 
 __all__ = [
     "EXIT_CODE_MEANINGS",
@@ -11,7 +20,7 @@ __all__ = [
     "signal_name",
     "GatewayError",
     "RpcError",
-    "RequestTimeout",
+    "RequestTimeoutError",
     "GatewayStartError",
     "GatewayNotFound",
     "GatewayExited",
@@ -106,8 +115,11 @@ class RpcError(GatewayError):
         return obj
 
 
-class RequestTimeout(GatewayError, TimeoutError):
-    """A request got no response within its timeout; its pending entry was removed."""
+class RequestTimeoutError(GatewayError, TimeoutError):
+    """A request got no response within its timeout (seconds); its pending entry was removed.
+
+    Also a :class:`TimeoutError`. The request itself still runs in the gateway.
+    """
 
     def __init__(self, method: str, timeout: float) -> None:
         self.method = method
@@ -121,7 +133,7 @@ class _ExitDetails:
     code: Optional[int]
     signal: Optional[str]
     reason: str
-    gateway_reason: Optional[str]
+    exit_reason: Optional[str]
     stderr_tail: Sequence[str]
     pid: Optional[int]
 
@@ -138,10 +150,10 @@ class _ExitDetails:
         self.stderr_tail = tuple(stderr_tail)
         self.pid = pid
         # The gateway states its own reason on its last stderr line.
-        self.gateway_reason = None
+        self.exit_reason = None
         for line in reversed(self.stderr_tail):
             if line.startswith("[gateway-exit] "):
-                self.gateway_reason = line[len("[gateway-exit] "):]
+                self.exit_reason = line[len("[gateway-exit] "):]
                 break
 
     def _status_text(self) -> str:
@@ -153,8 +165,8 @@ class _ExitDetails:
             status = "ended"
         pid = f" (pid {self.pid})" if self.pid is not None else ""
         text = f"tui-gateway{pid} {status}: {self.reason}"
-        if self.gateway_reason:
-            text += f"; gateway said: {self.gateway_reason}"
+        if self.exit_reason:
+            text += f"; gateway said: {self.exit_reason}"
         return text
 
 
@@ -203,7 +215,7 @@ class GatewayExited(GatewayError, _ExitDetails):
 
     ``code`` is the exit code (``None`` when killed by a signal), ``signal``
     the signal's name (``"SIGKILL"``), ``reason`` the documented meaning of
-    the code, ``gateway_reason`` the gateway's own ``[gateway-exit]`` line,
+    the code, ``exit_reason`` the gateway's own ``[gateway-exit]`` line,
     ``stderr_tail`` the last lines of its stderr, ``generation`` which child
     it was (1 for the first, +1 per restart).
     """
@@ -226,8 +238,11 @@ class GatewayExited(GatewayError, _ExitDetails):
 
 
 class GatewayClosed(GatewayError):
-    """The gateway was closed with ``close()`` (or gave up restarting); no more calls."""
+    """The gateway was closed with ``close()`` (or gave up restarting); no more calls.
 
-    def __init__(self, message: str = "the gateway is closed; start a new one", cause: Optional[GatewayExited] = None) -> None:
-        self.exit = cause
+    ``exit`` is the last exit's details (the ``exit`` event's payload), if a gateway ran.
+    """
+
+    def __init__(self, message: str = "the gateway is closed; start a new one", exit: Optional[Mapping[str, Any]] = None) -> None:
+        self.exit = exit
         super().__init__(message)

@@ -195,6 +195,20 @@ class EventBus:
 
         return unsubscribe
 
+    def once(self, type: str, fn: Callable[[Any], Any]) -> Unsubscribe:
+        fired = False
+
+        def wrapper(payload: Any) -> Any:
+            nonlocal fired
+            if fired:
+                return None
+            fired = True
+            unsubscribe()
+            return fn(payload)
+
+        unsubscribe = self.on(type, wrapper)
+        return unsubscribe
+
     def on_any(self, fn: Callable[[Event[Any]], Any]) -> Unsubscribe:
         self._any.append(fn)
 

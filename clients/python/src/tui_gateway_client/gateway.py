@@ -47,14 +47,14 @@ from typing import (
 
 from . import child
 from .child import find_binary, kill_groups, terminate_sync
-from .connection import RequestHandler
+from .connection import BatchCall, BatchEntry, RequestHandler
 from .errors import (
     EXIT_CODE_MEANINGS,
     GatewayClosed,
     GatewayError,
     GatewayExited,
     GatewayStartError,
-    RequestTimeout,
+    RequestTimeoutError,
 )
 from .events import Event, EventBus, EventStream, Unsubscribe
 from .framing import DEFAULT_MAX_FRAME_BYTES
@@ -66,6 +66,7 @@ from .payloads import (
     GatewayStats,
     MalformedPayload,
     OutputLimit,
+    PingResult,
     ProcessExitPayload,
     ProcessInfo,
     ProcessLimits,
@@ -172,6 +173,7 @@ class Gateway:
         self._handlers: Dict[str, RequestHandler] = {}
         self._session: Optional[Session] = None
         self._last_ready: Optional[ReadyPayload] = None
+        self._last_exit: Optional[ExitPayload] = None
         self._generation = 0
         self._closing = False
         self._closed = False
@@ -291,10 +293,11 @@ class Gateway:
         session.record.done = True
         child.unregister(session.record)
         leftovers = {h.pid for h in session.procs.values()}
+        orphans_killed: List[int] = []
         if sig is not None or code not in EXIT_CODE_MEANINGS:
             # The gateway could not run its own cleanup: its children are
             # orphans now. Their pids are their process groups.
-            kill_groups(leftovers)
+            orphans_killed = kill_groups(leftovers)
         session.conn.fail_pending(session.exited)
         for handle in session.procs.values():
             handle._on_lost(exc)
@@ -307,22 +310,20 @@ class Gateway:
             and self._policy.should_restart(code, sig)
             and self._failures < self._policy.max_attempts
         )
-        self._bus.emit(
-            Event(
-                "exit",
-                ExitPayload(
-                    generation=session.generation,
-                    pid=session.pid,
-                    code=code,
-                    signal=sig,
-                    reason=exc.reason,
-                    gateway_reason=exc.gateway_reason,
-                    stderr_tail=list(exc.stderr_tail),
-                    restarting=restarting,
-                ),
-                session.generation,
-            )
+        self._last_exit = ExitPayload(
+            generation=session.generation,
+            pid=session.pid,
+            code=code,
+            signal=sig,
+            reason=exc.reason,
+            exit_reason=exc.exit_reason,
+            stderr_tail=list(exc.stderr_tail),
+            restarting=restarting,
+            orphans_killed=orphans_killed,
+            # A clean exit (code 0) is not an error: nothing to report.
+            error=None if code == 0 and sig is None else exc,
         )
+        self._bus.emit(Event("exit", self._last_exit, session.generation))
         session.ended.set()
         self._notify_state()
         return restarting
@@ -336,7 +337,7 @@ class Gateway:
             except asyncio.TimeoutError:
                 pass
             if self._closing:
-                self._give_up(lambda: GatewayClosed())
+                self._give_up(self._closed_error)
                 return
             try:
                 session = await self._spawn()
@@ -375,10 +376,13 @@ class Gateway:
             if not w.done():
                 w.set_result(None)
 
+    def _closed_error(self) -> GatewayClosed:
+        return GatewayClosed(exit=self._last_exit)
+
     async def _live_session(self) -> Session:
         while True:
             if self._closing:
-                raise GatewayClosed()
+                raise self._closed_error()
             s = self._session
             if s is not None and s.live:
                 return s
@@ -397,7 +401,7 @@ class Gateway:
         try:
             session = await asyncio.wait_for(self._live_session(), timeout)
         except asyncio.TimeoutError:
-            raise RequestTimeout(method, timeout) from None
+            raise RequestTimeoutError(method, timeout) from None
         return session, max(0.0, deadline - loop.time())
 
     # -- incoming --------------------------------------------------------------
@@ -446,6 +450,11 @@ class Gateway:
         """The ``gateway.ready`` payload of the current (or last) child."""
         assert self._last_ready is not None
         return self._last_ready
+
+    @property
+    def ready_payload(self) -> ReadyPayload:
+        """Same as :attr:`ready` (the Node client's ``readyPayload``)."""
+        return self.ready
 
     @property
     def pid(self) -> Optional[int]:
@@ -499,9 +508,10 @@ class Gateway:
     async def request(self, method: str, params: Any = None, *, timeout: Optional[float] = None) -> Any:
         """Call ``method``; return its ``result`` or raise :class:`RpcError`.
 
-        ``timeout`` (seconds, default none) raises :class:`RequestTimeout`;
-        cancelling the awaiting task cancels the call. Either way its pending
-        entry is removed and a late response is dropped. While a restart is
+        ``timeout`` (seconds, default none) raises :class:`RequestTimeoutError`;
+        cancelling the awaiting task stops waiting for the answer. Either way
+        its pending entry is removed and a late response is dropped; the
+        request itself was sent and runs in the gateway. While a restart is
         under way the call waits for the new gateway (within ``timeout``).
         Raises :class:`GatewayExited` if the gateway exits first,
         :class:`GatewayClosed` after ``close()``.
@@ -512,23 +522,34 @@ class Gateway:
         session, left = await self._current(timeout, method)
         return await session.conn.call(method, params, timeout=left)
 
-    async def notify(self, method: str, params: Any = None) -> None:
-        """Send a notification: no id, no response."""
-        session = await self._live_session()
-        await session.conn.notify(method, params)
+    async def notify(self, method: str, params: Any = None) -> bool:
+        """Send a notification (no id, no response). Returns ``True`` once the
+        frame was handed to the pipe, ``False`` if there is no gateway to send
+        to (closed, exited, or restarting); never raises."""
+        session = self._session
+        if self._closing or session is None or not session.live:
+            return False
+        try:
+            await session.conn.notify(method, params)
+        except (GatewayError, ConnectionError, OSError):
+            return False
+        return True
 
-    async def batch(self, calls: Sequence[Tuple[str, Any]], *, timeout: Optional[float] = None) -> List[Any]:
-        """Send ``[(method, params), ...]`` as one JSON-RPC batch.
+    async def batch(self, calls: Sequence[BatchCall], *, timeout: Optional[float] = None) -> List[Optional[BatchEntry[Any]]]:
+        """Send ``[(method, params), ...]`` as one JSON-RPC batch (a call may
+        also be ``{"method": m, "params": p, "notify": True}``).
 
-        Returns the results in order, with an :class:`RpcError` instance in
-        place of each call that failed (nothing is raised for those).
+        Returns one entry per call, in order: a :class:`BatchEntry` (``ok``
+        and ``result``, or not ``ok`` and ``error``, an :class:`RpcError`) for
+        a request, ``None`` for a notification. Raises only when the gateway
+        is gone (or on ``timeout``).
         """
         session, left = await self._current(timeout, "batch")
         return await session.conn.batch(calls, timeout=left)
 
-    async def ping(self, *, timeout: Optional[float] = None) -> bool:
-        result = await self.request("gateway.ping", timeout=timeout)
-        return bool(isinstance(result, dict) and result.get("ok"))
+    async def ping(self, *, timeout: Optional[float] = None) -> PingResult:
+        """``gateway.ping``: ``{"ok": True}``."""
+        return cast(PingResult, await self.request("gateway.ping", timeout=timeout))
 
     async def info(self, *, timeout: Optional[float] = None) -> GatewayInfo:
         """``gateway.info``: version, pid, uptime, methods, services, config, limits."""
@@ -581,6 +602,10 @@ class Gateway:
         def`` is scheduled as a task). Its exceptions are logged, never raised.
         """
         return self._bus.on(type, fn)
+
+    def once(self, type: str, fn: Callable[[Any], Any]) -> Unsubscribe:
+        """Call ``fn(payload)`` for the next event of ``type`` only; returns a function that unsubscribes."""
+        return self._bus.once(type, fn)
 
     def on_any(self, fn: Callable[[Event[Any]], Any]) -> Unsubscribe:
         """Call ``fn(event)`` for every event, gateway and lifecycle alike."""
@@ -759,29 +784,36 @@ class Gateway:
 
         try:
             return cast(Union[ProcessHandle[str], ProcessHandle[bytes]], await session.conn.call("process.spawn", params, timeout=left, hook=register))
-        except (asyncio.CancelledError, RequestTimeout):
+        except (asyncio.CancelledError, RequestTimeoutError):
             for handle in created:
                 handle._discard = True
-                asyncio.get_running_loop().create_task(_quietly(handle.kill()))
+                handle.kill()  # a task: it runs on its own
             raise
 
     # -- closing ---------------------------------------------------------------
 
-    async def close(self, grace: Optional[float] = None, *, shutdown: bool = True) -> None:
+    async def close(self, grace: Optional[float] = None, *, shutdown: bool = False) -> Optional[ExitPayload]:
         """Stop the gateway and everything it runs; idempotent.
 
-        With ``shutdown`` (the default) ``gateway.shutdown`` is sent first,
-        so children get SIGTERM at once; then stdin is closed (alone, stdin
-        EOF gives children the first 70% of the gateway's grace to finish on
-        their own). If the gateway has not exited within ``grace`` (default:
-        its shutdown grace + 1 s) it gets SIGTERM and its grace + 0.5 s more,
-        then SIGKILL, as do the process groups of children still known.
-        Pending calls raise :class:`GatewayExited`; later ones
+        Closes the gateway's stdin: it stops reading, lets running commands
+        finish for the first 70% of its shutdown grace, SIGTERMs them, then
+        SIGKILLs what is left, and exits 0. With ``shutdown=True`` a
+        ``gateway.shutdown`` notification goes first, so running commands get
+        SIGTERM at once. If the gateway has not exited within ``grace``
+        (default: its shutdown grace + 1 s) it gets SIGTERM and its grace +
+        0.5 s more, then SIGKILL, as do the process groups of children still
+        known. Pending calls raise :class:`GatewayExited`; later ones
         :class:`GatewayClosed`; event streams end.
+
+        Returns the exit's details (the ``exit`` event's payload: ``code``,
+        ``signal``, ``reason``, ``exit_reason``, ...; ``error`` is ``None``
+        for a clean exit 0), or ``None`` if no gateway ran. Cancelling the
+        awaiting task does not stop the close, which goes on.
         """
         if self._close_task is None:
             self._close_task = asyncio.get_running_loop().create_task(self._close(grace, shutdown))
         await asyncio.shield(self._close_task)
+        return self._last_exit
 
     async def _close(self, grace: Optional[float], shutdown: bool) -> None:
         self._closing = True
@@ -847,9 +879,3 @@ def _merge_env(env: Optional[Mapping[str, Optional[str]]]) -> Optional[Dict[str,
             merged[name] = value
     return merged
 
-
-async def _quietly(aw: Awaitable[Any]) -> None:
-    try:
-        await aw
-    except Exception:
-        pass

@@ -16,7 +16,10 @@ Two families:
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Literal, Optional, TypedDict
+from typing import TYPE_CHECKING, Any, Dict, List, Literal, Optional, TypedDict
+
+if TYPE_CHECKING:
+    from .errors import GatewayExited
 
 __all__ = [
     "Limits",
@@ -27,6 +30,7 @@ __all__ = [
     "BackendExitedPayload",
     "GatewayInfo",
     "GatewayStats",
+    "PingResult",
     "SpawnResult",
     "WriteResult",
     "CloseStdinResult",
@@ -194,6 +198,12 @@ class GatewayInfo(_GatewayInfoOptional):
     limits: Limits
 
 
+class PingResult(TypedDict):
+    """Result of ``gateway.ping``: ``{"ok": True}`` (the Node client's ``ping()`` gives the same)."""
+
+    ok: bool
+
+
 class GatewayStats(TypedDict, total=False):
     """Result of ``gateway.stats`` (counters; see docs/protocol.md)."""
 
@@ -304,16 +314,26 @@ class ProcessInfo(_ProcessInfoOptional):
 
 
 class ExitPayload(TypedDict):
-    """``exit``: a gateway child ended (once per child)."""
+    """``exit``: a gateway child ended (once per child); also what ``close()`` returns.
+
+    ``reason`` is the documented meaning of the code, ``exit_reason`` the
+    gateway's own ``[gateway-exit]`` line, ``orphans_killed`` the process
+    groups the client killed because the gateway died by a signal and could
+    not, ``error`` the :class:`~tui_gateway_client.errors.GatewayExited` that
+    pending calls got, or ``None`` for a clean exit (code 0). The Node
+    client's ``ExitInfo`` has the same members in camelCase.
+    """
 
     generation: int
     pid: Optional[int]
     code: Optional[int]
     signal: Optional[str]
     reason: str
-    gateway_reason: Optional[str]
+    exit_reason: Optional[str]
     stderr_tail: List[str]
     restarting: bool
+    orphans_killed: List[int]
+    error: Optional["GatewayExited"]
 
 
 class RestartPayload(TypedDict):
