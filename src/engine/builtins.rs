@@ -45,7 +45,7 @@ const BUILTINS: &[Builtin] = &[
             // The answer is queued before the drain starts, so it is
             // written before the gateway exits.
             let grace = engine.config.shutdown_grace.as_secs_f64();
-            engine.pending_shutdown = true;
+            engine.requested.get_or_insert(Cause::Requested);
             Ok(json!({"ok": true, "grace_s": grace}))
         },
     },
@@ -216,10 +216,12 @@ impl Engine {
         stats
     }
 
-    /// Starts a shutdown requested by `gateway.shutdown`, after its answer was queued.
+    /// Starts a shutdown asked for during the frame just answered
+    /// (`gateway.shutdown`, or a service's request), after its answer was
+    /// queued, so the frames after it are not served.
     pub(super) fn run_pending_shutdown(&mut self, host: &mut dyn Host, now: Instant) {
-        if std::mem::take(&mut self.pending_shutdown) {
-            self.begin_shutdown(Cause::Requested, host, now);
+        if let Some(cause) = self.requested.take() {
+            self.begin_shutdown(cause, host, now);
         }
     }
 }

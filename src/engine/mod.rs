@@ -100,6 +100,54 @@ enum Route {
     Service(usize),
 }
 
+/// Where stdin is. `backlog`: complete frames may wait in the framer (the
+/// turn's budget ran out, or the queue was above its high-water mark).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Input {
+    /// Bytes may still arrive.
+    Reading { backlog: bool },
+    /// Stdin reached EOF: the frames before it are answered, then the
+    /// drain starts.
+    EofPending { backlog: bool },
+    /// Nothing more is read or dispatched (EOF answered, or shutting down).
+    Closed,
+}
+
+impl Input {
+    fn is_reading(self) -> bool {
+        matches!(self, Input::Reading { .. })
+    }
+
+    fn backlog(self) -> bool {
+        match self {
+            Input::Reading { backlog } | Input::EofPending { backlog } => backlog,
+            Input::Closed => false,
+        }
+    }
+
+    fn set_backlog(&mut self, value: bool) {
+        if let Input::Reading { backlog } | Input::EofPending { backlog } = self {
+            *backlog = value;
+        }
+    }
+}
+
+/// What the engine wants from the loop this turn: what to read, whether to
+/// write, and when to wake it at the latest ([`Engine::interest`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Interest {
+    /// Read stdin (if it is readable).
+    pub read_input: bool,
+    /// Dispatch frames already read ([`Engine::pump_input`]): work to do now.
+    pub pump_backlog: bool,
+    /// Read children's pipes (if they are readable).
+    pub read_children: bool,
+    /// Bytes wait for stdout.
+    pub write: bool,
+    /// The nearest instant at which [`Engine::tick`] must run.
+    pub deadline: Option<Instant>,
+}
+
 /// The services an engine runs: those behind method names, and at most one
 /// fallback for everything else (a backend).
 pub struct Services {
@@ -150,19 +198,13 @@ pub struct Engine {
     child_owner: HashMap<ChildKey, usize>,
     pending: HashMap<Id, usize>,
     next_request: u64,
-    /// Stdin may still deliver bytes.
-    input_open: bool,
-    /// Stdin reached EOF; the drain starts once the backlog is answered.
-    eof_pending: bool,
-    /// Complete frames may wait in the framer (the turn's budget ran out, or
-    /// the queue was above its high-water mark).
-    input_backlog: bool,
+    /// Where stdin is.
+    input: Input,
     /// A batch being answered member by member.
     batch: Option<Batch>,
     started: Instant,
     /// What the client sent with `client.capabilities`; `gateway.info` echoes it.
     client_capabilities: Option<Value>,
-    pending_shutdown: bool,
     /// Requests services took to answer later and have not answered yet.
     owed: Owing,
     stats: Stats,
@@ -236,13 +278,10 @@ impl Engine {
             child_owner: HashMap::new(),
             pending: HashMap::new(),
             next_request: 0,
-            input_open: true,
-            eof_pending: false,
-            input_backlog: false,
+            input: Input::Reading { backlog: false },
             batch: None,
             started: now,
             client_capabilities: None,
-            pending_shutdown: false,
             owed: Owing::default(),
             stats: Stats::default(),
         };
@@ -314,7 +353,7 @@ impl Engine {
     /// and the outbound queue below its high-water mark. Otherwise unread
     /// input stays in the pipe, so the framer's backlog stays bounded.
     pub fn wants_input(&self) -> bool {
-        self.input_open
+        self.input.is_reading()
             && matches!(self.lifecycle.phase(), Phase::Running)
             && !self.has_input_backlog()
             && self.can_pump_input()
@@ -356,7 +395,7 @@ impl Engine {
     /// more bytes only when [`Engine::wants_input`] says so: that keeps the
     /// framer within its bound.
     pub fn on_input(&mut self, bytes: &[u8], host: &mut dyn Host, now: Instant) {
-        if !self.input_open {
+        if !self.input.is_reading() {
             return;
         }
         self.stats.bytes_in += bytes.len() as u64;
@@ -366,7 +405,7 @@ impl Engine {
 
     /// True when frames or batch members may wait for [`Engine::pump_input`].
     pub fn has_input_backlog(&self) -> bool {
-        self.input_backlog || self.batch.is_some()
+        self.input.backlog() || self.batch.is_some()
     }
 
     /// Dispatches up to [`FRAMES_PER_TURN`] more frames or batch members of
@@ -376,12 +415,12 @@ impl Engine {
     }
 
     fn dispatch_input(&mut self, budget: usize, host: &mut dyn Host, now: Instant) {
-        self.input_backlog = false;
+        self.input.set_backlog(false);
         let mut left = budget;
         loop {
             if !self.can_pump_input() || left == 0 {
                 // Paced: the rest waits for the reader (or the next turn).
-                self.input_backlog = self.input_open || self.eof_pending;
+                self.input.set_backlog(true);
                 break;
             }
             if self.batch.is_none() {
@@ -421,7 +460,7 @@ impl Engine {
             }
         }
         self.with_fallback(host, now, |f, cx| f.end_input_turn(cx));
-        if self.eof_pending && !self.has_input_backlog() {
+        if matches!(self.input, Input::EofPending { .. }) && !self.has_input_backlog() {
             self.finish_input(host, now);
         }
         self.settle(host, now);
@@ -431,18 +470,16 @@ impl Engine {
     /// answered (paced like any other), then the drain starts, its deadline
     /// counted from that moment. A truncated tail is dropped and logged.
     pub fn on_input_eof(&mut self, host: &mut dyn Host, now: Instant) {
-        if !self.input_open {
+        if !self.input.is_reading() {
             return;
         }
-        self.input_open = false;
-        self.eof_pending = true;
-        self.input_backlog = true;
+        self.input = Input::EofPending { backlog: true };
         self.dispatch_input(FRAMES_PER_TURN, host, now);
     }
 
     /// The backlog before EOF is answered: drop a truncated tail, then drain.
     fn finish_input(&mut self, host: &mut dyn Host, now: Instant) {
-        self.eof_pending = false;
+        self.input = Input::Closed;
         if let Some(bytes) = self.framer.finish() {
             self.stats.truncated_frames += 1;
             log::warn!(
@@ -473,8 +510,7 @@ impl Engine {
             self.batch = None;
         }
         if self.lifecycle.begin(cause, now) {
-            self.input_open = false;
-            self.eof_pending = false;
+            self.input = Input::Closed;
             let drain = self
                 .lifecycle
                 .drain()
@@ -507,6 +543,18 @@ impl Engine {
         self.for_each_service(host, now, |service, cx| service.tick(cx));
         self.answer_ready_batches(host, now);
         self.settle(host, now);
+    }
+
+    /// What the engine wants from the loop now, asked once per turn: the
+    /// loop sleeps only when none of it is work to do at once.
+    pub fn interest(&self) -> Interest {
+        Interest {
+            read_input: self.wants_input(),
+            pump_backlog: self.has_input_backlog() && self.can_pump_input(),
+            read_children: self.can_dispatch(),
+            write: self.has_writable_output(),
+            deadline: self.next_deadline(),
+        }
     }
 
     /// The nearest instant at which [`Engine::tick`] must run.

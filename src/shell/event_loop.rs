@@ -188,17 +188,17 @@ impl EventLoop {
     /// the nearest deadline. Work paced by the outbound queue is not "left
     /// over": it waits for stdout to become writable.
     fn timeout(&self, now: Instant) -> Option<Duration> {
-        let stdin_pending = (self.stdin.ready && !self.stdin.done && self.engine.wants_input())
-            || (self.engine.has_input_backlog() && self.engine.can_pump_input());
-        let children_pending = self.children.has_ready_output() && self.engine.can_dispatch();
-        let stdout_pending = self.stdout.kind == Kind::AlwaysReady
-            && !self.stdout.done
-            && self.engine.has_writable_output();
+        let interest = self.engine.interest();
+        let stdin_pending =
+            (self.stdin.ready && !self.stdin.done && interest.read_input) || interest.pump_backlog;
+        let children_pending = self.children.has_ready_output() && interest.read_children;
+        let stdout_pending =
+            self.stdout.kind == Kind::AlwaysReady && !self.stdout.done && interest.write;
         if stdin_pending || children_pending || stdout_pending {
             return Some(Duration::ZERO);
         }
         let parent = self.parent.as_ref().map(|_| self.next_parent_check);
-        [self.engine.next_deadline(), parent]
+        [interest.deadline, parent]
             .into_iter()
             .flatten()
             .min()
