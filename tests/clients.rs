@@ -1,9 +1,11 @@
 //! The UI-side client libraries (issue #10), run by `cargo test` against the
 //! binary this build produced: the Node suite (`node --test` in
 //! `clients/node`) and the Python suite (`python3 -m unittest` in
-//! `clients/python`), each with `TUI_GATEWAY_BIN` pointing at that binary.
-//! A missing `node` or `python3` is a failure that says what to install;
-//! `.ci/run` installs them.
+//! `clients/python`), each with `TUI_GATEWAY_BIN` pointing at that binary,
+//! and the check that both suites hold the same conformance scenarios
+//! (`clients/conformance.py`, issue #20; the naming table they cover is
+//! `clients/README.md`). A missing `node` or `python3` is a failure that says
+//! what to install; `.ci/run` installs them.
 
 use std::path::Path;
 use std::process::Command;
@@ -52,5 +54,32 @@ fn python_client_suite_passes_against_this_build() {
         "python3",
         &["-m", "unittest", "discover", "-s", "tests", "-v"],
         "Python 3.9 or later (and tmux for the demo test)",
+    );
+}
+
+/// Both suites name the same conformance scenarios (`conformance("<name>")`
+/// in each): the script fails, listing them, on a name found in one suite
+/// only, and prints the size of both lists.
+#[test]
+fn client_suites_share_the_conformance_scenarios() {
+    run_suite(
+        ".",
+        "python3",
+        &["clients/conformance.py"],
+        "Python 3.9 or later",
+    );
+}
+
+/// The Go client (`clients/go`, standard library only): `go test ./...`
+/// against this build's binary. `-count=1` because Go's test cache would
+/// not notice a rebuilt gateway. A missing `go` is a failure that says what
+/// to install; `.ci/run` installs `golang-go`.
+#[test]
+fn go_client_suite_passes_against_this_build() {
+    run_suite(
+        "clients/go",
+        "go",
+        &["test", "-count=1", "-v", "./..."],
+        "Go 1.19 or later (Debian/Ubuntu: apt-get install golang-go)",
     );
 }
