@@ -30,7 +30,7 @@ use super::wire::{write_response, BatchCursor, ErrorCode, Id, RpcError};
 
 /// Batches waiting for the fallback, and those ready to be answered.
 #[derive(Debug)]
-pub struct Joins {
+pub(crate) struct Joins {
     open: Vec<Option<Join>>,
     /// Owed ids, by their canonical form.
     by_id: HashMap<Id, usize>,
@@ -58,19 +58,19 @@ struct Join {
 
 /// A batch whose answers are all in: what its answer pass needs.
 #[derive(Debug)]
-pub struct Ready {
+pub(crate) struct Ready {
     /// The batch, rewound to its first member.
-    pub members: BatchCursor,
+    pub(crate) members: BatchCursor,
     /// The fallback's answers: they go first.
-    pub kept: VecDeque<Vec<u8>>,
+    pub(crate) kept: VecDeque<Vec<u8>>,
     /// Members refused at once, by index, in member order.
-    pub refused: VecDeque<(u32, RpcError)>,
+    pub(crate) refused: VecDeque<(u32, RpcError)>,
 }
 
 impl Joins {
     /// No batch waiting; the fallback's answers may hold `budget` bytes
     /// (the room between the queue's high-water mark and hard limit).
-    pub fn new(budget: usize) -> Joins {
+    pub(crate) fn new(budget: usize) -> Joins {
         Joins {
             open: Vec::new(),
             by_id: HashMap::new(),
@@ -82,7 +82,7 @@ impl Joins {
     }
 
     /// Opens a batch's forward pass; returns its handle.
-    pub fn start(&mut self) -> usize {
+    pub(crate) fn start(&mut self) -> usize {
         let join = Some(Join::default());
         match self.open.iter().position(Option::is_none) {
             Some(slot) => {
@@ -97,24 +97,24 @@ impl Joins {
     }
 
     /// True when no batch waits and none is ready.
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.ready.is_empty() && self.open.iter().all(Option::is_none)
     }
 
     /// Bytes of the fallback's answers held.
-    pub fn answer_bytes(&self) -> usize {
+    pub(crate) fn answer_bytes(&self) -> usize {
         self.answer_bytes
     }
 
     /// Bytes of batch texts held.
-    pub fn text_bytes(&self) -> usize {
+    pub(crate) fn text_bytes(&self) -> usize {
         self.text_bytes
     }
 
     /// Records that `id` is owed by the fallback. False if an answer for
     /// that id is already owed to a batch: the member must be refused, or
     /// its answer could not be told from the other one's.
-    pub fn expect(&mut self, join: usize, id: &Id) -> bool {
+    pub(crate) fn expect(&mut self, join: usize, id: &Id) -> bool {
         let key = id.canonical();
         if self.by_id.contains_key(&key) {
             return false;
@@ -128,7 +128,7 @@ impl Joins {
 
     /// Member `index` is answered with `error` without reaching the
     /// fallback.
-    pub fn refuse(&mut self, join: usize, index: u32, error: RpcError) {
+    pub(crate) fn refuse(&mut self, join: usize, index: u32, error: RpcError) {
         if let Some(j) = self.open.get_mut(join).and_then(Option::as_mut) {
             j.refused.push_back((index, error));
         }
@@ -136,7 +136,7 @@ impl Joins {
 
     /// `id` was expected ([`Joins::expect`]) but the fallback refused it at
     /// once: it is owed no more.
-    pub fn forget(&mut self, join: usize, id: &Id) {
+    pub(crate) fn forget(&mut self, join: usize, id: &Id) {
         let key = id.canonical();
         if self.by_id.get(&key) == Some(&join) {
             self.by_id.remove(&key);
@@ -147,7 +147,7 @@ impl Joins {
     }
 
     /// The forward pass is over: keep the batch for its answer pass.
-    pub fn walked(&mut self, join: usize, members: BatchCursor) {
+    pub(crate) fn walked(&mut self, join: usize, members: BatchCursor) {
         if let Some(j) = self.open.get_mut(join).and_then(Option::as_mut) {
             self.text_bytes += members.frame_len();
             j.members = Some(members);
@@ -157,7 +157,7 @@ impl Joins {
 
     /// An answer for `id` arrived (`piece`: one response, no `\n`). Returns
     /// false when no batch owes it (the caller sends it as a frame).
-    pub fn deliver(&mut self, id: &Id, piece: &[u8]) -> bool {
+    pub(crate) fn deliver(&mut self, id: &Id, piece: &[u8]) -> bool {
         if self.by_id.is_empty() {
             return false;
         }
@@ -180,7 +180,7 @@ impl Joins {
     }
 
     /// The oldest batch ready for its answer pass, if any.
-    pub fn next_ready(&mut self) -> Option<Ready> {
+    pub(crate) fn next_ready(&mut self) -> Option<Ready> {
         let mut ready = self.ready.pop_front()?;
         self.text_bytes -= ready.members.frame_len();
         ready.members.rewind();
@@ -188,7 +188,7 @@ impl Joins {
     }
 
     /// A kept answer left for the queue: it no longer counts here.
-    pub fn released(&mut self, piece: &[u8]) {
+    pub(crate) fn released(&mut self, piece: &[u8]) {
         self.answer_bytes -= piece.len();
     }
 

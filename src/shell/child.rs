@@ -49,7 +49,7 @@ static LIVE_GROUPS: Mutex<Vec<i32>> = Mutex::new(Vec::new());
 /// Sends SIGKILL to every process group the gateway started whose leader is
 /// not reaped yet. Called from the panic hook and the out-of-memory path;
 /// never blocks, never allocates.
-pub fn kill_all_groups_now() {
+pub(crate) fn kill_all_groups_now() {
     if let Ok(groups) = LIVE_GROUPS.try_lock() {
         for &pgid in groups.iter() {
             // Ours: the leader of each listed group is unreaped.
@@ -60,7 +60,7 @@ pub fn kill_all_groups_now() {
 
 /// Sends SIGKILL to every descendant of the gateway (the panic path, where
 /// allocating is still allowed).
-pub fn kill_all_descendants_now() {
+pub(crate) fn kill_all_descendants_now() {
     kill_descendants(libc::SIGKILL);
 }
 
@@ -82,14 +82,14 @@ fn track_group(pgid: i32, alive: bool) {
 
 /// One output of one child.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PipeRef {
+pub(crate) struct PipeRef {
     key: usize,
     slot: usize,
 }
 
 /// This tick's reads: rounds over the outputs that were ready at its start.
 #[derive(Debug)]
-pub struct ReadRounds {
+pub(crate) struct ReadRounds {
     pipes: Vec<PipeRef>,
     round: usize,
     index: usize,
@@ -99,7 +99,7 @@ pub struct ReadRounds {
 impl ReadRounds {
     /// The next output to read once, or `None` when every output has had its
     /// reads for this tick or is drained.
-    pub fn next_pipe(&mut self, children: &Children) -> Option<PipeRef> {
+    pub(crate) fn next_pipe(&mut self, children: &Children) -> Option<PipeRef> {
         while self.round < READS_PER_TICK {
             if self.index == self.pipes.len() {
                 if !std::mem::take(&mut self.read_this_round) {
@@ -163,7 +163,7 @@ struct Child {
 
 /// The children of one gateway.
 #[derive(Debug)]
-pub struct Children {
+pub(crate) struct Children {
     registry: Registry,
     first_token: usize,
     slab: Slab<Child>,
@@ -191,7 +191,7 @@ pub struct Children {
 impl Children {
     /// Children whose outputs register with `registry` under tokens from
     /// `first_token` up. Makes the gateway a child subreaper.
-    pub fn new(registry: Registry, first_token: usize) -> Children {
+    pub(crate) fn new(registry: Registry, first_token: usize) -> Children {
         let subreaper = match reaper::become_subreaper() {
             Ok(()) => true,
             Err(e) => {
@@ -222,7 +222,7 @@ impl Children {
 
     /// Records readiness for a token this set owns. Returns false if the
     /// token is not a child's.
-    pub fn on_readiness(
+    pub(crate) fn on_readiness(
         &mut self,
         event: &Event,
         events: &mut Vec<(ChildKey, ChildEvent)>,
@@ -256,7 +256,7 @@ impl Children {
     }
 
     /// True if some output has unread readiness (the loop must not sleep).
-    pub fn has_ready_output(&self) -> bool {
+    pub(crate) fn has_ready_output(&self) -> bool {
         self.slab
             .iter()
             .any(|(_, c)| c.outputs.iter().flatten().any(|p| p.ready))
@@ -265,7 +265,7 @@ impl Children {
     /// The ready outputs for this tick's reads, in a rotating order so no
     /// child is always first. Each output gets up to [`READS_PER_TICK`]
     /// reads, one per round, so one chatty child cannot starve the rest.
-    pub fn read_rounds(&mut self) -> ReadRounds {
+    pub(crate) fn read_rounds(&mut self) -> ReadRounds {
         let mut pipes: Vec<PipeRef> = self
             .slab
             .iter()
@@ -299,7 +299,7 @@ impl Children {
     /// an output or end-of-output event. `WouldBlock` clears the readiness;
     /// `EIO` from a PTY master is the normal end of its output (the last
     /// process holding the terminal closed it).
-    pub fn read_pipe(
+    pub(crate) fn read_pipe(
         &mut self,
         pipe: PipeRef,
         buf: &mut [u8],
@@ -349,7 +349,7 @@ impl Children {
     /// Reaps every process that has exited (several exits can share one
     /// SIGCHLD): tracked children become exit events, adopted orphans are
     /// only counted.
-    pub fn reap(&mut self, events: &mut Vec<(ChildKey, ChildEvent)>) {
+    pub(crate) fn reap(&mut self, events: &mut Vec<(ChildKey, ChildEvent)>) {
         loop {
             let (pid, status, usage) = match reaper::reap_one() {
                 Ok(Some(r)) => (r.pid, r.status, r.usage),
@@ -395,13 +395,13 @@ impl Children {
     }
 
     /// Children not reaped yet.
-    pub fn alive(&self) -> usize {
+    pub(crate) fn alive(&self) -> usize {
         self.by_pid.len()
     }
 
     /// Last resort at exit: SIGKILL every descendant, tracked or adopted, in
     /// any group or session, and every group whose leader is unreaped.
-    pub fn kill_all(&mut self) {
+    pub(crate) fn kill_all(&mut self) {
         self.signal_descendants(libc::SIGKILL);
         let mut ignored = Vec::new();
         self.reap(&mut ignored);
@@ -568,7 +568,7 @@ impl Children {
     }
 
     /// Says whether `--trace` is on, for `gateway.stats`.
-    pub fn report_trace(&mut self, on: bool) {
+    pub(crate) fn report_trace(&mut self, on: bool) {
         self.trace = on;
     }
 

@@ -12,7 +12,7 @@ use super::sys::process;
 
 /// Watches the original parent.
 #[derive(Debug)]
-pub struct ParentWatch {
+pub(crate) struct ParentWatch {
     ppid: i32,
     start_time: Option<u64>,
 }
@@ -20,7 +20,7 @@ pub struct ParentWatch {
 impl ParentWatch {
     /// Records the current parent. `None` when there is nothing to watch (the
     /// parent is already init, as for a daemon or an orphan).
-    pub fn new() -> Option<ParentWatch> {
+    pub(crate) fn new() -> Option<ParentWatch> {
         let ppid = process::parent_pid();
         (ppid > 1).then(|| ParentWatch {
             ppid,
@@ -29,7 +29,7 @@ impl ParentWatch {
     }
 
     /// True once the original parent has exited.
-    pub fn parent_exited(&self) -> bool {
+    pub(crate) fn parent_exited(&self) -> bool {
         if process::parent_pid() == self.ppid {
             return false;
         }

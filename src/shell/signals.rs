@@ -15,11 +15,11 @@
 
 use std::io;
 
-pub use signal_hook_mio::v1_0::Signals;
+pub(crate) use signal_hook_mio::v1_0::Signals;
 
 /// What a signal does to the gateway.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Action {
+pub(crate) enum Action {
     /// Start the orderly shutdown (a second one ends it at once, exit 4).
     Shutdown,
     /// Log it and count it in `gateway.stats`; nothing else.
@@ -31,7 +31,7 @@ pub enum Action {
 }
 
 /// Every signal the loop listens to, what it does, and why.
-pub const TABLE: &[(i32, Action, &str)] = &[
+pub(crate) const TABLE: &[(i32, Action, &str)] = &[
     (
         libc::SIGTERM,
         Action::Shutdown,
@@ -93,7 +93,7 @@ pub const TABLE: &[(i32, Action, &str)] = &[
 /// Real-time signals (`SIGRTMIN` to `SIGRTMAX`, 34 to 64 with glibc) also
 /// end a process by default; the gateway uses none, so they are ignored
 /// (`SIG_IGN`, not counted).
-pub const REALTIME: std::ops::RangeInclusive<i32> = 34..=64;
+pub(crate) const REALTIME: std::ops::RangeInclusive<i32> = 34..=64;
 
 /// Names of the real-time signals, as `process.exit` reports them.
 const REALTIME_NAMES: [&str; 31] = [
@@ -104,7 +104,7 @@ const REALTIME_NAMES: [&str; 31] = [
 ];
 
 /// What the loop does with `signal`.
-pub fn action(signal: i32) -> Action {
+pub(crate) fn action(signal: i32) -> Action {
     TABLE
         .iter()
         .find(|(s, ..)| *s == signal)
@@ -117,7 +117,7 @@ pub fn action(signal: i32) -> Action {
 /// count, and registering 31 handlers would cost start-up time; a signal a
 /// debugger or valgrind reserves is simply left alone). Children get every
 /// disposition back to its default before exec (`sys::child_setup`).
-pub fn install() -> io::Result<Signals> {
+pub(crate) fn install() -> io::Result<Signals> {
     let realtime: Vec<i32> = REALTIME
         .filter(|s| (libc::SIGRTMIN()..=libc::SIGRTMAX()).contains(s))
         .collect();
@@ -129,7 +129,7 @@ pub fn install() -> io::Result<Signals> {
 }
 
 /// The name of a signal the loop handles, for logs, stats and the crash log.
-pub fn name(signal: i32) -> &'static str {
+pub(crate) fn name(signal: i32) -> &'static str {
     crate::signal_name::known(signal)
         .or_else(|| {
             let index = usize::try_from(signal - REALTIME.start()).ok()?;

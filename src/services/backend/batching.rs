@@ -28,7 +28,7 @@ use crate::engine::wire::Id;
 
 /// What the gateway knows of the backend and batches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Support {
+pub(crate) enum Support {
     /// Not seen yet.
     Unknown,
     /// It answered a batch: batches are sent whole.
@@ -39,7 +39,7 @@ pub enum Support {
 
 impl Support {
     /// As `gateway.info` shows it.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Support::Unknown => "unknown",
             Support::Yes => "taken",
@@ -67,7 +67,7 @@ struct Kept {
 
 /// What a response from the backend means here.
 #[derive(Debug, PartialEq)]
-pub enum Response {
+pub(crate) enum Response {
     /// An answer: forward it.
     Answer,
     /// The refusal of a batch: not an answer to anything the client sent.
@@ -79,7 +79,7 @@ pub enum Response {
 
 /// The batching state of one bridge.
 #[derive(Debug)]
-pub struct Batching {
+pub(crate) struct Batching {
     support: Support,
     kept: VecDeque<Kept>,
     kept_bytes: usize,
@@ -92,7 +92,7 @@ pub struct Batching {
 
 impl Batching {
     /// Nothing known yet; keeps at most `limit` bytes of batches.
-    pub fn new(limit: usize) -> Batching {
+    pub(crate) fn new(limit: usize) -> Batching {
         Batching {
             support: Support::Unknown,
             kept: VecDeque::new(),
@@ -103,13 +103,13 @@ impl Batching {
     }
 
     /// What is known.
-    pub fn support(&self) -> Support {
+    pub(crate) fn support(&self) -> Support {
         self.support
     }
 
     /// The bytes to write to the backend's stdin for one batch: an array
     /// line, or one line per member. `ids` are its requests' canonical ids.
-    pub fn send(&mut self, members: Vec<Vec<u8>>, ids: Vec<Id>) -> Vec<u8> {
+    pub(crate) fn send(&mut self, members: Vec<Vec<u8>>, ids: Vec<Id>) -> Vec<u8> {
         let size: usize = members.iter().map(|m| m.len() + 1).sum::<usize>() + 2;
         let as_array = match self.support {
             Support::Yes => true,
@@ -138,7 +138,7 @@ impl Batching {
 
     /// A single request whose id is `null` was sent: its answer may be
     /// told from a refusal only by its place in the order.
-    pub fn sent_null_request(&mut self) {
+    pub(crate) fn sent_null_request(&mut self) {
         if self.nulls.contains(&NullSlot::Refusal) || self.support == Support::Unknown {
             self.nulls.push_back(NullSlot::Request);
         }
@@ -146,7 +146,7 @@ impl Batching {
 
     /// A response (not an array) came from the backend: `id` is its id,
     /// `error` whether it is an error.
-    pub fn on_response(&mut self, id: &Id, error: bool) -> Response {
+    pub(crate) fn on_response(&mut self, id: &Id, error: bool) -> Response {
         if *id != Id::Null {
             // Nothing kept (the common case, batches known): no lookup.
             if !self.kept.is_empty() {
@@ -185,7 +185,7 @@ impl Batching {
     }
 
     /// An array came from the backend: it takes batches.
-    pub fn on_array(&mut self) {
+    pub(crate) fn on_array(&mut self) {
         if self.support == Support::Unknown {
             self.learn_yes();
         }
@@ -193,7 +193,7 @@ impl Batching {
 
     /// The backend is gone: nothing sent to it is awaited any more. What
     /// was learnt holds for the next one (the same command).
-    pub fn reset(&mut self) {
+    pub(crate) fn reset(&mut self) {
         self.kept.clear();
         self.kept_bytes = 0;
         self.nulls.clear();

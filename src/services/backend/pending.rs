@@ -121,7 +121,7 @@ struct Owed {
 
 /// One step of [`Ledger::pay`].
 #[derive(Debug)]
-pub enum Payment<'a> {
+pub(crate) enum Payment<'a> {
     /// Answer this request with this error (return false: no room now).
     Answer(&'a Id, &'a RpcError),
     /// The event that follows a group's last answer.
@@ -130,7 +130,7 @@ pub enum Payment<'a> {
 
 /// The requests the backend owes, and the answers owed for it.
 #[derive(Debug, Default)]
-pub struct Ledger {
+pub(crate) struct Ledger {
     /// By canonical id: the id as the client wrote it, and how many are in
     /// flight under it.
     pending: HashMap<PendingKey, Pending, BuildFnv>,
@@ -142,17 +142,17 @@ pub struct Ledger {
 
 impl Ledger {
     /// Requests forwarded and not answered.
-    pub fn pending(&self) -> usize {
+    pub(crate) fn pending(&self) -> usize {
         self.count
     }
 
     /// True while answers owed for a gone backend wait to be paid.
-    pub fn owes(&self) -> bool {
+    pub(crate) fn owes(&self) -> bool {
         !self.owed.is_empty()
     }
 
     /// A request was forwarded: the backend owes its answer.
-    pub fn expect(&mut self, id: &Id) {
+    pub(crate) fn expect(&mut self, id: &Id) {
         self.pending
             .entry(PendingKey::of(id))
             .or_insert_with(|| Pending::new(id))
@@ -161,7 +161,7 @@ impl Ledger {
     }
 
     /// A request was answered: it no longer waits for the backend.
-    pub fn settle(&mut self, id: &Id) {
+    pub(crate) fn settle(&mut self, id: &Id) {
         let key = PendingKey::of(id);
         if let Some(pending) = self.pending.get_mut(&key) {
             self.count -= 1;
@@ -174,7 +174,7 @@ impl Ledger {
 
     /// Every pending request will get `error` instead of the backend's
     /// answer; `then` (an event payload) follows the last of them.
-    pub fn owe_all(&mut self, error: RpcError, then: Option<Value>) {
+    pub(crate) fn owe_all(&mut self, error: RpcError, then: Option<Value>) {
         self.count = 0;
         let ids = self
             .pending
@@ -187,7 +187,7 @@ impl Ledger {
     /// Pays owed answers oldest first through `to`, which returns false
     /// for an answer when the queue has no room (then the rest waits for
     /// the next call); each group's event follows its last answer.
-    pub fn pay(&mut self, mut to: impl FnMut(Payment<'_>) -> bool) {
+    pub(crate) fn pay(&mut self, mut to: impl FnMut(Payment<'_>) -> bool) {
         while let Some(group) = self.owed.front_mut() {
             while let Some((id, count)) = group.ids.front_mut() {
                 if !to(Payment::Answer(id, &group.error)) {
@@ -206,7 +206,7 @@ impl Ledger {
     }
 
     /// Requests owed an answer, pending or owed.
-    pub fn unanswered(&self) -> u64 {
+    pub(crate) fn unanswered(&self) -> u64 {
         let pending: u64 = self.pending.values().map(|p| u64::from(p.count)).sum();
         let owed: u64 = self
             .owed

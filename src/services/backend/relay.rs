@@ -4,21 +4,21 @@
 
 /// Longest relayed line, `\n` included: `PIPE_BUF`, so each line is one
 /// atomic write that never mixes with another writer's.
-pub const LINE_MAX: usize = 4096;
+pub(crate) const LINE_MAX: usize = 4096;
 
 /// Splits stderr bytes into whole lines.
 #[derive(Debug, Default)]
-pub struct LineRelay {
+pub(crate) struct LineRelay {
     partial: Vec<u8>,
     /// The current line passed [`LINE_MAX`]: the rest of it is skipped.
     skipping: bool,
     /// Lines cut at [`LINE_MAX`].
-    pub truncated: u64,
+    pub(crate) truncated: u64,
 }
 
 impl LineRelay {
     /// Feeds bytes; `emit` gets each complete line, `\n`-terminated.
-    pub fn push(&mut self, mut bytes: &[u8], emit: &mut dyn FnMut(&[u8])) {
+    pub(crate) fn push(&mut self, mut bytes: &[u8], emit: &mut dyn FnMut(&[u8])) {
         while !bytes.is_empty() {
             let newline = bytes.iter().position(|&b| b == b'\n');
             let (chunk, rest, ends) = match newline {
@@ -51,7 +51,7 @@ impl LineRelay {
     }
 
     /// The stream ended: a last line without `\n` is relayed too.
-    pub fn finish(&mut self, emit: &mut dyn FnMut(&[u8])) {
+    pub(crate) fn finish(&mut self, emit: &mut dyn FnMut(&[u8])) {
         if !self.partial.is_empty() && !self.skipping {
             self.partial.push(b'\n');
             emit(&self.partial);

@@ -8,19 +8,19 @@ use crate::config::RestartPolicy;
 use crate::engine::host::ExitStatus;
 
 /// The first restart's delay; each consecutive one doubles it.
-pub const BACKOFF_MIN: Duration = Duration::from_millis(250);
+pub(crate) const BACKOFF_MIN: Duration = Duration::from_millis(250);
 /// The longest delay.
-pub const BACKOFF_MAX: Duration = Duration::from_secs(10);
+pub(crate) const BACKOFF_MAX: Duration = Duration::from_secs(10);
 /// Most restarts in [`WINDOW`].
-pub const MAX_PER_WINDOW: usize = 5;
+pub(crate) const MAX_PER_WINDOW: usize = 5;
 /// The window restarts are counted in.
-pub const WINDOW: Duration = Duration::from_secs(60);
+pub(crate) const WINDOW: Duration = Duration::from_secs(60);
 /// A backend that ran this long before ending starts the backoff afresh.
-pub const STABLE_AFTER: Duration = Duration::from_secs(10);
+pub(crate) const STABLE_AFTER: Duration = Duration::from_secs(10);
 
 /// The restart bookkeeping of one bridge.
 #[derive(Debug)]
-pub struct Restarts {
+pub(crate) struct Restarts {
     policy: RestartPolicy,
     recent: VecDeque<Instant>,
     consecutive: u32,
@@ -29,7 +29,7 @@ pub struct Restarts {
 
 impl Restarts {
     /// Restarts under `policy`.
-    pub fn new(policy: RestartPolicy) -> Restarts {
+    pub(crate) fn new(policy: RestartPolicy) -> Restarts {
         Restarts {
             policy,
             recent: VecDeque::new(),
@@ -39,13 +39,13 @@ impl Restarts {
     }
 
     /// Restarts so far.
-    pub fn total(&self) -> u64 {
+    pub(crate) fn total(&self) -> u64 {
         self.total
     }
 
     /// A backend started at `started` ended with `status` at `now`: when to
     /// start the next one, or `None` if it is gone for good.
-    pub fn after_exit(
+    pub(crate) fn after_exit(
         &mut self,
         status: ExitStatus,
         started: Instant,

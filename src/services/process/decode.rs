@@ -18,7 +18,7 @@
 /// How a child's output bytes travel on the wire (and how `process.write`
 /// data is read).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Encoding {
+pub(crate) enum Encoding {
     /// Text; invalid UTF-8 becomes U+FFFD.
     Utf8,
     /// Standard base64 (RFC 4648, with padding): exact bytes.
@@ -28,7 +28,7 @@ pub enum Encoding {
 /// Decodes one output pipe's byte stream into wire chunks, carrying what
 /// cannot be sent yet.
 #[derive(Debug)]
-pub struct StreamDecoder {
+pub(crate) struct StreamDecoder {
     encoding: Encoding,
     /// Bytes held back: an incomplete UTF-8 character (at most 3 bytes) or
     /// the bytes past the last multiple of three (at most 2 bytes).
@@ -37,7 +37,7 @@ pub struct StreamDecoder {
 
 impl StreamDecoder {
     /// A decoder with nothing carried.
-    pub fn new(encoding: Encoding) -> StreamDecoder {
+    pub(crate) fn new(encoding: Encoding) -> StreamDecoder {
         StreamDecoder {
             encoding,
             carry: Vec::with_capacity(4),
@@ -46,13 +46,13 @@ impl StreamDecoder {
 
     /// Bytes held back, waiting for the rest of their unit.
     #[cfg(test)]
-    pub fn carried(&self) -> usize {
+    pub(crate) fn carried(&self) -> usize {
         self.carry.len()
     }
 
     /// Decodes the next bytes read from the pipe. The result may be empty
     /// (everything was carried).
-    pub fn push(&mut self, bytes: &[u8]) -> String {
+    pub(crate) fn push(&mut self, bytes: &[u8]) -> String {
         let joined;
         let input: &[u8] = if self.carry.is_empty() {
             bytes
@@ -79,7 +79,7 @@ impl StreamDecoder {
 
     /// The pipe reached EOF: whatever is carried, as a last chunk (empty if
     /// nothing was carried).
-    pub fn finish(&mut self) -> String {
+    pub(crate) fn finish(&mut self) -> String {
         let carry = std::mem::take(&mut self.carry);
         if carry.is_empty() {
             return String::new();
@@ -123,7 +123,7 @@ fn utf8_lossy_into<'a>(mut input: &'a [u8], out: &mut String) -> &'a [u8] {
 const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
 /// Standard base64 with `=` padding.
-pub fn base64_encode(bytes: &[u8]) -> String {
+pub(crate) fn base64_encode(bytes: &[u8]) -> String {
     let mut out = Vec::with_capacity(bytes.len().div_ceil(3) * 4);
     let mut chunks = bytes.chunks_exact(3);
     for c in &mut chunks {
@@ -162,7 +162,7 @@ pub fn base64_encode(bytes: &[u8]) -> String {
 
 /// Why a base64 string was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Base64Error {
+pub(crate) enum Base64Error {
     /// A byte outside the standard alphabet (and not trailing padding).
     InvalidByte {
         /// Where, counted in bytes from the start.
@@ -197,7 +197,7 @@ fn sextet(b: u8) -> Option<u32> {
 
 /// Decodes standard base64. Padding is optional (at most two `=` at the
 /// end); whitespace and the URL-safe alphabet are refused.
-pub fn base64_decode(text: &str) -> Result<Vec<u8>, Base64Error> {
+pub(crate) fn base64_decode(text: &str) -> Result<Vec<u8>, Base64Error> {
     let bytes = text.as_bytes();
     let body_len = bytes.len()
         - bytes

@@ -11,7 +11,7 @@ use crate::engine::host::SpawnSpec;
 use crate::engine::wire::{ErrorCode, RpcError};
 
 /// A `-32000` error carrying the OS error: `data: {errno, code, error}`.
-pub fn os_error(message: String, e: &io::Error) -> RpcError {
+pub(crate) fn os_error(message: String, e: &io::Error) -> RpcError {
     let errno = e.raw_os_error();
     let text = e.to_string();
     let text = match text.find(" (os error") {
@@ -26,7 +26,7 @@ pub fn os_error(message: String, e: &io::Error) -> RpcError {
 }
 
 /// The message for a failed spawn: the program or the cwd, and the OS error.
-pub fn spawn_error(spec: &SpawnSpec, e: &io::Error) -> RpcError {
+pub(crate) fn spawn_error(spec: &SpawnSpec, e: &io::Error) -> RpcError {
     let program = &spec.argv[0];
     // The OS reports a bad cwd with the same errno as a missing program
     // (ENOENT): look at the cwd to say which one failed.
@@ -53,7 +53,7 @@ pub fn spawn_error(spec: &SpawnSpec, e: &io::Error) -> RpcError {
     err
 }
 
-pub fn stdin_closed(proc: u64, why: StdinClosed) -> RpcError {
+pub(crate) fn stdin_closed(proc: u64, why: StdinClosed) -> RpcError {
     match why {
         StdinClosed::Null => RpcError::invalid_params(format!(
             "proc {proc} was spawned with stdin \"null\": it has no stdin to write to"

@@ -15,23 +15,23 @@ use crate::engine::wire::RpcError;
 use crate::signal_name;
 
 /// Most steps in a ladder.
-pub const MAX_STEPS: usize = 8;
+pub(crate) const MAX_STEPS: usize = 8;
 /// Longest wait after a step: an hour.
-pub const MAX_WAIT_MS: u64 = 3_600_000;
+pub(crate) const MAX_WAIT_MS: u64 = 3_600_000;
 
 /// One step: a signal, and how long to wait for the tree to end before
 /// the next step (`None` only on the last).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Step {
+pub(crate) struct Step {
     /// The signal number.
-    pub signal: i32,
+    pub(crate) signal: i32,
     /// Milliseconds to wait before the next step.
-    pub wait_ms: Option<u64>,
+    pub(crate) wait_ms: Option<u64>,
 }
 
 /// 1 to [`MAX_STEPS`] steps; every step but the last has a wait.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Ladder {
+pub(crate) struct Ladder {
     steps: Vec<Step>,
 }
 
@@ -59,7 +59,7 @@ impl Default for Ladder {
 
 impl Ladder {
     /// Reads a ladder given as param `name`: `[[signal, wait_ms], ..., [signal]]`.
-    pub fn from_param(name: &str, value: Value) -> Result<Ladder, RpcError> {
+    pub(crate) fn from_param(name: &str, value: Value) -> Result<Ladder, RpcError> {
         let shape = "an array of 1 to 8 steps [signal, wait_ms], the last one [signal]";
         let Value::Array(items) = value else {
             return Err(bad(format!("{name} must be {shape}, got {}", kind(&value))));
@@ -106,12 +106,12 @@ impl Ladder {
     }
 
     /// The steps, in order.
-    pub fn steps(&self) -> &[Step] {
+    pub(crate) fn steps(&self) -> &[Step] {
         &self.steps
     }
 
     /// As the client would write it, with signal names.
-    pub fn to_json(&self) -> Value {
+    pub(crate) fn to_json(&self) -> Value {
         Value::Array(
             self.steps
                 .iter()
@@ -126,7 +126,7 @@ impl Ladder {
 
 /// A ladder being walked for one process.
 #[derive(Debug)]
-pub struct Cancelling {
+pub(crate) struct Cancelling {
     ladder: Ladder,
     /// The index of the step sent last.
     sent: usize,
@@ -138,7 +138,7 @@ pub struct Cancelling {
 
 impl Cancelling {
     /// Starts walking `ladder` at `now`: the caller sends step 0 at once.
-    pub fn start(ladder: Ladder, now: Instant) -> Cancelling {
+    pub(crate) fn start(ladder: Ladder, now: Instant) -> Cancelling {
         let mut cancelling = Cancelling {
             ladder,
             sent: 0,
@@ -158,12 +158,12 @@ impl Cancelling {
     }
 
     /// The first step.
-    pub fn first(&self) -> Step {
+    pub(crate) fn first(&self) -> Step {
         self.ladder.steps()[0]
     }
 
     /// The next step, if it is due at `now`: it becomes the step sent last.
-    pub fn due(&mut self, now: Instant) -> Option<Step> {
+    pub(crate) fn due(&mut self, now: Instant) -> Option<Step> {
         if self.next_at? > now {
             return None;
         }
@@ -173,25 +173,25 @@ impl Cancelling {
     }
 
     /// When the next step is due.
-    pub fn next_deadline(&self) -> Option<Instant> {
+    pub(crate) fn next_deadline(&self) -> Option<Instant> {
         self.next_at
     }
 
     /// Another request waits for the end.
-    pub fn owe(&mut self, owed: Owed) {
+    pub(crate) fn owe(&mut self, owed: Owed) {
         self.owed.push(owed);
     }
 
     /// The tree ended: the requests to answer, and the answer's `step` and
     /// `signal` (the step sent last).
-    pub fn finish(self) -> (Vec<Owed>, usize, i32) {
+    pub(crate) fn finish(self) -> (Vec<Owed>, usize, i32) {
         let signal = self.ladder.steps()[self.sent].signal;
         (self.owed, self.sent, signal)
     }
 
     /// The gateway exits and writes nothing more: the waiting requests
     /// cannot be answered.
-    pub fn abandon(self) {
+    pub(crate) fn abandon(self) {
         for owed in self.owed {
             owed.abandon();
         }

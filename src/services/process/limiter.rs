@@ -13,14 +13,14 @@ use super::params::{bad, integer, kind};
 use crate::engine::wire::RpcError;
 
 /// Largest `output_limit.bytes` for `kill` and `truncate` (2^48): a counter.
-pub const MAX_LIMIT_BYTES: u64 = 1 << 48;
+pub(crate) const MAX_LIMIT_BYTES: u64 = 1 << 48;
 /// Largest `output_limit.bytes` for `tail`: its ring (half of it, per
 /// stream) is held in memory.
-pub const MAX_TAIL_BYTES: u64 = 16 << 20;
+pub(crate) const MAX_TAIL_BYTES: u64 = 16 << 20;
 
 /// What happens past the limit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Policy {
+pub(crate) enum Policy {
     /// Cancel the process.
     Kill,
     /// Keep it running; forward nothing more.
@@ -41,16 +41,16 @@ impl Policy {
 
 /// `output_limit {bytes, policy}`, per stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct OutputLimit {
+pub(crate) struct OutputLimit {
     /// Bytes per stream.
-    pub bytes: u64,
+    pub(crate) bytes: u64,
     /// What happens past them.
-    pub policy: Policy,
+    pub(crate) policy: Policy,
 }
 
 impl OutputLimit {
     /// Reads the `output_limit` param.
-    pub fn from_param(value: Value) -> Result<OutputLimit, RpcError> {
+    pub(crate) fn from_param(value: Value) -> Result<OutputLimit, RpcError> {
         let Value::Object(mut map) = value else {
             return Err(bad(format!(
                 "output_limit must be an object {{bytes, policy}}, got {}",
@@ -99,24 +99,24 @@ impl OutputLimit {
     }
 
     /// As the client wrote it.
-    pub fn to_json(self) -> Value {
+    pub(crate) fn to_json(self) -> Value {
         json!({"bytes": self.bytes, "policy": self.policy.as_str()})
     }
 }
 
 /// What [`Limiter::admit`] lets through of one read.
 #[derive(Debug, PartialEq, Eq)]
-pub struct Admitted<'a> {
+pub(crate) struct Admitted<'a> {
     /// The bytes to forward now.
-    pub forward: &'a [u8],
+    pub(crate) forward: &'a [u8],
     /// This read passed the head for the first time: the forwarded part
     /// ends here (until a `tail` ring is delivered).
-    pub cut: bool,
+    pub(crate) cut: bool,
 }
 
 /// One stream's count against its limit.
 #[derive(Debug)]
-pub struct Limiter {
+pub(crate) struct Limiter {
     policy: Policy,
     /// Bytes forwarded as they come.
     head: u64,
@@ -133,7 +133,7 @@ impl Limiter {
     /// A stream under `limit`, sent with `encoding`. In base64 the head of
     /// a `tail` is rounded down to whole 3-byte groups, so the head's text
     /// and the ring's join into valid base64.
-    pub fn new(limit: OutputLimit, encoding: Encoding) -> Limiter {
+    pub(crate) fn new(limit: OutputLimit, encoding: Encoding) -> Limiter {
         let (head, ring_cap) = match limit.policy {
             Policy::Kill | Policy::Truncate => (limit.bytes, 0),
             Policy::Tail => {
@@ -156,7 +156,7 @@ impl Limiter {
 
     /// Counts one read and returns the part to forward now. Past the head,
     /// `tail` keeps the newest bytes in its ring.
-    pub fn admit<'a>(&mut self, bytes: &'a [u8]) -> Admitted<'a> {
+    pub(crate) fn admit<'a>(&mut self, bytes: &'a [u8]) -> Admitted<'a> {
         let before = self.seen;
         self.seen += bytes.len() as u64;
         let room = self.head.saturating_sub(before);
@@ -178,7 +178,7 @@ impl Limiter {
 
     /// The stream ended: the ring to deliver and the bytes skipped before
     /// it, if the stream passed its head (`tail` only).
-    pub fn take_ring(&mut self) -> Option<(u64, Vec<u8>)> {
+    pub(crate) fn take_ring(&mut self) -> Option<(u64, Vec<u8>)> {
         if self.policy != Policy::Tail || self.seen <= self.head {
             return None;
         }
@@ -188,12 +188,12 @@ impl Limiter {
     }
 
     /// Bytes read and not forwarded (so far).
-    pub fn discarded(&self) -> u64 {
+    pub(crate) fn discarded(&self) -> u64 {
         self.seen - self.forwarded
     }
 
     /// The policy in force.
-    pub fn policy(&self) -> Policy {
+    pub(crate) fn policy(&self) -> Policy {
         self.policy
     }
 }

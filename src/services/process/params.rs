@@ -18,61 +18,61 @@ use crate::signal_name;
 
 /// A checked `process.spawn` request.
 #[derive(Debug, Clone)]
-pub struct Spawn {
+pub(crate) struct Spawn {
     /// What the host starts.
-    pub spec: SpawnSpec,
+    pub(crate) spec: SpawnSpec,
     /// How output travels on the wire.
-    pub encoding: Encoding,
+    pub(crate) encoding: Encoding,
     /// The client's label, echoed by `process.list` (`null` when absent).
-    pub tag: Value,
+    pub(crate) tag: Value,
     /// Cancel this long after the spawn.
-    pub timeout_ms: Option<u64>,
+    pub(crate) timeout_ms: Option<u64>,
     /// What may be forwarded of each stream.
-    pub output_limit: Option<OutputLimit>,
+    pub(crate) output_limit: Option<OutputLimit>,
     /// How it is cancelled (`cancel`, else the default ladder).
-    pub ladder: Ladder,
+    pub(crate) ladder: Ladder,
 }
 
 /// A checked `process.cancel` request.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Cancel {
+pub(crate) struct Cancel {
     /// The target.
-    pub proc: u64,
+    pub(crate) proc: u64,
     /// The ladder given with the call, if any.
-    pub ladder: Option<Ladder>,
+    pub(crate) ladder: Option<Ladder>,
 }
 
 /// A checked `process.write` request.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Write {
+pub(crate) struct Write {
     /// The target.
-    pub proc: u64,
+    pub(crate) proc: u64,
     /// The bytes to queue for its stdin.
-    pub data: Vec<u8>,
+    pub(crate) data: Vec<u8>,
 }
 
 /// A checked `process.signal` request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Signal {
+pub(crate) struct Signal {
     /// The target.
-    pub proc: u64,
+    pub(crate) proc: u64,
     /// The signal number.
-    pub signal: i32,
+    pub(crate) signal: i32,
     /// Its group (default), or its whole tree (`"tree": true`).
-    pub scope: SignalScope,
+    pub(crate) scope: SignalScope,
 }
 
 /// A checked `process.resize` request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Resize {
+pub(crate) struct Resize {
     /// The target.
-    pub proc: u64,
+    pub(crate) proc: u64,
     /// The new size.
-    pub size: PtySize,
+    pub(crate) size: PtySize,
 }
 
 /// Largest terminal side, in cells.
-pub const MAX_PTY_SIDE: u64 = 10_000;
+pub(crate) const MAX_PTY_SIDE: u64 = 10_000;
 
 const SPAWN_KEYS: &[&str] = &[
     "argv",
@@ -92,10 +92,10 @@ const SPAWN_KEYS: &[&str] = &[
 
 /// Largest `timeout_ms`: the largest positive 32-bit integer (24.8 days),
 /// the bound JavaScript's `setTimeout` has too.
-pub const MAX_TIMEOUT_MS: u64 = i32::MAX as u64;
+pub(crate) const MAX_TIMEOUT_MS: u64 = i32::MAX as u64;
 
 /// Largest value of a member of `limits` (2^62).
-pub const MAX_LIMIT: u64 = 1 << 62;
+pub(crate) const MAX_LIMIT: u64 = 1 << 62;
 
 /// The members of `limits`, in the order `ResourceLimits` holds them.
 const LIMIT_KEYS: &[&str] = &[
@@ -108,10 +108,10 @@ const LIMIT_KEYS: &[&str] = &[
 
 /// Largest `tag`, as compact JSON: a label, kept per process until its
 /// exit, so 64 processes cannot hold more than 256 KiB of tags.
-pub const MAX_TAG_BYTES: usize = 4096;
+pub(crate) const MAX_TAG_BYTES: usize = 4096;
 
 /// `process.spawn {argv, cwd?, env?, clear_env?, stdin?, stderr?, encoding?, tag?}`
-pub fn spawn(params: Option<Value>) -> Result<Spawn, RpcError> {
+pub(crate) fn spawn(params: Option<Value>) -> Result<Spawn, RpcError> {
     let mut p = object("process.spawn", params, SPAWN_KEYS)?;
     let argv = match p.remove("argv") {
         None | Some(Value::Null) => {
@@ -277,7 +277,7 @@ fn side(p: &mut Map<String, Value>, name: &str) -> Result<u16, RpcError> {
 }
 
 /// `process.resize {proc, rows, cols}`
-pub fn resize(params: Option<Value>) -> Result<Resize, RpcError> {
+pub(crate) fn resize(params: Option<Value>) -> Result<Resize, RpcError> {
     let mut p = object("process.resize", params, &["proc", "rows", "cols"])?;
     let proc = proc_id(&mut p)?;
     let size = PtySize {
@@ -288,7 +288,7 @@ pub fn resize(params: Option<Value>) -> Result<Resize, RpcError> {
 }
 
 /// `process.write {proc, data, encoding?}`
-pub fn write(params: Option<Value>) -> Result<Write, RpcError> {
+pub(crate) fn write(params: Option<Value>) -> Result<Write, RpcError> {
     let mut p = object("process.write", params, &["proc", "data", "encoding"])?;
     let proc = proc_id(&mut p)?;
     let data = match p.remove("data") {
@@ -304,13 +304,13 @@ pub fn write(params: Option<Value>) -> Result<Write, RpcError> {
 }
 
 /// `process.close_stdin {proc}` (and any method taking only a proc).
-pub fn proc_only(method: &str, params: Option<Value>) -> Result<u64, RpcError> {
+pub(crate) fn proc_only(method: &str, params: Option<Value>) -> Result<u64, RpcError> {
     let mut p = object(method, params, &["proc"])?;
     proc_id(&mut p)
 }
 
 /// `process.signal {proc, signal}`: a name from the table or a number.
-pub fn signal(params: Option<Value>) -> Result<Signal, RpcError> {
+pub(crate) fn signal(params: Option<Value>) -> Result<Signal, RpcError> {
     let mut p = object("process.signal", params, &["proc", "signal", "tree"])?;
     let proc = proc_id(&mut p)?;
     let scope = match p.remove("tree") {
@@ -357,7 +357,7 @@ pub fn signal(params: Option<Value>) -> Result<Signal, RpcError> {
 }
 
 /// `process.cancel {proc, ladder?}`
-pub fn cancel(params: Option<Value>) -> Result<Cancel, RpcError> {
+pub(crate) fn cancel(params: Option<Value>) -> Result<Cancel, RpcError> {
     let mut p = object("process.cancel", params, &["proc", "ladder"])?;
     let proc = proc_id(&mut p)?;
     let ladder = match p.remove("ladder") {
@@ -441,7 +441,7 @@ pub(super) fn signal_number(name: &str, value: &Value) -> Result<i32, RpcError> 
 }
 
 /// `process.list`: no params, `{}` or `[]`.
-pub fn none(method: &str, params: Option<Value>) -> Result<(), RpcError> {
+pub(crate) fn none(method: &str, params: Option<Value>) -> Result<(), RpcError> {
     match params {
         None | Some(Value::Null) => Ok(()),
         Some(Value::Array(a)) if a.is_empty() => Ok(()),

@@ -27,7 +27,7 @@ fn char_cost(lead: u8) -> (usize, usize) {
 
 /// Cuts `text` into pieces whose escaped size is at most `cap` (a piece
 /// holds at least one character, whatever the cap).
-pub fn utf8_pieces(text: String, cap: usize) -> Vec<String> {
+pub(crate) fn utf8_pieces(text: String, cap: usize) -> Vec<String> {
     // Nothing can escape to more than six times its size.
     if text.len().saturating_mul(6) <= cap {
         return vec![text];
@@ -64,7 +64,7 @@ fn split_at(mut text: String, cuts: &[usize]) -> Vec<String> {
 
 /// Cuts base64 text into pieces of at most `cap` characters, each a whole
 /// number of 4-character quads (at least one).
-pub fn base64_pieces(text: String, cap: usize) -> Vec<String> {
+pub(crate) fn base64_pieces(text: String, cap: usize) -> Vec<String> {
     let step = (cap / 4 * 4).max(4);
     if text.len() <= step {
         return vec![text];

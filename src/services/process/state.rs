@@ -21,7 +21,7 @@ use crate::services::stdin_queue::{Flushed, StdinQueue};
 
 /// Why a child's stdin no longer takes writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StdinClosed {
+pub(crate) enum StdinClosed {
     /// Spawned with `stdin: "null"`.
     Null,
     /// The client called `process.close_stdin`.
@@ -32,7 +32,7 @@ pub enum StdinClosed {
 
 /// Why `process.write` was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum WriteRefused {
+pub(crate) enum WriteRefused {
     /// Stdin takes no more writes.
     Closed(StdinClosed),
     /// The queue would pass its bound.
@@ -46,7 +46,7 @@ pub enum WriteRefused {
 /// process ended before it took effect... which the gateway cannot tell, so
 /// it wins whenever it was started before the exit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Stopped {
+pub(crate) enum Stopped {
     /// `process.cancel`.
     Cancel,
     /// `timeout_ms` passed.
@@ -70,58 +70,58 @@ impl Stopped {
 
 /// How a process is bounded, as given at spawn.
 #[derive(Debug, Clone)]
-pub struct Envelope {
+pub(crate) struct Envelope {
     /// `timeout_ms`.
-    pub timeout_ms: Option<u64>,
+    pub(crate) timeout_ms: Option<u64>,
     /// `output_limit`, per stream.
-    pub output_limit: Option<OutputLimit>,
+    pub(crate) output_limit: Option<OutputLimit>,
     /// `limits`.
-    pub limits: ResourceLimits,
+    pub(crate) limits: ResourceLimits,
     /// `cancel`, or the default ladder.
-    pub ladder: Ladder,
+    pub(crate) ladder: Ladder,
 }
 
 /// What a read of one stream produced.
 #[derive(Debug, Default, PartialEq, Eq)]
-pub struct Produced {
+pub(crate) struct Produced {
     /// Text to forward (possibly empty).
-    pub text: String,
+    pub(crate) text: String,
     /// This read passed a `kill` or `truncate` limit: say so once.
-    pub truncated: bool,
+    pub(crate) truncated: bool,
     /// ... and the policy is `kill`: cancel the process.
-    pub kill: bool,
+    pub(crate) kill: bool,
 }
 
 /// An event of a ring held back until there is room for it.
 #[derive(Debug)]
-pub struct HeldPiece {
+pub(crate) struct HeldPiece {
     /// Its stream.
-    pub stream: OutputStream,
+    pub(crate) stream: OutputStream,
     /// Its text.
-    pub data: String,
+    pub(crate) data: String,
     /// On the first piece of a ring: the bytes skipped before it.
-    pub skipped: Option<u64>,
+    pub(crate) skipped: Option<u64>,
 }
 
 /// A child the service tracks until its exit event is queued.
 #[derive(Debug)]
-pub struct Proc {
+pub(crate) struct Proc {
     /// The id on the wire.
-    pub id: u64,
+    pub(crate) id: u64,
     /// The host's handle.
-    pub key: ChildKey,
+    pub(crate) key: ChildKey,
     /// The OS pid (and process-group id).
-    pub pid: u32,
+    pub(crate) pid: u32,
     /// As spawned, for `process.list`.
-    pub argv: Vec<String>,
+    pub(crate) argv: Vec<String>,
     /// The client's label.
-    pub tag: Value,
+    pub(crate) tag: Value,
     /// Wall-clock start, in Unix seconds (display only; never used for timing).
-    pub started_at: f64,
+    pub(crate) started_at: f64,
     /// How its output travels.
-    pub encoding: Encoding,
+    pub(crate) encoding: Encoding,
     /// Its terminal's size, for a process on a pseudo-terminal.
-    pub pty: Option<PtySize>,
+    pub(crate) pty: Option<PtySize>,
     /// Decoders of the outputs not yet at their end: `[stdout or pty, stderr]`.
     outputs: [Option<StreamDecoder>; 2],
     status: Option<ExitStatus>,
@@ -133,21 +133,21 @@ pub struct Proc {
     reaped_at: Option<Instant>,
     usage: Option<Usage>,
     /// Its bounds.
-    pub envelope: Envelope,
+    pub(crate) envelope: Envelope,
     /// When its timeout cancels it.
-    pub timeout_at: Option<Instant>,
+    pub(crate) timeout_at: Option<Instant>,
     limiters: [Option<Limiter>; 2],
     /// Raw bytes read per stream.
     output_bytes: [u64; 2],
     /// Ring events waiting for room in the outbound queue.
-    pub held: VecDeque<HeldPiece>,
+    pub(crate) held: VecDeque<HeldPiece>,
     /// Its cancel ladder, while it runs.
-    pub cancelling: Option<Cancelling>,
+    pub(crate) cancelling: Option<Cancelling>,
     /// What the gateway did to end it, first.
-    pub stopped: Option<Stopped>,
+    pub(crate) stopped: Option<Stopped>,
     /// Cancelled, exited and drained, but something of its tree is left:
     /// look again then.
-    pub tree_check_at: Option<Instant>,
+    pub(crate) tree_check_at: Option<Instant>,
 }
 
 fn slot(stream: OutputStream) -> usize {
@@ -160,7 +160,7 @@ fn slot(stream: OutputStream) -> usize {
 impl Proc {
     /// A child that was just spawned with these modes.
     #[allow(clippy::too_many_arguments)]
-    pub fn new(
+    pub(crate) fn new(
         id: u64,
         key: ChildKey,
         pid: u32,
@@ -218,23 +218,23 @@ impl Proc {
     }
 
     /// Not reaped yet.
-    pub fn running(&self) -> bool {
+    pub(crate) fn running(&self) -> bool {
         self.status.is_none()
     }
 
     /// Output pipes not yet at EOF.
-    pub fn open_pipes(&self) -> usize {
+    pub(crate) fn open_pipes(&self) -> usize {
         self.outputs.iter().flatten().count()
     }
 
     /// Bytes waiting for the child's stdin.
-    pub fn stdin_pending(&self) -> usize {
+    pub(crate) fn stdin_pending(&self) -> usize {
         self.stdin.as_ref().map_or(0, StdinQueue::pending)
     }
 
     /// Bytes read from a pipe: the text to emit, counted against the
     /// stream's limit.
-    pub fn on_output(&mut self, stream: OutputStream, bytes: &[u8]) -> Produced {
+    pub(crate) fn on_output(&mut self, stream: OutputStream, bytes: &[u8]) -> Produced {
         let at = slot(stream);
         self.output_bytes[at] += bytes.len() as u64;
         let Some(decoder) = &mut self.outputs[at] else {
@@ -267,7 +267,7 @@ impl Proc {
 
     /// A pipe reached EOF: the carried tail to emit (possibly empty), and a
     /// `tail` ring to deliver, decoded, with the bytes skipped before it.
-    pub fn on_eof(&mut self, stream: OutputStream) -> (String, Option<(u64, String)>) {
+    pub(crate) fn on_eof(&mut self, stream: OutputStream) -> (String, Option<(u64, String)>) {
         let at = slot(stream);
         let Some(mut decoder) = self.outputs[at].take() else {
             return (String::new(), None);
@@ -284,14 +284,14 @@ impl Proc {
     }
 
     /// The child was reaped at `now`.
-    pub fn on_exited(&mut self, status: ExitStatus, usage: Option<Usage>, now: Instant) {
+    pub(crate) fn on_exited(&mut self, status: ExitStatus, usage: Option<Usage>, now: Instant) {
         self.status = Some(status);
         self.usage = usage;
         self.reaped_at = Some(now);
     }
 
     /// Reaped, every pipe at EOF and every held ring event sent.
-    pub fn is_done(&self) -> bool {
+    pub(crate) fn is_done(&self) -> bool {
         self.status.is_some() && self.open_pipes() == 0 && self.held.is_empty()
     }
 
@@ -338,7 +338,7 @@ impl Proc {
     }
 
     /// The `process.exit` payload, once [`Proc::is_done`]; `None` before.
-    pub fn exit_payload(&self) -> Option<Value> {
+    pub(crate) fn exit_payload(&self) -> Option<Value> {
         if !self.is_done() {
             return None;
         }
@@ -386,13 +386,13 @@ impl Proc {
     }
 
     /// Milliseconds since the spawn, for `process.list`.
-    pub fn elapsed_ms(&self, now: Instant) -> u64 {
+    pub(crate) fn elapsed_ms(&self, now: Instant) -> u64 {
         now.saturating_duration_since(self.spawned_at).as_millis() as u64
     }
 
     /// Queues `data` for stdin (all or nothing, within `limit` bytes waiting)
     /// and writes what the pipe takes now. Returns the bytes still waiting.
-    pub fn write(
+    pub(crate) fn write(
         &mut self,
         host: &mut dyn Host,
         data: &[u8],
@@ -416,7 +416,7 @@ impl Proc {
     /// Writes waiting bytes until the pipe is full or the queue is empty;
     /// closes stdin when asked to and the queue is empty; drops the queue if
     /// the pipe broke.
-    pub fn flush_stdin(&mut self, host: &mut dyn Host) {
+    pub(crate) fn flush_stdin(&mut self, host: &mut dyn Host) {
         let Ok(queue) = &mut self.stdin else { return };
         match queue.flush(host, self.key) {
             Flushed::Open => {}
@@ -427,7 +427,7 @@ impl Proc {
 
     /// `process.close_stdin`: now if nothing waits, else after the queue is
     /// written. Idempotent. Returns the bytes still to be written first.
-    pub fn close_stdin(&mut self, host: &mut dyn Host) -> usize {
+    pub(crate) fn close_stdin(&mut self, host: &mut dyn Host) -> usize {
         if let Ok(queue) = &mut self.stdin {
             queue.close_when_empty();
         }
@@ -436,7 +436,7 @@ impl Proc {
     }
 
     /// The pipe is closed on the far side: waiting bytes can never arrive.
-    pub fn stdin_gone(&mut self, host: &mut dyn Host) {
+    pub(crate) fn stdin_gone(&mut self, host: &mut dyn Host) {
         if self.stdin.is_ok() {
             host.close_stdin(self.key);
             self.stdin = Err(StdinClosed::Gone);
@@ -444,7 +444,7 @@ impl Proc {
     }
 
     /// One line for `busy_summary`.
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         let state = if self.running() {
             "running".to_owned()
         } else {
