@@ -148,6 +148,19 @@ struct OpenStream {
 /// Closes the text string, the payload, the params and the frame.
 const STREAM_SUFFIX: &[u8] = b"\"}}}\n";
 
+/// Where the queue's bytes can go.
+#[derive(Debug, Clone, PartialEq)]
+enum Sink {
+    /// Held until the start-up frame ([`Outbound::open_gate`]): frames
+    /// queue and pace producers, none is written.
+    Gated,
+    /// Written as the reader takes them.
+    Open,
+    /// Nothing will be written again ([`Outbound::close`]); `gone` says
+    /// which limit declared the reader gone, if one did.
+    Closed { gone: Option<SlowReader> },
+}
+
 /// A byte-counted queue of whole frames.
 #[derive(Debug)]
 pub struct Outbound {
@@ -170,12 +183,10 @@ pub struct Outbound {
     /// Since when bytes have been queued without any being written.
     waiting_since: Option<Instant>,
     paused: bool,
-    gone: Option<SlowReader>,
+    /// Where the queue's bytes can go.
+    sink: Sink,
     /// A verdict not yet returned by [`Outbound::check`].
     unreported: Option<SlowReader>,
-    closed: bool,
-    /// Output is held until the start-up frame ([`Outbound::open_gate`]).
-    gated: bool,
     counters: Counters,
 }
 
@@ -194,10 +205,8 @@ impl Outbound {
             over_soft_since: None,
             waiting_since: None,
             paused: false,
-            gone: None,
             unreported: None,
-            closed: false,
-            gated: false,
+            sink: Sink::Open,
             counters: Counters::default(),
         }
     }
@@ -219,7 +228,7 @@ impl Outbound {
 
     /// Bytes the writer can take now (held frames wait for the frame being built).
     pub fn has_writable(&self) -> bool {
-        !self.gated && self.queued > self.held_bytes
+        self.sink == Sink::Open && self.queued > self.held_bytes
     }
 
     /// Bytes that may still be queued before the hard limit.
@@ -239,7 +248,10 @@ impl Outbound {
 
     /// Set once a limit declared the reader gone.
     pub fn slow_reader(&self) -> Option<&SlowReader> {
-        self.gone.as_ref()
+        match &self.sink {
+            Sink::Closed { gone } => gone.as_ref(),
+            Sink::Gated | Sink::Open => None,
+        }
     }
 
     /// Producers should stop feeding the queue (above the high-water mark,
@@ -251,7 +263,9 @@ impl Outbound {
     /// The reader is gone (or was declared gone): drop what is queued and
     /// everything pushed from now on.
     pub fn close(&mut self) {
-        self.closed = true;
+        if !self.is_closed() {
+            self.sink = Sink::Closed { gone: None };
+        }
         self.counters.frames_dropped += (self.frames.len() + self.held.len()) as u64;
         self.frames.clear();
         self.held.clear();
@@ -267,7 +281,7 @@ impl Outbound {
 
     /// True once [`Outbound::close`] ran: nothing will ever be written again.
     pub fn is_closed(&self) -> bool {
-        self.closed
+        matches!(self.sink, Sink::Closed { .. })
     }
 
     /// Queues one whole frame (`\n`-terminated). Never merged with anything.
@@ -293,13 +307,13 @@ impl Outbound {
     /// held behind it.
     pub fn begin_pieces(&mut self) {
         debug_assert!(!self.building, "one frame in pieces at a time");
-        self.building = !self.closed;
+        self.building = !self.is_closed();
         self.open = None;
     }
 
     /// Appends a piece of the frame being built.
     pub fn push_piece(&mut self, piece: Vec<u8>, now: Instant) -> Result<(), Refused> {
-        debug_assert!(self.building || self.closed);
+        debug_assert!(self.building || self.is_closed());
         self.admit(piece.len())?;
         self.queued += piece.len();
         self.frames.push_back(piece);
@@ -433,18 +447,21 @@ impl Outbound {
     /// Holds every frame until [`Outbound::open_gate`]: frames queue (and
     /// count, and pace producers) but none is written.
     pub fn close_gate(&mut self) {
-        self.gated = true;
+        if self.sink == Sink::Open {
+            self.sink = Sink::Gated;
+        }
     }
 
     /// Writes `first` ahead of everything queued while the gate was closed,
     /// then lets the writer go. `first` is a few hundred bytes announced at
     /// start-up, so it is admitted whatever the queue holds.
     pub fn open_gate(&mut self, first: Option<Vec<u8>>, now: Instant) {
-        if !self.gated {
+        if self.sink != Sink::Gated {
+            // Never gated, or closed since: a closed queue writes nothing.
             return;
         }
-        self.gated = false;
-        if let Some(frame) = first.filter(|_| !self.closed) {
+        self.sink = Sink::Open;
+        if let Some(frame) = first {
             self.queued += frame.len();
             if self.frames.is_empty() {
                 self.open = None;
@@ -457,7 +474,7 @@ impl Outbound {
 
     /// True while [`Outbound::close_gate`] holds the output.
     pub fn is_gated(&self) -> bool {
-        self.gated
+        self.sink == Sink::Gated
     }
 
     /// Hands the writer up to [`MAX_IOVECS`] slices of queued bytes, in order,
@@ -520,7 +537,7 @@ impl Outbound {
     /// is declared gone (by these or by the hard limit on a push); the queue
     /// is then closed.
     pub fn check(&mut self, now: Instant) -> Option<SlowReader> {
-        if !self.closed {
+        if !self.is_closed() {
             let soft = self
                 .over_soft_since
                 .filter(|since| now.duration_since(*since) >= self.limits.soft_duration);
@@ -545,9 +562,11 @@ impl Outbound {
     }
 
     fn declare_gone(&mut self, verdict: SlowReader) {
-        self.gone = Some(verdict.clone());
-        self.unreported = Some(verdict);
         self.close();
+        self.sink = Sink::Closed {
+            gone: Some(verdict.clone()),
+        };
+        self.unreported = Some(verdict);
     }
 
     /// When [`Outbound::check`] next needs to run.
@@ -562,7 +581,7 @@ impl Outbound {
 
     /// Decides whether `len` more bytes may be queued.
     fn admit(&mut self, len: usize) -> Result<(), Refused> {
-        if self.closed {
+        if self.is_closed() {
             self.counters.frames_dropped += 1;
             return Err(Refused::Closed);
         }
