@@ -9,36 +9,14 @@
 
 use std::collections::{HashMap, VecDeque};
 
+// FxHash: ids are short and chosen by the client, which is not an adversary
+// of its own gateway, so a fast hash beats SipHash's flood resistance here (a
+// pipelined burst keeps 100,000 ids in the map); an integer id is one multiply.
+use rustc_hash::FxBuildHasher;
+
 use serde_json::Value;
 
 use crate::engine::wire::{Id, RpcError};
-
-/// FNV-1a: ids are short and chosen by the client, which is not an
-/// adversary of its own gateway, so a fast hash beats SipHash's flood
-/// resistance here (a pipelined burst keeps 100,000 ids in the map).
-#[derive(Debug, Default, Clone, Copy)]
-struct BuildFnv;
-
-#[derive(Debug)]
-struct Fnv(u64);
-
-impl std::hash::BuildHasher for BuildFnv {
-    type Hasher = Fnv;
-    fn build_hasher(&self) -> Fnv {
-        Fnv(0xcbf2_9ce4_8422_2325)
-    }
-}
-
-impl std::hash::Hasher for Fnv {
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
-        }
-    }
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
 
 /// A pending request's id as the map knows it: an integer id (the common
 /// case) as its value, with no allocation; any other id in its canonical
@@ -133,7 +111,7 @@ pub(crate) enum Payment<'a> {
 pub(crate) struct Ledger {
     /// By canonical id: the id as the client wrote it, and how many are in
     /// flight under it.
-    pending: HashMap<PendingKey, Pending, BuildFnv>,
+    pending: HashMap<PendingKey, Pending, FxBuildHasher>,
     /// Requests in `pending`, counted (at most `--backend-max-pending`).
     count: usize,
     /// Answers owed for requests no backend will answer, oldest first.
