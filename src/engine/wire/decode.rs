@@ -11,6 +11,7 @@ use serde_json::Value;
 
 use super::*;
 
+#[cfg(any(test, feature = "testing"))]
 /// One classified JSON-RPC message.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Message {
@@ -44,7 +45,7 @@ pub enum Message {
 #[derive(Debug)]
 pub enum Opened {
     /// A single value (not an array): the frame's checked text, or the
-    /// error answering it. Classify it with [`head`] or [`classify_member`].
+    /// error answering it. Classify it with [`head`].
     Single(Result<String, Reject>),
     /// A non-empty array: its members, one at a time.
     Batch(BatchCursor),
@@ -130,6 +131,7 @@ pub(super) fn batch(text: String) -> Opened {
     Opened::Batch(cursor)
 }
 
+#[cfg(any(test, feature = "testing"))]
 /// What one inbound frame holds, every batch member classified: the
 /// in-memory form of [`open`], for tests and fuzz targets.
 #[derive(Debug, Clone, PartialEq)]
@@ -140,6 +142,7 @@ pub enum Incoming {
     Batch(Vec<Result<Message, Reject>>),
 }
 
+#[cfg(any(test, feature = "testing"))]
 /// Classifies one frame completely (see [`open`] for the incremental form).
 pub fn classify(frame: &[u8]) -> Incoming {
     match open(frame.to_vec()) {
@@ -209,6 +212,7 @@ impl BatchCursor {
     }
 }
 
+#[cfg(any(test, feature = "testing"))]
 impl Iterator for BatchCursor {
     type Item = Result<Message, Reject>;
 
@@ -359,6 +363,7 @@ pub enum Head<'a> {
     },
 }
 
+#[cfg(any(test, feature = "testing"))]
 impl Head<'_> {
     /// Parses the raw parts into a [`Message`], refusing a value past
     /// [`MAX_VALUES`].
@@ -397,6 +402,7 @@ pub fn parse_outcome(
     })
 }
 
+#[cfg(any(test, feature = "testing"))]
 /// Classifies the text of one JSON value (a single frame or a batch member)
 /// as a request, notification or response.
 pub fn classify_member(text: &str) -> Result<Message, Reject> {

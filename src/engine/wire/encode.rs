@@ -94,6 +94,7 @@ pub fn write_json_str_body(buf: &mut Vec<u8>, text: &str) {
     buf.remove(start);
 }
 
+#[cfg(any(test, feature = "testing"))]
 /// One outbound response frame, `\n` included:
 /// `{"jsonrpc":"2.0","result":R,"id":I}` or `{"jsonrpc":"2.0","error":E,"id":I}`.
 pub fn response_frame(id: &Id, outcome: &Result<Value, RpcError>) -> Vec<u8> {
@@ -103,6 +104,7 @@ pub fn response_frame(id: &Id, outcome: &Result<Value, RpcError>) -> Vec<u8> {
     buf
 }
 
+#[cfg(any(test, feature = "testing"))]
 /// A batch answer: an array of responses on one line (the engine writes
 /// batches piece by piece; this whole form is for tests and fuzz targets).
 pub fn batch_frame(responses: &[(Id, Result<Value, RpcError>)]) -> Vec<u8> {
