@@ -1,0 +1,217 @@
+//! Dispatch: a frame opened, each message classified and sent where it
+//! goes (a built-in, a service, the fallback), and its answer queued.
+
+use std::time::Instant;
+
+use serde_json::Value;
+
+use super::batch::{Batch, Pass};
+use super::host::Host;
+use super::service::{Call, Forward, ForwardKind, Forwarded, Reply};
+use super::wire::{
+    head, open, open_forwarding, parse_outcome, parse_params, write_answer, ErrorCode, Head, Id,
+    Opened, RpcError,
+};
+use super::{outbound, Engine, Place, Route};
+
+impl Engine {
+    pub(super) fn dispatch_frame(&mut self, frame: Vec<u8>, host: &mut dyn Host, now: Instant) {
+        if self.forward_lines {
+            self.stats.frames_forwarded += 1;
+            let message = Forward {
+                raw: &frame,
+                kind: ForwardKind::Line,
+                in_batch: false,
+            };
+            self.with_fallback(host, now, |f, cx| f.forward(cx, message));
+            return;
+        }
+        let opened = match self.fallback {
+            Some(_) => open_forwarding(frame),
+            None => open(frame),
+        };
+        match opened {
+            Opened::Single(Ok(text)) => {
+                if let Some((id, reply)) = self.dispatch_member(&text, Place::Frame, host, now) {
+                    self.answer(&id, &reply, now);
+                }
+                // Frames after a shutdown request are not served.
+                self.run_pending_shutdown(host, now);
+            }
+            Opened::Single(Err(reject)) => {
+                self.count_reject(&reject.error);
+                self.answer(&reject.id, &Err(reject.error), now);
+            }
+            Opened::Batch(members) => {
+                let pass = match self.fallback {
+                    // Batches waiting for the fallback hold their text: at
+                    // most one frame's worth, and one more frame.
+                    Some(_) if self.joins.text_bytes() >= self.config.max_frame_bytes => {
+                        self.out.begin_pieces();
+                        Pass::Refuse(members)
+                    }
+                    Some(_) => Pass::Forward(self.joins.start(), members),
+                    None => {
+                        self.out.begin_pieces();
+                        Pass::Plain(members)
+                    }
+                };
+                self.batch = Some(Batch {
+                    index: 0,
+                    answered: 0,
+                    pass,
+                });
+            }
+        }
+    }
+
+    /// Queues one response frame, or a `-32001` error in its place if it
+    /// would not fit under the hard limit.
+    pub(super) fn answer(&mut self, id: &Id, reply: &Reply, now: Instant) {
+        let mut frame = Vec::with_capacity(64);
+        write_answer(&mut frame, id, reply, self.out.room().saturating_sub(1));
+        frame.push(b'\n');
+        outbound::paced(self.out.push_frame(frame, now));
+    }
+
+    pub(super) fn count_reject(&mut self, error: &RpcError) {
+        log::debug!("rejected message: {error}");
+        if error.code == ErrorCode::ParseError {
+            self.stats.parse_errors += 1;
+        } else {
+            self.stats.invalid_requests += 1;
+        }
+    }
+
+    /// Dispatches one message (a single frame's text or a batch member's):
+    /// returns the answer to send now, if any. A request forwarded to the
+    /// fallback, or one a service took to answer later, returns `None`.
+    pub(super) fn dispatch_member(
+        &mut self,
+        text: &str,
+        place: Place,
+        host: &mut dyn Host,
+        now: Instant,
+    ) -> Option<(Id, Reply)> {
+        let message = match head(text) {
+            Ok(message) => message,
+            Err(reject) => {
+                self.count_reject(&reject.error);
+                return Some((reject.id, Err(reject.error)));
+            }
+        };
+        match message {
+            Head::Request { id, method, params } => {
+                let route = self.route(&method);
+                if self.goes_to_fallback(route) {
+                    let in_batch = place == Place::Forwarded;
+                    return self.forward_request(text, id, in_batch, host, now);
+                }
+                let call = match place {
+                    Place::Frame => Call::Frame(&id),
+                    Place::Member | Place::Forwarded => Call::Member,
+                };
+                let reply = match parse_params(params, &id) {
+                    Ok(params) => self.call(route, &method, params, call, host, now)?,
+                    Err(reject) => Err(reject.error),
+                };
+                Some((id, reply))
+            }
+            Head::Notification { method, params } => {
+                let route = self.route(&method);
+                if self.goes_to_fallback(route) {
+                    let kind = ForwardKind::Notification;
+                    let in_batch = place == Place::Forwarded;
+                    self.forward(text, kind, in_batch, host, now);
+                } else if let Ok(params) = parse_params(params, &Id::Null) {
+                    // A notification's reply is nobody's: it is dropped.
+                    self.call(route, &method, params, Call::Notification, host, now);
+                }
+                None
+            }
+            Head::Response { id, outcome } => {
+                if let Some(index) = self.pending.remove(&id) {
+                    if let Ok(outcome) = parse_outcome(outcome, &id) {
+                        self.with_service(index, host, now, |service, cx| {
+                            service.on_client_response(cx, &id, outcome)
+                        });
+                    }
+                } else if self.fallback.is_some() {
+                    let kind = ForwardKind::Response(&id);
+                    let in_batch = place == Place::Forwarded;
+                    self.forward(text, kind, in_batch, host, now);
+                } else {
+                    self.stats.responses_unmatched += 1;
+                    log::debug!("dropping a response to unknown request {id}");
+                }
+                None
+            }
+        }
+    }
+
+    /// Forwards a request to the fallback: its answer comes later, unless
+    /// the fallback refuses it now.
+    pub(super) fn forward_request(
+        &mut self,
+        text: &str,
+        id: Id,
+        in_batch: bool,
+        host: &mut dyn Host,
+        now: Instant,
+    ) -> Option<(Id, Reply)> {
+        let kind = ForwardKind::Request(&id);
+        match self.forward(text, kind, in_batch, host, now) {
+            Forwarded::Sent => None,
+            Forwarded::Answer(error) => Some((id, Err(error))),
+        }
+    }
+
+    pub(super) fn route(&self, method: &str) -> Option<Route> {
+        self.routes.get(method).copied()
+    }
+
+    /// True for a method no service claims, with a fallback to take it.
+    pub(super) fn goes_to_fallback(&self, route: Option<Route>) -> bool {
+        route.is_none() && self.fallback.is_some()
+    }
+
+    /// Hands one message to the fallback (the caller knows there is one).
+    pub(super) fn forward(
+        &mut self,
+        raw: &str,
+        kind: ForwardKind<'_>,
+        in_batch: bool,
+        host: &mut dyn Host,
+        now: Instant,
+    ) -> Forwarded {
+        self.stats.frames_forwarded += 1;
+        let message = Forward {
+            raw: raw.as_bytes(),
+            kind,
+            in_batch,
+        };
+        self.with_fallback(host, now, |f, cx| f.forward(cx, message))
+            .unwrap_or_else(|| Forwarded::Answer(RpcError::method_not_found("this method")))
+    }
+
+    /// Runs a method. `None` when the service took the request to answer
+    /// later ([`Context::defer`]).
+    pub(super) fn call(
+        &mut self,
+        route: Option<Route>,
+        method: &str,
+        params: Option<Value>,
+        call: Call<'_>,
+        host: &mut dyn Host,
+        now: Instant,
+    ) -> Option<Reply> {
+        match route {
+            None => Some(Err(RpcError::method_not_found(method))),
+            Some(Route::Builtin) => Some(self.builtin(method, params, host, now)),
+            Some(Route::Service(index)) => self.with_call(index, call, host, now, |service, cx| {
+                let reply = service.call(cx, method, params);
+                (!cx.deferred).then_some(reply)
+            }),
+        }
+    }
+}
