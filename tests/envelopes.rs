@@ -486,3 +486,40 @@ fn bad_envelopes_are_refused_naming_the_field() {
         json!({"proc": proc, "ladder": [["SIGKILL"]]}),
     );
 }
+
+/// A `tail` ring larger than the queue's high-water mark goes out paced,
+/// piece by piece as the reader takes them, every byte before the exit.
+#[test]
+fn a_large_tail_ring_is_delivered_paced_and_whole() {
+    let mut gw = Client::new(&[
+        "--outbound-high-water",
+        "64KiB",
+        "--outbound-low-water",
+        "16KiB",
+    ]);
+    let limit: u64 = 4 << 20;
+    let size: u64 = 12 << 20;
+    let (proc, _) = gw.spawn(json!({
+        "argv": ["sh", "-c", format!("head -c {size} /dev/zero | tr '\\0' x")],
+        "output_limit": {"bytes": limit, "policy": "tail"},
+    }));
+    let frames = gw.until_exit(proc, LONG);
+    let events = outputs(&frames, proc);
+    let ring_at = events
+        .iter()
+        .position(|p| p.get("skipped").is_some())
+        .expect("a ring");
+    let ring: usize = events[ring_at..]
+        .iter()
+        .map(|p| p["data"].as_str().unwrap().len())
+        .sum();
+    let exit = exit_payload(&frames, proc);
+    eprintln!(
+        "tail ring of {ring} bytes in {} events, skipped {}",
+        events.len() - ring_at,
+        events[ring_at]["skipped"]
+    );
+    assert_eq!(ring as u64, limit - limit / 2);
+    assert_eq!(exit["output_bytes"]["stdout"], size);
+    assert_eq!(exit["discarded"]["stdout"], size - limit);
+}

@@ -65,12 +65,6 @@ pub struct ProcessService {
     by_key: HashMap<ChildKey, u64>,
     next_id: u64,
     shutdown: Option<Timeline>,
-    /// Held ring events could not all go out at the last tick: the queue
-    /// was paced. Output flowing wakes the loop; no deadline until then.
-    held_paced: bool,
-    /// The clock reading of the last tick, a deadline in the past while
-    /// held events wait with room for them.
-    last_tick: Option<Instant>,
 }
 
 impl ProcessService {
@@ -84,8 +78,6 @@ impl ProcessService {
             by_key: HashMap::new(),
             next_id: 0,
             shutdown: None,
-            held_paced: false,
-            last_tick: None,
         }
     }
 
@@ -347,9 +339,10 @@ impl ProcessService {
     }
 
     /// Sends held ring events while the queue takes them; then finishes
-    /// the processes they held back.
+    /// the processes they held back. Events are left held only when the
+    /// queue is paced, and then the loop is busy writing stdout and ticks
+    /// every turn: no deadline is needed to come back.
     fn send_held(&mut self, cx: &mut Context<'_>) {
-        self.held_paced = false;
         let waiting: Vec<u64> = self
             .procs
             .values()
@@ -365,7 +358,6 @@ impl ProcessService {
             }
             self.finish_if_done(cx, id);
             if cx.is_backpressured() {
-                self.held_paced = self.procs.values().any(|p| !p.held.is_empty());
                 return;
             }
         }
@@ -478,7 +470,6 @@ impl Service for ProcessService {
 
     fn tick(&mut self, cx: &mut Context<'_>) {
         let now = cx.now();
-        self.last_tick = Some(now);
         if let Some(step) = self.shutdown.as_mut().and_then(|t| t.due(now)) {
             let signal = match step {
                 ShutdownStep::Term => libc::SIGTERM,
@@ -519,9 +510,6 @@ impl Service for ProcessService {
         if self.procs.is_empty() {
             return None;
         }
-        let held = (!self.held_paced && self.procs.values().any(|p| !p.held.is_empty()))
-            .then_some(self.last_tick)
-            .flatten();
         let own = self.procs.values().flat_map(|p| {
             [
                 p.timeout_at,
@@ -530,7 +518,7 @@ impl Service for ProcessService {
             ]
         });
         let shutdown = self.shutdown.as_ref().and_then(Timeline::next_deadline);
-        own.chain([held, shutdown]).flatten().min()
+        own.chain([shutdown]).flatten().min()
     }
 
     fn is_idle(&self) -> bool {
