@@ -133,6 +133,12 @@ impl Input {
     }
 }
 
+/// The service a context is lent with.
+enum Lent<'a> {
+    Service(&'a mut dyn Service),
+    Fallback(&'a mut dyn Fallback),
+}
+
 /// What the engine wants from the loop this turn: what to read, whether to
 /// write, and when to wake it at the latest ([`Engine::interest`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -635,6 +641,31 @@ impl Engine {
         now: Instant,
         f: impl FnOnce(&mut dyn Service, &mut Context<'_>) -> R,
     ) -> R {
+        self.lend(index, call, host, now, |lent, cx| match lent {
+            Lent::Service(service) => f(service, cx),
+            Lent::Fallback(fallback) => f(fallback.as_service_mut(), cx),
+        })
+    }
+
+    /// The one place a [`Context`] is made: for service `index` (the
+    /// fallback's is `services.len()`), which alone gets the [`Bridge`].
+    fn lend<R>(
+        &mut self,
+        index: usize,
+        call: Call<'_>,
+        host: &mut dyn Host,
+        now: Instant,
+        f: impl FnOnce(Lent<'_>, &mut Context<'_>) -> R,
+    ) -> R {
+        let lent = match self.services.get_mut(index) {
+            Some(service) => Lent::Service(service.as_mut()),
+            None => Lent::Fallback(
+                self.fallback
+                    .as_mut()
+                    .expect("an index past the services names the fallback")
+                    .as_mut(),
+            ),
+        };
         let mut cx = Context {
             now,
             out: &mut self.out,
@@ -644,7 +675,7 @@ impl Engine {
             child_owner: &mut self.child_owner,
             pending: &mut self.pending,
             next_request: &mut self.next_request,
-            bridge: (index >= self.services.len()).then_some(Bridge {
+            bridge: matches!(lent, Lent::Fallback(_)).then_some(Bridge {
                 joins: &mut self.joins,
                 ready: &mut self.held_ready,
                 shutdown: &mut self.requested,
@@ -653,15 +684,7 @@ impl Engine {
             deferred: false,
             owed: &mut self.owed,
         };
-        let service: &mut dyn Service = match self.services.get_mut(index) {
-            Some(service) => service.as_mut(),
-            None => self
-                .fallback
-                .as_mut()
-                .expect("an index past the services names the fallback")
-                .as_service_mut(),
-        };
-        f(service, &mut cx)
+        f(lent, &mut cx)
     }
 
     /// Every service, the fallback last.
@@ -684,26 +707,14 @@ impl Engine {
         now: Instant,
         f: impl FnOnce(&mut dyn Fallback, &mut Context<'_>) -> R,
     ) -> Option<R> {
-        let fallback = self.fallback.as_mut()?;
-        let mut cx = Context {
-            now,
-            out: &mut self.out,
-            host,
-            drain: self.lifecycle.drain(),
-            service: self.services.len(),
-            child_owner: &mut self.child_owner,
-            pending: &mut self.pending,
-            next_request: &mut self.next_request,
-            bridge: Some(Bridge {
-                joins: &mut self.joins,
-                ready: &mut self.held_ready,
-                shutdown: &mut self.requested,
+        self.fallback.as_ref()?;
+        let index = self.services.len();
+        Some(
+            self.lend(index, Call::None, host, now, |lent, cx| match lent {
+                Lent::Fallback(fallback) => f(fallback, cx),
+                Lent::Service(_) => unreachable!("the index past the services is the fallback's"),
             }),
-            call: Call::None,
-            deferred: false,
-            owed: &mut self.owed,
-        };
-        Some(f(fallback.as_mut(), &mut cx))
+        )
     }
 
     fn for_each_service(
