@@ -191,38 +191,38 @@ struct Run {
 }
 
 impl Run {
+    /// Sends `method` as a request with the next id.
     fn send(&mut self, method: &str, params: Value) {
-        let id = self.next_id;
-        self.next_id += 1;
-        let mut line = json!({"jsonrpc": "2.0", "method": method, "id": id});
-        if !params.is_null() {
-            line["params"] = params;
+        let mut request = self.request(method, params);
+        if request["params"].is_null() {
+            request.as_object_mut().expect("an object").remove("params");
         }
-        let mut bytes = serde_json::to_vec(&line).expect("serializable");
-        bytes.push(b'\n');
-        // Input is read only when the engine asks for it.
-        self.pump();
-        self.engine.on_input(&bytes, &mut self.host, self.now);
-        self.check_bound();
+        self.input(&request);
     }
 
     /// Sends `method` as a notification: nothing is answered.
     fn send_notification(&mut self, method: &str, params: Value) {
-        let line = json!({"jsonrpc": "2.0", "method": method, "params": params});
-        let mut bytes = serde_json::to_vec(&line).expect("serializable");
-        bytes.push(b'\n');
-        self.pump();
-        self.engine.on_input(&bytes, &mut self.host, self.now);
-        self.check_bound();
+        self.input(&json!({"jsonrpc": "2.0", "method": method, "params": params}));
     }
 
     /// Sends `method` as a request in a batch of one.
     fn send_batch(&mut self, method: &str, params: Value) {
+        let request = self.request(method, params);
+        self.batched.insert(self.next_id - 1);
+        self.input(&json!([request]));
+    }
+
+    /// A request for `method` under the next id.
+    fn request(&mut self, method: &str, params: Value) -> Value {
         let id = self.next_id;
         self.next_id += 1;
-        self.batched.insert(id);
-        let line = json!([{"jsonrpc": "2.0", "method": method, "id": id, "params": params}]);
-        let mut bytes = serde_json::to_vec(&line).expect("serializable");
+        json!({"jsonrpc": "2.0", "method": method, "id": id, "params": params})
+    }
+
+    /// Writes one frame to the engine's stdin, read only when the engine
+    /// asks for input, as the shell does.
+    fn input(&mut self, frame: &Value) {
+        let mut bytes = serde_json::to_vec(frame).expect("serializable");
         bytes.push(b'\n');
         self.pump();
         self.engine.on_input(&bytes, &mut self.host, self.now);
