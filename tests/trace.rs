@@ -5,8 +5,6 @@
 
 mod util;
 
-use std::time::Duration;
-
 use serde_json::{json, Value};
 use util::*;
 
@@ -118,6 +116,8 @@ fn a_trace_file_that_cannot_be_opened_is_a_usage_error() {
         .args(["--trace", "/nonexistent-dir/trace.ndjson"])
         .no_ready()
         .spawn();
-    assert_eq!(gw.wait_code(Duration::from_secs(10)), 64);
-    assert!(gw.stderr_text().contains("--trace"), "{}", gw.stderr_text());
+    assert_eq!(gw.wait_code(PATIENCE), 64);
+    // The reason is read by the harness's stderr thread: wait for its EOF.
+    let stderr = gw.stderr_complete(PATIENCE);
+    assert!(stderr.contains("--trace"), "{stderr}");
 }
