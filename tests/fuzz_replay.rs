@@ -67,6 +67,11 @@ fn message_seed_corpus_holds_every_invariant() {
 }
 
 #[test]
+fn scan_seed_corpus_holds_every_invariant() {
+    replay("scan", invariants::scan::check);
+}
+
+#[test]
 fn outbound_seed_corpus_holds_every_invariant() {
     replay("outbound", invariants::outbound::check);
 }

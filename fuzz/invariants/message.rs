@@ -24,7 +24,7 @@
 
 use serde_json::{Map, Value};
 use tui_gateway::engine::wire::{
-    batch_frame, classify, head, open_forwarding, response_frame, ErrorCode, Id, Incoming, Message,
+    batch_frame, classify, open_forwarding, response_frame, ErrorCode, Id, Incoming, Message,
     Opened, Reject,
 };
 
@@ -63,8 +63,8 @@ pub fn check(frame: &[u8]) {
 /// reads) holds one; any other value is never forwarded, so it is refused
 /// (read in full, as without a backend).
 fn check_forwarding(frame: &[u8]) {
-    let verdict = match open_forwarding(frame.to_vec()) {
-        Opened::Single(Ok(text)) => head(&text).err().map(|r| r.error.code),
+    let verdict = match open_forwarding(frame) {
+        Opened::Single(Ok(frame)) => frame.head().err().map(|r| r.error.code),
         Opened::Single(Err(reject)) => Some(reject.error.code),
         Opened::Batch(mut members) => {
             while members.next_member().is_some() {}

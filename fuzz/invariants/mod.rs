@@ -16,6 +16,7 @@
 //! |------------|----------------------------------------|-------------------------------------------------------------|
 //! | `frame`    | max-frame selector, split seed, bytes  | same frames for every split, as the line model says; bounds |
 //! | `message`  | one frame                              | classification matches the JSON-RPC rules; errors and ids   |
+//! | `scan`     | one frame                              | the scanner's verdicts and spans equal serde_json's          |
 //! | `outbound` | limits, then a program of queue ops    | bytes written = model of frames, merges, limits, timers     |
 //! | `engine`   | schedule seed, max-frame selector, bytes | one response per request, in order, as valid NDJSON       |
 //! | `process`  | schedule seed, then a program of requests and child events | one answer per request; per process, exit last and once |
@@ -30,4 +31,5 @@ pub mod input;
 pub mod message;
 pub mod outbound;
 pub mod process;
+pub mod scan;
 pub mod wire;

@@ -10,16 +10,16 @@ use super::host::Host;
 use super::service::{Call, Forward, ForwardKind, Forwarded, Reply};
 use super::wire::{
     head, open, open_forwarding, parse_outcome, parse_params, write_answer, ErrorCode, Head, Id,
-    Opened, RpcError,
+    Opened, Reject, RpcError,
 };
 use super::{outbound, Engine, Place, Route};
 
 impl Engine {
-    pub(super) fn dispatch_frame(&mut self, frame: Vec<u8>, host: &mut dyn Host, now: Instant) {
+    pub(super) fn dispatch_frame(&mut self, frame: &[u8], host: &mut dyn Host, now: Instant) {
         if self.forward_lines {
             self.stats.frames_forwarded += 1;
             let message = Forward {
-                raw: &frame,
+                raw: frame,
                 kind: ForwardKind::Line,
                 in_batch: false,
             };
@@ -31,8 +31,11 @@ impl Engine {
             None => open(frame),
         };
         match opened {
-            Opened::Single(Ok(text)) => {
-                if let Some((id, reply)) = self.dispatch_member(&text, Place::Frame, host, now) {
+            Opened::Single(Ok(frame)) => {
+                let message = frame.head();
+                if let Some((id, reply)) =
+                    self.dispatch_message(frame.text(), message, Place::Frame, host, now)
+                {
                     self.answer(&id, &reply, now);
                 }
                 // Frames after a shutdown request are not served.
@@ -93,7 +96,19 @@ impl Engine {
         host: &mut dyn Host,
         now: Instant,
     ) -> Option<(Id, Reply)> {
-        let message = match head(text) {
+        self.dispatch_message(text, head(text), place, host, now)
+    }
+
+    /// [`Engine::dispatch_member`] of a message already classified.
+    fn dispatch_message(
+        &mut self,
+        text: &str,
+        message: Result<Head<'_>, Reject>,
+        place: Place,
+        host: &mut dyn Host,
+        now: Instant,
+    ) -> Option<(Id, Reply)> {
+        let message = match message {
             Ok(message) => message,
             Err(reject) => {
                 self.count_reject(&reject.error);

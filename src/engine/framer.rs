@@ -18,11 +18,12 @@ const KEEP_CAPACITY: usize = 256 * 1024;
 /// copied, when they are most of it.
 const HAND_OVER_MIN: usize = 64 * 1024;
 
-/// One unit of framed input.
+/// One unit of framed input: a frame is its bytes ([`Framer::next_frame`])
+/// or where they sit in the buffer ([`Framer::next_span`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Decoded {
+pub enum Decoded<F = Vec<u8>> {
     /// A complete line: no `\n`, trailing `\r` stripped, never blank.
-    Frame(Vec<u8>),
+    Frame(F),
     /// A line longer than the limit. Reported once; its bytes are discarded up
     /// to the next `\n` and framing resumes after it.
     TooLarge {
@@ -97,8 +98,39 @@ impl Framer {
         self.buf.len() - self.start
     }
 
-    /// The next frame or oversize report, or `None` when more bytes are needed.
+    /// The next frame or oversize report, or `None` when more bytes are
+    /// needed: the frame as its own buffer. A large line is handed over as
+    /// the buffer itself when it is most of it, so it is never held twice.
     pub fn next_frame(&mut self) -> Option<Decoded> {
+        let span = match self.next_span()? {
+            Decoded::Frame(span) => span,
+            Decoded::TooLarge { limit } => return Some(Decoded::TooLarge { limit }),
+        };
+        let rest = self.buf.len() - self.start;
+        if span.len() < HAND_OVER_MIN || span.len() < rest {
+            // Room for a `\n`: a forwarded line gets it back without a
+            // reallocation.
+            let mut frame = Vec::with_capacity(span.len() + 1);
+            frame.extend_from_slice(&self.buf[span]);
+            return Some(Decoded::Frame(frame));
+        }
+        let kept = self.buf[self.start..].to_vec();
+        let mut frame = std::mem::replace(&mut self.buf, kept);
+        frame.truncate(span.end);
+        frame.drain(..span.start);
+        self.start = 0;
+        Some(Decoded::Frame(frame))
+    }
+
+    /// The bytes of a span [`Framer::next_span`] returned (valid until the
+    /// next [`Framer::push`]).
+    pub fn frame(&self, span: std::ops::Range<usize>) -> &[u8] {
+        &self.buf[span]
+    }
+
+    /// [`Framer::next_frame`] without a copy: where the frame sits in the
+    /// buffer, read with [`Framer::frame`] before the next push.
+    pub fn next_span(&mut self) -> Option<Decoded<std::ops::Range<usize>>> {
         loop {
             let from = self.start + self.next_index;
             match memchr::memchr(b'\n', &self.buf[from..]) {
@@ -111,39 +143,28 @@ impl Framer {
                 }
                 // A complete line: hand it out unless it is too large or blank.
                 Some(offset) => {
-                    let end = from + offset;
+                    let mut end = from + offset;
                     let line_start = self.start;
                     self.start = end + 1;
                     self.next_index = 0;
-                    let mut line = &self.buf[line_start..end];
-                    if line.len() > self.max_frame {
+                    if end - line_start > self.max_frame {
                         return Some(Decoded::TooLarge {
                             limit: self.max_frame,
                         });
                     }
-                    if let ([head @ .., b'\r'], false) = (line, self.verbatim) {
-                        line = head;
+                    if !self.verbatim {
+                        if end > line_start && self.buf[end - 1] == b'\r' {
+                            end -= 1;
+                        }
+                        // A line is blank only if its first byte is blank.
+                        let line = &self.buf[line_start..end];
+                        let starts_blank =
+                            !matches!(line.first(), Some(b) if !b.is_ascii_whitespace());
+                        if starts_blank && line.iter().all(u8::is_ascii_whitespace) {
+                            continue;
+                        }
                     }
-                    if !self.verbatim && line.iter().all(u8::is_ascii_whitespace) {
-                        continue;
-                    }
-                    let len = line.len();
-                    let rest = self.buf.len() - self.start;
-                    if len < HAND_OVER_MIN || len < rest {
-                        // Room for a `\n`: a forwarded line gets it back
-                        // without a reallocation.
-                        let mut frame = Vec::with_capacity(len + 1);
-                        frame.extend_from_slice(line);
-                        return Some(Decoded::Frame(frame));
-                    }
-                    // A large line: hand over the buffer itself and keep a
-                    // copy of the (smaller) rest, so the line is never held twice.
-                    let rest = self.buf[self.start..].to_vec();
-                    let mut frame = std::mem::replace(&mut self.buf, rest);
-                    frame.truncate(line_start + len);
-                    frame.drain(..line_start);
-                    self.start = 0;
-                    return Some(Decoded::Frame(frame));
+                    return Some(Decoded::Frame(line_start..end));
                 }
                 // No newline yet, inside a discarded line: drop what arrived.
                 None if self.discarding => {

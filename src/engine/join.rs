@@ -232,7 +232,7 @@ mod tests {
     use crate::engine::wire::{open, Opened};
 
     fn cursor(text: &str) -> BatchCursor {
-        match open(text.as_bytes().to_vec()) {
+        match open(text.as_bytes()) {
             Opened::Batch(cursor) => cursor,
             other => panic!("{other:?}"),
         }

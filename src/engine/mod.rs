@@ -441,15 +441,19 @@ impl Engine {
             if !matches!(self.lifecycle.phase(), Phase::Running) {
                 break;
             }
-            let Some(decoded) = self.framer.next_frame() else {
+            let Some(decoded) = self.framer.next_span() else {
                 break;
             };
             left -= 1;
             match decoded {
-                Decoded::Frame(frame) => {
+                Decoded::Frame(span) => {
                     self.stats.frames_in += 1;
-                    log::trace!("frame in: {} bytes", frame.len());
-                    self.dispatch_frame(frame, host, now);
+                    log::trace!("frame in: {} bytes", span.len());
+                    // The frame is read where it lies: the framer is lent
+                    // out for the dispatch (nothing in it touches the framer).
+                    let framer = std::mem::replace(&mut self.framer, Framer::new(0));
+                    self.dispatch_frame(framer.frame(span), host, now);
+                    self.framer = framer;
                 }
                 Decoded::TooLarge { limit } if self.forward_lines => {
                     // Transparent: no answer of the gateway's own on stdout.

@@ -2,11 +2,6 @@
 //! message classified from its envelope's raw fields, params and outcomes
 //! parsed only when a method needs them.
 
-use std::fmt;
-
-use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
-use serde::Deserialize;
-use serde_json::value::RawValue;
 use serde_json::Value;
 
 use super::*;
@@ -40,83 +35,86 @@ pub enum Message {
     },
 }
 
-/// A frame, checked and split into its shape. The batch variant holds the
-/// frame's bytes and walks them one member at a time.
+/// A frame, checked and split into its shape. A single message borrows
+/// the frame's bytes; the batch variant holds a copy of them (a batch is
+/// answered over several turns) and walks it one member at a time.
 #[derive(Debug)]
-pub enum Opened {
-    /// A single value (not an array): the frame's checked text, or the
-    /// error answering it. Classify it with [`head`].
-    Single(Result<String, Reject>),
+pub enum Opened<'a> {
+    /// A single value (not an array): the checked frame, or the error
+    /// answering it. Classify it with [`Frame::head`].
+    Single(Result<Frame<'a>, Reject>),
     /// A non-empty array: its members, one at a time.
     Batch(BatchCursor),
+}
+
+/// A single checked frame: its text and what the scan found in it.
+#[derive(Debug, Clone)]
+pub struct Frame<'a> {
+    text: &'a str,
+    scanned: Scanned,
+}
+
+impl<'a> Frame<'a> {
+    /// The frame's text, exactly as received.
+    pub fn text(&self) -> &'a str {
+        self.text
+    }
+
+    /// The message, classified from the envelope the scan found (no
+    /// second pass over the text).
+    pub fn head(&self) -> Result<Head<'a>, Reject> {
+        match &self.scanned {
+            Scanned::Object(spans) => head_of(self.text, spans),
+            Scanned::Array | Scanned::Scalar => Err(not_an_object()),
+        }
+    }
 }
 
 /// Checks one frame (a line without its `\n`) and classifies it: a parse
 /// error for invalid UTF-8, invalid JSON or nesting past [`MAX_DEPTH`]; an
 /// invalid request for `[]`; a batch cursor for any other array; otherwise
 /// the single message.
-pub fn open(frame: Vec<u8>) -> Opened {
-    let text = match check(frame) {
-        Ok(text) => text,
-        Err(reject) => return Opened::Single(Err(reject)),
-    };
-    if !text.trim_start_matches(JSON_WS).starts_with('[') {
-        return Opened::Single(Ok(text));
-    }
-    batch(text)
+pub fn open(frame: &[u8]) -> Opened<'_> {
+    open_with(frame, Surrogates::Refuse)
 }
 
-/// [`open`] for a gateway with a backend: a frame that is an object or an
-/// array is checked for UTF-8, nesting and syntax without decoding its
-/// strings (an object's syntax by the envelope parse that classifies it,
-/// [`head`], one pass instead of two). The verdicts are [`open`]'s but one:
-/// a lone surrogate (`\ud800`) in a string the gateway does not read reaches
-/// the backend as it came, as it would without the gateway (the
-/// lone-surrogate rule in docs/protocol.md). Other values take [`open`]'s
-/// path.
-pub fn open_forwarding(frame: Vec<u8>) -> Opened {
-    let first = frame
-        .iter()
-        .copied()
-        .find(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'));
-    if !matches!(first, Some(b'{' | b'[')) {
-        return open(frame);
-    }
-    let text = match String::from_utf8(frame) {
+/// [`open`] for a gateway with a backend. The verdicts are [`open`]'s but
+/// one: in an object or an array, a lone surrogate (`\ud800`) in a string
+/// the gateway does not read reaches the backend as it came, as it would
+/// without the gateway (the lone-surrogate rule in docs/protocol.md).
+pub fn open_forwarding(frame: &[u8]) -> Opened<'_> {
+    open_with(frame, Surrogates::Allow)
+}
+
+fn open_with(frame: &[u8], surrogates: Surrogates) -> Opened<'_> {
+    let text = match std::str::from_utf8(frame) {
         Ok(text) => text,
         Err(e) => {
             return Opened::Single(Err(Reject::null(RpcError::parse(format_args!(
                 "invalid UTF-8 at byte {}",
-                e.utf8_error().valid_up_to()
+                e.valid_up_to()
             )))))
         }
     };
-    let Shape { depth, raw_control } = shape(&text);
-    if depth > MAX_DEPTH {
-        return Opened::Single(Err(Reject::null(RpcError::parse(format_args!(
-            "recursion limit exceeded: more than {MAX_DEPTH} nested arrays and objects"
-        )))));
+    let container = matches!(
+        text.trim_start_matches(JSON_WS).as_bytes().first(),
+        Some(b'{' | b'[')
+    );
+    // A frame that is not an object or an array is read as text.
+    let surrogates = if container {
+        surrogates
+    } else {
+        Surrogates::Refuse
+    };
+    match scan(text, surrogates) {
+        Some(Scanned::Array) => batch(text.to_owned()),
+        Some(scanned) => Opened::Single(Ok(Frame { text, scanned })),
+        None => Opened::Single(Err(explain(text, surrogates))),
     }
-    if raw_control {
-        // The envelope parse reads member names as bytes, which lets a raw
-        // control byte through; every other string it checks itself.
-        return Opened::Single(Err(Reject::null(RpcError::parse(
-            "a control character (below U+0020) inside a string must be escaped",
-        ))));
-    }
-    if first == Some(b'{') {
-        return Opened::Single(Ok(text));
-    }
-    // An array: skipping checks syntax, escapes and control bytes, and
-    // lets a lone surrogate through.
-    if let Err(e) = serde_json::from_str::<IgnoredAny>(&text) {
-        return Opened::Single(Err(Reject::null(RpcError::parse(e))));
-    }
-    batch(text)
 }
 
 /// The cursor over a checked array frame, or `-32600` for `[]`.
-pub(super) fn batch(text: String) -> Opened {
+pub(super) fn batch(text: String) -> Opened<'static> {
     let body = text.trim_start_matches(JSON_WS);
     let first = text.len() - body.len() + 1;
     let mut cursor = BatchCursor {
@@ -145,8 +143,10 @@ pub enum Incoming {
 #[cfg(any(test, feature = "testing"))]
 /// Classifies one frame completely (see [`open`] for the incremental form).
 pub fn classify(frame: &[u8]) -> Incoming {
-    match open(frame.to_vec()) {
-        Opened::Single(item) => Incoming::Single(item.and_then(|text| classify_member(&text))),
+    match open(frame) {
+        Opened::Single(item) => {
+            Incoming::Single(item.and_then(|frame| frame.head()?.into_message()))
+        }
         Opened::Batch(cursor) => Incoming::Batch(cursor.collect()),
     }
 }
@@ -191,24 +191,18 @@ impl BatchCursor {
         if self.done || self.at_end() {
             return None;
         }
-        let start = self.pos;
-        let rest = &self.text[start..];
-        let mut members = serde_json::Deserializer::from_str(rest).into_iter::<&RawValue>();
-        let (range, end) = match members.next() {
-            Some(Ok(raw)) => {
-                let from = raw.get().as_ptr() as usize - rest.as_ptr() as usize;
-                (from..from + raw.get().len(), members.byte_offset())
-            }
+        let start = self.pos
+            + (self.text.len()
+                - self.pos
+                - self.text[self.pos..].trim_start_matches(JSON_WS).len());
+        let Some(end) = value_end(&self.text, start) else {
             // Unreachable for a checked frame; end the batch rather than loop.
-            _ => {
-                self.done = true;
-                return None;
-            }
+            self.done = true;
+            return None;
         };
-        let after = rest[end..].trim_start_matches(JSON_WS);
-        let consumed = rest.len() - after.len();
-        self.pos += consumed + usize::from(after.starts_with(','));
-        Some(&self.text[start + range.start..start + range.end])
+        let after = self.text[end..].trim_start_matches(JSON_WS);
+        self.pos = self.text.len() - after.len() + usize::from(after.starts_with(','));
+        Some(&self.text[start..end])
     }
 }
 
@@ -231,91 +225,10 @@ pub(super) fn lone_surrogate_in(field: &str) -> Reject {
     )))
 }
 
-/// The envelope of one message, as borrowed raw values: nothing is copied
-/// or parsed until a field is needed. Unknown fields are skipped; a repeated
-/// field keeps its last value, as a JSON object would.
-#[derive(Default)]
-pub(super) struct Envelope<'a> {
-    jsonrpc: Option<&'a RawValue>,
-    id: Option<&'a RawValue>,
-    method: Option<&'a RawValue>,
-    params: Option<&'a RawValue>,
-    result: Option<&'a RawValue>,
-    error: Option<&'a RawValue>,
-}
-
-/// The envelope field a key names.
-pub(super) enum Field {
-    Jsonrpc,
-    Id,
-    Method,
-    Params,
-    Result,
-    Error,
-    Other,
-}
-
-impl<'de> Deserialize<'de> for Field {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Field, D::Error> {
-        struct Names;
-        impl Visitor<'_> for Names {
-            type Value = Field;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a field name")
-            }
-            fn visit_bytes<E: serde::de::Error>(self, key: &[u8]) -> Result<Field, E> {
-                Ok(match key {
-                    b"jsonrpc" => Field::Jsonrpc,
-                    b"id" => Field::Id,
-                    b"method" => Field::Method,
-                    b"params" => Field::Params,
-                    b"result" => Field::Result,
-                    b"error" => Field::Error,
-                    _ => Field::Other,
-                })
-            }
-        }
-        // As bytes: serde_json then decodes escapes without refusing a lone
-        // surrogate, which no envelope name holds (the lone-surrogate rule,
-        // docs/protocol.md: a name is matched, never decoded to text).
-        d.deserialize_bytes(Names)
-    }
-}
-
-impl<'de> Deserialize<'de> for Envelope<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Envelope<'de>, D::Error> {
-        struct Fields;
-        impl<'de> Visitor<'de> for Fields {
-            type Value = Envelope<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a JSON object")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Envelope<'de>, A::Error> {
-                let mut e = Envelope::default();
-                while let Some(field) = map.next_key::<Field>()? {
-                    let value: &'de RawValue = map.next_value()?;
-                    let slot = match field {
-                        Field::Jsonrpc => &mut e.jsonrpc,
-                        Field::Id => &mut e.id,
-                        Field::Method => &mut e.method,
-                        Field::Params => &mut e.params,
-                        Field::Result => &mut e.result,
-                        Field::Error => &mut e.error,
-                        Field::Other => continue,
-                    };
-                    *slot = Some(value);
-                }
-                Ok(e)
-            }
-        }
-        d.deserialize_map(Fields)
-    }
-}
-
 /// Parses a raw value that is known to be valid JSON, refusing one that
 /// holds more than [`MAX_VALUES`] values (`field` names it in the error).
-pub(super) fn parse_value(raw: &RawValue, id: &Id, field: &str) -> Result<Value, Reject> {
-    let count = value_count(raw.get());
+pub(super) fn parse_value(raw: &str, id: &Id, field: &str) -> Result<Value, Reject> {
+    let count = value_count(raw);
     if count > MAX_VALUES {
         let message = format!(
             "\"{field}\" holds about {count} JSON values; at most {MAX_VALUES} are parsed (send fewer, larger values)"
@@ -330,7 +243,7 @@ pub(super) fn parse_value(raw: &RawValue, id: &Id, field: &str) -> Result<Value,
             error: error.with_data(serde_json::json!({"limit": MAX_VALUES})),
         });
     }
-    serde_json::from_str(raw.get()).map_err(|e| Reject::null(RpcError::parse(e)))
+    serde_json::from_str(raw).map_err(|e| Reject::null(RpcError::parse(e)))
 }
 
 /// One message classified from its envelope alone: `params`, `result` and
@@ -345,21 +258,21 @@ pub enum Head<'a> {
         /// The method name (borrowed from the frame unless it has escapes).
         method: std::borrow::Cow<'a, str>,
         /// `params`, if present (an array or an object).
-        params: Option<&'a RawValue>,
+        params: Option<&'a str>,
     },
     /// A call without an id.
     Notification {
         /// The method name (borrowed from the frame unless it has escapes).
         method: std::borrow::Cow<'a, str>,
         /// `params`, if present (an array or an object).
-        params: Option<&'a RawValue>,
+        params: Option<&'a str>,
     },
     /// An answer to a request.
     Response {
         /// The id it answers.
         id: Id,
         /// `Ok(result)` or `Err(error object)`, raw.
-        outcome: Result<&'a RawValue, &'a RawValue>,
+        outcome: Result<&'a str, &'a str>,
     },
 }
 
@@ -387,15 +300,12 @@ impl Head<'_> {
 }
 
 /// Parses raw `params` (see [`parse_value`]); `id` is the id to refuse under.
-pub fn parse_params(params: Option<&RawValue>, id: &Id) -> Result<Option<Value>, Reject> {
+pub fn parse_params(params: Option<&str>, id: &Id) -> Result<Option<Value>, Reject> {
     params.map(|raw| parse_value(raw, id, "params")).transpose()
 }
 
 /// Parses a raw response's `result` or `error` object (see [`parse_value`]).
-pub fn parse_outcome(
-    outcome: Result<&RawValue, &RawValue>,
-    id: &Id,
-) -> Result<Result<Value, Value>, Reject> {
+pub fn parse_outcome(outcome: Result<&str, &str>, id: &Id) -> Result<Result<Value, Value>, Reject> {
     Ok(match outcome {
         Ok(raw) => Ok(parse_value(raw, id, "result")?),
         Err(raw) => Err(parse_value(raw, id, "error")?),
@@ -410,23 +320,32 @@ pub fn classify_member(text: &str) -> Result<Message, Reject> {
 }
 
 /// Classifies one JSON value from its envelope, leaving `params`, `result`
-/// and `error` raw (see [`Head`]). The text must be valid JSON (checked by
-/// [`open`], or by the envelope parse itself for a backend line).
+/// and `error` raw (see [`Head`]): one [`scan`] of the text, which also
+/// checks it (a backend line is read only through this).
 pub fn head(text: &str) -> Result<Head<'_>, Reject> {
     if !text.trim_start_matches(JSON_WS).starts_with('{') {
-        return Err(Reject::null(RpcError::invalid_request(
-            "a message must be a JSON object",
-        )));
+        return Err(not_an_object());
     }
-    let envelope: Envelope<'_> =
-        serde_json::from_str(text).map_err(|e| Reject::null(RpcError::parse(e)))?;
+    match scan(text, Surrogates::Allow) {
+        Some(Scanned::Object(spans)) => head_of(text, &spans),
+        _ => Err(explain_envelope(text)),
+    }
+}
+
+fn not_an_object() -> Reject {
+    Reject::null(RpcError::invalid_request("a message must be a JSON object"))
+}
+
+/// The message an object's envelope says it is.
+fn head_of<'a>(text: &'a str, spans: &Spans) -> Result<Head<'a>, Reject> {
+    let field = |span: &Option<std::ops::Range<usize>>| span.clone().map(|r| &text[r]);
     // The id, when present and well-formed, is echoed even in an error so the
     // client can match it; a malformed id is answered under `null`.
-    let id = match envelope.id {
+    let id = match field(&spans.id) {
         None => None,
-        Some(raw) => match Id::from_raw(raw) {
+        Some(raw) => match Id::from_json(raw) {
             Some(id) => Some(id),
-            None if raw.get().starts_with('"') => return Err(lone_surrogate_in("id")),
+            None if raw.starts_with('"') => return Err(lone_surrogate_in("id")),
             None => {
                 return Err(Reject::null(RpcError::invalid_request(
                     "\"id\" must be a string, a number or null",
@@ -434,29 +353,27 @@ pub fn head(text: &str) -> Result<Head<'_>, Reject> {
             }
         },
     };
-    let answer_id = id.clone().unwrap_or(Id::Null);
-    let reject = |reason: &str| Reject {
-        id: answer_id.clone(),
+    let reject = |id: &Option<Id>, reason: &str| Reject {
+        id: id.clone().unwrap_or(Id::Null),
         error: RpcError::invalid_request(reason),
     };
-    let version_ok = envelope.jsonrpc.is_some_and(|raw| {
-        raw.get() == "\"2.0\""
-            || serde_json::from_str::<String>(raw.get()).is_ok_and(|v| v == "2.0")
+    let version_ok = field(&spans.jsonrpc).is_some_and(|raw| {
+        raw == "\"2.0\"" || serde_json::from_str::<String>(raw).is_ok_and(|v| v == "2.0")
     });
     if !version_ok {
-        return Err(reject("\"jsonrpc\" must be exactly \"2.0\""));
+        return Err(reject(&id, "\"jsonrpc\" must be exactly \"2.0\""));
     }
-    if let Some(method) = envelope.method {
+    if let Some(method) = field(&spans.method) {
         let Some(method) = json_str(method) else {
-            if method.get().starts_with('"') {
+            if method.starts_with('"') {
                 return Err(lone_surrogate_in("method"));
             }
-            return Err(reject("\"method\" must be a string"));
+            return Err(reject(&id, "\"method\" must be a string"));
         };
-        let params = match envelope.params {
+        let params = match field(&spans.params) {
             None => None,
-            Some(raw) if raw.get().starts_with(['[', '{']) => Some(raw),
-            Some(_) => return Err(reject("\"params\" must be an array or an object")),
+            Some(raw) if raw.starts_with(['[', '{']) => Some(raw),
+            Some(_) => return Err(reject(&id, "\"params\" must be an array or an object")),
         };
         return Ok(match id {
             Some(id) => Head::Request { id, method, params },
@@ -465,19 +382,21 @@ pub fn head(text: &str) -> Result<Head<'_>, Reject> {
     }
     let Some(id) = id else {
         return Err(reject(
+            &None,
             "a message needs \"method\" (a call) or \"id\" (a response)",
         ));
     };
-    match (envelope.result, envelope.error) {
+    match (field(&spans.result), field(&spans.error)) {
         (Some(result), None) => Ok(Head::Response {
             id,
             outcome: Ok(result),
         }),
-        (None, Some(error)) if error.get().starts_with('{') => Ok(Head::Response {
+        (None, Some(error)) if error.starts_with('{') => Ok(Head::Response {
             id,
             outcome: Err(error),
         }),
         _ => Err(reject(
+            &Some(id),
             "a response needs exactly one of \"result\" or an \"error\" object",
         )),
     }
@@ -487,25 +406,18 @@ pub fn head(text: &str) -> Result<Head<'_>, Reject> {
 pub fn contains_error(line: &[u8]) -> bool {
     std::str::from_utf8(line)
         .ok()
-        .and_then(|text| serde_json::from_str::<Envelope<'_>>(text).ok())
-        .is_some_and(|e| e.error.is_some())
+        .and_then(|text| scan(text, Surrogates::Allow))
+        .is_some_and(|scanned| matches!(scanned, Scanned::Object(spans) if spans.error.is_some()))
 }
 
-/// A raw JSON string's value: borrowed when it has no escapes, `None` when
-/// the value is not a string.
-pub fn json_str(raw: &RawValue) -> Option<std::borrow::Cow<'_, str>> {
-    let text = raw.get();
-    let inner = text.strip_prefix('"')?.strip_suffix('"')?;
+/// A JSON string's value, from its text: borrowed when it has no escapes,
+/// `None` when the text is not a string (or holds a lone surrogate).
+pub fn json_str(raw: &str) -> Option<std::borrow::Cow<'_, str>> {
+    let inner = raw.strip_prefix('"')?.strip_suffix('"')?;
     if !inner.contains('\\') {
         return Some(std::borrow::Cow::Borrowed(inner));
     }
-    serde_json::from_str::<String>(text)
+    serde_json::from_str::<String>(raw)
         .ok()
         .map(std::borrow::Cow::Owned)
-}
-
-/// Where a raw value sits inside the text it was borrowed from.
-pub fn span_in(outer: &str, inner: &RawValue) -> std::ops::Range<usize> {
-    let start = inner.get().as_ptr() as usize - outer.as_ptr() as usize;
-    start..start + inner.get().len()
 }

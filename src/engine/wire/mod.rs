@@ -22,8 +22,10 @@
 //!
 //! * `id`: request ids, echoed as sent and matched by value ([`Id`]);
 //! * `error`: error codes, errors, and refusals ([`RpcError`], [`Reject`]);
-//! * `scan`: whole-frame checks that build nothing (UTF-8, syntax, escapes,
-//!   depth, raw control bytes, value counts);
+//! * `scan`: the one pass over a frame that checks it and finds its
+//!   envelope's fields, building and copying nothing;
+//! * `reference`: serde_json's verdicts, which the scanner is fuzzed
+//!   against and which word every parse error; value counts and depth;
 //! * `decode`: frames opened into a message or a batch, messages classified
 //!   from their envelope ([`head`], [`Head`]);
 //! * `encode`: answers, events and requests written as line-safe JSON.
@@ -32,6 +34,7 @@ mod decode;
 mod encode;
 mod error;
 mod id;
+mod reference;
 mod scan;
 #[cfg(test)]
 mod tests;
@@ -40,6 +43,7 @@ pub use self::decode::*;
 pub use self::encode::*;
 pub use self::error::*;
 pub use self::id::*;
+pub use self::reference::*;
 pub use self::scan::*;
 
 /// The protocol version announced in `gateway.ready`. Bumped only on an

@@ -1,159 +1,541 @@
-//! Whole-frame checks without building anything: UTF-8, JSON syntax,
-//! escapes, nesting depth, raw control bytes, and how many values a text holds.
+//! The one pass over a frame: JSON syntax, string escapes, raw control
+//! bytes and nesting depth checked together, and an object's envelope
+//! fields (`jsonrpc`, `id`, `method`, `params`, `result`, `error`) found as
+//! spans of the text, without building or copying anything.
+//!
+//! The input is `&str`, so UTF-8 was checked before (by std's validator,
+//! word at a time); inside strings the scanner skips non-ASCII bytes as
+//! they are, and outside strings any of them is a syntax error.
+//!
+//! The scanner only says yes or no. Its "yes" must be exactly the
+//! reference verdict (serde_json's, in `reference.rs`, which the gateway
+//! used before): the `scan` fuzz target compares the two on every input,
+//! and the table in `tests.rs` pins the cases by name. On "no", the caller
+//! asks the reference what is wrong, so every parse error keeps serde_json's
+//! words.
 
-use std::fmt;
+use std::ops::Range;
 
-use serde::de::{Deserializer, MapAccess, SeqAccess, Visitor};
-use serde::Deserialize;
+use super::MAX_DEPTH;
 
-use super::*;
-
-/// Deepest nesting of arrays and objects a frame may have: serde_json's own
-/// recursion limit (127 levels parse, 128 do not), checked over the whole
-/// frame before anything is read from it raw.
-pub const MAX_DEPTH: usize = 127;
-
-/// What one pass over JSON text finds outside what serde_json's skipping
-/// checks: how deep arrays and objects nest, and whether a string holds a
-/// raw control byte (JSON allows them only escaped; a member name read as
-/// bytes is not checked for them by serde_json).
+/// What a lone surrogate (a `\u` escape of half a UTF-16 pair) in a string
+/// does to the verdict: the lone-surrogate rule in docs/protocol.md.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Shape {
-    /// The deepest nesting of arrays and objects.
-    pub depth: usize,
-    /// A byte below 0x20 inside a string.
-    pub raw_control: bool,
+pub enum Surrogates {
+    /// Refused anywhere: the frame is read as text.
+    Refuse,
+    /// Allowed: the frame is forwarded as it came (a backend reads it); a
+    /// field the gateway itself reads (`id`, `method`) is checked when read.
+    Allow,
 }
 
-/// [`Shape`] of JSON text, in one pass.
-pub fn shape(text: &str) -> Shape {
-    let (mut depth, mut deepest, mut raw_control) = (0usize, 0usize, false);
-    walk(
-        text,
-        |b| match b {
-            b'[' | b'{' => {
-                depth += 1;
-                deepest = deepest.max(depth);
-            }
-            b']' | b'}' => depth = depth.saturating_sub(1),
-            _ => {}
-        },
-        |b| raw_control |= b < 0x20,
-    );
-    Shape {
-        depth: deepest,
-        raw_control,
-    }
+/// The envelope of one JSON object: where each field's value sits in the
+/// text. A repeated field keeps its last value, as a JSON object would;
+/// unknown fields are skipped.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Spans {
+    /// `jsonrpc`.
+    pub jsonrpc: Option<Range<usize>>,
+    /// `id`.
+    pub id: Option<Range<usize>>,
+    /// `method`.
+    pub method: Option<Range<usize>>,
+    /// `params`.
+    pub params: Option<Range<usize>>,
+    /// `result`.
+    pub result: Option<Range<usize>>,
+    /// `error`.
+    pub error: Option<Range<usize>>,
 }
 
-/// Calls `f` with every byte of JSON text that is outside a string.
-pub(super) fn for_each_structural(text: &str, f: impl FnMut(u8)) {
-    walk(text, f, |_| {});
+/// What a valid frame is, at its top level.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scanned {
+    /// An object, with its envelope.
+    Object(Spans),
+    /// An array.
+    Array,
+    /// A string, number, `true`, `false` or `null`.
+    Scalar,
 }
 
-/// The one string-aware walk over JSON text: `outside` gets every byte
-/// outside a string, `inside` every byte of a string's contents that is not
-/// part of an escape (nor a quote).
-pub(super) fn walk(text: &str, mut outside: impl FnMut(u8), mut inside: impl FnMut(u8)) {
-    let (mut in_string, mut escaped) = (false, false);
-    for &b in text.as_bytes() {
-        if in_string {
-            match b {
-                _ if escaped => escaped = false,
-                b'\\' => escaped = true,
-                b'"' => in_string = false,
-                _ => inside(b),
-            }
-        } else if b == b'"' {
-            in_string = true;
+/// Scans one JSON text: `None` if it is not valid JSON, nests past
+/// [`MAX_DEPTH`], or (with [`Surrogates::Refuse`]) holds a lone surrogate.
+pub fn scan(text: &str, surrogates: Surrogates) -> Option<Scanned> {
+    Scanner::new(text, surrogates == Surrogates::Allow, MAX_DEPTH).top()
+}
+
+/// [`scan`] of a line from a backend, which the gateway forwards and never
+/// parses: lone surrogates allowed and no depth limit (a backend may nest
+/// deeper than a client may; only the gateway's own parses need the bound).
+pub fn scan_line(text: &str) -> Option<Scanned> {
+    Scanner::new(text, true, usize::MAX).top()
+}
+
+/// The members of the object at `object` in `text` (valid JSON): each
+/// member's name as the envelope fields are named (`None` when it is not
+/// short ASCII: see [`short_name`]) and its value's span.
+pub fn members(
+    text: &str,
+    object: Range<usize>,
+) -> impl Iterator<Item = (Option<ShortName>, Range<usize>)> + '_ {
+    let mut s = Scanner::new(text, true, usize::MAX);
+    s.i = object.start + 1;
+    let mut done = false;
+    std::iter::from_fn(move || {
+        if done {
+            return None;
+        }
+        s.ws();
+        if s.peek()? != b'"' {
+            done = true;
+            return None;
+        }
+        let key_start = s.i + 1;
+        let escaped = s.string()?;
+        let name = short_name(&s.b[key_start..s.i - 1], escaped);
+        s.expect(b':')?;
+        s.ws();
+        let start = s.i;
+        s.value()?;
+        let value = start..s.i;
+        s.ws();
+        if s.peek() == Some(b',') {
+            s.i += 1;
         } else {
-            outside(b);
+            done = true;
+        }
+        Some((name, value))
+    })
+}
+
+/// The elements of the array at `array` in `text` (valid JSON), as spans.
+pub fn elements(text: &str, array: Range<usize>) -> impl Iterator<Item = Range<usize>> + '_ {
+    let mut s = Scanner::new(text, true, usize::MAX);
+    s.i = array.start + 1;
+    let mut done = false;
+    std::iter::from_fn(move || {
+        if done {
+            return None;
+        }
+        s.ws();
+        if s.peek()? == b']' {
+            done = true;
+            return None;
+        }
+        let start = s.i;
+        s.value()?;
+        let value = start..s.i;
+        s.ws();
+        if s.peek() == Some(b',') {
+            s.i += 1;
+        } else {
+            done = true;
+        }
+        Some(value)
+    })
+}
+
+/// A member name of at most 8 ASCII bytes, escapes decoded: enough for
+/// every name the gateway looks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShortName {
+    bytes: [u8; 8],
+    len: usize,
+}
+
+impl ShortName {
+    /// The name's bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
+}
+
+/// The name a raw (still escaped, when `escaped`) member name spells, when
+/// it is short ASCII without control characters: `\u0069d` is `id`.
+pub fn short_name(raw: &[u8], escaped: bool) -> Option<ShortName> {
+    let mut name = ShortName {
+        bytes: [0; 8],
+        len: 0,
+    };
+    if !escaped {
+        if raw.len() > name.bytes.len() {
+            return None;
+        }
+        name.bytes[..raw.len()].copy_from_slice(raw);
+        name.len = raw.len();
+        return Some(name);
+    }
+    let mut i = 0;
+    while i < raw.len() {
+        let c = match raw[i] {
+            b'\\' => {
+                let (c, used) = match raw[i + 1] {
+                    b'u' => (hex4(&raw[i + 2..i + 6]).unwrap_or(0x100), 6),
+                    b'"' => (u32::from(b'"'), 2),
+                    b'\\' => (u32::from(b'\\'), 2),
+                    b'/' => (u32::from(b'/'), 2),
+                    // \b \f \n \r \t: control characters, in no name we read.
+                    _ => (0, 2),
+                };
+                i += used;
+                c
+            }
+            c => {
+                i += 1;
+                u32::from(c)
+            }
+        };
+        if !(0x20..=0x7f).contains(&c) || name.len == name.bytes.len() {
+            return None;
+        }
+        name.bytes[name.len] = c as u8;
+        name.len += 1;
+    }
+    Some(name)
+}
+
+impl<'a> Scanner<'a> {
+    fn new(text: &'a str, allow_lone: bool, max_depth: usize) -> Scanner<'a> {
+        Scanner {
+            b: text.as_bytes(),
+            i: 0,
+            allow_lone,
+            max_depth,
+            spill: Vec::new(),
         }
     }
-}
 
-/// JSON's four whitespace characters.
-pub(super) const JSON_WS: &[char] = &[' ', '\t', '\n', '\r'];
-
-/// UTF-8, JSON syntax, string escapes and nesting depth, for the whole
-/// frame, without building anything: the same verdict as parsing it into a
-/// `Value`, at a fraction of the cost.
-pub(super) fn check(frame: Vec<u8>) -> Result<String, Reject> {
-    let text = String::from_utf8(frame).map_err(|e| {
-        Reject::null(RpcError::parse(format_args!(
-            "invalid UTF-8 at byte {}",
-            e.utf8_error().valid_up_to()
-        )))
-    })?;
-    serde_json::from_str::<Checked>(&text).map_err(|e| Reject::null(RpcError::parse(e)))?;
-    Ok(text)
-}
-
-/// Any JSON value, visited in full and kept nowhere. Unlike `IgnoredAny`
-/// (which skips strings without checking their escapes and has no depth
-/// limit), this goes through `deserialize_any`, so serde_json validates
-/// every escape and applies its recursion limit ([`MAX_DEPTH`]).
-pub(super) struct Checked;
-
-impl<'de> Deserialize<'de> for Checked {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Checked, D::Error> {
-        d.deserialize_any(CheckedVisitor)
+    /// The whole text: one value, whitespace around it.
+    fn top(mut self) -> Option<Scanned> {
+        let s = &mut self;
+        s.ws();
+        let scanned = match s.peek()? {
+            b'{' => Scanned::Object(s.envelope()?),
+            b'[' => {
+                s.value()?;
+                Scanned::Array
+            }
+            _ => {
+                s.value()?;
+                Scanned::Scalar
+            }
+        };
+        s.ws();
+        (s.i == s.b.len()).then_some(scanned)
     }
 }
 
-pub(super) struct CheckedVisitor;
+/// The end of the JSON value that starts at `from` (whitespace before it
+/// allowed), in text already known to be valid: a batch member's extent.
+pub(super) fn value_end(text: &str, from: usize) -> Option<usize> {
+    let mut s = Scanner::new(text, true, usize::MAX);
+    s.i = from;
+    s.ws();
+    s.value()?;
+    Some(s.i)
+}
 
-impl<'de> Visitor<'de> for CheckedVisitor {
-    type Value = Checked;
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("any JSON value")
+/// Byte classes inside a string.
+const PLAIN: u8 = 0;
+const QUOTE: u8 = 1;
+const BACKSLASH: u8 = 2;
+const CONTROL: u8 = 3;
+
+/// The class of every byte inside a string: below U+0020 must be escaped,
+/// `"` ends it, `\` starts an escape, anything else (non-ASCII included,
+/// already valid UTF-8) is taken as it is.
+const STRING_CLASS: [u8; 256] = {
+    let mut table = [PLAIN; 256];
+    let mut b = 0;
+    while b < 0x20 {
+        table[b] = CONTROL;
+        b += 1;
     }
-    fn visit_bool<E>(self, _: bool) -> Result<Checked, E> {
-        Ok(Checked)
+    table[b'"' as usize] = QUOTE;
+    table[b'\\' as usize] = BACKSLASH;
+    table
+};
+
+/// Four hex digits' value.
+fn hex4(digits: &[u8]) -> Option<u32> {
+    let mut v = 0u32;
+    for &d in digits {
+        let n = match d {
+            b'0'..=b'9' => d - b'0',
+            b'a'..=b'f' => d - b'a' + 10,
+            b'A'..=b'F' => d - b'A' + 10,
+            _ => return None,
+        };
+        v = v << 4 | u32::from(n);
     }
-    fn visit_i64<E>(self, _: i64) -> Result<Checked, E> {
-        Ok(Checked)
+    Some(v)
+}
+
+struct Scanner<'a> {
+    b: &'a [u8],
+    i: usize,
+    allow_lone: bool,
+    /// Deepest nesting allowed.
+    max_depth: usize,
+    /// The open containers past the 128 a `u128` holds (a backend line
+    /// may nest without limit).
+    spill: Vec<u8>,
+}
+
+impl Scanner<'_> {
+    #[inline]
+    fn peek(&self) -> Option<u8> {
+        self.b.get(self.i).copied()
     }
-    fn visit_u64<E>(self, _: u64) -> Result<Checked, E> {
-        Ok(Checked)
-    }
-    fn visit_f64<E>(self, _: f64) -> Result<Checked, E> {
-        Ok(Checked)
-    }
-    fn visit_str<E>(self, _: &str) -> Result<Checked, E> {
-        Ok(Checked)
-    }
-    fn visit_unit<E>(self) -> Result<Checked, E> {
-        Ok(Checked)
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Checked, A::Error> {
-        while seq.next_element::<Checked>()?.is_some() {}
-        Ok(Checked)
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Checked, A::Error> {
-        // With `arbitrary_precision` a number arrives as a one-entry map.
-        while map.next_key::<Checked>()?.is_some() {
-            map.next_value::<Checked>()?;
+
+    #[inline]
+    fn ws(&mut self) {
+        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.b.get(self.i) {
+            self.i += 1;
         }
-        Ok(Checked)
     }
-}
 
-/// Most JSON values (elements, members and their keys) that `params`,
-/// `result` or `error` may hold. A parsed value costs up to ~80 bytes
-/// whatever its text, so a 16 MiB frame of `[1,1,1,...]` would become a
-/// tree of over half a gigabyte; 100,000 values cost a few MiB at most,
-/// and no method needs more (a command line has at most a few thousand).
-pub const MAX_VALUES: usize = 100_000;
+    /// Consumes `byte` after optional whitespace.
+    #[inline]
+    fn expect(&mut self, byte: u8) -> Option<()> {
+        self.ws();
+        (self.peek()? == byte).then(|| self.i += 1)
+    }
 
-/// An upper bound on the number of JSON values in valid JSON text: one,
-/// plus one per `,`, `:`, `[` and `{` outside strings.
-pub(super) fn value_count(text: &str) -> usize {
-    let mut count = 1usize;
-    for_each_structural(text, |b| {
-        if matches!(b, b',' | b':' | b'[' | b'{') {
-            count += 1;
+    /// The top-level object, its envelope fields recorded: `self.i` is at `{`.
+    fn envelope(&mut self) -> Option<Spans> {
+        let mut spans = Spans::default();
+        self.i += 1;
+        self.ws();
+        if self.peek()? == b'}' {
+            self.i += 1;
+            return Some(spans);
         }
-    });
-    count
+        loop {
+            self.ws();
+            if self.peek()? != b'"' {
+                return None;
+            }
+            let key_start = self.i + 1;
+            let escaped = self.string()?;
+            let name = short_name(&self.b[key_start..self.i - 1], escaped);
+            self.expect(b':')?;
+            self.ws();
+            let start = self.i;
+            self.value_at(1)?;
+            let slot = match name.as_ref().map(ShortName::as_bytes) {
+                Some(b"jsonrpc") => &mut spans.jsonrpc,
+                Some(b"id") => &mut spans.id,
+                Some(b"method") => &mut spans.method,
+                Some(b"params") => &mut spans.params,
+                Some(b"result") => &mut spans.result,
+                Some(b"error") => &mut spans.error,
+                _ => &mut None,
+            };
+            *slot = Some(start..self.i);
+            self.ws();
+            match self.peek()? {
+                b',' => self.i += 1,
+                b'}' => {
+                    self.i += 1;
+                    return Some(spans);
+                }
+                _ => return None,
+            }
+        }
+    }
+
+    /// One value at the top level.
+    fn value(&mut self) -> Option<()> {
+        self.value_at(0)
+    }
+
+    /// One value inside `depth` open containers, iteratively: a bit per
+    /// open container (1 for an object) is the stack, the innermost 128 in
+    /// a `u128` (enough for [`MAX_DEPTH`]), any deeper ones spilled.
+    fn value_at(&mut self, depth: usize) -> Option<()> {
+        const _: () = assert!(MAX_DEPTH < 128);
+        let mut stack: u128 = 0;
+        let mut open = 0usize;
+        'value: loop {
+            // A value starts here.
+            match self.peek()? {
+                b'"' => {
+                    self.string()?;
+                }
+                c @ (b'{' | b'[') => {
+                    if depth + open + 1 > self.max_depth {
+                        return None;
+                    }
+                    self.i += 1;
+                    self.ws();
+                    let object = c == b'{';
+                    let close = if object { b'}' } else { b']' };
+                    if self.peek()? == close {
+                        self.i += 1;
+                    } else {
+                        if open >= 128 {
+                            self.spill.push((stack >> 127) as u8);
+                        }
+                        stack = stack << 1 | u128::from(object);
+                        open += 1;
+                        if object {
+                            self.key()?;
+                        }
+                        continue 'value;
+                    }
+                }
+                b't' => self.literal(b"true")?,
+                b'f' => self.literal(b"false")?,
+                b'n' => self.literal(b"null")?,
+                b'-' | b'0'..=b'9' => self.number()?,
+                _ => return None,
+            }
+            // A value ended: close containers until one takes another value.
+            loop {
+                if open == 0 {
+                    return Some(());
+                }
+                self.ws();
+                let object = stack & 1 == 1;
+                match self.peek()? {
+                    b',' => {
+                        self.i += 1;
+                        self.ws();
+                        if object {
+                            self.key()?;
+                        }
+                        continue 'value;
+                    }
+                    b'}' if object => {}
+                    b']' if !object => {}
+                    _ => return None,
+                }
+                self.i += 1;
+                stack >>= 1;
+                open -= 1;
+                if open >= 128 {
+                    stack |= u128::from(self.spill.pop().unwrap_or(0)) << 127;
+                }
+            }
+        }
+    }
+
+    /// A member's key and its `:`, leaving `self.i` at the value: after `{`
+    /// or `,` (whitespace skipped).
+    #[inline]
+    fn key(&mut self) -> Option<()> {
+        if self.peek()? != b'"' {
+            return None;
+        }
+        self.string()?;
+        self.expect(b':')?;
+        self.ws();
+        Some(())
+    }
+
+    fn literal(&mut self, word: &[u8]) -> Option<()> {
+        let end = self.i + word.len();
+        (self.b.get(self.i..end)? == word).then(|| self.i = end)
+    }
+
+    /// `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`; what follows is
+    /// checked by the caller (a delimiter or the end).
+    fn number(&mut self) -> Option<()> {
+        if self.peek() == Some(b'-') {
+            self.i += 1;
+        }
+        match self.peek()? {
+            b'0' => self.i += 1,
+            b'1'..=b'9' => self.digits(),
+            _ => return None,
+        }
+        if self.peek() == Some(b'.') {
+            self.i += 1;
+            self.some_digits()?;
+        }
+        if let Some(b'e' | b'E') = self.peek() {
+            self.i += 1;
+            if let Some(b'+' | b'-') = self.peek() {
+                self.i += 1;
+            }
+            self.some_digits()?;
+        }
+        Some(())
+    }
+
+    #[inline]
+    fn digits(&mut self) {
+        while let Some(b'0'..=b'9') = self.b.get(self.i) {
+            self.i += 1;
+        }
+    }
+
+    fn some_digits(&mut self) -> Option<()> {
+        let start = self.i;
+        self.digits();
+        (self.i > start).then_some(())
+    }
+
+    /// A string, `self.i` at its opening quote; leaves `self.i` after the
+    /// closing one. Returns whether it held an escape.
+    #[inline]
+    fn string(&mut self) -> Option<bool> {
+        self.i += 1;
+        let mut escaped = false;
+        loop {
+            // The common run: bytes that need nothing.
+            let rest = self.b.get(self.i..)?;
+            let run = rest
+                .iter()
+                .position(|&c| STRING_CLASS[usize::from(c)] != PLAIN)?;
+            self.i += run;
+            match STRING_CLASS[usize::from(self.b[self.i])] {
+                QUOTE => {
+                    self.i += 1;
+                    return Some(escaped);
+                }
+                BACKSLASH => {
+                    escaped = true;
+                    self.escape()?;
+                }
+                _ => return None,
+            }
+        }
+    }
+
+    /// One escape, `self.i` at its backslash.
+    fn escape(&mut self) -> Option<()> {
+        match *self.b.get(self.i + 1)? {
+            b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => {
+                self.i += 2;
+                Some(())
+            }
+            b'u' => {
+                let unit = hex4(self.b.get(self.i + 2..self.i + 6)?)?;
+                self.i += 6;
+                match unit {
+                    0xD800..=0xDBFF => {
+                        // A high surrogate pairs with a low one that follows.
+                        let low = self
+                            .b
+                            .get(self.i..self.i + 6)
+                            .filter(|e| e.starts_with(b"\\u"))
+                            .and_then(|e| hex4(&e[2..]));
+                        match low {
+                            Some(0xDC00..=0xDFFF) => {
+                                self.i += 6;
+                                Some(())
+                            }
+                            _ => self.allow_lone.then_some(()),
+                        }
+                    }
+                    0xDC00..=0xDFFF => self.allow_lone.then_some(()),
+                    _ => Some(()),
+                }
+            }
+            _ => None,
+        }
+    }
 }

@@ -62,7 +62,7 @@ fn params_with_too_many_values_are_refused_before_parsing() {
 fn a_batch_is_walked_member_by_member() {
     let frame = br#" [ 1 , {"jsonrpc":"2.0","method":"m","id":"a"},
         {"jsonrpc":"2.0","method":"n","params":[[1],{"x":"]"}]} ] "#;
-    let Opened::Batch(mut members) = open(frame.to_vec()) else {
+    let Opened::Batch(mut members) = open(frame) else {
         panic!("a batch")
     };
     assert!(members.next().unwrap().is_err());
@@ -72,7 +72,7 @@ fn a_batch_is_walked_member_by_member() {
     };
     assert_eq!(params, Some(json!([[1], {"x": "]"}])));
     assert!(members.next().is_none() && members.next().is_none());
-    let Opened::Single(Err(r)) = open(b" [ ] ".to_vec()) else {
+    let Opened::Single(Err(r)) = open(b" [ ] ") else {
         panic!("empty batch")
     };
     assert_eq!(r.error.code, ErrorCode::InvalidRequest);
@@ -201,8 +201,8 @@ fn error_frames_are_valid_json_rpc() {
 
 #[test]
 fn forwarding_checks_a_single_frame_in_one_pass_with_the_same_verdicts() {
-    let verdict = |frame: &str| match open_forwarding(frame.as_bytes().to_vec()) {
-        Opened::Single(Ok(text)) => head(&text).map(|_| ()).map_err(|r| r.error.code),
+    let verdict = |frame: &str| match open_forwarding(frame.as_bytes()) {
+        Opened::Single(Ok(frame)) => frame.head().map(|_| ()).map_err(|r| r.error.code),
         Opened::Single(Err(r)) => Err(r.error.code),
         Opened::Batch(_) => Ok(()),
     };
@@ -235,11 +235,11 @@ fn forwarding_checks_a_single_frame_in_one_pass_with_the_same_verdicts() {
     );
     assert_eq!(verdict(&ok), Ok(()));
     assert!(matches!(
-        open_forwarding(b"\xff{}".to_vec()),
+        open_forwarding(b"\xff{}"),
         Opened::Single(Err(_)) | Opened::Batch(_)
     ));
     assert!(
-        matches!(open_forwarding(b"{\"a\":\"\xff\"}".to_vec()), Opened::Single(Err(r)) if r.error.code == ErrorCode::ParseError)
+        matches!(open_forwarding(b"{\"a\":\"\xff\"}"), Opened::Single(Err(r)) if r.error.code == ErrorCode::ParseError)
     );
     // Not an object: the full check, as without a backend.
     assert_eq!(verdict("42 x"), Err(ErrorCode::ParseError));
@@ -249,8 +249,8 @@ fn forwarding_checks_a_single_frame_in_one_pass_with_the_same_verdicts() {
 /// gateway reads, passed as it came in what it forwards.
 #[test]
 fn a_lone_surrogate_is_refused_where_read_and_forwarded_where_not() {
-    let forwarding = |frame: &str| match open_forwarding(frame.as_bytes().to_vec()) {
-        Opened::Single(Ok(text)) => head(&text).map(|_| ()).map_err(|r| r.error.code),
+    let forwarding = |frame: &str| match open_forwarding(frame.as_bytes()) {
+        Opened::Single(Ok(frame)) => frame.head().map(|_| ()).map_err(|r| r.error.code),
         Opened::Single(Err(r)) => Err(r.error.code),
         Opened::Batch(mut members) => {
             while members.next_member().is_some() {}
@@ -306,4 +306,194 @@ fn a_lone_surrogate_is_refused_where_read_and_forwarded_where_not() {
         assert_eq!(forwarding(bad), parse_error, "{bad}");
     }
     assert_eq!(forwarding("  []"), Err(ErrorCode::InvalidRequest));
+}
+
+/// Every verdict the scanner must give, by name: `(case, frame, accepted
+/// when read as text, accepted when forwarded to a backend)`. The scanner's
+/// verdict and the reference's (serde_json, as the gateway checked before
+/// the scanner) must both match the table.
+fn verdict_table() -> Vec<(String, Vec<u8>, bool, bool)> {
+    let nested = |n: usize, open: &str, close: &str| {
+        format!("{}{}", open.repeat(n), close.repeat(n)).into_bytes()
+    };
+    let objects = |n: usize| {
+        let mut s = "{\"a\":".repeat(n - 1);
+        s.push_str("{}");
+        s.push_str(&"}".repeat(n - 1));
+        s.into_bytes()
+    };
+    let fixed: &[(&str, &[u8], bool, bool)] = &[
+        ("empty object", b"{}", true, true),
+        (
+            "a request",
+            br#"{"jsonrpc":"2.0","method":"m","id":1}"#,
+            true,
+            true,
+        ),
+        ("whitespace around", b" \t\r\n{} \r\t ", true, true),
+        ("a string alone", br#""str""#, true, true),
+        ("a number alone", b"-12.5e+3", true, true),
+        ("1e400 (kept as text)", b"[1e400]", true, true),
+        ("-0", b"[-0]", true, true),
+        (
+            "a 400-digit integer",
+            format!("[{}]", "9".repeat(400)).leak().as_bytes(),
+            true,
+            true,
+        ),
+        ("1E+2", b"[1E+2]", true, true),
+        ("a minus alone", b"[-]", false, false),
+        ("a leading zero", b"[01]", false, false),
+        ("a fraction without digits", b"[1.]", false, false),
+        ("a fraction without an integer", b"[.5]", false, false),
+        ("an exponent without digits", b"[1e]", false, false),
+        ("an exponent sign without digits", b"[1e+]", false, false),
+        ("a plus sign", b"[+1]", false, false),
+        ("NaN", b"[NaN]", false, false),
+        ("Infinity", b"[Infinity]", false, false),
+        ("a lone high surrogate", br#"["\ud800"]"#, false, true),
+        ("a lone low surrogate", br#"["\udc00"]"#, false, true),
+        ("two high surrogates", br#"["\ud800\ud800"]"#, false, true),
+        (
+            "a high surrogate before a non-escape",
+            br#"["\ud800x"]"#,
+            false,
+            true,
+        ),
+        ("a surrogate pair", br#"["\ud83d\ude00"]"#, true, true),
+        ("a lone surrogate in a key", br#"{"\ud800":1}"#, false, true),
+        ("every short escape", br#"["\"\\\/\b\f\n\r\t"]"#, true, true),
+        ("an unknown escape", br#"["\x"]"#, false, false),
+        ("a short \\u escape", br#"["\u12"]"#, false, false),
+        (
+            "a \\u escape with a non-hex digit",
+            br#"["\u12G4"]"#,
+            false,
+            false,
+        ),
+        ("an escape at the end", br#"["\"]"#, false, false),
+        ("non-ASCII text", "[\"é😀\"]".as_bytes(), true, true),
+        ("non-ASCII outside a string", "[é]".as_bytes(), false, false),
+        ("overlong UTF-8", b"[\"\xc0\xaf\"]", false, false),
+        (
+            "a surrogate encoded in UTF-8",
+            b"[\"\xed\xa0\x80\"]",
+            false,
+            false,
+        ),
+        (
+            "a truncated UTF-8 sequence",
+            b"[\"\xe2\x82\"]",
+            false,
+            false,
+        ),
+        ("a byte order mark", b"\xef\xbb\xbf{}", false, false),
+        ("a raw NUL in a string", b"[\"a\x00\"]", false, false),
+        ("a raw tab in a string", b"[\"a\tb\"]", false, false),
+        (
+            "a raw control byte in a key",
+            b"{\"a\x01\":1}",
+            false,
+            false,
+        ),
+        (
+            "a raw control byte in an escaped key",
+            b"{\"\\u0061\x01\":1}",
+            false,
+            false,
+        ),
+        ("DEL in a string", b"[\"\x7f\"]", true, true),
+        ("duplicate keys", br#"{"a":1,"a":2}"#, true, true),
+        ("escapes in keys", br#"{"\u0069d":1,"a\"b":2}"#, true, true),
+        ("a trailing comma in an array", b"[1,]", false, false),
+        (
+            "a trailing comma in an object",
+            br#"{"a":1,}"#,
+            false,
+            false,
+        ),
+        ("a key without a value", br#"{"a"}"#, false, false),
+        ("a colon without a value", br#"{"a":}"#, false, false),
+        ("a number as a key", b"{1:2}", false, false),
+        ("trailing characters", b"{}x", false, false),
+        ("two values", b"{} {}", false, false),
+        ("a missing comma", b"[1 2]", false, false),
+        ("an extra closing brace", br#"{"a":1}}"#, false, false),
+        ("an extra closing bracket", b"[[]]]", false, false),
+        ("a mismatched close", b"[}", false, false),
+        ("an unclosed array", b"[", false, false),
+        ("a close alone", b"]", false, false),
+        ("an unclosed string", br#"["abc"#, false, false),
+        ("a truncated literal", b"[tru]", false, false),
+        ("a literal with a tail", b"[nulls]", false, false),
+        ("nothing", b"", false, false),
+        ("only whitespace", b"   ", false, false),
+        ("a form feed as whitespace", b"\x0c{}", false, false),
+        (
+            "nested containers",
+            br#"{"a":[1,{"b":[]},"c",true,false,null]}"#,
+            true,
+            true,
+        ),
+    ];
+    let mut cases: Vec<(String, Vec<u8>, bool, bool)> = fixed
+        .iter()
+        .map(|(name, frame, text, forwarded)| (name.to_string(), frame.to_vec(), *text, *forwarded))
+        .collect();
+    for depth in 126..=129 {
+        let ok = depth <= MAX_DEPTH;
+        cases.push((
+            format!("{depth} nested arrays"),
+            nested(depth, "[", "]"),
+            ok,
+            ok,
+        ));
+        cases.push((format!("{depth} nested objects"), objects(depth), ok, ok));
+    }
+    cases
+}
+
+#[test]
+fn the_scanner_gives_every_verdict_in_the_table_and_the_reference_agrees() {
+    let cases = verdict_table();
+    assert!(cases.len() >= 40, "{} cases", cases.len());
+    for (name, frame, as_text, forwarded) in cases {
+        for (surrogates, want) in [
+            (Surrogates::Refuse, as_text),
+            (Surrogates::Allow, forwarded),
+        ] {
+            let text = std::str::from_utf8(&frame).ok();
+            let scanned = text.is_some_and(|t| scan(t, surrogates).is_some());
+            let reference = text.is_some_and(|t| reference_accepts(t, surrogates));
+            assert_eq!(scanned, want, "{name} ({surrogates:?}): the scanner");
+            assert_eq!(reference, want, "{name} ({surrogates:?}): the reference");
+        }
+    }
+}
+
+#[test]
+fn the_scanner_finds_the_envelope_and_keeps_the_last_of_a_repeated_field() {
+    let text = r#" {"id":1,"x":{"id":2},"\u006dethod":"a","method":"b","params":[1,{"y":"}"}],"jsonrpc":"2.0"} "#;
+    let Some(Scanned::Object(spans)) = scan(text, Surrogates::Refuse) else {
+        panic!("an object")
+    };
+    let field = |span: Option<std::ops::Range<usize>>| &text[span.expect("present")];
+    assert_eq!(field(spans.id), "1");
+    assert_eq!(field(spans.method), r#""b""#);
+    assert_eq!(field(spans.params), r#"[1,{"y":"}"}]"#);
+    assert_eq!(field(spans.jsonrpc), r#""2.0""#);
+    assert_eq!((spans.result, spans.error), (None, None));
+}
+
+#[test]
+fn a_backend_line_may_nest_past_the_client_bound() {
+    let deep = format!("{}{}", "[".repeat(300), "]".repeat(300));
+    assert_eq!(scan(&deep, Surrogates::Allow), None);
+    assert_eq!(scan_line(&deep), Some(Scanned::Array));
+    let unbalanced = format!("{}{}", "[".repeat(300), "]".repeat(299));
+    assert_eq!(scan_line(&unbalanced), None);
+    let mixed = format!("{}1{}", "[{\"a\":".repeat(150), "}]".repeat(150));
+    assert_eq!(scan_line(&mixed), Some(Scanned::Array));
+    let wrong = format!("{}1{}", "[{\"a\":".repeat(150), "]}".repeat(150));
+    assert_eq!(scan_line(&wrong), None);
 }

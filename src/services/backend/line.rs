@@ -3,15 +3,11 @@
 
 use std::ops::Range;
 
-use std::fmt;
-
-use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
-use serde::Deserialize;
-use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
 use crate::engine::wire::{
-    event_frame, head, json_str, shape, span_in, write_json, Head, Id, EVENT_METHOD,
+    elements, event_frame, head, json_str, members, scan_line, write_json, Head, Id, Scanned,
+    ShortName, Spans, EVENT_METHOD,
 };
 
 /// The event type whose first arrival the gateway's ready waits for.
@@ -128,274 +124,112 @@ pub fn classify_with(line: &[u8], streams: &StreamTypes, template: &mut StreamTe
     class
 }
 
-/// Classifies one line (without its `\n`).
-///
-/// An object line, by far the most common, is read in one pass
-/// ([`Peek`]): the pass checks its syntax and picks out the id, the method,
-/// the event type and the payload, without building anything; a streaming
-/// event's payload (a small object) is read again for its text.
+/// Classifies one line (without its `\n`): one [`scan_line`] checks it
+/// and finds its envelope; an event's `params` (and its `payload`, a small
+/// object) are walked again for the few names an event is read by.
 pub fn classify(line: &[u8], streams: &StreamTypes) -> Line {
     let Ok(text) = std::str::from_utf8(line) else {
         return Line::Junk("not UTF-8");
     };
-    let trimmed = text.trim_start_matches([' ', '\t', '\r', '\n']);
-    match trimmed.as_bytes().first() {
-        Some(b'{') => match serde_json::from_str::<Peek<'_>>(text) {
-            // An escaped member name is read as bytes, which serde_json does
-            // not check for raw control bytes: the rare line with one is
-            // checked here.
-            Ok(peek) if peek.escaped_name && shape(text).raw_control => Line::Junk("not JSON"),
-            Ok(peek) => classify_peek(text, peek, streams),
-            Err(_) => Line::Junk("not JSON"),
-        },
-        Some(b'[') => match serde_json::from_str::<&RawValue>(text) {
-            Ok(raw) => classify_array(raw.get(), span_in(text, raw).start),
-            Err(_) => Line::Junk("not JSON"),
-        },
-        _ => match serde_json::from_str::<&RawValue>(text) {
-            Ok(_) => Line::Junk("JSON, but not an object"),
-            Err(_) => Line::Junk("not JSON"),
-        },
+    match scan_line(text) {
+        None => Line::Junk("not JSON"),
+        Some(Scanned::Scalar) => Line::Junk("JSON, but not an object"),
+        Some(Scanned::Array) => classify_array(text),
+        Some(Scanned::Object(spans)) => event_line(text, &spans, streams).unwrap_or_else(|| {
+            let id = spans.id.and_then(|span| Id::from_json(&text[span]));
+            match id {
+                Some(id)
+                    if spans.method.is_none()
+                        && (spans.result.is_some() || spans.error.is_some()) =>
+                {
+                    Line::Response(id)
+                }
+                _ => Line::Other,
+            }
+        }),
     }
-}
-
-fn classify_peek(line: &str, peek: Peek<'_>, streams: &StreamTypes) -> Line {
-    event_line(line, &peek, streams).unwrap_or_else(|| match peek.id.and_then(Id::from_raw) {
-        Some(id) if peek.method.is_none() && peek.answers => Line::Response(id),
-        _ => Line::Other,
-    })
 }
 
 /// An event line's class: `None` for anything that is not an event of the
 /// gateway's envelope (`method` "event", no id, `params.type` a string).
-fn event_line(line: &str, peek: &Peek<'_>, streams: &StreamTypes) -> Option<Line> {
-    if peek.id.is_some() || json_str(peek.method?)? != EVENT_METHOD {
+fn event_line(line: &str, spans: &Spans, streams: &StreamTypes) -> Option<Line> {
+    if spans.id.is_some() || json_str(&line[spans.method.clone()?])? != EVENT_METHOD {
         return None;
     }
-    let params = peek.params.filter(|p| p.get().starts_with('{'))?;
-    let params = serde_json::from_str::<Fields<'_>>(params.get()).ok()?;
-    let type_raw = params.event_type?;
-    let event_type = json_str(type_raw)?;
-    let payload = params.payload.filter(|p| p.get().starts_with('{'));
+    let is_object = |span: &Range<usize>| line.as_bytes()[span.start] == b'{';
+    let params = spans.params.clone().filter(is_object)?;
+    let params = Fields::of(line, params);
+    let type_span = params.event_type.clone()?;
+    let event_type = json_str(&line[type_span.clone()])?;
+    let payload = params.payload.clone().filter(is_object);
     if event_type == READY_EVENT {
-        return Some(Line::Ready {
-            type_span: span_in(line, type_raw),
-            payload: payload.map(|p| span_in(line, p)),
-        });
+        return Some(Line::Ready { type_span, payload });
     }
     if !streams.contains(&event_type) {
         return Some(Line::Other);
     }
     // The text is `payload.text` (or `payload.data`), or `params.text` for
-    // a backend that puts it beside the type. The payload is a small
-    // object: reading it a second time costs little.
+    // a backend that puts it beside the type.
     let holder = match payload {
-        Some(p) => serde_json::from_str::<Fields<'_>>(p.get()).ok()?,
+        Some(p) => Fields::of(line, p),
         None => params,
     };
     let text = holder
         .text
         .or(holder.data)
-        .filter(|raw| raw.get().starts_with('"'));
+        .filter(|span| line.as_bytes()[span.start] == b'"');
     Some(match text {
-        Some(raw) => {
-            let span = span_in(line, raw);
-            Line::Stream(span.start + 1..span.end - 1)
-        }
+        Some(span) => Line::Stream(span.start + 1..span.end - 1),
         None => Line::Other,
     })
 }
 
-/// What [`classify`] needs from an object line, read in one pass. Values it
-/// does not need are skipped (serde_json still checks their syntax).
-#[derive(Default)]
-struct Peek<'a> {
-    id: Option<&'a RawValue>,
-    method: Option<&'a RawValue>,
-    /// Has `result` or `error`.
-    answers: bool,
-    /// Raw: read as [`Fields`] only for an event, and only when it is an
-    /// object (decoding a string here would refuse a lone surrogate).
-    params: Option<&'a RawValue>,
-    /// A top-level member name had escapes (the names inside `params` and
-    /// `payload` were checked by skipping them as raw values).
-    escaped_name: bool,
+/// The members of `params` (or of its `payload`) that matter for an
+/// event, as spans of the line; a repeated name keeps its last value.
+#[derive(Default, Clone)]
+struct Fields {
+    event_type: Option<Range<usize>>,
+    text: Option<Range<usize>>,
+    data: Option<Range<usize>>,
+    payload: Option<Range<usize>>,
 }
 
-/// The fields of `params` (or of its `payload`) that matter for an event.
-#[derive(Default, Clone, Copy)]
-struct Fields<'a> {
-    event_type: Option<&'a RawValue>,
-    text: Option<&'a RawValue>,
-    data: Option<&'a RawValue>,
-    payload: Option<&'a RawValue>,
-}
-
-/// The keys [`Peek`] and [`Fields`] look at.
-#[derive(PartialEq)]
-enum Key {
-    Id,
-    Method,
-    Answer,
-    Params,
-    Type,
-    Payload,
-    Text,
-    Data,
-    Other,
-    /// A name with escapes that is none of the above: it may have held a
-    /// raw control byte, which reading it as bytes does not refuse.
-    OtherEscaped,
-}
-
-impl<'de> Deserialize<'de> for Key {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Key, D::Error> {
-        struct Names;
-        impl<'de> Visitor<'de> for Names {
-            type Value = Key;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a key")
-            }
-            /// A name without escapes, as it sits in the line.
-            fn visit_borrowed_bytes<E: de::Error>(self, key: &'de [u8]) -> Result<Key, E> {
-                if key.iter().any(|&b| b < 0x20) {
-                    return Err(E::custom("a control character in a member name"));
-                }
-                Ok(Key::named(key))
-            }
-            /// A name with escapes, decoded.
-            fn visit_bytes<E: de::Error>(self, key: &[u8]) -> Result<Key, E> {
-                Ok(match Key::named(key) {
-                    Key::Other => Key::OtherEscaped,
-                    known => known,
-                })
-            }
+impl Fields {
+    fn of(line: &str, object: Range<usize>) -> Fields {
+        let mut fields = Fields::default();
+        for (name, value) in members(line, object) {
+            let slot = match name.as_ref().map(ShortName::as_bytes) {
+                Some(b"type") => &mut fields.event_type,
+                Some(b"text") => &mut fields.text,
+                Some(b"data") => &mut fields.data,
+                Some(b"payload") => &mut fields.payload,
+                _ => continue,
+            };
+            *slot = Some(value);
         }
-        // As bytes, so a name holding a lone surrogate is just another name
-        // (the lone-surrogate rule, docs/protocol.md).
-        d.deserialize_bytes(Names)
+        fields
     }
 }
 
-impl Key {
-    fn named(key: &[u8]) -> Key {
-        match key {
-            b"id" => Key::Id,
-            b"method" => Key::Method,
-            b"result" | b"error" => Key::Answer,
-            b"params" => Key::Params,
-            b"type" => Key::Type,
-            b"payload" => Key::Payload,
-            b"text" => Key::Text,
-            b"data" => Key::Data,
-            _ => Key::Other,
-        }
-    }
-}
-
-impl<'de> Deserialize<'de> for Peek<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Peek<'de>, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Peek<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a JSON object")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Peek<'de>, A::Error> {
-                let mut peek = Peek::default();
-                while let Some(key) = map.next_key::<Key>()? {
-                    match key {
-                        Key::Id => peek.id = Some(map.next_value()?),
-                        Key::Method => peek.method = Some(map.next_value()?),
-                        Key::Params => peek.params = Some(map.next_value()?),
-                        Key::Answer => {
-                            map.next_value::<IgnoredAny>()?;
-                            peek.answers = true;
-                        }
-                        other => {
-                            peek.escaped_name |= other == Key::OtherEscaped;
-                            map.next_value::<IgnoredAny>()?;
-                        }
-                    }
-                }
-                Ok(peek)
-            }
-        }
-        d.deserialize_map(V)
-    }
-}
-
-impl<'de> Deserialize<'de> for Fields<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Fields<'de>, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Fields<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("any JSON value")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Fields<'de>, A::Error> {
-                let mut fields = Fields::default();
-                while let Some(key) = map.next_key::<Key>()? {
-                    match key {
-                        Key::Type => fields.event_type = Some(map.next_value()?),
-                        Key::Text => fields.text = Some(map.next_value()?),
-                        Key::Data => fields.data = Some(map.next_value()?),
-                        Key::Payload => fields.payload = Some(map.next_value()?),
-                        _ => {
-                            map.next_value::<IgnoredAny>()?;
-                        }
-                    }
-                }
-                Ok(fields)
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Fields<'de>, A::Error> {
-                while seq.next_element::<IgnoredAny>()?.is_some() {}
-                Ok(Fields::default())
-            }
-            fn visit_bool<E>(self, _: bool) -> Result<Fields<'de>, E> {
-                Ok(Fields::default())
-            }
-            fn visit_i64<E>(self, _: i64) -> Result<Fields<'de>, E> {
-                Ok(Fields::default())
-            }
-            fn visit_u64<E>(self, _: u64) -> Result<Fields<'de>, E> {
-                Ok(Fields::default())
-            }
-            fn visit_f64<E>(self, _: f64) -> Result<Fields<'de>, E> {
-                Ok(Fields::default())
-            }
-            fn visit_str<E>(self, _: &str) -> Result<Fields<'de>, E> {
-                Ok(Fields::default())
-            }
-            fn visit_unit<E>(self) -> Result<Fields<'de>, E> {
-                Ok(Fields::default())
-            }
-        }
-        d.deserialize_any(V)
-    }
-}
-
-fn classify_array(body: &str, offset: usize) -> Line {
-    let Ok(elements) = serde_json::from_str::<Vec<&RawValue>>(body) else {
-        return Line::Junk("not JSON");
-    };
-    if elements.is_empty() {
+fn classify_array(text: &str) -> Line {
+    let start = text.len() - text.trim_start_matches([' ', '\t', '\n', '\r']).len();
+    let spans: Vec<Range<usize>> = elements(text, start..text.len()).collect();
+    if spans.is_empty() {
         return Line::Junk("an empty array");
     }
-    if !elements.iter().all(|e| e.get().starts_with('{')) {
+    if !spans.iter().all(|e| text.as_bytes()[e.start] == b'{') {
         // Only a batch of messages is a protocol array.
         return Line::Junk("JSON, but not an object");
     }
     Line::Array(
-        elements
+        spans
             .into_iter()
-            .map(|element| {
-                let span = span_in(body, element);
-                let id = match head(element.get()) {
+            .map(|span| {
+                let id = match head(&text[span.clone()]) {
                     Ok(Head::Response { id, .. }) => Some(id),
                     _ => None,
                 };
-                (offset + span.start..offset + span.end, id)
+                (span, id)
             })
             .collect(),
     )
