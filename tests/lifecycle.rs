@@ -342,7 +342,8 @@ fn a_flag_makes_its_variables_irrelevant_and_an_empty_variable_is_unset() {
 fn running_out_of_memory_exits_70_with_a_reason_and_kills_the_children() {
     let log = TempFile::new("oom.log");
     // A 24 MiB address-space cap: the idle gateway maps about 4 MiB, so it
-    // starts and serves, but cannot hold a 15 MiB frame.
+    // starts and serves, but cannot hold a 15 MiB frame and parse its
+    // params too (a method that reads them: `gateway.ping` would not).
     let mut gw = Gateway::builder()
         .via_shell(r#"ulimit -v 24576 && exec "$0" "$@""#)
         .args(["--crash-log", log.path().to_str().unwrap()])
@@ -354,7 +355,7 @@ fn running_out_of_memory_exits_70_with_a_reason_and_kills_the_children() {
     let child = as_u64(&spawned["pid"]) as u32;
     let blob = "a".repeat(15 << 20);
     let _ = gw.try_send_raw(
-        &line(&rpc_with(1, "gateway.ping", json!({"blob": blob}))),
+        &line(&rpc_with(1, "client.capabilities", json!({"blob": blob}))),
         LONG,
     );
     let code = gw.wait_code(PATIENCE);

@@ -7,11 +7,12 @@
 use std::collections::VecDeque;
 use std::time::Instant;
 
+use super::dispatch::Answer;
 use super::host::Host;
 use super::join::{Joins, Ready};
 use super::outbound;
-use super::service::{ForwardKind, Forwarded, Reply};
-use super::wire::{head, write_answer, BatchCursor, ErrorCode, Head, Id, RpcError};
+use super::service::{ForwardKind, Forwarded};
+use super::wire::{head, BatchCursor, ErrorCode, Head, Id, RpcError};
 use super::{Engine, Place, FRAMES_PER_TURN};
 
 impl Engine {
@@ -99,15 +100,15 @@ impl Engine {
             (None, Some(refused)) => self.answer_member(member, index, refused, host, now),
             _ if refusing => match head(member) {
                 Ok(Head::Request { id, .. }) => {
-                    Some((id, Err(too_many_batches_waiting(&self.joins))))
+                    Some((id, Answer::error(too_many_batches_waiting(&self.joins))))
                 }
                 Ok(_) => None,
-                Err(reject) => Some((reject.id, Err(reject.error))),
+                Err(reject) => Some((reject.id, Answer::error(reject.error))),
             },
             _ if self.lifecycle.drain().is_some() => match head(member) {
-                Ok(Head::Request { id, .. }) => Some((id, Err(shutting_down()))),
+                Ok(Head::Request { id, .. }) => Some((id, Answer::error(shutting_down()))),
                 Ok(_) => None,
-                Err(reject) => Some((reject.id, Err(reject.error))),
+                Err(reject) => Some((reject.id, Answer::error(reject.error))),
             },
             _ => self.dispatch_member(member, Place::Member, host, now),
         };
@@ -115,7 +116,7 @@ impl Engine {
             let mut piece = Vec::with_capacity(64);
             // Room for this member, its separator and the closing `]\n`.
             let room = self.out.room().saturating_sub(3);
-            write_answer(&mut piece, &id, &reply, room);
+            reply.write(&mut piece, &id, room);
             self.push_batch_piece(&mut batch.answered, &piece, now);
         }
         self.batch = Some(batch);
@@ -186,7 +187,7 @@ impl Engine {
         refused: &mut VecDeque<(u32, RpcError)>,
         host: &mut dyn Host,
         now: Instant,
-    ) -> Option<(Id, Reply)> {
+    ) -> Option<(Id, Answer)> {
         let forwarded = match head(text) {
             Ok(Head::Request { ref method, .. } | Head::Notification { ref method, .. }) => {
                 self.goes_to_fallback(self.route(method))
@@ -197,9 +198,9 @@ impl Engine {
         if !forwarded {
             return if self.lifecycle.drain().is_some() {
                 match head(text) {
-                    Ok(Head::Request { id, .. }) => Some((id, Err(shutting_down()))),
+                    Ok(Head::Request { id, .. }) => Some((id, Answer::error(shutting_down()))),
                     Ok(_) => None,
-                    Err(reject) => Some((reject.id, Err(reject.error))),
+                    Err(reject) => Some((reject.id, Answer::error(reject.error))),
                 }
             } else {
                 self.dispatch_member(text, Place::Member, host, now)
@@ -212,7 +213,7 @@ impl Engine {
                     Ok(Head::Request { id, .. }) => id,
                     _ => Id::Null,
                 };
-                Some((id, Err(error)))
+                Some((id, Answer::error(error)))
             }
             _ => None,
         }

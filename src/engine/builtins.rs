@@ -4,10 +4,11 @@ use std::time::Instant;
 
 use serde_json::{json, Map, Value};
 
+use super::dispatch::Answer;
 use super::host::Host;
 use super::lifecycle::Cause;
 use super::service::Reply;
-use super::wire::{RpcError, PROTOCOL_VERSION};
+use super::wire::{parse_params, Id, Raw, RpcError, PROTOCOL_VERSION};
 use super::Engine;
 
 /// One built-in method.
@@ -15,7 +16,18 @@ struct Builtin {
     name: &'static str,
     /// Still the gateway's with a backend: the `gateway.*` namespace.
     with_backend: bool,
-    handler: fn(&mut Engine, Option<Value>, &mut dyn Host, Instant) -> Reply,
+    handler: Handler,
+}
+
+/// How a built-in answers.
+enum Handler {
+    /// With this result's JSON text, whatever the params: written as it
+    /// stands, nothing built or parsed.
+    Fixed(&'static str),
+    /// With a value computed from the engine; params are not parsed.
+    Computed(fn(&mut Engine, &mut dyn Host, Instant) -> Reply),
+    /// With a value computed from the engine and the params, parsed.
+    ReadsParams(fn(&mut Engine, Option<Value>) -> Reply),
 }
 
 /// The built-in methods, in the order `gateway.ready` lists them. With a
@@ -26,33 +38,33 @@ const BUILTINS: &[Builtin] = &[
     Builtin {
         name: "gateway.ping",
         with_backend: true,
-        handler: |_, _, _, _| Ok(json!({"ok": true})),
+        handler: Handler::Fixed(r#"{"ok":true}"#),
     },
     Builtin {
         name: "gateway.info",
         with_backend: true,
-        handler: |engine, _, host, now| Ok(engine.info_value(host, now)),
+        handler: Handler::Computed(|engine, host, now| Ok(engine.info_value(host, now))),
     },
     Builtin {
         name: "gateway.stats",
         with_backend: true,
-        handler: |engine, _, host, _| Ok(engine.stats_value(host)),
+        handler: Handler::Computed(|engine, host, _| Ok(engine.stats_value(host))),
     },
     Builtin {
         name: "gateway.shutdown",
         with_backend: true,
-        handler: |engine, _, _, _| {
+        handler: Handler::Computed(|engine, _, _| {
             // The answer is queued before the drain starts, so it is
             // written before the gateway exits.
             let grace = engine.config.shutdown_grace.as_secs_f64();
             engine.requested.get_or_insert(Cause::Requested);
             Ok(json!({"ok": true, "grace_s": grace}))
-        },
+        }),
     },
     Builtin {
         name: "client.capabilities",
         with_backend: false,
-        handler: |engine, params, _, _| engine.client_capabilities(params),
+        handler: Handler::ReadsParams(|engine, params| engine.client_capabilities(params)),
     },
 ];
 
@@ -118,13 +130,20 @@ impl Engine {
     pub(super) fn builtin(
         &mut self,
         method: &str,
-        params: Option<Value>,
+        params: Option<Raw<'_>>,
         host: &mut dyn Host,
         now: Instant,
-    ) -> Reply {
-        match BUILTINS.iter().find(|b| b.name == method) {
-            Some(builtin) => (builtin.handler)(self, params, host, now),
-            None => Err(RpcError::method_not_found(method)),
+    ) -> Answer {
+        let Some(builtin) = BUILTINS.iter().find(|b| b.name == method) else {
+            return Answer::error(RpcError::method_not_found(method));
+        };
+        match builtin.handler {
+            Handler::Fixed(result) => Answer::Fixed(result),
+            Handler::Computed(handler) => Answer::Reply(handler(self, host, now)),
+            Handler::ReadsParams(handler) => match parse_params(params, &Id::Null) {
+                Ok(params) => Answer::Reply(handler(self, params)),
+                Err(reject) => Answer::error(reject.error),
+            },
         }
     }
 

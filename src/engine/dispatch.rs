@@ -3,14 +3,12 @@
 
 use std::time::Instant;
 
-use serde_json::Value;
-
 use super::batch::{Batch, Pass};
 use super::host::Host;
 use super::service::{Call, Forward, ForwardKind, Forwarded, Reply};
 use super::wire::{
-    head, open, open_forwarding, parse_outcome, parse_params, write_answer, ErrorCode, Head, Id,
-    Opened, Reject, RpcError,
+    check_size, head, open, open_forwarding, parse_outcome, parse_params, write_answer,
+    write_fixed_answer, ErrorCode, Head, Id, Opened, Raw, Reject, RpcError,
 };
 use super::{outbound, Engine, Place, Route};
 
@@ -43,7 +41,7 @@ impl Engine {
             }
             Opened::Single(Err(reject)) => {
                 self.count_reject(&reject.error);
-                self.answer(&reject.id, &Err(reject.error), now);
+                self.answer(&reject.id, &Answer::error(reject.error), now);
             }
             Opened::Batch(members) => {
                 let pass = match self.fallback {
@@ -68,13 +66,15 @@ impl Engine {
         }
     }
 
-    /// Queues one response frame, or a `-32001` error in its place if it
-    /// would not fit under the hard limit.
-    pub(super) fn answer(&mut self, id: &Id, reply: &Reply, now: Instant) {
-        let mut frame = Vec::with_capacity(64);
-        write_answer(&mut frame, id, reply, self.out.room().saturating_sub(1));
-        frame.push(b'\n');
-        outbound::paced(self.out.push_frame(frame, now));
+    /// Queues one response frame, written in place in the queue, or a
+    /// `-32001` error in its place if it would not fit under the hard limit.
+    pub(super) fn answer(&mut self, id: &Id, answer: &Answer, now: Instant) {
+        let room = self.out.room().saturating_sub(1);
+        let pushed = self.out.push_frame_with(now, |buf| {
+            answer.write(buf, id, room);
+            buf.push(b'\n');
+        });
+        outbound::paced(pushed);
     }
 
     pub(super) fn count_reject(&mut self, error: &RpcError) {
@@ -95,7 +95,7 @@ impl Engine {
         place: Place,
         host: &mut dyn Host,
         now: Instant,
-    ) -> Option<(Id, Reply)> {
+    ) -> Option<(Id, Answer)> {
         self.dispatch_message(text, head(text), place, host, now)
     }
 
@@ -107,12 +107,12 @@ impl Engine {
         place: Place,
         host: &mut dyn Host,
         now: Instant,
-    ) -> Option<(Id, Reply)> {
+    ) -> Option<(Id, Answer)> {
         let message = match message {
             Ok(message) => message,
             Err(reject) => {
                 self.count_reject(&reject.error);
-                return Some((reject.id, Err(reject.error)));
+                return Some((reject.id, Answer::error(reject.error)));
             }
         };
         match message {
@@ -126,11 +126,8 @@ impl Engine {
                     Place::Frame => Call::Frame(&id),
                     Place::Member | Place::Forwarded => Call::Member,
                 };
-                let reply = match parse_params(params, &id) {
-                    Ok(params) => self.call(route, &method, params, call, host, now)?,
-                    Err(reject) => Err(reject.error),
-                };
-                Some((id, reply))
+                let answer = self.call(route, &method, params, call, host, now)?;
+                Some((id, answer))
             }
             Head::Notification { method, params } => {
                 let route = self.route(&method);
@@ -138,7 +135,7 @@ impl Engine {
                     let kind = ForwardKind::Notification;
                     let in_batch = place == Place::Forwarded;
                     self.forward(text, kind, in_batch, host, now);
-                } else if let Ok(params) = parse_params(params, &Id::Null) {
+                } else {
                     // A notification's reply is nobody's: it is dropped.
                     self.call(route, &method, params, Call::Notification, host, now);
                 }
@@ -173,11 +170,11 @@ impl Engine {
         in_batch: bool,
         host: &mut dyn Host,
         now: Instant,
-    ) -> Option<(Id, Reply)> {
+    ) -> Option<(Id, Answer)> {
         let kind = ForwardKind::Request(&id);
         match self.forward(text, kind, in_batch, host, now) {
             Forwarded::Sent => None,
-            Forwarded::Answer(error) => Some((id, Err(error))),
+            Forwarded::Answer(error) => Some((id, Answer::error(error))),
         }
     }
 
@@ -210,23 +207,62 @@ impl Engine {
     }
 
     /// Runs a method. `None` when the service took the request to answer
-    /// later ([`Context::defer`]).
+    /// later ([`Context::defer`]). Params holding too many values are
+    /// refused first, whoever the method is; they are parsed only for a
+    /// method that reads them.
     pub(super) fn call(
         &mut self,
         route: Option<Route>,
         method: &str,
-        params: Option<Value>,
+        params: Option<Raw<'_>>,
         call: Call<'_>,
         host: &mut dyn Host,
         now: Instant,
-    ) -> Option<Reply> {
+    ) -> Option<Answer> {
+        // The caller answers under the request's id: a refusal's own id is unused.
+        let refuse_as = &Id::Null;
+        if let Some(Err(reject)) = params.map(|raw| check_size(raw, refuse_as, "params")) {
+            return Some(Answer::error(reject.error));
+        }
         match route {
-            None => Some(Err(RpcError::method_not_found(method))),
+            None => Some(Answer::error(RpcError::method_not_found(method))),
             Some(Route::Builtin) => Some(self.builtin(method, params, host, now)),
-            Some(Route::Service(index)) => self.with_call(index, call, host, now, |service, cx| {
-                let reply = service.call(cx, method, params);
-                (!cx.deferred).then_some(reply)
-            }),
+            Some(Route::Service(index)) => {
+                let params = match parse_params(params, refuse_as) {
+                    Ok(params) => params,
+                    Err(reject) => return Some(Answer::error(reject.error)),
+                };
+                self.with_call(index, call, host, now, |service, cx| {
+                    let reply = service.call(cx, method, params);
+                    (!cx.deferred).then_some(Answer::Reply(reply))
+                })
+            }
+        }
+    }
+}
+
+/// What answers a request: a method's reply, or a built-in's fixed result
+/// written as it stands (no value built).
+#[derive(Debug)]
+pub(crate) enum Answer {
+    /// A result value or an error.
+    Reply(Reply),
+    /// A result's JSON text.
+    Fixed(&'static str),
+}
+
+impl Answer {
+    /// An error answer.
+    pub(crate) fn error(error: RpcError) -> Answer {
+        Answer::Reply(Err(error))
+    }
+
+    /// Appends the response object (no newline) within `room` bytes, or a
+    /// `-32001` error in its place (see [`write_answer`]).
+    pub(crate) fn write(&self, buf: &mut Vec<u8>, id: &Id, room: usize) {
+        match self {
+            Answer::Reply(reply) => write_answer(buf, id, reply, room),
+            Answer::Fixed(result) => write_fixed_answer(buf, id, result, room),
         }
     }
 }

@@ -29,6 +29,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use self::batch::Batch;
+use self::dispatch::Answer;
 use self::framer::{Decoded, Framer};
 pub use self::host::{ChildEvent, ChildKey, Host, NoHost};
 use self::join::Joins;
@@ -189,7 +190,9 @@ pub struct Engine {
     out: Outbound,
     lifecycle: Lifecycle,
     services: Vec<Box<dyn Service>>,
-    routes: HashMap<&'static str, Route>,
+    /// Method name to route, hashed with FxHash (names are the gateway's
+    /// own and a client's: no hash-flooding concern worth SipHash's cost).
+    routes: rustc_hash::FxHashMap<&'static str, Route>,
     /// The service that takes unclaimed methods and stray responses. In
     /// the indexes that name a service (child owners, client requests) it is
     /// `services.len()`.
@@ -248,7 +251,7 @@ impl Engine {
         now: Instant,
     ) -> Result<Engine, DuplicateMethod> {
         let Services { services, fallback } = services.into();
-        let mut routes = HashMap::new();
+        let mut routes = rustc_hash::FxHashMap::default();
         for name in builtins::methods(fallback.is_some()) {
             routes.insert(name, Route::Builtin);
         }
@@ -466,7 +469,7 @@ impl Engine {
                     let err = RpcError::invalid_request("frame too large").with_data(
                         serde_json::json!({"reason": "frame too large", "limit": limit}),
                     );
-                    self.answer(&Id::Null, &Err(err), now);
+                    self.answer(&Id::Null, &Answer::error(err), now);
                 }
             }
         }

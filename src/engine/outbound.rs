@@ -30,9 +30,33 @@ use serde_json::{Map, Value};
 
 use super::wire::{write_json, write_json_str_body};
 
-/// Most frames handed to one `writev`: well under Linux's `IOV_MAX` (1024),
+/// Most entries handed to one `writev`: well under Linux's `IOV_MAX` (1024),
 /// and enough to move a full pipe buffer of small frames in one call.
 const MAX_IOVECS: usize = 64;
+
+/// Frames written in place ([`Outbound::push_frame_with`]) share an entry
+/// up to this size: one allocation and one iovec for many small answers.
+const CHUNK_BYTES: usize = 64 * 1024;
+
+/// One run of queued bytes: a frame, a piece of a frame built in pieces,
+/// or small frames written one after another ([`CHUNK_BYTES`]).
+#[derive(Debug)]
+struct Entry {
+    bytes: Vec<u8>,
+    /// The whole frames that end in it (a piece ends none).
+    frames: u32,
+}
+
+impl Entry {
+    fn frame(bytes: Vec<u8>) -> Entry {
+        Entry { bytes, frames: 1 }
+    }
+
+    fn piece(bytes: Vec<u8>) -> Entry {
+        let frames = u32::from(bytes.ends_with(b"\n"));
+        Entry { bytes, frames }
+    }
+}
 
 /// The bounds the queue enforces.
 #[derive(Debug, Clone)]
@@ -165,13 +189,13 @@ enum Sink {
 #[derive(Debug)]
 pub struct Outbound {
     limits: Limits,
-    frames: VecDeque<Vec<u8>>,
+    frames: VecDeque<Entry>,
     /// Set while the tail frame is a streaming frame that may still grow.
     open: Option<OpenStream>,
     /// A frame is being built in pieces at the tail ([`Outbound::begin_pieces`]).
     building: bool,
     /// Whole frames pushed while a frame is being built: they follow it.
-    held: Vec<Vec<u8>>,
+    held: Vec<Entry>,
     /// Bytes in `held` (included in `queued`).
     held_bytes: usize,
     /// Bytes of the front frame already written.
@@ -266,7 +290,12 @@ impl Outbound {
         if !self.is_closed() {
             self.sink = Sink::Closed { gone: None };
         }
-        self.counters.frames_dropped += (self.frames.len() + self.held.len()) as u64;
+        let frames = self
+            .frames
+            .iter()
+            .chain(&self.held)
+            .map(|e| u64::from(e.frames));
+        self.counters.frames_dropped += frames.sum::<u64>();
         self.frames.clear();
         self.held.clear();
         self.held_bytes = 0;
@@ -294,10 +323,52 @@ impl Outbound {
         self.queued += frame.len();
         if self.building {
             self.held_bytes += frame.len();
-            self.held.push(frame);
+            self.held.push(Entry::frame(frame));
         } else {
-            self.frames.push_back(frame);
+            self.frames.push_back(Entry::frame(frame));
         }
+        self.after_growth(now);
+        Ok(())
+    }
+
+    /// Queues one whole frame that `write` appends to the buffer it is
+    /// given (ending in `\n`), written in place: after the last small frame
+    /// when there is room in its entry, so a run of answers costs one
+    /// allocation per [`CHUNK_BYTES`], not one each. `write` must keep
+    /// within [`Outbound::room`] (it is refused past the hard limit, as
+    /// [`Outbound::push_frame`] is).
+    pub fn push_frame_with(
+        &mut self,
+        now: Instant,
+        write: impl FnOnce(&mut Vec<u8>),
+    ) -> Result<(), Refused> {
+        let appendable = !self.building
+            && self
+                .frames
+                .back()
+                .is_some_and(|tail| tail.frames > 0 && tail.bytes.len() < CHUNK_BYTES);
+        if !appendable {
+            let mut frame = Vec::with_capacity(if self.building { 64 } else { 4096 });
+            write(&mut frame);
+            return self.push_frame(frame, now);
+        }
+        let tail = &mut self.frames.back_mut().expect("checked above").bytes;
+        let start = tail.len();
+        write(tail);
+        let len = tail.len() - start;
+        debug_assert!(tail.ends_with(b"\n"));
+        if let Err(refused) = self.admit(len) {
+            self.frames
+                .back_mut()
+                .expect("still there")
+                .bytes
+                .truncate(start);
+            return Err(refused);
+        }
+        let tail = self.frames.back_mut().expect("still there");
+        tail.frames += 1;
+        self.open = None;
+        self.queued += len;
         self.after_growth(now);
         Ok(())
     }
@@ -316,7 +387,7 @@ impl Outbound {
         debug_assert!(self.building || self.is_closed());
         self.admit(piece.len())?;
         self.queued += piece.len();
-        self.frames.push_back(piece);
+        self.frames.push_back(Entry::piece(piece));
         self.after_growth(now);
         Ok(())
     }
@@ -332,7 +403,7 @@ impl Outbound {
             // The closing piece is a few bytes; it belongs to a frame already
             // admitted, so it is never refused.
             self.queued += last.len();
-            self.frames.push_back(last);
+            self.frames.push_back(Entry::piece(last));
         }
         self.building = false;
         self.held_bytes = 0;
@@ -408,7 +479,7 @@ impl Outbound {
             _ if self.building => false,
             // `open` is cleared as soon as the tail's first byte is written,
             // so an open tail is always unstarted.
-            (Some(open), Some(tail)) => {
+            (Some(open), Some(Entry { bytes: tail, .. })) => {
                 open.prefix_len == prefix.len()
                     && open.suffix_len == suffix.len()
                     && tail[..open.prefix_len] == *prefix
@@ -419,7 +490,7 @@ impl Outbound {
         };
         if mergeable {
             self.admit(body.len())?;
-            let tail = self.frames.back_mut().expect("checked above");
+            let tail = &mut self.frames.back_mut().expect("checked above").bytes;
             // The suffixes are equal: replace the tail's with the body and this one's.
             tail.truncate(tail.len() - suffix.len());
             tail.extend_from_slice(body);
@@ -466,7 +537,7 @@ impl Outbound {
             if self.frames.is_empty() {
                 self.open = None;
             }
-            self.frames.push_front(frame);
+            self.frames.push_front(Entry::frame(frame));
         }
         self.waiting_since = None;
         self.after_growth(now);
@@ -488,12 +559,14 @@ impl Outbound {
         if !self.has_writable() {
             return Ok(0);
         }
-        let mut slices = Vec::with_capacity(self.frames.len().min(MAX_IOVECS));
-        for (i, frame) in self.frames.iter().take(MAX_IOVECS).enumerate() {
-            let from = if i == 0 { self.head_offset } else { 0 };
-            slices.push(IoSlice::new(&frame[from..]));
+        let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
+        let mut n = 0;
+        for (slot, entry) in slices.iter_mut().zip(&self.frames) {
+            let from = if n == 0 { self.head_offset } else { 0 };
+            *slot = IoSlice::new(&entry.bytes[from..]);
+            n += 1;
         }
-        let written = write(&slices)?;
+        let written = write(&slices[..n])?;
         self.consume(written, now);
         Ok(written)
     }
@@ -506,15 +579,12 @@ impl Outbound {
         self.queued -= n;
         self.counters.bytes_out += n as u64;
         while n > 0 {
-            let front_left = self.frames[0].len() - self.head_offset;
+            let front_left = self.frames[0].bytes.len() - self.head_offset;
             if n >= front_left {
                 n -= front_left;
                 let entry = self.frames.pop_front().expect("bytes queued");
                 self.head_offset = 0;
-                // A piece of a frame built in pieces is not a frame.
-                if entry.ends_with(b"\n") {
-                    self.counters.frames_out += 1;
-                }
+                self.counters.frames_out += u64::from(entry.frames);
             } else {
                 self.head_offset += n;
                 n = 0;
@@ -845,7 +915,7 @@ mod tests {
             ..limits()
         });
         delta(&mut q, "a", &"x".repeat(100_000), now);
-        let frame = q.frames.back().unwrap();
+        let frame = &q.frames.back().unwrap().bytes;
         assert_eq!(
             frame.capacity(),
             frame.len(),

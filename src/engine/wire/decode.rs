@@ -96,10 +96,7 @@ fn open_with(frame: &[u8], surrogates: Surrogates) -> Opened<'_> {
             )))))
         }
     };
-    let container = matches!(
-        text.trim_start_matches(JSON_WS).as_bytes().first(),
-        Some(b'{' | b'[')
-    );
+    let container = matches!(first_byte(text), Some(b'{' | b'['));
     // A frame that is not an object or an array is read as text.
     let surrogates = if container {
         surrogates
@@ -225,10 +222,37 @@ pub(super) fn lone_surrogate_in(field: &str) -> Reject {
     )))
 }
 
+/// One raw value of a message (`params`, `result`, `error`): its text, and
+/// an upper bound on the JSON values it holds (see [`Member::values`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Raw<'a> {
+    /// The value's text, exactly as received.
+    pub text: &'a str,
+    /// At most this many JSON values.
+    pub values: usize,
+}
+
+impl<'a> Raw<'a> {
+    /// A raw value's text, its values counted.
+    pub fn new(text: &'a str) -> Raw<'a> {
+        Raw {
+            text,
+            values: value_count(text),
+        }
+    }
+}
+
 /// Parses a raw value that is known to be valid JSON, refusing one that
 /// holds more than [`MAX_VALUES`] values (`field` names it in the error).
-pub(super) fn parse_value(raw: &str, id: &Id, field: &str) -> Result<Value, Reject> {
-    let count = value_count(raw);
+pub(super) fn parse_value(raw: Raw<'_>, id: &Id, field: &str) -> Result<Value, Reject> {
+    check_size(raw, id, field)?;
+    serde_json::from_str(raw.text).map_err(|e| Reject::null(RpcError::parse(e)))
+}
+
+/// Refuses a raw value that holds more than [`MAX_VALUES`] values, whether
+/// or not it is parsed, so the verdict does not depend on who reads it.
+pub fn check_size(raw: Raw<'_>, id: &Id, field: &str) -> Result<(), Reject> {
+    let count = raw.values;
     if count > MAX_VALUES {
         let message = format!(
             "\"{field}\" holds about {count} JSON values; at most {MAX_VALUES} are parsed (send fewer, larger values)"
@@ -243,7 +267,7 @@ pub(super) fn parse_value(raw: &str, id: &Id, field: &str) -> Result<Value, Reje
             error: error.with_data(serde_json::json!({"limit": MAX_VALUES})),
         });
     }
-    serde_json::from_str(raw).map_err(|e| Reject::null(RpcError::parse(e)))
+    Ok(())
 }
 
 /// One message classified from its envelope alone: `params`, `result` and
@@ -258,21 +282,21 @@ pub enum Head<'a> {
         /// The method name (borrowed from the frame unless it has escapes).
         method: std::borrow::Cow<'a, str>,
         /// `params`, if present (an array or an object).
-        params: Option<&'a str>,
+        params: Option<Raw<'a>>,
     },
     /// A call without an id.
     Notification {
         /// The method name (borrowed from the frame unless it has escapes).
         method: std::borrow::Cow<'a, str>,
         /// `params`, if present (an array or an object).
-        params: Option<&'a str>,
+        params: Option<Raw<'a>>,
     },
     /// An answer to a request.
     Response {
         /// The id it answers.
         id: Id,
         /// `Ok(result)` or `Err(error object)`, raw.
-        outcome: Result<&'a str, &'a str>,
+        outcome: Result<Raw<'a>, Raw<'a>>,
     },
 }
 
@@ -300,12 +324,15 @@ impl Head<'_> {
 }
 
 /// Parses raw `params` (see [`parse_value`]); `id` is the id to refuse under.
-pub fn parse_params(params: Option<&str>, id: &Id) -> Result<Option<Value>, Reject> {
+pub fn parse_params(params: Option<Raw<'_>>, id: &Id) -> Result<Option<Value>, Reject> {
     params.map(|raw| parse_value(raw, id, "params")).transpose()
 }
 
 /// Parses a raw response's `result` or `error` object (see [`parse_value`]).
-pub fn parse_outcome(outcome: Result<&str, &str>, id: &Id) -> Result<Result<Value, Value>, Reject> {
+pub fn parse_outcome(
+    outcome: Result<Raw<'_>, Raw<'_>>,
+    id: &Id,
+) -> Result<Result<Value, Value>, Reject> {
     Ok(match outcome {
         Ok(raw) => Ok(parse_value(raw, id, "result")?),
         Err(raw) => Err(parse_value(raw, id, "error")?),
@@ -323,7 +350,7 @@ pub fn classify_member(text: &str) -> Result<Message, Reject> {
 /// and `error` raw (see [`Head`]): one [`scan`] of the text, which also
 /// checks it (a backend line is read only through this).
 pub fn head(text: &str) -> Result<Head<'_>, Reject> {
-    if !text.trim_start_matches(JSON_WS).starts_with('{') {
+    if first_byte(text) != Some(b'{') {
         return Err(not_an_object());
     }
     match scan(text, Surrogates::Allow) {
@@ -338,7 +365,13 @@ fn not_an_object() -> Reject {
 
 /// The message an object's envelope says it is.
 fn head_of<'a>(text: &'a str, spans: &Spans) -> Result<Head<'a>, Reject> {
-    let field = |span: &Option<std::ops::Range<usize>>| span.clone().map(|r| &text[r]);
+    let field = |member: &Option<Member>| member.as_ref().map(|m| &text[m.span.clone()]);
+    let raw = |member: &Option<Member>| {
+        member.as_ref().map(|m| Raw {
+            text: &text[m.span.clone()],
+            values: m.values,
+        })
+    };
     // The id, when present and well-formed, is echoed even in an error so the
     // client can match it; a malformed id is answered under `null`.
     let id = match field(&spans.id) {
@@ -363,16 +396,24 @@ fn head_of<'a>(text: &'a str, spans: &Spans) -> Result<Head<'a>, Reject> {
     if !version_ok {
         return Err(reject(&id, "\"jsonrpc\" must be exactly \"2.0\""));
     }
-    if let Some(method) = field(&spans.method) {
-        let Some(method) = json_str(method) else {
+    if let Some(member) = &spans.method {
+        let method = &text[member.span.clone()];
+        let plain = method.len() >= 2 && method.starts_with('"') && !member.escaped;
+        let method = if plain {
+            Some(std::borrow::Cow::Borrowed(&method[1..method.len() - 1]))
+        } else {
+            json_str(method)
+        };
+        let Some(method) = method else {
+            let method = &text[member.span.clone()];
             if method.starts_with('"') {
                 return Err(lone_surrogate_in("method"));
             }
             return Err(reject(&id, "\"method\" must be a string"));
         };
-        let params = match field(&spans.params) {
+        let params = match raw(&spans.params) {
             None => None,
-            Some(raw) if raw.starts_with(['[', '{']) => Some(raw),
+            Some(params) if params.text.starts_with(['[', '{']) => Some(params),
             Some(_) => return Err(reject(&id, "\"params\" must be an array or an object")),
         };
         return Ok(match id {
@@ -386,12 +427,12 @@ fn head_of<'a>(text: &'a str, spans: &Spans) -> Result<Head<'a>, Reject> {
             "a message needs \"method\" (a call) or \"id\" (a response)",
         ));
     };
-    match (field(&spans.result), field(&spans.error)) {
+    match (raw(&spans.result), raw(&spans.error)) {
         (Some(result), None) => Ok(Head::Response {
             id,
             outcome: Ok(result),
         }),
-        (None, Some(error)) if error.starts_with('{') => Ok(Head::Response {
+        (None, Some(error)) if error.text.starts_with('{') => Ok(Head::Response {
             id,
             outcome: Err(error),
         }),

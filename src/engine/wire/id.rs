@@ -21,17 +21,10 @@ pub enum Id {
 }
 
 impl Id {
-    /// Reads an id from the raw text of a JSON value; `None` if it is not a
-    /// legal id (an object, an array or a boolean).
-    pub fn from_raw(raw: &RawValue) -> Option<Id> {
-        Id::from_json(raw.get())
-    }
-
-    /// Reads an id from the text of a JSON value (valid JSON); `None` if it
-    /// is not a legal id (an object, an array, a boolean, or a string with a
-    /// lone surrogate).
+    /// Reads an id from the text of a JSON value (valid JSON, without
+    /// whitespace around it); `None` if it is not a legal id (an object, an
+    /// array, a boolean, or a string with a lone surrogate).
     pub fn from_json(text: &str) -> Option<Id> {
-        let text = text.trim_matches(JSON_WS);
         match text.as_bytes().first()? {
             b'"' => serde_json::from_str(text).ok().map(Id::Str),
             b'-' | b'0'..=b'9' => Some(Id::Number(text.into())),

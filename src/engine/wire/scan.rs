@@ -35,17 +35,31 @@ pub enum Surrogates {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Spans {
     /// `jsonrpc`.
-    pub jsonrpc: Option<Range<usize>>,
+    pub jsonrpc: Option<Member>,
     /// `id`.
-    pub id: Option<Range<usize>>,
+    pub id: Option<Member>,
     /// `method`.
-    pub method: Option<Range<usize>>,
+    pub method: Option<Member>,
     /// `params`.
-    pub params: Option<Range<usize>>,
+    pub params: Option<Member>,
     /// `result`.
-    pub result: Option<Range<usize>>,
+    pub result: Option<Member>,
     /// `error`.
-    pub error: Option<Range<usize>>,
+    pub error: Option<Member>,
+}
+
+/// One envelope field's value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    /// Where it sits in the text.
+    pub span: Range<usize>,
+    /// An upper bound on the JSON values it holds, counted as
+    /// [`value_count`] counts them (one, plus one per `,`, `:`, `[` and `{`
+    /// outside strings), so a value can be refused for its size before
+    /// anything parses it.
+    pub values: usize,
+    /// A string holding an escape (its text is not its value as it stands).
+    pub escaped: bool,
 }
 
 /// What a valid frame is, at its top level.
@@ -203,6 +217,7 @@ impl<'a> Scanner<'a> {
             allow_lone,
             max_depth,
             spill: Vec::new(),
+            structural: 0,
         }
     }
 
@@ -224,6 +239,24 @@ impl<'a> Scanner<'a> {
         s.ws();
         (s.i == s.b.len()).then_some(scanned)
     }
+}
+
+/// Where the first byte of `text` at or after `from` that is not JSON
+/// whitespace sits (`text.len()` when there is none).
+#[inline]
+pub(super) fn skip_ws(text: &str, from: usize) -> usize {
+    let b = text.as_bytes();
+    let mut i = from;
+    while let Some(b' ' | b'\t' | b'\n' | b'\r') = b.get(i) {
+        i += 1;
+    }
+    i
+}
+
+/// The first byte of `text` that is not JSON whitespace.
+#[inline]
+pub(super) fn first_byte(text: &str) -> Option<u8> {
+    text.as_bytes().get(skip_ws(text, 0)).copied()
 }
 
 /// The end of the JSON value that starts at `from` (whitespace before it
@@ -257,6 +290,37 @@ const STRING_CLASS: [u8; 256] = {
     table
 };
 
+/// How many bytes at the start of `rest` need nothing inside a string (no
+/// `"`, `\\` or control byte): eight at a time while they last, as a word
+/// whose bytes are tested together, then one at a time.
+#[inline]
+fn plain_run(rest: &[u8]) -> usize {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    // A byte of `x` is zero exactly where this has its high bit set, for
+    // the lowest such byte (higher ones may be false alarms; only the
+    // lowest is used).
+    let zero_bytes = |x: u64| x.wrapping_sub(ONES) & !x & HIGHS;
+    let mut i = 0;
+    while let Some(word) = rest.get(i..i + 8) {
+        let v = u64::from_le_bytes(word.try_into().expect("eight bytes"));
+        let quote = zero_bytes(v ^ (ONES * u64::from(b'"')));
+        let backslash = zero_bytes(v ^ (ONES * u64::from(b'\\')));
+        // Below 0x20: subtracting 0x20 borrows into the high bit, for a
+        // byte that did not have it set already.
+        let control = v.wrapping_sub(ONES * 0x20) & !v & HIGHS;
+        let found = quote | backslash | control;
+        if found != 0 {
+            return i + (found.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    i + rest[i..]
+        .iter()
+        .position(|&c| STRING_CLASS[usize::from(c)] != PLAIN)
+        .unwrap_or(rest.len() - i)
+}
+
 /// Four hex digits' value.
 fn hex4(digits: &[u8]) -> Option<u32> {
     let mut v = 0u32;
@@ -281,6 +345,8 @@ struct Scanner<'a> {
     /// The open containers past the 128 a `u128` holds (a backend line
     /// may nest without limit).
     spill: Vec<u8>,
+    /// `,`, `:`, `[` and `{` seen outside strings (see [`Member::values`]).
+    structural: usize,
 }
 
 impl Scanner<'_> {
@@ -319,21 +385,43 @@ impl Scanner<'_> {
             }
             let key_start = self.i + 1;
             let escaped = self.string()?;
-            let name = short_name(&self.b[key_start..self.i - 1], escaped);
+            let key = &self.b[key_start..self.i - 1];
+            let unescaped = if escaped { short_name(key, true) } else { None };
+            let key = match &unescaped {
+                Some(name) => name.as_bytes(),
+                None if escaped => b"",
+                None => key,
+            };
             self.expect(b':')?;
             self.ws();
-            let start = self.i;
-            self.value_at(1)?;
-            let slot = match name.as_ref().map(ShortName::as_bytes) {
-                Some(b"jsonrpc") => &mut spans.jsonrpc,
-                Some(b"id") => &mut spans.id,
-                Some(b"method") => &mut spans.method,
-                Some(b"params") => &mut spans.params,
-                Some(b"result") => &mut spans.result,
-                Some(b"error") => &mut spans.error,
+            let (start, structural) = (self.i, self.structural);
+            // Strings and numbers, the envelope's usual values, directly.
+            let escaped = match self.peek()? {
+                b'"' => self.string()?,
+                b'-' | b'0'..=b'9' => {
+                    self.number()?;
+                    false
+                }
+                _ => {
+                    self.value_at(1)?;
+                    false
+                }
+            };
+            let member = Member {
+                span: start..self.i,
+                values: 1 + self.structural - structural,
+                escaped,
+            };
+            let slot = match key {
+                b"jsonrpc" => &mut spans.jsonrpc,
+                b"id" => &mut spans.id,
+                b"method" => &mut spans.method,
+                b"params" => &mut spans.params,
+                b"result" => &mut spans.result,
+                b"error" => &mut spans.error,
                 _ => &mut None,
             };
-            *slot = Some(start..self.i);
+            *slot = Some(member);
             self.ws();
             match self.peek()? {
                 b',' => self.i += 1,
@@ -369,6 +457,7 @@ impl Scanner<'_> {
                         return None;
                     }
                     self.i += 1;
+                    self.structural += 1;
                     self.ws();
                     let object = c == b'{';
                     let close = if object { b'}' } else { b']' };
@@ -402,6 +491,7 @@ impl Scanner<'_> {
                 match self.peek()? {
                     b',' => {
                         self.i += 1;
+                        self.structural += 1;
                         self.ws();
                         if object {
                             self.key()?;
@@ -431,6 +521,7 @@ impl Scanner<'_> {
         }
         self.string()?;
         self.expect(b':')?;
+        self.structural += 1;
         self.ws();
         Some(())
     }
@@ -485,13 +576,9 @@ impl Scanner<'_> {
         self.i += 1;
         let mut escaped = false;
         loop {
-            // The common run: bytes that need nothing.
-            let rest = self.b.get(self.i..)?;
-            let run = rest
-                .iter()
-                .position(|&c| STRING_CLASS[usize::from(c)] != PLAIN)?;
-            self.i += run;
-            match STRING_CLASS[usize::from(self.b[self.i])] {
+            // The common run: bytes that need nothing, eight at a time.
+            self.i += plain_run(self.b.get(self.i..)?);
+            match STRING_CLASS[usize::from(*self.b.get(self.i)?)] {
                 QUOTE => {
                     self.i += 1;
                     return Some(escaped);

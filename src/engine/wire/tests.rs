@@ -477,12 +477,14 @@ fn the_scanner_finds_the_envelope_and_keeps_the_last_of_a_repeated_field() {
     let Some(Scanned::Object(spans)) = scan(text, Surrogates::Refuse) else {
         panic!("an object")
     };
-    let field = |span: Option<std::ops::Range<usize>>| &text[span.expect("present")];
+    let field = |member: Option<Member>| &text[member.expect("present").span];
     assert_eq!(field(spans.id), "1");
     assert_eq!(field(spans.method), r#""b""#);
-    assert_eq!(field(spans.params), r#"[1,{"y":"}"}]"#);
+    assert_eq!(field(spans.params.clone()), r#"[1,{"y":"}"}]"#);
     assert_eq!(field(spans.jsonrpc), r#""2.0""#);
     assert_eq!((spans.result, spans.error), (None, None));
+    // `[`, `,`, `{` and `:`, plus one.
+    assert_eq!(spans.params.map(|m| m.values), Some(5));
 }
 
 #[test]
