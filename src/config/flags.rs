@@ -208,7 +208,7 @@ pub const FLAGS: &[Flag] = &[
     Flag {
         name: "--max-frame-bytes",
         value: Some("BYTES"),
-        help: "longest inbound line (and backend line); a longer inbound line gets a -32600 error and is skipped, a longer backend line is dropped",
+        help: "longest inbound line (and backend line), at most 4 GiB - 1; a longer inbound line gets a -32600 error and is skipped, a longer backend line is dropped",
         bridge_only: false,
         setting: Setting::Bytes(field!(max_frame_bytes)),
     },

@@ -24,6 +24,9 @@ const MIB: usize = 1024 * KIB;
 /// Longest inbound line: large enough for a pasted file or an image in
 /// base64, small enough that one bad line cannot take much memory.
 pub const DEFAULT_MAX_FRAME_BYTES: usize = 16 * MIB;
+/// The largest `--max-frame-bytes`: the scanner keeps a frame's offsets
+/// in 32 bits, so the envelope it finds stays small to move.
+pub const MAX_FRAME_BYTES_LIMIT: usize = u32::MAX as usize;
 /// The reference gateway's grace: long enough to flush a few MiB and let
 /// children exit on SIGTERM, short enough that a TUI's quit feels instant.
 pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
@@ -365,6 +368,11 @@ impl Config {
                 "--max-frame-bytes, --coalesce-cap and --outbound-hard-limit must be positive"
                     .into(),
             );
+        }
+        if self.max_frame_bytes > MAX_FRAME_BYTES_LIMIT {
+            return usage(format!(
+                "--max-frame-bytes must be at most {MAX_FRAME_BYTES_LIMIT} (4 GiB - 1): a frame's offsets are 32-bit"
+            ));
         }
         if self.low_water_bytes >= self.high_water_bytes {
             return usage(format!(

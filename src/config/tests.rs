@@ -262,3 +262,14 @@ fn bridge_flags_without_a_command_and_switches_with_values_are_usage_errors() {
         }
     }
 }
+
+#[test]
+fn a_max_frame_past_32_bits_is_a_usage_error() {
+    let err = parse(&["--max-frame-bytes", "4GiB"], &[]).unwrap_err();
+    assert!(
+        matches!(err, ConfigError::Usage(ref m) if m.contains("at most")),
+        "{err:?}"
+    );
+    let ok = parse(&["--max-frame-bytes", "4294967295"], &[]).unwrap();
+    assert_eq!(ok.max_frame_bytes, u32::MAX as usize);
+}

@@ -365,11 +365,11 @@ fn not_an_object() -> Reject {
 
 /// The message an object's envelope says it is.
 fn head_of<'a>(text: &'a str, spans: &Spans) -> Result<Head<'a>, Reject> {
-    let field = |member: &Option<Member>| member.as_ref().map(|m| &text[m.span.clone()]);
+    let field = |member: &Option<Member>| member.as_ref().map(|m| &text[m.span()]);
     let raw = |member: &Option<Member>| {
         member.as_ref().map(|m| Raw {
-            text: &text[m.span.clone()],
-            values: m.values,
+            text: &text[m.span()],
+            values: m.values(),
         })
     };
     // The id, when present and well-formed, is echoed even in an error so the
@@ -397,15 +397,15 @@ fn head_of<'a>(text: &'a str, spans: &Spans) -> Result<Head<'a>, Reject> {
         return Err(reject(&id, "\"jsonrpc\" must be exactly \"2.0\""));
     }
     if let Some(member) = &spans.method {
-        let method = &text[member.span.clone()];
-        let plain = method.len() >= 2 && method.starts_with('"') && !member.escaped;
+        let method = &text[member.span()];
+        let plain = method.len() >= 2 && method.starts_with('"') && !member.escaped();
         let method = if plain {
             Some(std::borrow::Cow::Borrowed(&method[1..method.len() - 1]))
         } else {
             json_str(method)
         };
         let Some(method) = method else {
-            let method = &text[member.span.clone()];
+            let method = &text[member.span()];
             if method.starts_with('"') {
                 return Err(lone_surrogate_in("method"));
             }

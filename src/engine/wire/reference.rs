@@ -301,11 +301,11 @@ pub fn reference_spans(text: &str) -> Option<Spans> {
     let span = |raw: Option<&RawValue>| {
         raw.map(|raw| {
             let start = raw.get().as_ptr() as usize - text.as_ptr() as usize;
-            Member {
-                span: start..start + raw.get().len(),
-                values: value_count(raw.get()),
-                escaped: raw.get().starts_with('"') && raw.get().contains('\\'),
-            }
+            Member::new(
+                start..start + raw.get().len(),
+                value_count(raw.get()),
+                raw.get().starts_with('"') && raw.get().contains('\\'),
+            )
         })
     };
     Some(Spans {

@@ -48,18 +48,47 @@ pub struct Spans {
     pub error: Option<Member>,
 }
 
-/// One envelope field's value.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One envelope field's value. Offsets are `u32` so that the envelope
+/// stays small to move (a frame is at most `--max-frame-bytes`, which is
+/// below 4 GiB).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Member {
+    start: u32,
+    end: u32,
+    values: u32,
+    escaped: bool,
+}
+
+impl Member {
+    /// A member at `span` holding at most `values` JSON values; `escaped`
+    /// for a string with an escape.
+    pub fn new(span: Range<usize>, values: usize, escaped: bool) -> Member {
+        let narrow = |n: usize| u32::try_from(n).expect("a frame is below 4 GiB");
+        Member {
+            start: narrow(span.start),
+            end: narrow(span.end),
+            values: narrow(values),
+            escaped,
+        }
+    }
+
     /// Where it sits in the text.
-    pub span: Range<usize>,
+    pub fn span(&self) -> Range<usize> {
+        self.start as usize..self.end as usize
+    }
+
     /// An upper bound on the JSON values it holds, counted as
     /// [`value_count`] counts them (one, plus one per `,`, `:`, `[` and `{`
     /// outside strings), so a value can be refused for its size before
     /// anything parses it.
-    pub values: usize,
+    pub fn values(&self) -> usize {
+        self.values as usize
+    }
+
     /// A string holding an escape (its text is not its value as it stands).
-    pub escaped: bool,
+    pub fn escaped(&self) -> bool {
+        self.escaped
+    }
 }
 
 /// What a valid frame is, at its top level.
@@ -321,6 +350,36 @@ fn plain_run(rest: &[u8]) -> usize {
         .unwrap_or(rest.len() - i)
 }
 
+/// A member name of at most eight bytes as one word (zero-padded), so the
+/// envelope's names are told apart by integer comparisons; `0` for a longer
+/// name. A name cannot hold a NUL byte, so padding never makes two equal.
+#[inline]
+fn name_word(name: &[u8]) -> u64 {
+    if name.len() > 8 {
+        return 0;
+    }
+    let mut word = [0u8; 8];
+    word[..name.len()].copy_from_slice(name);
+    u64::from_le_bytes(word)
+}
+
+const fn word(name: &[u8]) -> u64 {
+    let mut bytes = [0u8; 8];
+    let mut i = 0;
+    while i < name.len() {
+        bytes[i] = name[i];
+        i += 1;
+    }
+    u64::from_le_bytes(bytes)
+}
+
+const JSONRPC: u64 = word(b"jsonrpc");
+const ID: u64 = word(b"id");
+const METHOD: u64 = word(b"method");
+const PARAMS: u64 = word(b"params");
+const RESULT: u64 = word(b"result");
+const ERROR: u64 = word(b"error");
+
 /// Four hex digits' value.
 fn hex4(digits: &[u8]) -> Option<u32> {
     let mut v = 0u32;
@@ -357,7 +416,11 @@ impl Scanner<'_> {
 
     #[inline]
     fn ws(&mut self) {
-        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.b.get(self.i) {
+        // Compact JSON has none: one comparison says so.
+        while let Some(&c) = self.b.get(self.i) {
+            if c > b' ' || !matches!(c, b' ' | b'\t' | b'\n' | b'\r') {
+                return;
+            }
             self.i += 1;
         }
     }
@@ -407,18 +470,14 @@ impl Scanner<'_> {
                     false
                 }
             };
-            let member = Member {
-                span: start..self.i,
-                values: 1 + self.structural - structural,
-                escaped,
-            };
-            let slot = match key {
-                b"jsonrpc" => &mut spans.jsonrpc,
-                b"id" => &mut spans.id,
-                b"method" => &mut spans.method,
-                b"params" => &mut spans.params,
-                b"result" => &mut spans.result,
-                b"error" => &mut spans.error,
+            let member = Member::new(start..self.i, 1 + self.structural - structural, escaped);
+            let slot = match name_word(key) {
+                JSONRPC => &mut spans.jsonrpc,
+                ID => &mut spans.id,
+                METHOD => &mut spans.method,
+                PARAMS => &mut spans.params,
+                RESULT => &mut spans.result,
+                ERROR => &mut spans.error,
                 _ => &mut None,
             };
             *slot = Some(member);

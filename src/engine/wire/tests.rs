@@ -477,14 +477,14 @@ fn the_scanner_finds_the_envelope_and_keeps_the_last_of_a_repeated_field() {
     let Some(Scanned::Object(spans)) = scan(text, Surrogates::Refuse) else {
         panic!("an object")
     };
-    let field = |member: Option<Member>| &text[member.expect("present").span];
+    let field = |member: Option<Member>| &text[member.expect("present").span()];
     assert_eq!(field(spans.id), "1");
     assert_eq!(field(spans.method), r#""b""#);
-    assert_eq!(field(spans.params.clone()), r#"[1,{"y":"}"}]"#);
+    assert_eq!(field(spans.params), r#"[1,{"y":"}"}]"#);
     assert_eq!(field(spans.jsonrpc), r#""2.0""#);
     assert_eq!((spans.result, spans.error), (None, None));
     // `[`, `,`, `{` and `:`, plus one.
-    assert_eq!(spans.params.map(|m| m.values), Some(5));
+    assert_eq!(spans.params.map(|m| m.values()), Some(5));
 }
 
 #[test]
@@ -498,4 +498,29 @@ fn a_backend_line_may_nest_past_the_client_bound() {
     assert_eq!(scan_line(&mixed), Some(Scanned::Array));
     let wrong = format!("{}1{}", "[{\"a\":".repeat(150), "]}".repeat(150));
     assert_eq!(scan_line(&wrong), None);
+}
+
+#[test]
+fn an_integer_id_is_kept_as_its_value_and_written_back_as_its_text() {
+    for text in [
+        "0",
+        "7",
+        "-42",
+        "9223372036854775807",
+        "-9223372036854775808",
+    ] {
+        let id = Id::number(text);
+        assert!(matches!(id, Id::Int(_)), "{text}");
+        let mut out = Vec::new();
+        id.write(&mut out);
+        assert_eq!(out, text.as_bytes());
+        assert_eq!(id.to_string(), text);
+    }
+    for text in ["-0", "9223372036854775808", "1e2", "2.50", "100.0"] {
+        assert!(matches!(Id::number(text), Id::Number(_)), "{text}");
+    }
+    assert_eq!(Id::number("1e2").canonical(), Id::Int(100));
+    assert_eq!(Id::number("-0").canonical(), Id::Int(0));
+    assert_eq!(Id::from(7u64), Id::Int(7));
+    assert_eq!(Id::from(u64::MAX), Id::number("18446744073709551615"));
 }

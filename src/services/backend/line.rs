@@ -136,7 +136,7 @@ pub fn classify(line: &[u8], streams: &StreamTypes) -> Line {
         Some(Scanned::Scalar) => Line::Junk("JSON, but not an object"),
         Some(Scanned::Array) => classify_array(text),
         Some(Scanned::Object(spans)) => event_line(text, &spans, streams).unwrap_or_else(|| {
-            let id = spans.id.and_then(|m| Id::from_json(&text[m.span]));
+            let id = spans.id.and_then(|m| Id::from_json(&text[m.span()]));
             match id {
                 Some(id)
                     if spans.method.is_none()
@@ -153,15 +153,11 @@ pub fn classify(line: &[u8], streams: &StreamTypes) -> Line {
 /// An event line's class: `None` for anything that is not an event of the
 /// gateway's envelope (`method` "event", no id, `params.type` a string).
 fn event_line(line: &str, spans: &Spans, streams: &StreamTypes) -> Option<Line> {
-    if spans.id.is_some() || json_str(&line[spans.method.as_ref()?.span.clone()])? != EVENT_METHOD {
+    if spans.id.is_some() || json_str(&line[spans.method.as_ref()?.span()])? != EVENT_METHOD {
         return None;
     }
     let is_object = |span: &Range<usize>| line.as_bytes()[span.start] == b'{';
-    let params = spans
-        .params
-        .as_ref()
-        .map(|m| m.span.clone())
-        .filter(is_object)?;
+    let params = spans.params.as_ref().map(|m| m.span()).filter(is_object)?;
     let params = Fields::of(line, params);
     let type_span = params.event_type.clone()?;
     let event_type = json_str(&line[type_span.clone()])?;
@@ -286,7 +282,7 @@ mod tests {
         let s = streams();
         assert_eq!(
             classify(br#"{"jsonrpc":"2.0","id":1.50,"result":{"b":1,"a":2}}"#, &s),
-            Line::Response(Id::Number("1.50".into()))
+            Line::Response(Id::number("1.50"))
         );
         assert_eq!(classify(b"hello world", &s), Line::Junk("not JSON"));
         assert_eq!(classify(b"42", &s), Line::Junk("JSON, but not an object"));
@@ -335,7 +331,7 @@ mod tests {
             ),
             (
                 br#"{"jsonrpc":"2.0","id":7,"result":{"name":"\udcff"}}"#,
-                Line::Response(Id::Number("7".into())),
+                Line::Response(Id::number("7")),
             ),
             (
                 br#"{"jsonrpc":"2.0","method":"event","params":{"type":"\udead"}}"#,

@@ -18,54 +18,18 @@ use serde_json::Value;
 
 use crate::engine::wire::{Id, RpcError};
 
-/// A pending request's id as the map knows it: an integer id (the common
-/// case) as its value, with no allocation; any other id in its canonical
-/// form ([`Id::canonical`]), so `2.50` and `2.5` are one id.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-enum PendingKey {
-    Int(i64),
-    Other(Id),
-}
-
-impl PendingKey {
-    fn of(id: &Id) -> PendingKey {
-        match id {
-            Id::Number(text) => match text.parse::<i64>() {
-                Ok(n) => PendingKey::Int(n),
-                // `1e2` and `100.0` are the integer 100 too.
-                Err(_) => match id.canonical() {
-                    Id::Number(canonical) => match canonical.parse::<i64>() {
-                        Ok(n) => PendingKey::Int(n),
-                        Err(_) => PendingKey::Other(Id::Number(canonical)),
-                    },
-                    other => PendingKey::Other(other),
-                },
-            },
-            _ => PendingKey::Other(id.clone()),
-        }
-    }
-}
-
 /// Requests the backend owes under one id.
 #[derive(Debug)]
 struct Pending {
-    /// The id as the client wrote it, when the key does not give it back
-    /// (`-0`, `2.50`).
+    /// The id as the client wrote it, when its canonical form (the key)
+    /// does not give it back (`-0`, `2.50`, `1e2`).
     written: Option<Id>,
     count: u32,
 }
 
 impl Pending {
     fn new(id: &Id) -> Pending {
-        // A JSON integer has no leading zeros or `+`: its value's decimal
-        // form is its text, except for `-0` (and `1e2`, `100.0`).
-        let exact = match (PendingKey::of(id), id) {
-            (PendingKey::Int(_), Id::Number(text)) => {
-                &**text != "-0" && !text.contains(['.', 'e', 'E'])
-            }
-            (PendingKey::Other(key), _) => key == *id,
-            _ => false,
-        };
+        let exact = matches!(id.canonical_cow(), std::borrow::Cow::Borrowed(_));
         Pending {
             written: (!exact).then(|| id.clone()),
             count: 0,
@@ -73,12 +37,8 @@ impl Pending {
     }
 
     /// The id to answer under.
-    fn id(&self, key: &PendingKey) -> Id {
-        match (&self.written, key) {
-            (Some(id), _) => id.clone(),
-            (None, PendingKey::Int(n)) => Id::Number(n.to_string().into()),
-            (None, PendingKey::Other(id)) => id.clone(),
-        }
+    fn id(&self, key: &Id) -> Id {
+        self.written.clone().unwrap_or_else(|| key.clone())
     }
 }
 
@@ -111,7 +71,7 @@ pub(crate) enum Payment<'a> {
 pub(crate) struct Ledger {
     /// By canonical id: the id as the client wrote it, and how many are in
     /// flight under it.
-    pending: HashMap<PendingKey, Pending, FxBuildHasher>,
+    pending: HashMap<Id, Pending, FxBuildHasher>,
     /// Requests in `pending`, counted (at most `--backend-max-pending`).
     count: usize,
     /// Answers owed for requests no backend will answer, oldest first.
@@ -132,7 +92,7 @@ impl Ledger {
     /// A request was forwarded: the backend owes its answer.
     pub(crate) fn expect(&mut self, id: &Id) {
         self.pending
-            .entry(PendingKey::of(id))
+            .entry(id.canonical())
             .or_insert_with(|| Pending::new(id))
             .count += 1;
         self.count += 1;
@@ -140,12 +100,12 @@ impl Ledger {
 
     /// A request was answered: it no longer waits for the backend.
     pub(crate) fn settle(&mut self, id: &Id) {
-        let key = PendingKey::of(id);
-        if let Some(pending) = self.pending.get_mut(&key) {
+        let key = id.canonical_cow();
+        if let Some(pending) = self.pending.get_mut(&*key) {
             self.count -= 1;
             pending.count -= 1;
             if pending.count == 0 {
-                self.pending.remove(&key);
+                self.pending.remove(&*key);
             }
         }
     }
@@ -202,30 +162,30 @@ mod tests {
     #[test]
     fn a_pending_id_is_answered_under_the_bytes_the_client_wrote() {
         for text in ["7", "-0", "2.50", "1e2", "12345678901234567890123", "-42"] {
-            let id = Id::Number(text.into());
-            let key = PendingKey::of(&id);
+            let id = Id::number(text);
+            let key = id.canonical();
             assert_eq!(Pending::new(&id).id(&key), id, "{text}");
         }
         let id = Id::Str("r1".into());
-        assert_eq!(Pending::new(&id).id(&PendingKey::of(&id)), id);
+        assert_eq!(Pending::new(&id).id(&id.canonical()), id);
         // The backend may write a number back in another form: same key.
-        let key = |t: &str| PendingKey::of(&Id::Number(t.into()));
+        let key = |t: &str| Id::number(t).canonical();
         assert_eq!(key("2.50"), key("2.5"));
         assert_eq!(key("-0"), key("0"));
         assert_eq!(key("1e2"), key("100"));
-        assert_ne!(key("7"), PendingKey::of(&Id::Str("7".into())));
+        assert_ne!(key("7"), Id::Str("7".into()).canonical());
         // Integers need no allocation and no copy of the id.
-        assert_eq!(key("7"), PendingKey::Int(7));
-        assert!(Pending::new(&Id::Number("7".into())).written.is_none());
+        assert_eq!(key("7"), Id::Int(7));
+        assert!(Pending::new(&Id::number("7")).written.is_none());
     }
 
     #[test]
     fn owed_answers_are_paid_in_order_as_room_allows_then_the_event() {
         let mut ledger = Ledger::default();
         for id in ["1", "2.50", "1"] {
-            ledger.expect(&Id::Number(id.into()));
+            ledger.expect(&Id::number(id));
         }
-        ledger.settle(&Id::Number("2.5".into()));
+        ledger.settle(&Id::number("2.5"));
         assert_eq!((ledger.pending(), ledger.unanswered()), (2, 2));
         ledger.owe_all(RpcError::invalid_request("gone"), Some(Value::from(7)));
         assert_eq!((ledger.pending(), ledger.unanswered()), (0, 2));
@@ -251,7 +211,7 @@ mod tests {
         room = 5;
         pay(&mut ledger, &mut room);
         assert!(!ledger.owes());
-        assert_eq!(paid, vec![Id::Number("1".into()); 2]);
+        assert_eq!(paid, vec![Id::Int(1); 2]);
         assert_eq!(events, vec![Value::from(7)]);
     }
 }
