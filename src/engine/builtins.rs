@@ -70,10 +70,16 @@ const BUILTINS: &[Builtin] = &[
 
 /// The built-ins in force, with or without a fallback.
 pub(super) fn methods(with_fallback: bool) -> impl Iterator<Item = &'static str> {
+    routes(with_fallback).map(|(name, _)| name)
+}
+
+/// The built-ins in force, each with the index [`Engine::builtin`] runs it by.
+pub(super) fn routes(with_fallback: bool) -> impl Iterator<Item = (&'static str, usize)> {
     BUILTINS
         .iter()
-        .filter(move |b| b.with_backend || !with_fallback)
-        .map(|b| b.name)
+        .enumerate()
+        .filter(move |(_, b)| b.with_backend || !with_fallback)
+        .map(|(index, b)| (b.name, index))
 }
 
 /// The crate version, as reported on the wire.
@@ -127,17 +133,15 @@ impl Engine {
     }
 
     /// Runs the built-in `method` (routed here, so it is in force).
+    /// Runs the built-in at `index` (see [`routes`]).
     pub(super) fn builtin(
         &mut self,
-        method: &str,
+        index: usize,
         params: Option<Raw<'_>>,
         host: &mut dyn Host,
         now: Instant,
     ) -> Answer {
-        let Some(builtin) = BUILTINS.iter().find(|b| b.name == method) else {
-            return Answer::error(RpcError::method_not_found(method));
-        };
-        match builtin.handler {
+        match BUILTINS[index].handler {
             Handler::Fixed(result) => Answer::Fixed(result),
             Handler::Computed(handler) => Answer::Reply(handler(self, host, now)),
             Handler::ReadsParams(handler) => match parse_params(params, &Id::Null) {

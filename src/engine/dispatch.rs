@@ -226,7 +226,7 @@ impl Engine {
         }
         match route {
             None => Some(Answer::error(RpcError::method_not_found(method))),
-            Some(Route::Builtin) => Some(self.builtin(method, params, host, now)),
+            Some(Route::Builtin(index)) => Some(self.builtin(index, params, host, now)),
             Some(Route::Service(index)) => {
                 let params = match parse_params(params, refuse_as) {
                     Ok(params) => params,

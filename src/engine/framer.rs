@@ -128,6 +128,19 @@ impl Framer {
         &self.buf[span]
     }
 
+    /// Lends out the buffer, so a span of it can be read while its owner
+    /// is borrowed mutably; [`Framer::give_back`] it before anything else
+    /// is asked of the framer.
+    pub fn lend(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.buf)
+    }
+
+    /// Takes back the buffer [`Framer::lend`] lent.
+    pub fn give_back(&mut self, buf: Vec<u8>) {
+        debug_assert!(self.buf.is_empty(), "nothing pushed while lent");
+        self.buf = buf;
+    }
+
     /// [`Framer::next_frame`] without a copy: where the frame sits in the
     /// buffer, read with [`Framer::frame`] before the next push.
     pub fn next_span(&mut self) -> Option<Decoded<std::ops::Range<usize>>> {

@@ -179,6 +179,12 @@ impl Joins {
         true
     }
 
+    /// True when a batch has every answer and waits for its answer pass.
+    #[inline]
+    pub(crate) fn has_ready(&self) -> bool {
+        !self.ready.is_empty()
+    }
+
     /// The oldest batch ready for its answer pass, if any.
     pub(crate) fn next_ready(&mut self) -> Option<Ready> {
         let mut ready = self.ready.pop_front()?;

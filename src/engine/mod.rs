@@ -96,8 +96,9 @@ enum Place {
 /// there is one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Route {
-    /// A built-in (`gateway.*`, and `client.capabilities` without a fallback).
-    Builtin,
+    /// The built-in at this index (`gateway.*`, and `client.capabilities`
+    /// without a fallback).
+    Builtin(usize),
     /// The service at this index.
     Service(usize),
 }
@@ -252,8 +253,8 @@ impl Engine {
     ) -> Result<Engine, DuplicateMethod> {
         let Services { services, fallback } = services.into();
         let mut routes = rustc_hash::FxHashMap::default();
-        for name in builtins::methods(fallback.is_some()) {
-            routes.insert(name, Route::Builtin);
+        for (name, index) in builtins::routes(fallback.is_some()) {
+            routes.insert(name, Route::Builtin(index));
         }
         for (index, service) in services.iter().enumerate() {
             for name in service.methods() {
@@ -433,7 +434,7 @@ impl Engine {
                 self.input.set_backlog(true);
                 break;
             }
-            if self.batch.is_none() {
+            if self.batch.is_none() && self.joins.has_ready() {
                 self.begin_answer_pass();
             }
             if self.batch.is_some() {
@@ -452,11 +453,12 @@ impl Engine {
                 Decoded::Frame(span) => {
                     self.stats.frames_in += 1;
                     log::trace!("frame in: {} bytes", span.len());
-                    // The frame is read where it lies: the framer is lent
-                    // out for the dispatch (nothing in it touches the framer).
-                    let framer = std::mem::replace(&mut self.framer, Framer::new(0));
-                    self.dispatch_frame(framer.frame(span), host, now);
-                    self.framer = framer;
+                    // The frame is read where it lies: the framer's buffer
+                    // is lent out for the dispatch (which never touches the
+                    // framer).
+                    let buf = self.framer.lend();
+                    self.dispatch_frame(&buf[span], host, now);
+                    self.framer.give_back(buf);
                 }
                 Decoded::TooLarge { limit } if self.forward_lines => {
                     // Transparent: no answer of the gateway's own on stdout.

@@ -373,6 +373,11 @@ const fn word(name: &[u8]) -> u64 {
     u64::from_le_bytes(bytes)
 }
 
+/// The low `bytes` bytes of a word.
+const fn mask(bytes: u32) -> u64 {
+    (1u64 << (bytes * 8)) - 1
+}
+
 const JSONRPC: u64 = word(b"jsonrpc");
 const ID: u64 = word(b"id");
 const METHOD: u64 = word(b"method");
@@ -446,14 +451,18 @@ impl Scanner<'_> {
             if self.peek()? != b'"' {
                 return None;
             }
-            let key_start = self.i + 1;
-            let escaped = self.string()?;
-            let key = &self.b[key_start..self.i - 1];
-            let unescaped = if escaped { short_name(key, true) } else { None };
-            let key = match &unescaped {
-                Some(name) => name.as_bytes(),
-                None if escaped => b"",
-                None => key,
+            let name = match self.known_name() {
+                Some(name) => name,
+                None => {
+                    let key_start = self.i + 1;
+                    let escaped = self.string()?;
+                    let key = &self.b[key_start..self.i - 1];
+                    if escaped {
+                        short_name(key, true).map_or(0, |name| name_word(name.as_bytes()))
+                    } else {
+                        name_word(key)
+                    }
+                }
             };
             self.expect(b':')?;
             self.ws();
@@ -471,7 +480,7 @@ impl Scanner<'_> {
                 }
             };
             let member = Member::new(start..self.i, 1 + self.structural - structural, escaped);
-            let slot = match name_word(key) {
+            let slot = match name {
                 JSONRPC => &mut spans.jsonrpc,
                 ID => &mut spans.id,
                 METHOD => &mut spans.method,
@@ -491,6 +500,33 @@ impl Scanner<'_> {
                 _ => return None,
             }
         }
+    }
+
+    /// At a member name's opening quote: an envelope name written plainly
+    /// (the usual case), told by one comparison of the word after the quote
+    /// (the name and its closing quote), and skipped; `None` for any other
+    /// name, which is then scanned as a string.
+    #[inline]
+    fn known_name(&mut self) -> Option<u64> {
+        let bytes = self.b.get(self.i + 1..self.i + 9)?;
+        let w = u64::from_le_bytes(bytes.try_into().expect("eight bytes"));
+        let (name, len) = if w == word(b"jsonrpc\"") {
+            (JSONRPC, 7)
+        } else if w & mask(7) == word(b"method\"") {
+            (METHOD, 6)
+        } else if w & mask(3) == word(b"id\"") {
+            (ID, 2)
+        } else if w & mask(7) == word(b"params\"") {
+            (PARAMS, 6)
+        } else if w & mask(7) == word(b"result\"") {
+            (RESULT, 6)
+        } else if w & mask(6) == word(b"error\"") {
+            (ERROR, 5)
+        } else {
+            return None;
+        };
+        self.i += len + 2;
+        Some(name)
     }
 
     /// One value at the top level.
