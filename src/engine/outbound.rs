@@ -35,8 +35,13 @@ use super::wire::{write_json, write_json_str_body};
 const MAX_IOVECS: usize = 64;
 
 /// Frames written in place ([`Outbound::push_frame_with`]) share an entry
-/// up to this size: one allocation and one iovec for many small answers.
-const CHUNK_BYTES: usize = 64 * 1024;
+/// of this capacity: one allocation and one iovec for many small answers.
+const CHUNK_BYTES: usize = 4096;
+
+/// A frame is written after the last one in its entry only while the entry
+/// has this much spare capacity, so an entry is rarely reallocated (and
+/// never copied as it grows, a chunk at a time).
+const CHUNK_SPARE: usize = 512;
 
 /// One run of queued bytes: a frame, a piece of a frame built in pieces,
 /// or small frames written one after another ([`CHUNK_BYTES`]).
@@ -333,8 +338,8 @@ impl Outbound {
 
     /// Queues one whole frame that `write` appends to the buffer it is
     /// given (ending in `\n`), written in place: after the last small frame
-    /// when there is room in its entry, so a run of answers costs one
-    /// allocation per [`CHUNK_BYTES`], not one each. `write` must keep
+    /// when its entry has room, so a run of answers costs one allocation per
+    /// [`CHUNK_BYTES`], not one each. `write` must keep
     /// within [`Outbound::room`] (it is refused past the hard limit, as
     /// [`Outbound::push_frame`] is).
     pub fn push_frame_with(
@@ -343,12 +348,11 @@ impl Outbound {
         write: impl FnOnce(&mut Vec<u8>),
     ) -> Result<(), Refused> {
         let appendable = !self.building
-            && self
-                .frames
-                .back()
-                .is_some_and(|tail| tail.frames > 0 && tail.bytes.len() < CHUNK_BYTES);
+            && self.frames.back().is_some_and(|tail| {
+                tail.frames > 0 && tail.bytes.capacity() - tail.bytes.len() >= CHUNK_SPARE
+            });
         if !appendable {
-            let mut frame = Vec::with_capacity(if self.building { 64 } else { 4096 });
+            let mut frame = Vec::with_capacity(if self.building { 64 } else { CHUNK_BYTES });
             write(&mut frame);
             return self.push_frame(frame, now);
         }

@@ -434,8 +434,8 @@ impl<'a> Context<'a> {
     /// Passes on a response as the bytes it came as (`line`, without its
     /// `\n`): into the batch answer its id belongs to, or as a frame of its
     /// own (no copy). Refused as [`Context::push_line`] is.
-    pub fn reply_line(&mut self, id: &Id, line: Vec<u8>) -> Result<(), Refused> {
-        if self.bridge().joins.deliver(id, &line) {
+    pub fn reply_line(&mut self, id: &Id, line: &[u8]) -> Result<(), Refused> {
+        if self.bridge().joins.deliver(id, line) {
             return Ok(());
         }
         self.push_line(line)
@@ -445,10 +445,14 @@ impl<'a> Context<'a> {
     /// `\n`). Its size is the writer's: one larger than the room below the
     /// hard limit (a line near `--max-frame-bytes` under a small
     /// `--outbound-hard-limit`) is refused, and the caller answers for it.
-    pub fn push_line(&mut self, mut line: Vec<u8>) -> Result<(), Refused> {
-        line.push(b'\n');
+    pub fn push_line(&mut self, line: &[u8]) -> Result<(), Refused> {
         let now = self.now;
-        self.push_foreign(line.len(), |out| out.push_frame(line, now))
+        self.push_foreign(line.len() + 1, |out| {
+            out.push_frame_with(now, |buf| {
+                buf.extend_from_slice(line);
+                buf.push(b'\n');
+            })
+        })
     }
 
     /// Queues a frame someone else wrote (`len` bytes) with `push`, unless

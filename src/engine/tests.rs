@@ -489,7 +489,7 @@ impl Service for Recorder {
             let mut raw = b"{\"jsonrpc\":\"2.0\",\"id\":".to_vec();
             id.write(&mut raw);
             raw.extend_from_slice(b",\"result\":\"late\"}");
-            cx.reply_line(&id, raw).expect("a small answer fits");
+            cx.reply_line(&id, &raw).expect("a small answer fits");
         }
     }
 }

@@ -1,11 +1,11 @@
 //! A child's stdin, bounded: bytes accepted for a child and not yet taken by
 //! its pipe. Shared by `process.*` and the backend bridge.
 //!
-//! One ring buffer per child: a million one-byte writes cost a million
-//! bytes, not a million allocations, so the limit bounds the memory itself
-//! (capacity grows geometrically but never past the limit).
+//! One flat buffer per child, written from its front: a million one-byte
+//! writes cost a million bytes, not a million allocations, so the limit
+//! bounds the memory itself (capacity grows geometrically but never past
+//! the limit), and a message is one copy in.
 
-use std::collections::VecDeque;
 use std::io;
 
 use crate::engine::host::{ChildKey, Host};
@@ -16,7 +16,9 @@ const KEEP_CAPACITY: usize = 64 * 1024;
 /// Bytes waiting for one child's stdin pipe.
 #[derive(Debug, Default)]
 pub struct StdinQueue {
-    bytes: VecDeque<u8>,
+    /// Bytes from `start` on wait; those before it were written.
+    bytes: Vec<u8>,
+    start: usize,
     /// Close the pipe once the queue is written.
     close_when_empty: bool,
 }
@@ -35,7 +37,7 @@ pub enum Flushed {
 impl StdinQueue {
     /// Bytes waiting.
     pub fn pending(&self) -> usize {
-        self.bytes.len()
+        self.bytes.len() - self.start
     }
 
     /// True once a close was asked for.
@@ -46,18 +48,41 @@ impl StdinQueue {
     /// Queues `data` whole, or refuses it (returning the bytes already
     /// waiting) when that would pass `limit`.
     pub fn push(&mut self, data: &[u8], limit: usize) -> Result<(), usize> {
-        if self.bytes.len().saturating_add(data.len()) > limit {
-            return Err(self.bytes.len());
+        let pending = self.pending();
+        if pending.saturating_add(data.len()) > limit {
+            return Err(pending);
         }
-        let needed = self.bytes.len() + data.len();
+        self.reserve(data.len(), limit);
+        self.bytes.extend_from_slice(data);
+        Ok(())
+    }
+
+    /// Queues `line` and a newline, with no limit (the caller checked it).
+    pub fn push_line(&mut self, line: &[u8]) {
+        self.reserve(line.len() + 1, usize::MAX);
+        self.bytes.extend_from_slice(line);
+        self.bytes.push(b'\n');
+    }
+
+    /// Room for `more` bytes: written bytes are dropped from the front
+    /// first when that makes room, then capacity grows geometrically, never
+    /// past what `limit` can need.
+    fn reserve(&mut self, more: usize, limit: usize) {
+        let pending = self.pending();
+        let needed = pending + more;
+        if self.bytes.len() + more <= self.bytes.capacity() {
+            return;
+        }
+        if self.start > 0 {
+            self.bytes.drain(..self.start);
+            self.start = 0;
+        }
         if needed > self.bytes.capacity() {
             let target = (self.bytes.capacity() * 2)
                 .max(needed)
                 .min(limit.max(needed));
             self.bytes.reserve_exact(target - self.bytes.len());
         }
-        self.bytes.extend(data.iter());
-        Ok(())
     }
 
     /// Asks for the pipe to be closed once every waiting byte is written.
@@ -69,12 +94,13 @@ impl StdinQueue {
     /// closes the pipe when asked to and the queue is empty. A broken pipe
     /// drops the queue.
     pub fn flush(&mut self, host: &mut dyn Host, key: ChildKey) -> Flushed {
-        while !self.bytes.is_empty() {
-            let (front, _) = self.bytes.as_slices();
-            match host.write_stdin(key, front) {
+        while self.pending() > 0 {
+            match host.write_stdin(key, &self.bytes[self.start..]) {
                 Ok(n) => {
-                    self.bytes.drain(..n);
-                    if self.bytes.is_empty() {
+                    self.start += n;
+                    if self.pending() == 0 {
+                        self.bytes.clear();
+                        self.start = 0;
                         self.bytes.shrink_to(KEEP_CAPACITY);
                     }
                 }
@@ -83,7 +109,8 @@ impl StdinQueue {
                     if e.kind() != io::ErrorKind::BrokenPipe {
                         log::debug!("writing the stdin of child {key:?}: {e}");
                     }
-                    self.bytes = VecDeque::new();
+                    self.bytes = Vec::new();
+                    self.start = 0;
                     host.close_stdin(key);
                     return Flushed::Broken;
                 }

@@ -258,25 +258,24 @@ impl BackendService {
         } else {
             // Checked against the limit above; written at the end of the
             // input turn (end_input_turn), one write for many messages.
-            self.push_stdin(raw);
-            self.push_stdin(b"\n");
+            self.stdin.push_line(raw);
         }
         Ok(())
     }
 
     /// One line of the backend's stdout.
-    fn on_line(&mut self, cx: &mut Context<'_>, line: Vec<u8>) {
+    fn on_line(&mut self, cx: &mut Context<'_>, line: &[u8]) {
         self.stats.frames_from_backend += 1;
         if self.config.transparent {
-            match classify(&line, &self.streams) {
-                Line::Junk(why) => self.junk(cx, why, &line),
+            match classify(line, &self.streams) {
+                Line::Junk(why) => self.junk(cx, why, line),
                 _ => self.pass_on(cx, line),
             }
             return;
         }
-        match classify_with(&line, &self.streams, &mut self.template) {
+        match classify_with(line, &self.streams, &mut self.template) {
             Line::Response(id) => {
-                let error = id == Id::Null && crate::engine::wire::contains_error(&line);
+                let error = id == Id::Null && crate::engine::wire::contains_error(line);
                 if let Response::Refusal { resend } = self.batching.on_response(&id, error) {
                     // Not an answer to anything the client sent.
                     self.push_stdin(&resend);
@@ -290,7 +289,8 @@ impl BackendService {
             }
             Line::Ready { type_span, payload } => self.on_ready(cx, line, type_span, payload),
             Line::Stream(text) => {
-                let mut frame = line;
+                let mut frame = Vec::with_capacity(line.len() + 1);
+                frame.extend_from_slice(line);
                 frame.push(b'\n');
                 let len = frame.len();
                 let pushed = cx.push_raw_stream(frame, text);
@@ -308,19 +308,19 @@ impl BackendService {
                     let pushed = match &id {
                         Some(id) => {
                             self.ledger.settle(id);
-                            cx.reply_line(id, element.to_vec())
+                            cx.reply_line(id, element)
                         }
-                        None => cx.push_line(element.to_vec()),
+                        None => cx.push_line(element),
                     };
                     self.too_large(cx, pushed, element.len(), id.as_ref());
                 }
             }
-            Line::Junk(why) => self.junk(cx, why, &line),
+            Line::Junk(why) => self.junk(cx, why, line),
         }
     }
 
     /// Passes a backend line that answers no request on to the client.
-    fn pass_on(&mut self, cx: &mut Context<'_>, line: Vec<u8>) {
+    fn pass_on(&mut self, cx: &mut Context<'_>, line: &[u8]) {
         let len = line.len();
         let pushed = cx.push_line(line);
         self.too_large(cx, pushed, len, None);
@@ -428,9 +428,19 @@ impl BackendService {
             let Some(b) = self.backend.as_mut() else {
                 return;
             };
-            match b.framer.next_frame() {
+            match b.framer.next_span() {
                 None => return,
-                Some(Decoded::Frame(line)) => self.on_line(cx, line),
+                Some(Decoded::Frame(span)) => {
+                    // The line is read where it lies: the framer's buffer is
+                    // lent for it, and taken back unless this backend ended
+                    // meanwhile (its lines go with it).
+                    let (key, buf) = (b.key, b.framer.lend());
+                    self.on_line(cx, &buf[span]);
+                    match self.backend.as_mut() {
+                        Some(b) if b.key == key => b.framer.give_back(buf),
+                        _ => return,
+                    }
+                }
                 Some(Decoded::TooLarge { limit }) => {
                     self.stats.oversize_lines += 1;
                     self.junk(
@@ -847,8 +857,7 @@ impl Fallback for BackendService {
                 }
                 // Transparent: bounded by not reading the client
                 // (accepts_input), not by refusing.
-                self.push_stdin(message.raw);
-                self.push_stdin(b"\n");
+                self.stdin.push_line(message.raw);
                 Forwarded::Sent
             }
             ForwardKind::Request(_) if self.ledger.pending() >= self.config.max_pending => {

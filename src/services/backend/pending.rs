@@ -69,8 +69,11 @@ pub(crate) enum Payment<'a> {
 /// The requests the backend owes, and the answers owed for it.
 #[derive(Debug, Default)]
 pub(crate) struct Ledger {
-    /// By canonical id: the id as the client wrote it, and how many are in
-    /// flight under it.
+    /// Integer ids written as their value (the common case: `"id": 7`),
+    /// and how many are in flight under each: an integer set, no `Id`.
+    ints: HashMap<i64, u32, FxBuildHasher>,
+    /// Every other id, by canonical id: the id as the client wrote it, and
+    /// how many are in flight under it.
     pending: HashMap<Id, Pending, FxBuildHasher>,
     /// Requests in `pending`, counted (at most `--backend-max-pending`).
     count: usize,
@@ -91,16 +94,32 @@ impl Ledger {
 
     /// A request was forwarded: the backend owes its answer.
     pub(crate) fn expect(&mut self, id: &Id) {
+        self.count += 1;
+        if let Id::Int(n) = id {
+            *self.ints.entry(*n).or_insert(0) += 1;
+            return;
+        }
         self.pending
             .entry(id.canonical())
             .or_insert_with(|| Pending::new(id))
             .count += 1;
-        self.count += 1;
     }
 
     /// A request was answered: it no longer waits for the backend.
     pub(crate) fn settle(&mut self, id: &Id) {
         let key = id.canonical_cow();
+        // An integer value (`7`, or `7.0` written back for `7`) is looked
+        // for in the integer set first.
+        if let Id::Int(n) = &*key {
+            if let Some(count) = self.ints.get_mut(n) {
+                self.count -= 1;
+                *count -= 1;
+                if *count == 0 {
+                    self.ints.remove(n);
+                }
+                return;
+            }
+        }
         if let Some(pending) = self.pending.get_mut(&*key) {
             self.count -= 1;
             pending.count -= 1;
@@ -114,10 +133,12 @@ impl Ledger {
     /// answer; `then` (an event payload) follows the last of them.
     pub(crate) fn owe_all(&mut self, error: RpcError, then: Option<Value>) {
         self.count = 0;
+        let ints = self.ints.drain().map(|(n, count)| (Id::Int(n), count));
         let ids = self
             .pending
             .drain()
             .map(|(key, pending)| (pending.id(&key), pending.count))
+            .chain(ints)
             .collect();
         self.owed.push_back(Owed { ids, error, then });
     }
@@ -145,7 +166,12 @@ impl Ledger {
 
     /// Requests owed an answer, pending or owed.
     pub(crate) fn unanswered(&self) -> u64 {
-        let pending: u64 = self.pending.values().map(|p| u64::from(p.count)).sum();
+        let pending: u64 = self
+            .pending
+            .values()
+            .map(|p| u64::from(p.count))
+            .sum::<u64>()
+            + self.ints.values().map(|&n| u64::from(n)).sum::<u64>();
         let owed: u64 = self
             .owed
             .iter()
@@ -177,6 +203,27 @@ mod tests {
         // Integers need no allocation and no copy of the id.
         assert_eq!(key("7"), Id::Int(7));
         assert!(Pending::new(&Id::number("7")).written.is_none());
+    }
+
+    #[test]
+    fn an_integer_id_is_settled_by_its_value_in_any_form() {
+        let mut ledger = Ledger::default();
+        for id in ["7", "100", "1e2", "-3"] {
+            ledger.expect(&Id::number(id));
+        }
+        assert_eq!(ledger.pending(), 4);
+        for answer in ["7.0", "100", "100.0", "-3"] {
+            ledger.settle(&Id::number(answer));
+        }
+        assert_eq!((ledger.pending(), ledger.unanswered()), (0, 0));
+        ledger.expect(&Id::Int(7));
+        ledger.settle(&Id::Int(8));
+        ledger.settle(&Id::Str("7".into()));
+        assert_eq!(
+            ledger.pending(),
+            1,
+            "an answer to no pending id settles nothing"
+        );
     }
 
     #[test]

@@ -19,7 +19,7 @@ impl BackendService {
     pub(super) fn on_ready(
         &mut self,
         cx: &mut Context<'_>,
-        line: Vec<u8>,
+        line: &[u8],
         type_span: Range<usize>,
         payload: Option<Range<usize>>,
     ) {
@@ -27,7 +27,7 @@ impl BackendService {
         // (or the timeout): this is that first one.
         if let Some(ours) = cx.held_ready().cloned() {
             self.ready_deadline = None;
-            let frame = merged_ready(&line, payload, &ours);
+            let frame = merged_ready(line, payload, &ours);
             return cx.release_ready(frame);
         }
         // The client already had its ready: this one is news about the backend.
@@ -35,7 +35,7 @@ impl BackendService {
         renamed.extend_from_slice(&line[..type_span.start]);
         write_json(&mut renamed, BACKEND_READY_EVENT);
         renamed.extend_from_slice(&line[type_span.end..]);
-        self.pass_on(cx, renamed);
+        self.pass_on(cx, &renamed);
     }
 
     /// Sends the held ready without the backend's: the timeout passed, the
