@@ -449,7 +449,7 @@ fn floor_main(command: &[String]) {
             return;
         }
         let id = find_id(&line);
-        let spawn = line.windows(15).any(|w| w == b"\"process.spawn\"");
+        let spawn = finders().spawn.find(&line).is_some();
         out.write_all(b"{\"jsonrpc\":\"2.0\",\"result\":{\"ok\":true},\"id\":")
             .expect("write");
         out.write_all(id).expect("write");
@@ -464,17 +464,30 @@ fn floor_main(command: &[String]) {
     }
 }
 
+/// The substring searches of the floor and the minimal backend, built once
+/// (memchr's SIMD searchers: the floor must cost no more than it has to).
+struct Finders {
+    id: memchr::memmem::Finder<'static>,
+    spawn: memchr::memmem::Finder<'static>,
+    flood: memchr::memmem::Finder<'static>,
+}
+
+fn finders() -> &'static Finders {
+    static FINDERS: std::sync::OnceLock<Finders> = std::sync::OnceLock::new();
+    FINDERS.get_or_init(|| Finders {
+        id: memchr::memmem::Finder::new(b"\"id\":"),
+        spawn: memchr::memmem::Finder::new(b"\"process.spawn\""),
+        flood: memchr::memmem::Finder::new(b"\"method\":\"flood\""),
+    })
+}
+
 /// The bytes of the `"id":` value in a request line (up to `,` or `}`).
 fn find_id(line: &[u8]) -> &[u8] {
-    let key = b"\"id\":";
-    let Some(at) = line.windows(key.len()).position(|w| w == key) else {
+    let Some(at) = finders().id.find(line) else {
         return b"null";
     };
-    let rest = &line[at + key.len()..];
-    let end = rest
-        .iter()
-        .position(|&b| b == b',' || b == b'}')
-        .unwrap_or(rest.len());
+    let rest = &line[at + 5..];
+    let end = memchr::memchr2(b',', b'}', rest).unwrap_or(rest.len());
     &rest[..end]
 }
 
@@ -786,9 +799,9 @@ fn backend_main() {
             return;
         }
         // A notification gets no answer.
-        if contains(&line, b"\"id\":") {
+        if finders().id.find(&line).is_some() {
             let id = find_id(&line);
-            let result = if contains(&line, b"\"method\":\"flood\"") {
+            let result = if finders().flood.find(&line).is_some() {
                 let bytes = number_after(&line, b"\"bytes\":");
                 let (written, lines, text) = write_deltas(&mut out, &deltas, bytes);
                 format!(r#"{{"bytes":{written},"lines":{lines},"text_bytes":{text}}}"#)
@@ -808,13 +821,9 @@ fn backend_main() {
     }
 }
 
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    haystack.windows(needle.len()).any(|w| w == needle)
-}
-
 /// The unsigned integer after `key` in `line` (0 when absent).
 fn number_after(line: &[u8], key: &[u8]) -> u64 {
-    let Some(at) = line.windows(key.len()).position(|w| w == key) else {
+    let Some(at) = memchr::memmem::find(line, key) else {
         return 0;
     };
     line[at + key.len()..]

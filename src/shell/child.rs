@@ -19,9 +19,8 @@
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, Read, Write};
-use std::os::fd::{AsRawFd, OwnedFd};
-use std::os::unix::process::CommandExt;
-use std::process::{Command, Stdio};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
 use std::sync::Mutex;
 
 use mio::event::Event;
@@ -32,6 +31,7 @@ use slab::Slab;
 
 use super::sys::cgroup::{Cgroups, CommandCgroup};
 use super::sys::child_setup::{self, Setup};
+use super::sys::spawn::{Group, Plan, Spawner};
 use super::sys::{fd, pidfd, process, pty, reaper, tree};
 use crate::engine::host::{
     ChildEvent, ChildKey, ExitStatus, Host, OutputStream, PtySize, ResourceLimits, SignalScope,
@@ -186,6 +186,12 @@ pub(crate) struct Children {
     stale_cgroups: Vec<CommandCgroup>,
     /// `--trace` is on: its counters go into `gateway.stats`.
     trace: bool,
+    /// Starts children (and holds the stack they run on until they exec).
+    spawner: Spawner,
+    /// `/dev/null`, opened once for every child's null stdin or stderr.
+    dev_null: Option<OwnedFd>,
+    /// The gateway's pid, read once (a child checks it is still its parent).
+    gateway_pid: libc::pid_t,
 }
 
 impl Children {
@@ -213,7 +219,22 @@ impl Children {
             cgroups: Cgroups::detect(),
             stale_cgroups: Vec::new(),
             trace: false,
+            spawner: Spawner::default(),
+            dev_null: None,
+            gateway_pid: std::process::id() as libc::pid_t,
         }
+    }
+
+    /// `/dev/null` (opened the first time a child needs it).
+    fn dev_null(&mut self) -> io::Result<RawFd> {
+        if self.dev_null.is_none() {
+            let file = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open("/dev/null")?;
+            self.dev_null = Some(fd::above_stdio(OwnedFd::from(file))?);
+        }
+        Ok(self.dev_null.as_ref().map_or(-1, AsRawFd::as_raw_fd))
     }
 
     fn token(&self, key: usize, slot: usize) -> Token {
@@ -421,79 +442,65 @@ impl Children {
     }
 
     fn spawn_child(&mut self, spec: &SpawnSpec) -> io::Result<Spawned> {
-        let Some((program, args)) = spec.argv.split_first() else {
+        let argv: Vec<&[u8]> = spec.argv.iter().map(|a| a.as_bytes()).collect();
+        if argv.is_empty() {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, "empty argv"));
-        };
-        let mut cmd = Command::new(program);
-        cmd.args(args);
-        if let Some(cwd) = &spec.cwd {
-            cmd.current_dir(cwd);
         }
-        if spec.clear_env {
-            cmd.env_clear();
-        }
-        if spec.pty.is_some() {
-            cmd.env("TERM", "xterm-256color");
-        }
-        for (name, value) in &spec.env {
-            match value {
-                Some(v) => cmd.env(name, v),
-                None => cmd.env_remove(name),
-            };
-        }
+        let env = child_env(spec);
         let (limits, limit_count) = rlimits(&spec.limits);
         let mut cgroup = self.command_cgroup(&spec.limits)?;
         let setup = Setup {
-            gateway: std::process::id() as libc::pid_t,
-            terminal: false,
+            gateway: self.gateway_pid,
             cgroup: cgroup.as_ref().and_then(CommandCgroup::procs_fd),
             limits,
             limit_count,
         };
-        let (outputs, stdin) = match spec.pty {
+        // The fds the child's 0, 1 and 2 come from, held until it has them;
+        // every pipe is made close-on-exec and non-blocking in one call (the
+        // child makes its own ends blocking).
+        let mut held: Vec<OwnedFd> = Vec::with_capacity(4);
+        let (outputs, stdin, stdio, group) = match spec.pty {
             Some(size) => {
                 let pair = pty::open(size)?;
-                cmd.stdin(Stdio::from(pair.slave.try_clone()?));
-                cmd.stdout(Stdio::from(pair.slave.try_clone()?));
-                cmd.stderr(Stdio::from(pair.slave));
-                child_setup::install(
-                    &mut cmd,
-                    Setup {
-                        terminal: true,
-                        ..setup
-                    },
-                );
+                let slave = fd::above_stdio(pair.slave)?;
+                let raw = slave.as_raw_fd();
+                held.push(slave);
                 let master = Output {
                     file: File::from(pair.master),
                     stream: OutputStream::Pty,
                     ready: false,
                 };
-                ([Some(master), None], Stdin::Pty)
+                let stdio = [(raw, false); 3];
+                ([Some(master), None], Stdin::Pty, stdio, Group::Terminal)
             }
             None => {
-                cmd.process_group(0);
-                child_setup::install(&mut cmd, setup);
-                let (out_read, out_write) = fd::pipe()?;
+                let (out_read, out_write) = fd::pipe_nonblocking()?;
+                let out_write = fd::above_stdio(out_write)?;
+                let out_raw = out_write.as_raw_fd();
+                held.push(out_write);
                 let mut err_read = None;
-                cmd.stdout(Stdio::from(out_write.try_clone()?));
-                match spec.stderr {
+                let err = match spec.stderr {
                     StderrMode::Pipe => {
-                        let (r, w) = fd::pipe()?;
+                        let (r, w) = fd::pipe_nonblocking()?;
                         err_read = Some(r);
-                        cmd.stderr(Stdio::from(w));
+                        let w = fd::above_stdio(w)?;
+                        let raw = w.as_raw_fd();
+                        held.push(w);
+                        (raw, true)
                     }
-                    StderrMode::Merge => {
-                        cmd.stderr(Stdio::from(out_write.try_clone()?));
+                    StderrMode::Merge => (out_raw, true),
+                    StderrMode::Null => (self.dev_null()?, false),
+                };
+                let (input, stdin) = match spec.stdin {
+                    StdinMode::Pipe => {
+                        let (r, w) = fd::pipe_nonblocking()?;
+                        let r = fd::above_stdio(r)?;
+                        let raw = r.as_raw_fd();
+                        held.push(r);
+                        ((raw, true), Stdin::Pipe(File::from(w)))
                     }
-                    StderrMode::Null => {
-                        cmd.stderr(Stdio::null());
-                    }
-                }
-                drop(out_write);
-                cmd.stdin(match spec.stdin {
-                    StdinMode::Pipe => Stdio::piped(),
-                    StdinMode::Null => Stdio::null(),
-                });
+                    StdinMode::Null => ((self.dev_null()?, false), Stdin::None),
+                };
                 let outputs = [
                     Some(Output {
                         file: File::from(out_read),
@@ -506,15 +513,22 @@ impl Children {
                         ready: false,
                     }),
                 ];
-                (outputs, Stdin::None)
+                (outputs, stdin, [input, (out_raw, true), err], Group::New)
             }
         };
-        let spawned = cmd.spawn();
+        let path = env
+            .iter()
+            .rev()
+            .find_map(|entry| entry.strip_prefix(b"PATH="))
+            .map(<[u8]>::to_vec);
+        let cwd = spec.cwd.as_ref().map(|dir| dir.as_os_str().as_bytes());
+        let mut plan = Plan::new(&argv, env, path.as_deref(), cwd, stdio, group, setup)?;
+        let spawned = self.spawner.spawn(&mut plan);
         if let Some(cgroup) = &mut cgroup {
             cgroup.spawned();
         }
-        let mut process = match spawned {
-            Ok(process) => process,
+        let pid = match spawned {
+            Ok(pid) => pid,
             Err(e) => {
                 if let Some(cgroup) = &cgroup {
                     if let Err(rm) = cgroup.remove() {
@@ -524,17 +538,9 @@ impl Children {
                 return Err(e);
             }
         };
-        // The command holds the child's ends; drop them so EOF arrives when
-        // the child (and whatever inherited them) is done.
-        drop(cmd);
-        let pid = process.id() as i32;
-        let stdin = match (stdin, process.stdin.take()) {
-            (Stdin::None, Some(pipe)) => Stdin::Pipe(File::from(OwnedFd::from(pipe))),
-            (other, _) => other,
-        };
-        // The pid is reaped by `reap`, never through std: forgetting the
-        // handle neither waits nor kills.
-        drop(process);
+        // The child has its ends; drop ours so EOF arrives when the child
+        // (and whatever inherited them) is done.
+        drop(held);
         track_group(pid, true);
         self.by_pid.insert(pid, None);
         self.spawned_total += 1;
@@ -605,7 +611,7 @@ impl Children {
         let pty = matches!(child.stdin, Stdin::Pty);
         for slot in 0..2 {
             if let Some(output) = &mut child.outputs[slot] {
-                super::stdio::set_nonblocking(output.file.as_raw_fd())?;
+                // Non-blocking from birth (pipe2, the PTY master).
                 let interest = if pty {
                     Interest::READABLE | Interest::WRITABLE
                 } else {
@@ -621,7 +627,6 @@ impl Children {
             }
         }
         if let Stdin::Pipe(stdin) = &child.stdin {
-            super::stdio::set_nonblocking(stdin.as_raw_fd())?;
             self.registry.register(
                 &mut SourceFd(&stdin.as_raw_fd()),
                 self.token(key, 2),
@@ -852,6 +857,38 @@ impl Host for Children {
 /// allocates nothing between `fork` and `exec`: the array and how many of
 /// it to apply. CPU time gets a hard limit one second above the soft one,
 /// so a program that handles SIGXCPU still ends (SIGKILL) a second later.
+/// The child's environment as `NAME=value` entries: the gateway's (unless
+/// cleared), `TERM` on a terminal, then the spec's settings and removals,
+/// in that order; a later setting of a name replaces an earlier one.
+fn child_env(spec: &SpawnSpec) -> Vec<Vec<u8>> {
+    let mut vars: Vec<(Vec<u8>, Vec<u8>)> = if spec.clear_env {
+        Vec::new()
+    } else {
+        std::env::vars_os()
+            .map(|(k, v)| (k.as_bytes().to_vec(), v.as_bytes().to_vec()))
+            .collect()
+    };
+    let mut set = |name: &[u8], value: Option<&[u8]>| {
+        vars.retain(|(k, _)| k != name);
+        if let Some(value) = value {
+            vars.push((name.to_vec(), value.to_vec()));
+        }
+    };
+    if spec.pty.is_some() {
+        set(b"TERM", Some(b"xterm-256color"));
+    }
+    for (name, value) in &spec.env {
+        set(name.as_bytes(), value.as_ref().map(|v| v.as_bytes()));
+    }
+    vars.into_iter()
+        .map(|(mut k, v)| {
+            k.push(b'=');
+            k.extend_from_slice(&v);
+            k
+        })
+        .collect()
+}
+
 fn rlimits(limits: &ResourceLimits) -> ([child_setup::Rlimit; 5], usize) {
     let none = child_setup::Rlimit {
         resource: 0,

@@ -1,50 +1,23 @@
-//! What runs in a freshly forked child before `exec`. Code between `fork`
-//! and `exec` may call async-signal-safe functions only, so this uses raw
-//! syscalls and allocates nothing.
+//! What runs in a new child before `exec` (see `spawn`). Code between
+//! `clone` and `exec` may call async-signal-safe functions only, so this
+//! uses raw syscalls and allocates nothing (its errors are errnos).
 
 use std::io;
 use std::os::fd::RawFd;
-use std::os::unix::process::CommandExt;
-use std::process::Command;
 
-/// Everything a child does between `fork` and `exec`, prepared in the
-/// parent so that the child only makes syscalls.
+/// What a child does between `clone` and `exec` besides its fds and group
+/// (see `spawn`), prepared in the parent so that the child only makes
+/// syscalls.
 #[derive(Debug, Clone, Copy)]
 pub struct Setup {
-    /// The gateway's pid, read before the fork ([`prepare_child`]).
+    /// The gateway's pid, read before the clone ([`prepare_child`]).
     pub gateway: libc::pid_t,
-    /// On a pseudo-terminal: a new session with fd 0 as its terminal.
-    pub terminal: bool,
     /// The `cgroup.procs` of a cgroup to join, open in the parent.
     pub cgroup: Option<RawFd>,
     /// Resource limits: the first `limit_count` of `limits`.
     pub limits: [Rlimit; 5],
     /// How many of `limits` to set.
     pub limit_count: usize,
-}
-
-impl Setup {
-    fn run(&self) -> io::Result<()> {
-        if self.terminal {
-            take_terminal()?;
-        }
-        prepare_child(self.gateway)?;
-        if let Some(fd) = self.cgroup {
-            super::cgroup::join(fd)?;
-        }
-        set_limits(&self.limits[..self.limit_count])
-    }
-}
-
-/// Makes `cmd` run `setup` in its child before `exec`. An error there fails
-/// the spawn with its errno.
-pub fn install(cmd: &mut Command, setup: Setup) {
-    // SAFETY: `Setup::run` makes async-signal-safe syscalls only and
-    // allocates nothing (its data was prepared in the parent and is
-    // `Copy`), as code between fork and exec must.
-    unsafe {
-        cmd.pre_exec(move || setup.run());
-    }
 }
 
 /// The highest signal number on Linux (`SIGRTMAX`).
@@ -98,9 +71,9 @@ pub fn prepare_child(gateway: libc::pid_t) -> io::Result<()> {
             return Err(io::Error::last_os_error());
         }
         if libc::getppid() != gateway {
-            return Err(io::Error::other(
-                "the gateway exited while this child was starting",
-            ));
+            // The gateway exited while this child was starting. An errno,
+            // not a message: nothing may be allocated here.
+            return Err(io::Error::from_raw_os_error(libc::ESRCH));
         }
     }
     Ok(())

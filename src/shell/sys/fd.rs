@@ -4,7 +4,7 @@
 //! retry is the only sensible answer and returns the OS error otherwise.
 
 use std::io;
-use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 /// What `fstat` says an fd is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -115,6 +115,36 @@ pub fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     }
     // SAFETY: both fds were just created and are owned by nobody else.
     Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// A pipe made close-on-exec and non-blocking in one call: (read end,
+/// write end). A child's end is made blocking in the child.
+pub fn pipe_nonblocking() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0; 2];
+    // SAFETY: pipe2 writes two fds into the array on success.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: both fds were just created and are owned by nobody else.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// `fd` as a descriptor numbered 3 or above (close-on-exec): a child's
+/// stdio is made by `dup2` onto 0, 1 and 2, which must not overwrite a
+/// source still to be copied. Unchanged when it already is (the usual
+/// case: the gateway's own 0, 1 and 2 are open).
+pub fn above_stdio(fd: OwnedFd) -> io::Result<OwnedFd> {
+    if fd.as_raw_fd() >= 3 {
+        return Ok(fd);
+    }
+    // SAFETY: F_DUPFD_CLOEXEC duplicates a valid fd into a new one, which
+    // is owned by nobody else; the original is closed when `fd` drops.
+    let dup = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 3) };
+    if dup < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: as above.
+    Ok(unsafe { OwnedFd::from_raw_fd(dup) })
 }
 
 /// Appends `bytes` to the file at `path` (NUL-terminated), creating it with

@@ -29,10 +29,46 @@ pub struct Pair {
     pub slave: OwnedFd,
 }
 
-/// Opens a terminal pair of this size.
+/// Opens a terminal pair of this size: `/dev/ptmx` opened close-on-exec
+/// and non-blocking, unlocked, and its slave opened through it
+/// (`TIOCGPTPEER`, no path lookup): four syscalls. Kernels before 4.13
+/// lack `TIOCGPTPEER`; there `openpty` and flag changes do it.
 pub fn open(size: Size) -> io::Result<Pair> {
-    let (mut master, mut slave) = (-1, -1);
     let winsize = winsize(size);
+    // SAFETY: open reads the NUL-terminated path; the fd is new and owned
+    // by nobody else.
+    let master = retry(|| unsafe {
+        libc::open(
+            b"/dev/ptmx\0".as_ptr().cast(),
+            libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC | libc::O_NONBLOCK,
+        )
+    })?;
+    // SAFETY: as above.
+    let master = unsafe { OwnedFd::from_raw_fd(master) };
+    let unlock: libc::c_int = 0;
+    // SAFETY: TIOCSPTLCK reads an int from the pointer, valid for the call.
+    retry(|| unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSPTLCK, &unlock) })?;
+    // SAFETY: TIOCGPTPEER takes open flags and returns a new fd.
+    let slave = unsafe {
+        libc::ioctl(
+            master.as_raw_fd(),
+            libc::TIOCGPTPEER,
+            libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC,
+        )
+    };
+    if slave < 0 {
+        return open_with_openpty(winsize);
+    }
+    // SAFETY: the fd is new and owned by nobody else.
+    let slave = unsafe { OwnedFd::from_raw_fd(slave) };
+    // SAFETY: TIOCSWINSZ reads a winsize from the pointer, valid for the call.
+    retry(|| unsafe { libc::ioctl(slave.as_raw_fd(), libc::TIOCSWINSZ, &winsize) })?;
+    Ok(Pair { master, slave })
+}
+
+/// [`open`] where `TIOCGPTPEER` is missing.
+fn open_with_openpty(winsize: libc::winsize) -> io::Result<Pair> {
+    let (mut master, mut slave) = (-1, -1);
     // SAFETY: openpty writes two fds into the out-parameters and reads the
     // window size; the name buffer is null (not wanted) and the termios
     // pointer null (defaults).
