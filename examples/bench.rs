@@ -8,6 +8,9 @@
 //! Run with `cargo run --release --example bench` (it builds and uses the
 //! release binary `target/release/tui-gateway`; set `TUI_GATEWAY_BENCH_BIN`
 //! to measure another build, such as an older one, against the same floors).
+//! `bench --ratios` runs only the wall-clock ratios the speed targets are
+//! stated in, each alternated with its baseline; `scripts/instructions`
+//! counts instructions per request with callgrind (the stable measure).
 //!
 //! * start-up: exec to the first line (`gateway.ready`), against exec of
 //!   `cat` to echoing one line;
@@ -581,36 +584,14 @@ fn pty_direct(command: &str) -> (Duration, u64) {
 
 /// `process.spawn` of `true` to its `process.exit`, `SPAWNS` times.
 fn spawn_latency(peer: &mut Peer, extra: &str) -> Vec<Duration> {
-    let mut samples: Vec<Duration> = (0..SPAWNS)
-        .map(|i| {
-            let t = Instant::now();
-            peer.send(&format!(
-                r#"{{"jsonrpc":"2.0","method":"process.spawn","params":{{"argv":["true"]{extra}}},"id":{i}}}"#
-            ));
-            loop {
-                let line = peer.read_line();
-                assert!(!line.contains(r#""error""#), "spawn failed: {line}");
-                if line.contains(r#""type":"process.exit""#) {
-                    break;
-                }
-            }
-            t.elapsed()
-        })
-        .collect();
+    let mut samples: Vec<Duration> = (0..SPAWNS).map(|i| spawn_once(peer, extra, i)).collect();
     samples.sort();
     samples
 }
 
 /// `posix_spawn` of `true` (through std) and `waitpid`, `SPAWNS` times.
 fn spawn_latency_direct() -> Vec<Duration> {
-    let mut samples: Vec<Duration> = (0..SPAWNS)
-        .map(|_| {
-            let t = Instant::now();
-            let status = Command::new("true").status().expect("spawn true");
-            assert!(status.success());
-            t.elapsed()
-        })
-        .collect();
+    let mut samples: Vec<Duration> = (0..SPAWNS).map(|_| spawn_once_direct()).collect();
     samples.sort();
     samples
 }
@@ -627,6 +608,10 @@ fn main() {
         Some("--bridge-only") => {
             build_gateway();
             return bridge_scenarios(None);
+        }
+        Some("--ratios") => {
+            build_gateway();
+            return ratios();
         }
         _ => {}
     }
@@ -738,6 +723,115 @@ fn main() {
     }
 
     bridge_scenarios(Some(cat_p50));
+}
+
+/// Rounds of each alternated comparison in [`ratios`].
+const RATIO_ROUNDS: usize = 7;
+
+/// The wall-clock ratios the speed targets are stated in, each measured
+/// alternately against its baseline in the same run (gateway, baseline,
+/// gateway, ...), so a noisy machine moves both sides alike; the median
+/// of the per-round ratios is reported, with the spread.
+fn ratios() {
+    println!(
+        "tui-gateway wall-clock ratios, alternated: {}",
+        gateway_path()
+    );
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        (v[v.len() / 2], v[0], v[v.len() - 1])
+    };
+    let show = |what: &str, (mid, lo, hi): (f64, f64, f64), target: &str| {
+        println!("  {what:<44} {mid:5.2} x  (rounds {lo:.2}-{hi:.2}; target {target})");
+    };
+
+    let mut gw = Peer::gateway();
+    let mut floor = Peer::floor(&["true"]);
+    let mut rounds = Vec::new();
+    for _ in 0..RATIO_ROUNDS {
+        let g = pipelined(&mut gw, PING, PIPELINED);
+        let f = pipelined(&mut floor, PING, PIPELINED);
+        rounds.push(f.as_secs_f64() / g.as_secs_f64());
+    }
+    gw.finish();
+    floor.finish();
+    show(
+        "pipelined pings, gateway / floor throughput",
+        median(rounds),
+        ">= 0.8",
+    );
+
+    let mut bridge = Peer::bridge();
+    let mut direct = Peer::backend();
+    let mut rounds = Vec::new();
+    for _ in 0..RATIO_ROUNDS {
+        let (b, b_errors) = bridge_pipelined(&mut bridge);
+        let (d, d_errors) = bridge_pipelined(&mut direct);
+        assert_eq!((b_errors, d_errors), (0, 0), "every request answered true");
+        rounds.push(d.as_secs_f64() / b.as_secs_f64());
+    }
+    bridge.finish();
+    direct.finish();
+    show(
+        "pipelined requests, bridge / direct throughput",
+        median(rounds),
+        ">= 0.3",
+    );
+
+    // Spawn to exit: one gateway spawn, one posix_spawn, in turn.
+    let mut gw = Peer::gateway();
+    let (mut pipes, mut ptys, mut direct) = (Vec::new(), Vec::new(), Vec::new());
+    let pty = r#","pty":{"rows":24,"cols":80}"#;
+    for i in 0..SPAWNS {
+        pipes.push(spawn_once(&mut gw, "", 2 * i));
+        direct.push(spawn_once_direct());
+        ptys.push(spawn_once(&mut gw, pty, 2 * i + 1));
+        direct.push(spawn_once_direct());
+    }
+    gw.finish();
+    for v in [&mut pipes, &mut ptys, &mut direct] {
+        v.sort();
+    }
+    let d = p50(&direct);
+    println!(
+        "  spawn of `true` to its exit, p50 ({SPAWNS} each): pipes {:.0} us, PTY {:.0} us, posix_spawn {d:.0} us",
+        p50(&pipes),
+        p50(&ptys)
+    );
+    println!(
+        "  {:<44} {:5.2} x  (target <= 1.25)",
+        "spawn on pipes / posix_spawn",
+        p50(&pipes) / d
+    );
+    println!(
+        "  {:<44} {:5.2} x  (target <= 1.35)",
+        "spawn on a PTY / posix_spawn",
+        p50(&ptys) / d
+    );
+}
+
+/// One `process.spawn` of `true` to its `process.exit`.
+fn spawn_once(peer: &mut Peer, extra: &str, id: usize) -> Duration {
+    let t = Instant::now();
+    peer.send(&format!(
+        r#"{{"jsonrpc":"2.0","method":"process.spawn","params":{{"argv":["true"]{extra}}},"id":{id}}}"#
+    ));
+    loop {
+        let line = peer.read_line();
+        assert!(!line.contains(r#""error""#), "spawn failed: {line}");
+        if line.contains(r#""type":"process.exit""#) {
+            break;
+        }
+    }
+    t.elapsed()
+}
+
+/// One `posix_spawn` of `true` (through std) and its `waitpid`.
+fn spawn_once_direct() -> Duration {
+    let t = Instant::now();
+    let status = Command::new("true").status().expect("spawn true");
+    assert!(status.success());
+    t.elapsed()
 }
 
 fn p50(samples: &[Duration]) -> f64 {

@@ -62,12 +62,16 @@ pub struct Member {
 impl Member {
     /// A member at `span` holding at most `values` JSON values; `escaped`
     /// for a string with an escape.
+    #[inline]
     pub fn new(span: Range<usize>, values: usize, escaped: bool) -> Member {
-        let narrow = |n: usize| u32::try_from(n).expect("a frame is below 4 GiB");
+        // Every text scanned is a frame or a line, at most
+        // --max-frame-bytes, which the configuration bounds below 4 GiB;
+        // a value count is at most the text's length.
+        debug_assert!(span.end <= u32::MAX as usize && values <= span.end);
         Member {
-            start: narrow(span.start),
-            end: narrow(span.end),
-            values: narrow(values),
+            start: span.start as u32,
+            end: span.end as u32,
+            values: values as u32,
             escaped,
         }
     }
