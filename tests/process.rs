@@ -702,6 +702,84 @@ fn spawn_failures_are_errors_and_the_gateway_keeps_serving() {
     assert_eq!(gw.stats()["children_spawned"], 1);
 }
 
+/// The program is found as `execvp` finds it: in the command's own `PATH`
+/// (set by `env`), skipping a directory whose file is not executable (and
+/// reporting `EACCES` when no directory had a runnable one), and a file
+/// without a `#!` line runs under `/bin/sh`.
+#[test]
+fn the_program_is_found_in_the_commands_own_path_as_execvp_finds_it() {
+    let dir = temp_path("spawn-path");
+    let (first, second) = (dir.join("a"), dir.join("b"));
+    std::fs::create_dir_all(&first).unwrap();
+    std::fs::create_dir_all(&second).unwrap();
+    let write = |path: &std::path::Path, text: &str, mode: u32| {
+        std::fs::write(path, text).unwrap();
+        let mode = std::os::unix::fs::PermissionsExt::from_mode(mode);
+        std::fs::set_permissions(path, mode).unwrap();
+    };
+    // Not executable in the first directory; a script with no `#!` line in
+    // the second.
+    write(&first.join("tgw-tool"), "echo wrong\n", 0o644);
+    write(&second.join("tgw-tool"), "echo \"found $1\"\n", 0o755);
+    write(&first.join("tgw-denied"), "echo never\n", 0o644);
+    let path = format!("{}:{}", first.display(), second.display());
+
+    let mut gw = Client::new(&[]);
+    let (proc, _) = gw.spawn(json!({
+        "argv": ["tgw-tool", "it"],
+        "env": {"PATH": path},
+    }));
+    let frames = gw.until_exit(proc, PATIENCE);
+    assert_eq!(output(&frames, proc, "stdout"), "found it\n");
+    assert_eq!(exit_payload(&frames, proc)["code"], 0);
+
+    let denied = gw.request_with_id(
+        json!(1),
+        "process.spawn",
+        json!({"argv": ["tgw-denied"], "env": {"PATH": path}}),
+    );
+    assert_error(&denied, -32000, "cannot spawn");
+    assert_eq!(denied["error"]["data"]["errno"], libc::EACCES);
+
+    // The gateway's PATH does not have it: the command's PATH was used.
+    let missing = gw.request_with_id(json!(2), "process.spawn", json!({"argv": ["tgw-tool"]}));
+    assert_eq!(missing["error"]["data"]["errno"], libc::ENOENT);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A child starts with only fds 0, 1 and 2, no blocked or ignored signal,
+/// and blocking stdio, whatever the gateway's own fds and signals are.
+/// (Each is read by the program itself, with no shell between: a shell's
+/// own pipeline fds would come and go.)
+#[test]
+fn a_child_inherits_only_its_stdio_and_default_signals() {
+    let mut gw = Client::new(&[]);
+    let mut run = |argv: &[&str]| {
+        let (proc, _) = gw.spawn(json!({ "argv": argv }));
+        let frames = gw.until_exit(proc, PATIENCE);
+        output(&frames, proc, "stdout")
+    };
+    // 3 is the directory `ls` opens to list it.
+    assert_eq!(run(&["ls", "-1", "/proc/self/fd"]), "0\n1\n2\n3\n");
+    assert_eq!(
+        run(&["grep", "-E", "^Sig(Blk|Ign)", "/proc/self/status"]),
+        "SigBlk:\t0000000000000000\nSigIgn:\t0000000000000000\n"
+    );
+    let flags = run(&[
+        "grep",
+        "-h",
+        "^flags",
+        "/proc/self/fdinfo/0",
+        "/proc/self/fdinfo/1",
+    ]);
+    assert_eq!(flags.lines().count(), 2, "{flags}");
+    for line in flags.lines() {
+        let octal = line.trim_start_matches("flags:").trim();
+        let bits = u32::from_str_radix(octal, 8).unwrap();
+        assert_eq!(bits & libc::O_NONBLOCK as u32, 0, "blocking stdio: {flags}");
+    }
+}
+
 // ---------------------------------------------------------------------------
 // limits and hygiene
 // ---------------------------------------------------------------------------
