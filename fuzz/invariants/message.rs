@@ -64,8 +64,7 @@ pub fn check(frame: &[u8]) {
 /// (read in full, as without a backend).
 fn check_forwarding(frame: &[u8]) {
     let verdict = match open_forwarding(frame) {
-        Opened::Single(Ok(frame)) => frame.head().err().map(|r| r.error.code),
-        Opened::Single(Err(reject)) => Some(reject.error.code),
+        Opened::Single { message, .. } => message.err().map(|r| r.error.code),
         Opened::Batch(mut members) => {
             while members.next_member().is_some() {}
             None

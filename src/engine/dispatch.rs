@@ -29,19 +29,14 @@ impl Engine {
             None => open(frame),
         };
         match opened {
-            Opened::Single(Ok(frame)) => {
-                let message = frame.head();
-                if let Some((id, reply)) =
-                    self.dispatch_message(frame.text(), message, Place::Frame, host, now)
+            Opened::Single { text, message } => {
+                if let Some((id, answer)) =
+                    self.dispatch_message(text, message, Place::Frame, host, now)
                 {
-                    self.answer(&id, &reply, now);
+                    self.answer(&id, &answer, now);
                 }
                 // Frames after a shutdown request are not served.
                 self.run_pending_shutdown(host, now);
-            }
-            Opened::Single(Err(reject)) => {
-                self.count_reject(&reject.error);
-                self.answer(&reject.id, &Answer::error(reject.error), now);
             }
             Opened::Batch(members) => {
                 let pass = match self.fallback {

@@ -339,7 +339,7 @@ impl Outbound {
     /// Queues one whole frame that `write` appends to the buffer it is
     /// given (ending in `\n`), written in place: after the last small frame
     /// when its entry has room, so a run of answers costs one allocation per
-    /// [`CHUNK_BYTES`], not one each. `write` must keep
+    /// 4 KiB chunk, not one each. `write` must keep
     /// within [`Outbound::room`] (it is refused past the hard limit, as
     /// [`Outbound::push_frame`] is).
     pub fn push_frame_with(

@@ -35,39 +35,22 @@ pub enum Message {
     },
 }
 
-/// A frame, checked and split into its shape. A single message borrows
-/// the frame's bytes; the batch variant holds a copy of them (a batch is
-/// answered over several turns) and walks it one member at a time.
+/// What one frame is, checked and classified: a single message (read from
+/// its envelope, borrowing the frame's bytes), or a batch, which holds a
+/// copy of the frame (a batch is answered over several turns) and walks it
+/// one member at a time.
 #[derive(Debug)]
 pub enum Opened<'a> {
-    /// A single value (not an array): the checked frame, or the error
-    /// answering it. Classify it with [`Frame::head`].
-    Single(Result<Frame<'a>, Reject>),
+    /// A single value (not an array).
+    Single {
+        /// The frame's text, exactly as received (empty when the frame is
+        /// not UTF-8: it is then answered, never forwarded).
+        text: &'a str,
+        /// The message it is, or the error answering it.
+        message: Result<Head<'a>, Reject>,
+    },
     /// A non-empty array: its members, one at a time.
     Batch(BatchCursor),
-}
-
-/// A single checked frame: its text and what the scan found in it.
-#[derive(Debug, Clone)]
-pub struct Frame<'a> {
-    text: &'a str,
-    scanned: Scanned,
-}
-
-impl<'a> Frame<'a> {
-    /// The frame's text, exactly as received.
-    pub fn text(&self) -> &'a str {
-        self.text
-    }
-
-    /// The message, classified from the envelope the scan found (no
-    /// second pass over the text).
-    pub fn head(&self) -> Result<Head<'a>, Reject> {
-        match &self.scanned {
-            Scanned::Object(spans) => head_of(self.text, spans),
-            Scanned::Array | Scanned::Scalar => Err(not_an_object()),
-        }
-    }
 }
 
 /// Checks one frame (a line without its `\n`) and classifies it: a parse
@@ -90,10 +73,11 @@ fn open_with(frame: &[u8], surrogates: Surrogates) -> Opened<'_> {
     let text = match std::str::from_utf8(frame) {
         Ok(text) => text,
         Err(e) => {
-            return Opened::Single(Err(Reject::null(RpcError::parse(format_args!(
+            let message = Err(Reject::null(RpcError::parse(format_args!(
                 "invalid UTF-8 at byte {}",
                 e.valid_up_to()
-            )))))
+            ))));
+            return Opened::Single { text: "", message };
         }
     };
     let container = matches!(first_byte(text), Some(b'{' | b'['));
@@ -103,11 +87,13 @@ fn open_with(frame: &[u8], surrogates: Surrogates) -> Opened<'_> {
     } else {
         Surrogates::Refuse
     };
-    match scan(text, surrogates) {
-        Some(Scanned::Array) => batch(text.to_owned()),
-        Some(scanned) => Opened::Single(Ok(Frame { text, scanned })),
-        None => Opened::Single(Err(explain(text, surrogates))),
-    }
+    let message = match scan(text, surrogates) {
+        Some(Scanned::Array) => return batch(text.to_owned()),
+        Some(Scanned::Object(spans)) => head_of(text, &spans),
+        Some(Scanned::Scalar) => Err(not_an_object()),
+        None => Err(explain(text, surrogates)),
+    };
+    Opened::Single { text, message }
 }
 
 /// The cursor over a checked array frame, or `-32600` for `[]`.
@@ -121,7 +107,8 @@ pub(super) fn batch(text: String) -> Opened<'static> {
         done: false,
     };
     if cursor.at_end() {
-        return Opened::Single(Err(Reject::null(RpcError::invalid_request("empty batch"))));
+        let message = Err(Reject::null(RpcError::invalid_request("empty batch")));
+        return Opened::Single { text: "", message };
     }
     Opened::Batch(cursor)
 }
@@ -141,9 +128,7 @@ pub enum Incoming {
 /// Classifies one frame completely (see [`open`] for the incremental form).
 pub fn classify(frame: &[u8]) -> Incoming {
     match open(frame) {
-        Opened::Single(item) => {
-            Incoming::Single(item.and_then(|frame| frame.head()?.into_message()))
-        }
+        Opened::Single { message, .. } => Incoming::Single(message.and_then(Head::into_message)),
         Opened::Batch(cursor) => Incoming::Batch(cursor.collect()),
     }
 }

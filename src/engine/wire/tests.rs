@@ -72,7 +72,10 @@ fn a_batch_is_walked_member_by_member() {
     };
     assert_eq!(params, Some(json!([[1], {"x": "]"}])));
     assert!(members.next().is_none() && members.next().is_none());
-    let Opened::Single(Err(r)) = open(b" [ ] ") else {
+    let Opened::Single {
+        message: Err(r), ..
+    } = open(b" [ ] ")
+    else {
         panic!("empty batch")
     };
     assert_eq!(r.error.code, ErrorCode::InvalidRequest);
@@ -202,8 +205,7 @@ fn error_frames_are_valid_json_rpc() {
 #[test]
 fn forwarding_checks_a_single_frame_in_one_pass_with_the_same_verdicts() {
     let verdict = |frame: &str| match open_forwarding(frame.as_bytes()) {
-        Opened::Single(Ok(frame)) => frame.head().map(|_| ()).map_err(|r| r.error.code),
-        Opened::Single(Err(r)) => Err(r.error.code),
+        Opened::Single { message, .. } => message.map(|_| ()).map_err(|r| r.error.code),
         Opened::Batch(_) => Ok(()),
     };
     assert_eq!(
@@ -236,10 +238,13 @@ fn forwarding_checks_a_single_frame_in_one_pass_with_the_same_verdicts() {
     assert_eq!(verdict(&ok), Ok(()));
     assert!(matches!(
         open_forwarding(b"\xff{}"),
-        Opened::Single(Err(_)) | Opened::Batch(_)
+        Opened::Single {
+            message: Err(_),
+            ..
+        } | Opened::Batch(_)
     ));
     assert!(
-        matches!(open_forwarding(b"{\"a\":\"\xff\"}"), Opened::Single(Err(r)) if r.error.code == ErrorCode::ParseError)
+        matches!(open_forwarding(b"{\"a\":\"\xff\"}"), Opened::Single { message: Err(r), .. } if r.error.code == ErrorCode::ParseError)
     );
     // Not an object: the full check, as without a backend.
     assert_eq!(verdict("42 x"), Err(ErrorCode::ParseError));
@@ -250,8 +255,7 @@ fn forwarding_checks_a_single_frame_in_one_pass_with_the_same_verdicts() {
 #[test]
 fn a_lone_surrogate_is_refused_where_read_and_forwarded_where_not() {
     let forwarding = |frame: &str| match open_forwarding(frame.as_bytes()) {
-        Opened::Single(Ok(frame)) => frame.head().map(|_| ()).map_err(|r| r.error.code),
-        Opened::Single(Err(r)) => Err(r.error.code),
+        Opened::Single { message, .. } => message.map(|_| ()).map_err(|r| r.error.code),
         Opened::Batch(mut members) => {
             while members.next_member().is_some() {}
             Ok(())
