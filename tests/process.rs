@@ -748,12 +748,16 @@ fn the_program_is_found_in_the_commands_own_path_as_execvp_finds_it() {
 }
 
 /// A child starts with only fds 0, 1 and 2, no blocked or ignored signal,
-/// and blocking stdio, whatever the gateway's own fds and signals are.
-/// (Each is read by the program itself, with no shell between: a shell's
-/// own pipeline fds would come and go.)
+/// and blocking stdio, whatever the gateway's own fds and signals are: here
+/// the gateway inherits fd 7 without close-on-exec and SIGHUP ignored, and
+/// passes on neither. (Each is read by the program itself, with no shell
+/// between: a shell's own pipeline fds would come and go.)
 #[test]
 fn a_child_inherits_only_its_stdio_and_default_signals() {
-    let mut gw = Client::new(&[]);
+    let gateway = Gateway::builder()
+        .via_shell(r#"exec 7</dev/null; trap '' HUP; exec "$0" "$@""#)
+        .spawn();
+    let mut gw = Client::around(gateway);
     let mut run = |argv: &[&str]| {
         let (proc, _) = gw.spawn(json!({ "argv": argv }));
         let frames = gw.until_exit(proc, PATIENCE);

@@ -106,17 +106,6 @@ pub fn writev(fd: RawFd, slices: &[io::IoSlice<'_>]) -> io::Result<usize> {
     }
 }
 
-/// A close-on-exec pipe: (read end, write end).
-pub fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
-    let mut fds = [0; 2];
-    // SAFETY: pipe2 writes two fds into the array on success.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: both fds were just created and are owned by nobody else.
-    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
-}
-
 /// A pipe made close-on-exec and non-blocking in one call: (read end,
 /// write end). A child's end is made blocking in the child.
 pub fn pipe_nonblocking() -> io::Result<(OwnedFd, OwnedFd)> {
