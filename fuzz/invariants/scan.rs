@@ -11,7 +11,8 @@
 //!   skip it as one value (`IgnoredAny`);
 //! * an object's envelope spans are the ones serde_json's envelope parse
 //!   finds (the last of a repeated field, escaped names decoded);
-//! * an array's elements, walked by the scanner, are serde_json's.
+//! * an array's elements, walked by the scanner, are serde_json's; an
+//!   object's members are each one value, the last followed by its brace.
 //!
 //! The deliberate differences from a plain `serde_json::Value` parse, each
 //! on purpose and each checked here against its own reference:
@@ -27,7 +28,7 @@ use serde::de::IgnoredAny;
 use serde_json::value::RawValue;
 use serde_json::Value;
 use tui_gateway::engine::wire::{
-    elements, reference_accepts, reference_spans, scan, scan_line, Scanned, Surrogates,
+    elements, members, reference_accepts, reference_spans, scan, scan_line, Scanned, Surrogates,
 };
 
 pub fn check(data: &[u8]) {
@@ -71,6 +72,19 @@ pub fn check(data: &[u8]) {
                 reference_spans(text),
                 "envelope spans: {text:?}"
             );
+            // Every member's value is one JSON value, and after the last
+            // one comes only the closing brace.
+            let start = text.len() - text.trim_start_matches([' ', '\t', '\n', '\r']).len();
+            let mut end = start + 1;
+            for (_, value) in members(text, start..text.len()) {
+                assert!(
+                    serde_json::from_str::<IgnoredAny>(&text[value.clone()]).is_ok(),
+                    "a member's value: {text:?}"
+                );
+                end = value.end;
+            }
+            let rest = text[end..].trim_start_matches([' ', '\t', '\n', '\r']);
+            assert!(rest.starts_with('}'), "members end at the brace: {text:?}");
         }
         Some(Scanned::Array) => {
             let start = text.len() - text.trim_start_matches([' ', '\t', '\n', '\r']).len();

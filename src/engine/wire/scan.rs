@@ -143,15 +143,7 @@ pub fn members(
         let name = short_name(&s.b[key_start..s.i - 1], escaped);
         s.expect(b':')?;
         s.ws();
-        let start = s.i;
-        s.value()?;
-        let value = start..s.i;
-        s.ws();
-        if s.peek() == Some(b',') {
-            s.i += 1;
-        } else {
-            done = true;
-        }
+        let value = s.item(&mut done)?;
         Some((name, value))
     })
 }
@@ -170,16 +162,7 @@ pub fn elements(text: &str, array: Range<usize>) -> impl Iterator<Item = Range<u
             done = true;
             return None;
         }
-        let start = s.i;
-        s.value()?;
-        let value = start..s.i;
-        s.ws();
-        if s.peek() == Some(b',') {
-            s.i += 1;
-        } else {
-            done = true;
-        }
-        Some(value)
+        s.item(&mut done)
     })
 }
 
@@ -531,6 +514,21 @@ impl Scanner<'_> {
         };
         self.i += len + 2;
         Some(name)
+    }
+
+    /// One member's value or one element of a container known to be valid:
+    /// its span, with the `,` after it consumed; `done` once none follows.
+    fn item(&mut self, done: &mut bool) -> Option<Range<usize>> {
+        let start = self.i;
+        self.value()?;
+        let value = start..self.i;
+        self.ws();
+        if self.peek() == Some(b',') {
+            self.i += 1;
+        } else {
+            *done = true;
+        }
+        Some(value)
     }
 
     /// One value at the top level.
