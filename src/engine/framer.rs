@@ -70,8 +70,9 @@ impl Framer {
         }
     }
 
-    /// Appends bytes read from the peer. Call [`Framer::next_frame`] until it
-    /// returns `None` before pushing again, so the bound holds.
+    /// Appends bytes read from the peer. Call [`Framer::next_span`] (or
+    /// [`Framer::next_frame`]) until it returns `None` before pushing
+    /// again, so the bound holds.
     pub fn push(&mut self, bytes: &[u8]) {
         if self.start > 0 {
             self.buf.drain(..self.start);

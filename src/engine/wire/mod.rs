@@ -7,11 +7,11 @@
 //!
 //! Three details worth knowing:
 //!
-//! * Frames are classified from a light parse that keeps the original bytes:
-//!   the envelope's fields are read as borrowed raw values (`RawValue`), no
-//!   `Value` tree is built for anything but `params`, `result` and `error`,
-//!   and a batch is walked one member at a time ([`BatchCursor`]), so a
-//!   16 MiB batch costs its own bytes, not a tree of them.
+//! * Frames are read in one pass ([`scan`]) that checks them and finds the
+//!   envelope's fields as spans of the frame's own bytes: no `Value` tree
+//!   is built for anything but `params`, `result` and `error`, and those
+//!   only when a method reads them; a batch is walked one member at a time
+//!   ([`BatchCursor`]), so a 16 MiB batch costs its own bytes, not a tree.
 //! * Numeric ids are echoed as the exact bytes received: `1e400`, `1.0E+2`,
 //!   `-0`, `2.50` and a 40-digit integer all come back unchanged.
 //! * Every outbound frame goes through [`LineSafe`], which escapes U+2028 and
