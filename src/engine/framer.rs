@@ -123,12 +123,6 @@ impl Framer {
         Some(Decoded::Frame(frame))
     }
 
-    /// The bytes of a span [`Framer::next_span`] returned (valid until the
-    /// next [`Framer::push`]).
-    pub fn frame(&self, span: std::ops::Range<usize>) -> &[u8] {
-        &self.buf[span]
-    }
-
     /// Lends out the buffer, so a span of it can be read while its owner
     /// is borrowed mutably; [`Framer::give_back`] it before anything else
     /// is asked of the framer.
@@ -143,7 +137,7 @@ impl Framer {
     }
 
     /// [`Framer::next_frame`] without a copy: where the frame sits in the
-    /// buffer, read with [`Framer::frame`] before the next push.
+    /// buffer, read from the buffer [`Framer::lend`] lends, before the next push.
     pub fn next_span(&mut self) -> Option<Decoded<std::ops::Range<usize>>> {
         loop {
             let from = self.start + self.next_index;

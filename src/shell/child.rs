@@ -227,14 +227,15 @@ impl Children {
 
     /// `/dev/null` (opened the first time a child needs it).
     fn dev_null(&mut self) -> io::Result<RawFd> {
-        if self.dev_null.is_none() {
-            let file = std::fs::OpenOptions::new()
-                .read(true)
-                .write(true)
-                .open("/dev/null")?;
-            self.dev_null = Some(fd::above_stdio(OwnedFd::from(file))?);
+        if let Some(fd) = &self.dev_null {
+            return Ok(fd.as_raw_fd());
         }
-        Ok(self.dev_null.as_ref().map_or(-1, AsRawFd::as_raw_fd))
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open("/dev/null")?;
+        let fd = fd::above_stdio(OwnedFd::from(file))?;
+        Ok(self.dev_null.insert(fd).as_raw_fd())
     }
 
     fn token(&self, key: usize, slot: usize) -> Token {

@@ -217,16 +217,6 @@ pub struct Raw<'a> {
     pub values: usize,
 }
 
-impl<'a> Raw<'a> {
-    /// A raw value's text, its values counted.
-    pub fn new(text: &'a str) -> Raw<'a> {
-        Raw {
-            text,
-            values: value_count(text),
-        }
-    }
-}
-
 /// Parses a raw value that is known to be valid JSON, refusing one that
 /// holds more than [`MAX_VALUES`] values (`field` names it in the error).
 pub(super) fn parse_value(raw: Raw<'_>, id: &Id, field: &str) -> Result<Value, Reject> {
@@ -340,7 +330,7 @@ pub fn head(text: &str) -> Result<Head<'_>, Reject> {
     }
     match scan(text, Surrogates::Allow) {
         Some(Scanned::Object(spans)) => head_of(text, &spans),
-        _ => Err(explain_envelope(text)),
+        _ => Err(explain(text, Surrogates::Allow)),
     }
 }
 

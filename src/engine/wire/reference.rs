@@ -127,11 +127,6 @@ fn explain_forwarded(text: &str) -> Option<Reject> {
         .map(|e| Reject::null(RpcError::parse(e)))
 }
 
-/// Why [`head`] could not read an object's envelope (see [`explain`]).
-pub(super) fn explain_envelope(text: &str) -> Reject {
-    explain(text, Surrogates::Allow)
-}
-
 /// The reference verdict on a frame: `true` when the gateway before the
 /// scanner accepted it as JSON in this mode (the `scan` fuzz target
 /// compares [`scan`] with this).
