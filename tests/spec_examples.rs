@@ -16,7 +16,7 @@
 use std::time::Instant;
 
 use serde_json::{json, Value};
-use tui_gateway::engine::service::{Context, Reply, Service};
+use tui_gateway::engine::service::{Context, Reply, Service, Unit};
 use tui_gateway::engine::wire::RpcError;
 use tui_gateway::engine::NoHost;
 use tui_gateway::{Config, Engine};
@@ -65,7 +65,7 @@ impl SpecMethods {
     }
 }
 
-impl Service for SpecMethods {
+impl Unit for SpecMethods {
     fn name(&self) -> &'static str {
         "spec-examples"
     }
@@ -73,7 +73,9 @@ impl Service for SpecMethods {
     fn methods(&self) -> &'static [&'static str] {
         &["subtract", "sum", "get_data"]
     }
+}
 
+impl Service for SpecMethods {
     fn call(&mut self, _cx: &mut Context<'_>, method: &str, params: Option<Value>) -> Reply {
         match method {
             "subtract" => SpecMethods::subtract(params.as_ref()),

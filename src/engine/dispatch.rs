@@ -139,7 +139,7 @@ impl Engine {
             Head::Response { id, outcome } => {
                 if let Some(index) = self.pending.remove(&id) {
                     if let Ok(outcome) = parse_outcome(outcome, &id) {
-                        self.with_service(index, host, now, |service, cx| {
+                        lend!(self, index, Call::None, host, now, |service, cx| {
                             service.on_client_response(cx, &id, outcome)
                         });
                     }
@@ -227,7 +227,7 @@ impl Engine {
                     Ok(params) => params,
                     Err(reject) => return Some(Answer::error(reject.error)),
                 };
-                self.with_call(index, call, host, now, |service, cx| {
+                lend!(self, index, call, host, now, |service, cx| {
                     let reply = service.call(cx, method, params);
                     (!cx.deferred).then_some(Answer::Reply(reply))
                 })

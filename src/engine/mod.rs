@@ -11,6 +11,29 @@
 //! `batch` and `join` walk batches, `builtins` answers `gateway.*`, and
 //! `wire` is the protocol's text.
 
+/// Runs `$body` with `$service` and `$cx` bound to service `$index` (the
+/// fallback's is the index past the services) and the context it is lent:
+/// a [`service::Context`] for a service, a [`service::FallbackContext`] for
+/// the fallback. The body is written once and type-checked for each, so the
+/// reply machinery reaches the fallback and nothing else, by type.
+macro_rules! lend {
+    ($engine:expr, $index:expr, $call:expr, $host:expr, $now:expr,
+     |$service:ident, $cx:ident| $body:expr) => {{
+        let (lent, cx, bridge) = $engine.loan($index, $call, $host, $now);
+        match lent {
+            $crate::engine::Lent::Service($service) => {
+                let mut cx = cx;
+                let $cx = &mut cx;
+                $body
+            }
+            $crate::engine::Lent::Fallback($service) => {
+                let $cx = &mut $crate::engine::service::FallbackContext { cx, bridge };
+                $body
+            }
+        }
+    }};
+}
+
 mod builtins;
 pub use self::builtins::VERSION;
 mod batch;
@@ -36,7 +59,7 @@ use self::join::Joins;
 use self::lifecycle::{Cause, Exit, Lifecycle, Phase};
 use self::outbound::{Limits, Outbound};
 pub use self::service::Fallback;
-use self::service::{Bridge, Call, Context, Owing, ReadyHold, Service};
+use self::service::{Bridge, Call, Context, FallbackContext, Owing, ReadyHold, Service, Unit};
 use self::wire::{Id, RpcError};
 
 /// Frames (or batch members) dispatched per turn before the engine yields to
@@ -135,7 +158,7 @@ impl Input {
     }
 }
 
-/// The service a context is lent with.
+/// The service a context is lent with (see `lend!`).
 enum Lent<'a> {
     Service(&'a mut dyn Service),
     Fallback(&'a mut dyn Fallback),
@@ -319,11 +342,12 @@ impl Engine {
     /// gateway's exit: nothing was served.
     pub fn start(&mut self, host: &mut dyn Host, now: Instant) -> Result<(), Exit> {
         for index in 0..self.service_count() {
-            self.with_service(index, host, now, |service, cx| service.start(cx))
-                .map_err(|e| Exit {
-                    code: e.code,
-                    reason: e.reason,
-                })?;
+            lend!(self, index, Call::None, host, now, |service, cx| service
+                .start(cx))
+            .map_err(|e| Exit {
+                code: e.code,
+                reason: e.reason,
+            })?;
         }
         self.settle(host, now);
         Ok(())
@@ -532,7 +556,11 @@ impl Engine {
                 .drain()
                 .cloned()
                 .expect("just started draining");
-            self.for_each_service(host, now, |service, cx| service.on_drain(cx, &drain));
+            for index in 0..self.service_count() {
+                lend!(self, index, Call::None, host, now, |service, cx| {
+                    service.on_drain(cx, &drain)
+                });
+            }
         }
         self.settle(host, now);
     }
@@ -546,7 +574,7 @@ impl Engine {
         now: Instant,
     ) {
         if let Some(&index) = self.child_owner.get(&key) {
-            self.with_service(index, host, now, |service, cx| {
+            lend!(self, index, Call::None, host, now, |service, cx| {
                 service.on_child(cx, key, event)
             });
         }
@@ -556,7 +584,10 @@ impl Engine {
     /// Time passed: check the queue's limits, tick services, end the drain
     /// when it is done or its deadline has come.
     pub fn tick(&mut self, host: &mut dyn Host, now: Instant) {
-        self.for_each_service(host, now, |service, cx| service.tick(cx));
+        for index in 0..self.service_count() {
+            lend!(self, index, Call::None, host, now, |service, cx| service
+                .tick(cx));
+        }
         self.answer_ready_batches(host, now);
         self.settle(host, now);
     }
@@ -631,41 +662,16 @@ impl Engine {
         }
     }
 
-    fn with_service<R>(
-        &mut self,
+    /// The one place a context is made: the parts for service `index` (the
+    /// fallback's is `services.len()`). `lend!` hands the [`Bridge`] to the
+    /// fallback alone.
+    fn loan<'a>(
+        &'a mut self,
         index: usize,
-        host: &mut dyn Host,
+        call: Call<'a>,
+        host: &'a mut dyn Host,
         now: Instant,
-        f: impl FnOnce(&mut dyn Service, &mut Context<'_>) -> R,
-    ) -> R {
-        self.with_call(index, Call::None, host, now, f)
-    }
-
-    /// Lends service `index` a context for `call`.
-    fn with_call<R>(
-        &mut self,
-        index: usize,
-        call: Call<'_>,
-        host: &mut dyn Host,
-        now: Instant,
-        f: impl FnOnce(&mut dyn Service, &mut Context<'_>) -> R,
-    ) -> R {
-        self.lend(index, call, host, now, |lent, cx| match lent {
-            Lent::Service(service) => f(service, cx),
-            Lent::Fallback(fallback) => f(fallback.as_service_mut(), cx),
-        })
-    }
-
-    /// The one place a [`Context`] is made: for service `index` (the
-    /// fallback's is `services.len()`), which alone gets the [`Bridge`].
-    fn lend<R>(
-        &mut self,
-        index: usize,
-        call: Call<'_>,
-        host: &mut dyn Host,
-        now: Instant,
-        f: impl FnOnce(Lent<'_>, &mut Context<'_>) -> R,
-    ) -> R {
+    ) -> (Lent<'a>, Context<'a>, Bridge<'a>) {
         let lent = match self.services.get_mut(index) {
             Some(service) => Lent::Service(service.as_mut()),
             None => Lent::Fallback(
@@ -675,7 +681,7 @@ impl Engine {
                     .as_mut(),
             ),
         };
-        let mut cx = Context {
+        let cx = Context {
             now,
             out: &mut self.out,
             host,
@@ -684,24 +690,24 @@ impl Engine {
             child_owner: &mut self.child_owner,
             pending: &mut self.pending,
             next_request: &mut self.next_request,
-            bridge: matches!(lent, Lent::Fallback(_)).then_some(Bridge {
-                joins: &mut self.joins,
-                ready: &mut self.held_ready,
-                shutdown: &mut self.requested,
-            }),
             call,
             deferred: false,
             owed: &mut self.owed,
         };
-        f(lent, &mut cx)
+        let bridge = Bridge {
+            joins: &mut self.joins,
+            ready: &mut self.held_ready,
+            shutdown: &mut self.requested,
+        };
+        (lent, cx, bridge)
     }
 
     /// Every service, the fallback last.
-    fn all_services(&self) -> impl Iterator<Item = &dyn Service> {
+    fn all_services(&self) -> impl Iterator<Item = &dyn Unit> {
         self.services
             .iter()
-            .map(|s| s.as_ref())
-            .chain(self.fallback.as_ref().map(|f| f.as_service()))
+            .map(|s| s.as_ref() as &dyn Unit)
+            .chain(self.fallback.as_deref().map(|f| f as &dyn Unit))
     }
 
     /// Every service, the fallback last (its index is `services.len()`).
@@ -709,31 +715,19 @@ impl Engine {
         self.services.len() + usize::from(self.fallback.is_some())
     }
 
-    /// Lends the fallback a context, if there is one.
+    /// Lends the fallback its context, if there is one.
     fn with_fallback<R>(
         &mut self,
         host: &mut dyn Host,
         now: Instant,
-        f: impl FnOnce(&mut dyn Fallback, &mut Context<'_>) -> R,
+        f: impl FnOnce(&mut dyn Fallback, &mut FallbackContext<'_>) -> R,
     ) -> Option<R> {
         self.fallback.as_ref()?;
         let index = self.services.len();
-        Some(
-            self.lend(index, Call::None, host, now, |lent, cx| match lent {
-                Lent::Fallback(fallback) => f(fallback, cx),
-                Lent::Service(_) => unreachable!("the index past the services is the fallback's"),
-            }),
-        )
-    }
-
-    fn for_each_service(
-        &mut self,
-        host: &mut dyn Host,
-        now: Instant,
-        mut f: impl FnMut(&mut dyn Service, &mut Context<'_>),
-    ) {
-        for index in 0..self.service_count() {
-            self.with_service(index, host, now, &mut f);
+        let (lent, cx, bridge) = self.loan(index, Call::None, host, now);
+        match lent {
+            Lent::Fallback(fallback) => Some(f(fallback, &mut FallbackContext { cx, bridge })),
+            Lent::Service(_) => unreachable!("the index past the services is the fallback's"),
         }
     }
 }

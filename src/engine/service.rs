@@ -36,8 +36,8 @@ pub struct Forward<'a> {
 /// What a forwarded message is.
 #[derive(Debug, Clone, Copy)]
 pub enum ForwardKind<'a> {
-    /// A request: its answer comes later, through [`Context::reply`] or
-    /// [`Context::reply_raw`], unless [`Forwarded::Answer`] is returned.
+    /// A request: its answer comes later, through [`FallbackContext::reply`] or
+    /// [`FallbackContext::reply_line`], unless [`Forwarded::Answer`] is returned.
     Request(&'a Id),
     /// A notification.
     Notification,
@@ -62,7 +62,7 @@ pub enum ReadyHold {
     /// At once, first on stdout (the default).
     Send,
     /// Held, with every other frame behind it, until the service calls
-    /// [`Context::release_ready`].
+    /// [`FallbackContext::release_ready`].
     Hold,
     /// Never: the gateway adds nothing of its own to the stream.
     Suppress,
@@ -105,8 +105,10 @@ macro_rules! method_table {
 }
 pub(crate) use method_table;
 
-/// A unit of work behind a set of methods.
-pub trait Service {
+/// What the engine reads of any service, the fallback included, without
+/// lending it anything: its name and methods, its facts and counters, its
+/// next deadline and whether it is idle, and its last moment.
+pub trait Unit {
     /// A short name for logs and `gateway.info`.
     fn name(&self) -> &'static str;
 
@@ -118,16 +120,6 @@ pub trait Service {
         Map::new()
     }
 
-    /// Answers one call. For a notification the reply is discarded. A call
-    /// that cannot be answered yet takes its request with
-    /// [`Context::defer`]; what it returns then is ignored.
-    fn call(&mut self, cx: &mut Context<'_>, method: &str, params: Option<Value>) -> Reply;
-
-    /// Starts the service (spawns what it runs), before any input is read.
-    fn start(&mut self, _cx: &mut Context<'_>) -> Result<(), StartError> {
-        Ok(())
-    }
-
     /// Counters merged into `gateway.stats`.
     fn stats(&self) -> Map<String, Value> {
         Map::new()
@@ -137,25 +129,6 @@ pub trait Service {
     fn info(&self) -> Map<String, Value> {
         Map::new()
     }
-
-    /// Something happened to a child this service spawned.
-    fn on_child(&mut self, _cx: &mut Context<'_>, _child: ChildKey, _event: ChildEvent) {}
-
-    /// The client answered a request this service sent with [`Context::request_client`].
-    fn on_client_response(
-        &mut self,
-        _cx: &mut Context<'_>,
-        _id: &Id,
-        _outcome: Result<Value, Value>,
-    ) {
-    }
-
-    /// The gateway started draining; called once. Stop starting work and wind
-    /// down within `drain.deadline`.
-    fn on_drain(&mut self, _cx: &mut Context<'_>, _drain: &Drain) {}
-
-    /// Called on every engine tick (after events and at this service's deadline).
-    fn tick(&mut self, _cx: &mut Context<'_>) {}
 
     /// The next instant this service needs a tick, if any.
     fn next_deadline(&self) -> Option<Instant> {
@@ -177,17 +150,70 @@ pub trait Service {
     fn on_exit(&mut self, _host: &mut dyn Host) {}
 }
 
+/// Which context a service's hooks are lent: [`Plain`] (a [`Context`]) for
+/// every service, [`Bridged`] (a [`FallbackContext`], which adds the reply
+/// machinery) for the fallback alone. The type decides it, so a service
+/// cannot reach what only the fallback may use.
+pub trait Lend {
+    /// The context a hook is handed.
+    type Cx<'a>;
+}
+
+/// The lending of an ordinary service: a [`Context`].
+#[derive(Debug)]
+pub enum Plain {}
+
+impl Lend for Plain {
+    type Cx<'a> = Context<'a>;
+}
+
+/// The lending of the fallback: a [`FallbackContext`].
+#[derive(Debug)]
+pub enum Bridged {}
+
+impl Lend for Bridged {
+    type Cx<'a> = FallbackContext<'a>;
+}
+
+/// A unit of work behind a set of methods: its hooks, each lent a context
+/// of kind `L` for the length of the call.
+pub trait Service<L: Lend = Plain>: Unit {
+    /// Answers one call. For a notification the reply is discarded. A call
+    /// that cannot be answered yet takes its request with
+    /// [`Context::defer`]; what it returns then is ignored.
+    fn call(&mut self, cx: &mut L::Cx<'_>, method: &str, params: Option<Value>) -> Reply;
+
+    /// Starts the service (spawns what it runs), before any input is read.
+    fn start(&mut self, _cx: &mut L::Cx<'_>) -> Result<(), StartError> {
+        Ok(())
+    }
+
+    /// Something happened to a child this service spawned.
+    fn on_child(&mut self, _cx: &mut L::Cx<'_>, _child: ChildKey, _event: ChildEvent) {}
+
+    /// The client answered a request this service sent with [`Context::request_client`].
+    fn on_client_response(
+        &mut self,
+        _cx: &mut L::Cx<'_>,
+        _id: &Id,
+        _outcome: Result<Value, Value>,
+    ) {
+    }
+
+    /// The gateway started draining; called once. Stop starting work and wind
+    /// down within `drain.deadline`.
+    fn on_drain(&mut self, _cx: &mut L::Cx<'_>, _drain: &Drain) {}
+
+    /// Called on every engine tick (after events and at this service's deadline).
+    fn tick(&mut self, _cx: &mut L::Cx<'_>) {}
+}
+
 /// The service that takes every method no one else claims, and every
 /// client response the gateway did not ask for: the backend bridge. At most
-/// one per engine. Besides a [`Service`]'s hooks it forwards messages as
-/// their bytes and decides how input and the ready are paced.
-pub trait Fallback: Service {
-    /// This fallback as a plain service, for the engine's hooks.
-    fn as_service(&self) -> &dyn Service;
-
-    /// This fallback as a plain service, for the engine's hooks.
-    fn as_service_mut(&mut self) -> &mut dyn Service;
-
+/// one per engine. Its hooks are lent a [`FallbackContext`]; besides them
+/// it forwards messages as their bytes and decides how input and the ready
+/// are paced.
+pub trait Fallback: Service<Bridged> {
     /// True when every inbound line goes to [`Fallback::forward`] as a
     /// [`ForwardKind::Line`], unread (transparent forwarding).
     fn forwards_every_line(&self) -> bool {
@@ -195,14 +221,14 @@ pub trait Fallback: Service {
     }
 
     /// Sends one message on.
-    fn forward(&mut self, cx: &mut Context<'_>, message: Forward<'_>) -> Forwarded;
+    fn forward(&mut self, cx: &mut FallbackContext<'_>, message: Forward<'_>) -> Forwarded;
 
     /// The last member of a batch was forwarded.
-    fn end_batch(&mut self, _cx: &mut Context<'_>) {}
+    fn end_batch(&mut self, _cx: &mut FallbackContext<'_>) {}
 
     /// A turn of input dispatch ended: a good moment to write what it
     /// queued, once for the whole turn rather than per message.
-    fn end_input_turn(&mut self, _cx: &mut Context<'_>) {}
+    fn end_input_turn(&mut self, _cx: &mut FallbackContext<'_>) {}
 
     /// False while it cannot take more input: stdin stays unread in its pipe
     /// (transparent forwarding past the backend's stdin bound).
@@ -295,6 +321,7 @@ impl Owing {
 /// What the engine lends the fallback, and no other service: the batch
 /// answers its replies join, the held `gateway.ready`, and a way to ask for
 /// shutdown.
+#[derive(Debug)]
 pub(super) struct Bridge<'a> {
     pub(super) joins: &'a mut Joins,
     pub(super) ready: &'a mut Option<Value>,
@@ -311,8 +338,6 @@ pub struct Context<'a> {
     pub(super) child_owner: &'a mut HashMap<ChildKey, usize>,
     pub(super) pending: &'a mut HashMap<Id, usize>,
     pub(super) next_request: &'a mut u64,
-    /// Lent to the fallback only.
-    pub(super) bridge: Option<Bridge<'a>>,
     pub(super) call: Call<'a>,
     pub(super) deferred: bool,
     pub(super) owed: &'a mut Owing,
@@ -411,95 +436,6 @@ impl<'a> Context<'a> {
         self.host.release(key);
     }
 
-    /// Answers a request that was forwarded earlier: into the batch answer
-    /// it belongs to, or as a frame of its own.
-    pub fn reply(&mut self, id: &Id, reply: &Reply) {
-        let mut frame = Vec::with_capacity(64);
-        write_answer(&mut frame, id, reply, self.out.room().saturating_sub(1));
-        if !self.bridge().joins.deliver(id, &frame) {
-            frame.push(b'\n');
-            self.push(frame);
-        }
-    }
-
-    /// The fallback's part of the context. Only the fallback forwards
-    /// requests, holds the ready or ends the gateway, so only it is lent
-    /// this; another service asking for it is a bug.
-    fn bridge(&mut self) -> &mut Bridge<'a> {
-        self.bridge
-            .as_mut()
-            .expect("the reply machinery is lent to the fallback only")
-    }
-
-    /// Passes on a response as the bytes it came as (`line`, without its
-    /// `\n`): into the batch answer its id belongs to, or as a frame of its
-    /// own (no copy). Refused as [`Context::push_line`] is.
-    pub fn reply_line(&mut self, id: &Id, line: &[u8]) -> Result<(), Refused> {
-        if self.bridge().joins.deliver(id, line) {
-            return Ok(());
-        }
-        self.push_line(line)
-    }
-
-    /// Queues a frame someone else wrote, as its bytes (`line`, without its
-    /// `\n`). Its size is the writer's: one larger than the room below the
-    /// hard limit (a line near `--max-frame-bytes` under a small
-    /// `--outbound-hard-limit`) is refused, and the caller answers for it.
-    pub fn push_line(&mut self, line: &[u8]) -> Result<(), Refused> {
-        let now = self.now;
-        self.push_foreign(line.len() + 1, |out| {
-            out.push_frame_with(now, |buf| {
-                buf.extend_from_slice(line);
-                buf.push(b'\n');
-            })
-        })
-    }
-
-    /// Queues a frame someone else wrote (`len` bytes) with `push`, unless
-    /// it is larger than the room: that is the writer's size, not a pacing
-    /// bug, so it is refused here without the queue counting it as one. A
-    /// closed queue drops it as it drops everything.
-    fn push_foreign(
-        &mut self,
-        len: usize,
-        push: impl FnOnce(&mut Outbound) -> Result<(), Refused>,
-    ) -> Result<(), Refused> {
-        if len > self.out.room() && !self.out.is_closed() {
-            return Err(Refused::Full);
-        }
-        match push(self.out) {
-            Err(Refused::Closed) => Ok(()),
-            other => other,
-        }
-    }
-
-    /// Queues a streaming frame someone else wrote (`frame` ends in `\n`);
-    /// `text` is the byte range of its text field's string contents. It may
-    /// merge with an adjacent frame equal in every other byte.
-    /// Refused as [`Context::push_line`] is.
-    pub fn push_raw_stream(
-        &mut self,
-        frame: Vec<u8>,
-        text: std::ops::Range<usize>,
-    ) -> Result<(), Refused> {
-        let now = self.now;
-        self.push_foreign(frame.len(), |out| out.push_stream_frame(frame, text, now))
-    }
-
-    /// The gateway's own `gateway.ready` payload while it is held (see
-    /// [`ReadyHold::Hold`]); `None` once it went out or was never held.
-    pub fn held_ready(&self) -> Option<&Value> {
-        self.bridge.as_ref().and_then(|b| b.ready.as_ref())
-    }
-
-    /// Sends the held `gateway.ready` as `frame` (which ends in `\n`),
-    /// ahead of everything queued while it was held, and lets output flow.
-    pub fn release_ready(&mut self, frame: Vec<u8>) {
-        if self.bridge().ready.take().is_some() {
-            self.out.open_gate(Some(frame), self.now);
-        }
-    }
-
     /// Takes the request of this call to answer later, with
     /// [`Context::answer`]: for a method whose answer waits on something
     /// (`process.cancel` waits for a process tree to end). Only a request in
@@ -528,10 +464,116 @@ impl<'a> Context<'a> {
         frame.push(b'\n');
         self.push(frame);
     }
+}
+
+/// What the engine lends the fallback: a [`Context`] (it derefs to one)
+/// and the reply machinery no other service is handed: answers to the
+/// requests it forwarded (joined into their batch answers), frames its peer
+/// wrote, the held `gateway.ready`, and a way to end the gateway.
+#[derive(Debug)]
+pub struct FallbackContext<'a> {
+    pub(super) cx: Context<'a>,
+    pub(super) bridge: Bridge<'a>,
+}
+
+impl<'a> std::ops::Deref for FallbackContext<'a> {
+    type Target = Context<'a>;
+
+    fn deref(&self) -> &Context<'a> {
+        &self.cx
+    }
+}
+
+impl<'a> std::ops::DerefMut for FallbackContext<'a> {
+    fn deref_mut(&mut self) -> &mut Context<'a> {
+        &mut self.cx
+    }
+}
+
+impl FallbackContext<'_> {
+    /// Answers a request that was forwarded earlier: into the batch answer
+    /// it belongs to, or as a frame of its own.
+    pub fn reply(&mut self, id: &Id, reply: &Reply) {
+        let mut frame = Vec::with_capacity(64);
+        write_answer(&mut frame, id, reply, self.cx.out.room().saturating_sub(1));
+        if !self.bridge.joins.deliver(id, &frame) {
+            frame.push(b'\n');
+            self.push(frame);
+        }
+    }
+
+    /// Passes on a response as the bytes it came as (`line`, without its
+    /// `\n`): into the batch answer its id belongs to, or as a frame of its
+    /// own (no copy). Refused as [`FallbackContext::push_line`] is.
+    pub fn reply_line(&mut self, id: &Id, line: &[u8]) -> Result<(), Refused> {
+        if self.bridge.joins.deliver(id, line) {
+            return Ok(());
+        }
+        self.push_line(line)
+    }
+
+    /// Queues a frame someone else wrote, as its bytes (`line`, without its
+    /// `\n`). Its size is the writer's: one larger than the room below the
+    /// hard limit (a line near `--max-frame-bytes` under a small
+    /// `--outbound-hard-limit`) is refused, and the caller answers for it.
+    pub fn push_line(&mut self, line: &[u8]) -> Result<(), Refused> {
+        let now = self.cx.now;
+        self.push_foreign(line.len() + 1, |out| {
+            out.push_frame_with(now, |buf| {
+                buf.extend_from_slice(line);
+                buf.push(b'\n');
+            })
+        })
+    }
+
+    /// Queues a frame someone else wrote (`len` bytes) with `push`, unless
+    /// it is larger than the room: that is the writer's size, not a pacing
+    /// bug, so it is refused here without the queue counting it as one. A
+    /// closed queue drops it as it drops everything.
+    fn push_foreign(
+        &mut self,
+        len: usize,
+        push: impl FnOnce(&mut Outbound) -> Result<(), Refused>,
+    ) -> Result<(), Refused> {
+        if len > self.cx.out.room() && !self.cx.out.is_closed() {
+            return Err(Refused::Full);
+        }
+        match push(self.cx.out) {
+            Err(Refused::Closed) => Ok(()),
+            other => other,
+        }
+    }
+
+    /// Queues a streaming frame someone else wrote (`frame` ends in `\n`);
+    /// `text` is the byte range of its text field's string contents. It may
+    /// merge with an adjacent frame equal in every other byte.
+    /// Refused as [`FallbackContext::push_line`] is.
+    pub fn push_raw_stream(
+        &mut self,
+        frame: Vec<u8>,
+        text: std::ops::Range<usize>,
+    ) -> Result<(), Refused> {
+        let now = self.cx.now;
+        self.push_foreign(frame.len(), |out| out.push_stream_frame(frame, text, now))
+    }
+
+    /// The gateway's own `gateway.ready` payload while it is held (see
+    /// [`ReadyHold::Hold`]); `None` once it went out or was never held.
+    pub fn held_ready(&self) -> Option<&Value> {
+        self.bridge.ready.as_ref()
+    }
+
+    /// Sends the held `gateway.ready` as `frame` (which ends in `\n`),
+    /// ahead of everything queued while it was held, and lets output flow.
+    pub fn release_ready(&mut self, frame: Vec<u8>) {
+        if self.bridge.ready.take().is_some() {
+            self.cx.out.open_gate(Some(frame), self.cx.now);
+        }
+    }
 
     /// Asks the engine to shut down for `cause` once this call returns (the
-    /// fallback only: the backend's end can end the gateway).
+    /// backend's end can end the gateway).
     pub fn request_shutdown(&mut self, cause: Cause) {
-        self.bridge().shutdown.get_or_insert(cause);
+        self.bridge.shutdown.get_or_insert(cause);
     }
 }

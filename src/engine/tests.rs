@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use super::lifecycle::{exit_code, Cause, Drain};
-use super::service::{Context, Reply, Service};
+use super::service::{Context, FallbackContext, Reply, Service, Unit};
 use super::wire::{Id, RpcError};
 use super::{Engine, NoHost};
 use crate::config::Config;
@@ -19,13 +19,25 @@ struct Echo {
     drained: Option<Cause>,
 }
 
-impl Service for Echo {
+impl Unit for Echo {
     fn name(&self) -> &'static str {
         "echo"
     }
+
     fn methods(&self) -> &'static [&'static str] {
         &["echo.delta", "echo.ask", "echo.busy"]
     }
+
+    fn is_idle(&self) -> bool {
+        !self.busy
+    }
+
+    fn busy_summary(&self) -> Option<String> {
+        self.busy.then(|| "echo busy".to_owned())
+    }
+}
+
+impl Service for Echo {
     fn call(&mut self, cx: &mut Context<'_>, method: &str, params: Option<Value>) -> Reply {
         match method {
             "echo.delta" => {
@@ -45,6 +57,7 @@ impl Service for Echo {
             _ => Err(RpcError::method_not_found(method)),
         }
     }
+
     fn on_client_response(
         &mut self,
         _cx: &mut Context<'_>,
@@ -54,14 +67,9 @@ impl Service for Echo {
         self.answers.push(outcome);
         self.busy = false;
     }
+
     fn on_drain(&mut self, _cx: &mut Context<'_>, drain: &Drain) {
         self.drained = Some(drain.cause.clone());
-    }
-    fn is_idle(&self) -> bool {
-        !self.busy
-    }
-    fn busy_summary(&self) -> Option<String> {
-        self.busy.then(|| "echo busy".to_owned())
     }
 }
 
@@ -440,12 +448,6 @@ struct Recorder {
 }
 
 impl super::service::Fallback for Recorder {
-    fn as_service(&self) -> &dyn Service {
-        self
-    }
-    fn as_service_mut(&mut self) -> &mut dyn Service {
-        self
-    }
     fn ready_hold(&self) -> super::service::ReadyHold {
         if self.hold_ready {
             super::service::ReadyHold::Hold
@@ -455,7 +457,7 @@ impl super::service::Fallback for Recorder {
     }
     fn forward(
         &mut self,
-        _cx: &mut Context<'_>,
+        _cx: &mut FallbackContext<'_>,
         message: super::service::Forward<'_>,
     ) -> super::service::Forwarded {
         self.seen
@@ -471,17 +473,27 @@ impl super::service::Fallback for Recorder {
     }
 }
 
-impl Service for Recorder {
+impl Unit for Recorder {
     fn name(&self) -> &'static str {
         "fallback"
     }
+
     fn methods(&self) -> &'static [&'static str] {
         &[]
     }
-    fn call(&mut self, _cx: &mut Context<'_>, method: &str, _params: Option<Value>) -> Reply {
+}
+
+impl Service<super::service::Bridged> for Recorder {
+    fn call(
+        &mut self,
+        _cx: &mut FallbackContext<'_>,
+        method: &str,
+        _params: Option<Value>,
+    ) -> Reply {
         Err(RpcError::method_not_found(method))
     }
-    fn tick(&mut self, cx: &mut Context<'_>) {
+
+    fn tick(&mut self, cx: &mut FallbackContext<'_>) {
         if cx.held_ready().is_some() {
             cx.release_ready(b"{\"jsonrpc\":\"2.0\",\"method\":\"event\",\"params\":{\"type\":\"gateway.ready\",\"payload\":{\"merged\":true}}}\n".to_vec());
         }
@@ -604,13 +616,23 @@ struct Later {
     refused_in_batch: usize,
 }
 
-impl Service for Later {
+impl Unit for Later {
     fn name(&self) -> &'static str {
         "later"
     }
+
     fn methods(&self) -> &'static [&'static str] {
         &["later.wait", "later.release"]
     }
+
+    fn on_exit(&mut self, _host: &mut dyn super::Host) {
+        for owed in self.held.drain(..) {
+            owed.abandon();
+        }
+    }
+}
+
+impl Service for Later {
     fn call(&mut self, cx: &mut Context<'_>, method: &str, _params: Option<Value>) -> Reply {
         use super::service::Deferral;
         match method {
@@ -633,11 +655,6 @@ impl Service for Later {
                 }
                 Ok(json!(n))
             }
-        }
-    }
-    fn on_exit(&mut self, _host: &mut dyn super::Host) {
-        for owed in self.held.drain(..) {
-            owed.abandon();
         }
     }
 }

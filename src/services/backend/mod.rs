@@ -42,7 +42,8 @@ use crate::engine::host::{
 use crate::engine::lifecycle::{exit_code, Cause, Drain};
 use crate::engine::outbound::Refused;
 use crate::engine::service::{
-    Context, Fallback, Forward, ForwardKind, Forwarded, ReadyHold, Reply, Service, StartError,
+    Bridged, Fallback, FallbackContext, Forward, ForwardKind, Forwarded, ReadyHold, Reply, Service,
+    StartError, Unit,
 };
 use crate::engine::wire::{ErrorCode, Id, RpcError};
 use crate::services::shutdown::{Step, Timeline};
@@ -156,7 +157,7 @@ impl BackendService {
         }
     }
 
-    fn spawn(&mut self, cx: &mut Context<'_>) -> std::io::Result<()> {
+    fn spawn(&mut self, cx: &mut FallbackContext<'_>) -> std::io::Result<()> {
         let spec = SpawnSpec {
             argv: self.config.argv.clone(),
             cwd: self.config.cwd.clone(),
@@ -198,7 +199,7 @@ impl BackendService {
     }
 
     /// Writes what the backend's stdin takes now.
-    fn flush(&mut self, cx: &mut Context<'_>) {
+    fn flush(&mut self, cx: &mut FallbackContext<'_>) {
         let Some(b) = self.backend.as_mut().filter(|b| b.stdin_open) else {
             return;
         };
@@ -213,7 +214,7 @@ impl BackendService {
     /// Queues one message for the backend, or says why it cannot be.
     fn enqueue(
         &mut self,
-        cx: &mut Context<'_>,
+        cx: &mut FallbackContext<'_>,
         raw: &[u8],
         in_batch: bool,
     ) -> Result<(), RpcError> {
@@ -264,7 +265,7 @@ impl BackendService {
     }
 
     /// One line of the backend's stdout.
-    fn on_line(&mut self, cx: &mut Context<'_>, line: &[u8]) {
+    fn on_line(&mut self, cx: &mut FallbackContext<'_>, line: &[u8]) {
         self.stats.frames_from_backend += 1;
         if self.config.transparent {
             match classify(line, &self.streams) {
@@ -320,7 +321,7 @@ impl BackendService {
     }
 
     /// Passes a backend line that answers no request on to the client.
-    fn pass_on(&mut self, cx: &mut Context<'_>, line: &[u8]) {
+    fn pass_on(&mut self, cx: &mut FallbackContext<'_>, line: &[u8]) {
         let len = line.len();
         let pushed = cx.push_line(line);
         self.too_large(cx, pushed, len, None);
@@ -332,7 +333,7 @@ impl BackendService {
     /// (counted, logged). No request loses its answer.
     fn too_large(
         &mut self,
-        cx: &mut Context<'_>,
+        cx: &mut FallbackContext<'_>,
         pushed: Result<(), Refused>,
         len: usize,
         answers: Option<&Id>,
@@ -371,7 +372,7 @@ impl BackendService {
 
     /// Every pending request will get `error` instead of the backend's
     /// answer; `then` (an event payload) follows the last of them.
-    fn owe_pending(&mut self, cx: &mut Context<'_>, error: RpcError, then: Option<Value>) {
+    fn owe_pending(&mut self, cx: &mut FallbackContext<'_>, error: RpcError, then: Option<Value>) {
         self.ledger.owe_all(error, then);
         self.pay_owed(cx);
     }
@@ -380,7 +381,7 @@ impl BackendService {
     /// group's event goes out after its last answer. Called again every
     /// tick, so the rest follows as the client reads. A transparent bridge
     /// adds nothing of its own: the owed are let go unanswered.
-    fn pay_owed(&mut self, cx: &mut Context<'_>) {
+    fn pay_owed(&mut self, cx: &mut FallbackContext<'_>) {
         let transparent = self.config.transparent;
         let stats = &mut self.stats;
         self.ledger.pay(|payment| match payment {
@@ -399,7 +400,7 @@ impl BackendService {
         });
     }
 
-    fn junk(&mut self, cx: &mut Context<'_>, why: &str, line: &[u8]) {
+    fn junk(&mut self, cx: &mut FallbackContext<'_>, why: &str, line: &[u8]) {
         self.stats.junk_lines += 1;
         let now = cx.now();
         if now.duration_since(self.junk_window.0) >= JUNK_WINDOW {
@@ -418,7 +419,7 @@ impl BackendService {
         cx.host().stderr_line(note.as_bytes());
     }
 
-    fn on_stdout(&mut self, cx: &mut Context<'_>, bytes: &[u8]) {
+    fn on_stdout(&mut self, cx: &mut FallbackContext<'_>, bytes: &[u8]) {
         self.stats.bytes_from_backend += bytes.len() as u64;
         let Some(b) = self.backend.as_mut() else {
             return;
@@ -453,7 +454,7 @@ impl BackendService {
         }
     }
 
-    fn on_stderr(&mut self, cx: &mut Context<'_>, bytes: Option<&[u8]>) {
+    fn on_stderr(&mut self, cx: &mut FallbackContext<'_>, bytes: Option<&[u8]>) {
         let Some(b) = self.backend.as_mut() else {
             return;
         };
@@ -480,7 +481,7 @@ impl BackendService {
     /// Ends the backend's life once it was reaped and its stdout closed (or
     /// lingered long enough): answers what it owed, says so, and restarts
     /// it or ends the gateway.
-    fn finish_if_gone(&mut self, cx: &mut Context<'_>) {
+    fn finish_if_gone(&mut self, cx: &mut FallbackContext<'_>) {
         let now = cx.now();
         let backpressured = cx.is_backpressured();
         let Some(b) = &mut self.backend else { return };
@@ -551,7 +552,7 @@ impl BackendService {
         }
     }
 
-    fn signal(&mut self, cx: &mut Context<'_>, signal: i32, scope: SignalScope) {
+    fn signal(&mut self, cx: &mut FallbackContext<'_>, signal: i32, scope: SignalScope) {
         if let Some(b) = self.backend.as_mut().filter(|b| b.status.is_none()) {
             b.signalled = true;
             let key = b.key;
@@ -571,7 +572,7 @@ fn backend_exited(status: ExitStatus) -> RpcError {
     .with_data(json!({"code": code, "signal": signal}))
 }
 
-impl Service for BackendService {
+impl Unit for BackendService {
     fn name(&self) -> &'static str {
         "backend"
     }
@@ -588,130 +589,6 @@ impl Service for BackendService {
         );
         limits.insert("backend_max_pending".into(), json!(self.config.max_pending));
         limits
-    }
-
-    fn call(&mut self, _cx: &mut Context<'_>, method: &str, _params: Option<Value>) -> Reply {
-        Err(RpcError::method_not_found(method))
-    }
-
-    fn start(&mut self, cx: &mut Context<'_>) -> Result<(), StartError> {
-        if self.config.ready == ReadyPolicy::Event && !self.config.transparent {
-            self.ready_deadline = Some(cx.now() + self.config.ready_timeout);
-        }
-        self.spawn(cx).map_err(|e| StartError {
-            code: exit_code::UNAVAILABLE,
-            reason: format!(
-                "cannot start the backend {:?}: {e}{}",
-                self.command_line(),
-                match self.config.cwd.as_ref() {
-                    Some(dir) => format!(" (in --backend-cwd {})", PathBuf::from(dir).display()),
-                    None => String::new(),
-                }
-            ),
-        })
-    }
-
-    fn on_child(&mut self, cx: &mut Context<'_>, child: ChildKey, event: ChildEvent) {
-        if self.backend.as_ref().map_or(true, |b| b.key != child) {
-            return;
-        }
-        match event {
-            ChildEvent::Output(OutputStream::Stderr, bytes) => self.on_stderr(cx, Some(&bytes)),
-            ChildEvent::Output(_, bytes) => self.on_stdout(cx, &bytes),
-            ChildEvent::Eof(OutputStream::Stderr) => {
-                self.on_stderr(cx, None);
-                if let Some(b) = self.backend.as_mut() {
-                    b.stderr_open = false;
-                }
-            }
-            ChildEvent::Eof(_) => {
-                if let Some(b) = self.backend.as_mut() {
-                    b.stdout_open = false;
-                }
-            }
-            ChildEvent::StdinWritable => self.flush(cx),
-            ChildEvent::StdinGone => {
-                if let Some(b) = self.backend.as_mut() {
-                    b.stdin_open = false;
-                }
-                self.stdin = StdinQueue::default();
-            }
-            ChildEvent::Exited(status, _) => {
-                if let Some(b) = self.backend.as_mut() {
-                    b.status = Some(status);
-                    b.linger_until = Some(cx.now() + LINGER);
-                }
-            }
-        }
-        self.finish_if_gone(cx);
-    }
-
-    fn on_drain(&mut self, cx: &mut Context<'_>, drain: &Drain) {
-        if let State::Restarting(_) = self.state {
-            // No backend will start again: what waited for one is answered.
-            self.state = State::Gone(ExitStatus::Code(0));
-            self.stdin = StdinQueue::default();
-            self.owe_pending(
-                cx,
-                RpcError::new(
-                    ErrorCode::HandlerFailed,
-                    "shutting down: the backend was waiting to restart and will not",
-                ),
-                None,
-            );
-        }
-        // Output flows from now on, the ready first, whatever the backend does.
-        self.release_ready_unmerged(cx);
-        let gentle = matches!(
-            drain.cause,
-            Cause::StdinEof | Cause::Requested | Cause::BackendGone { .. }
-        );
-        if gentle {
-            // Close its stdin once every queued byte is written, and let it
-            // finish on its own; its answers still flow to the client.
-            self.stdin.close_when_empty();
-            self.flush(cx);
-        }
-        self.shutdown = Some(Timeline::new(drain, cx.now(), gentle));
-        self.tick(cx);
-    }
-
-    fn tick(&mut self, cx: &mut Context<'_>) {
-        let now = cx.now();
-        if self.ready_deadline.is_some_and(|t| now >= t) {
-            self.release_ready_unmerged(cx);
-        }
-        if let State::Restarting(at) = self.state {
-            if now >= at {
-                if let Err(e) = self.spawn(cx) {
-                    stderr_note(
-                        cx,
-                        &format!(
-                            "[gateway-backend] restarting {:?} failed: {e}",
-                            self.command_line()
-                        ),
-                    );
-                    let status = ExitStatus::Code(exit_code::UNAVAILABLE);
-                    self.state = State::Gone(status);
-                    // What waited for the restart is answered: it failed.
-                    self.stdin = StdinQueue::default();
-                    self.owe_pending(cx, backend_exited(status), None);
-                    if !self.config.keep_running {
-                        cx.request_shutdown(Cause::BackendGone {
-                            code: exit_code::UNAVAILABLE,
-                            reason: format!("restarting the backend failed: {e}"),
-                        });
-                    }
-                }
-            }
-        }
-        self.pay_owed(cx);
-        match self.shutdown.as_mut().and_then(|t| t.due(now)) {
-            Some(Step::Term) => self.signal(cx, libc::SIGTERM, SignalScope::Group),
-            Some(Step::Kill) => self.signal(cx, libc::SIGKILL, SignalScope::Tree),
-            None => {}
-        }
-        self.finish_if_gone(cx);
     }
 
     fn next_deadline(&self) -> Option<Instant> {
@@ -822,15 +699,138 @@ impl Service for BackendService {
     }
 }
 
+impl Service<Bridged> for BackendService {
+    fn call(
+        &mut self,
+        _cx: &mut FallbackContext<'_>,
+        method: &str,
+        _params: Option<Value>,
+    ) -> Reply {
+        Err(RpcError::method_not_found(method))
+    }
+
+    fn start(&mut self, cx: &mut FallbackContext<'_>) -> Result<(), StartError> {
+        if self.config.ready == ReadyPolicy::Event && !self.config.transparent {
+            self.ready_deadline = Some(cx.now() + self.config.ready_timeout);
+        }
+        self.spawn(cx).map_err(|e| StartError {
+            code: exit_code::UNAVAILABLE,
+            reason: format!(
+                "cannot start the backend {:?}: {e}{}",
+                self.command_line(),
+                match self.config.cwd.as_ref() {
+                    Some(dir) => format!(" (in --backend-cwd {})", PathBuf::from(dir).display()),
+                    None => String::new(),
+                }
+            ),
+        })
+    }
+
+    fn on_child(&mut self, cx: &mut FallbackContext<'_>, child: ChildKey, event: ChildEvent) {
+        if self.backend.as_ref().map_or(true, |b| b.key != child) {
+            return;
+        }
+        match event {
+            ChildEvent::Output(OutputStream::Stderr, bytes) => self.on_stderr(cx, Some(&bytes)),
+            ChildEvent::Output(_, bytes) => self.on_stdout(cx, &bytes),
+            ChildEvent::Eof(OutputStream::Stderr) => {
+                self.on_stderr(cx, None);
+                if let Some(b) = self.backend.as_mut() {
+                    b.stderr_open = false;
+                }
+            }
+            ChildEvent::Eof(_) => {
+                if let Some(b) = self.backend.as_mut() {
+                    b.stdout_open = false;
+                }
+            }
+            ChildEvent::StdinWritable => self.flush(cx),
+            ChildEvent::StdinGone => {
+                if let Some(b) = self.backend.as_mut() {
+                    b.stdin_open = false;
+                }
+                self.stdin = StdinQueue::default();
+            }
+            ChildEvent::Exited(status, _) => {
+                if let Some(b) = self.backend.as_mut() {
+                    b.status = Some(status);
+                    b.linger_until = Some(cx.now() + LINGER);
+                }
+            }
+        }
+        self.finish_if_gone(cx);
+    }
+
+    fn on_drain(&mut self, cx: &mut FallbackContext<'_>, drain: &Drain) {
+        if let State::Restarting(_) = self.state {
+            // No backend will start again: what waited for one is answered.
+            self.state = State::Gone(ExitStatus::Code(0));
+            self.stdin = StdinQueue::default();
+            self.owe_pending(
+                cx,
+                RpcError::new(
+                    ErrorCode::HandlerFailed,
+                    "shutting down: the backend was waiting to restart and will not",
+                ),
+                None,
+            );
+        }
+        // Output flows from now on, the ready first, whatever the backend does.
+        self.release_ready_unmerged(cx);
+        let gentle = matches!(
+            drain.cause,
+            Cause::StdinEof | Cause::Requested | Cause::BackendGone { .. }
+        );
+        if gentle {
+            // Close its stdin once every queued byte is written, and let it
+            // finish on its own; its answers still flow to the client.
+            self.stdin.close_when_empty();
+            self.flush(cx);
+        }
+        self.shutdown = Some(Timeline::new(drain, cx.now(), gentle));
+        self.tick(cx);
+    }
+
+    fn tick(&mut self, cx: &mut FallbackContext<'_>) {
+        let now = cx.now();
+        if self.ready_deadline.is_some_and(|t| now >= t) {
+            self.release_ready_unmerged(cx);
+        }
+        if let State::Restarting(at) = self.state {
+            if now >= at {
+                if let Err(e) = self.spawn(cx) {
+                    stderr_note(
+                        cx,
+                        &format!(
+                            "[gateway-backend] restarting {:?} failed: {e}",
+                            self.command_line()
+                        ),
+                    );
+                    let status = ExitStatus::Code(exit_code::UNAVAILABLE);
+                    self.state = State::Gone(status);
+                    // What waited for the restart is answered: it failed.
+                    self.stdin = StdinQueue::default();
+                    self.owe_pending(cx, backend_exited(status), None);
+                    if !self.config.keep_running {
+                        cx.request_shutdown(Cause::BackendGone {
+                            code: exit_code::UNAVAILABLE,
+                            reason: format!("restarting the backend failed: {e}"),
+                        });
+                    }
+                }
+            }
+        }
+        self.pay_owed(cx);
+        match self.shutdown.as_mut().and_then(|t| t.due(now)) {
+            Some(Step::Term) => self.signal(cx, libc::SIGTERM, SignalScope::Group),
+            Some(Step::Kill) => self.signal(cx, libc::SIGKILL, SignalScope::Tree),
+            None => {}
+        }
+        self.finish_if_gone(cx);
+    }
+}
+
 impl Fallback for BackendService {
-    fn as_service(&self) -> &dyn Service {
-        self
-    }
-
-    fn as_service_mut(&mut self) -> &mut dyn Service {
-        self
-    }
-
     fn forwards_every_line(&self) -> bool {
         self.config.transparent
     }
@@ -849,7 +849,7 @@ impl Fallback for BackendService {
         }
     }
 
-    fn forward(&mut self, cx: &mut Context<'_>, message: Forward<'_>) -> Forwarded {
+    fn forward(&mut self, cx: &mut FallbackContext<'_>, message: Forward<'_>) -> Forwarded {
         match message.kind {
             ForwardKind::Line => {
                 if let State::Gone(_) = self.state {
@@ -900,7 +900,7 @@ impl Fallback for BackendService {
         }
     }
 
-    fn end_batch(&mut self, _cx: &mut Context<'_>) {
+    fn end_batch(&mut self, _cx: &mut FallbackContext<'_>) {
         let Some((members, ids)) = self.batch.take() else {
             return;
         };
@@ -909,12 +909,12 @@ impl Fallback for BackendService {
         self.push_stdin(&bytes);
     }
 
-    fn end_input_turn(&mut self, cx: &mut Context<'_>) {
+    fn end_input_turn(&mut self, cx: &mut FallbackContext<'_>) {
         self.flush(cx);
     }
 }
 
-fn stderr_note(cx: &mut Context<'_>, text: &str) {
+fn stderr_note(cx: &mut FallbackContext<'_>, text: &str) {
     let mut line = text.as_bytes()[..text.len().min(relay::LINE_MAX - 1)].to_vec();
     line.push(b'\n');
     cx.host().stderr_line(&line);

@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use super::line::{merged_ready, BACKEND_READY_EVENT};
 use super::BackendService;
-use crate::engine::service::Context;
+use crate::engine::service::FallbackContext;
 use crate::engine::wire::{event_frame, write_json};
 
 impl BackendService {
@@ -18,7 +18,7 @@ impl BackendService {
     /// string; `payload`: its payload object, if it has one).
     pub(super) fn on_ready(
         &mut self,
-        cx: &mut Context<'_>,
+        cx: &mut FallbackContext<'_>,
         line: &[u8],
         type_span: Range<usize>,
         payload: Option<Range<usize>>,
@@ -40,7 +40,7 @@ impl BackendService {
 
     /// Sends the held ready without the backend's: the timeout passed, the
     /// backend ended first, or the gateway is shutting down.
-    pub(super) fn release_ready_unmerged(&mut self, cx: &mut Context<'_>) {
+    pub(super) fn release_ready_unmerged(&mut self, cx: &mut FallbackContext<'_>) {
         if let Some(mut ours) = cx.held_ready().cloned() {
             if let Value::Object(map) = &mut ours {
                 map.insert("backend_ready".into(), Value::Bool(false));

@@ -42,7 +42,7 @@ use self::state::{Envelope, HeldPiece, Proc, Stopped, WriteRefused};
 use crate::config::Config;
 use crate::engine::host::{ChildEvent, ChildKey, Host, OutputStream, SignalScope};
 use crate::engine::lifecycle::{Cause, Drain};
-use crate::engine::service::{method_table, Context, Deferral, Reply, Service};
+use crate::engine::service::{method_table, Context, Deferral, Reply, Service, Unit};
 use crate::engine::wire::{ErrorCode, RpcError};
 use crate::services::shutdown::{Step as ShutdownStep, Timeline};
 use crate::signal_name;
@@ -381,7 +381,7 @@ method_table!(ProcessService {
     "process.resize" => resize,
 });
 
-impl Service for ProcessService {
+impl Unit for ProcessService {
     fn name(&self) -> &'static str {
         "process"
     }
@@ -397,6 +397,59 @@ impl Service for ProcessService {
         limits
     }
 
+    fn next_deadline(&self) -> Option<Instant> {
+        if self.procs.is_empty() {
+            return None;
+        }
+        let own = self.procs.values().flat_map(|p| {
+            [
+                p.timeout_at,
+                p.cancelling.as_ref().and_then(Cancelling::next_deadline),
+                p.tree_check_at,
+            ]
+        });
+        let shutdown = self.shutdown.as_ref().and_then(Timeline::next_deadline);
+        own.chain([shutdown]).flatten().min()
+    }
+
+    fn is_idle(&self) -> bool {
+        self.procs.is_empty()
+    }
+
+    fn busy_summary(&self) -> Option<String> {
+        if self.procs.is_empty() {
+            return None;
+        }
+        let mut named: Vec<String> = self
+            .procs
+            .values()
+            .take(SUMMARY_PROCS)
+            .map(Proc::describe)
+            .collect();
+        if self.procs.len() > SUMMARY_PROCS {
+            named.push(format!("{} more", self.procs.len() - SUMMARY_PROCS));
+        }
+        Some(format!(
+            "{} process(es) unfinished: {}",
+            self.procs.len(),
+            named.join("; ")
+        ))
+    }
+
+    fn on_exit(&mut self, host: &mut dyn Host) {
+        host.signal_descendants(libc::SIGKILL);
+        for proc in std::mem::take(&mut self.procs).into_values() {
+            host.release(proc.key);
+            if let Some(cancelling) = proc.cancelling {
+                // Nothing more is written: nobody can be answered.
+                cancelling.abandon();
+            }
+        }
+        self.by_key.clear();
+    }
+}
+
+impl Service for ProcessService {
     fn call(&mut self, cx: &mut Context<'_>, method: &str, params: Option<Value>) -> Reply {
         self.dispatch(cx, method, params)
     }
@@ -504,57 +557,6 @@ impl Service for ProcessService {
         if self.procs.values().any(|p| !p.held.is_empty()) {
             self.send_held(cx);
         }
-    }
-
-    fn next_deadline(&self) -> Option<Instant> {
-        if self.procs.is_empty() {
-            return None;
-        }
-        let own = self.procs.values().flat_map(|p| {
-            [
-                p.timeout_at,
-                p.cancelling.as_ref().and_then(Cancelling::next_deadline),
-                p.tree_check_at,
-            ]
-        });
-        let shutdown = self.shutdown.as_ref().and_then(Timeline::next_deadline);
-        own.chain([shutdown]).flatten().min()
-    }
-
-    fn is_idle(&self) -> bool {
-        self.procs.is_empty()
-    }
-
-    fn busy_summary(&self) -> Option<String> {
-        if self.procs.is_empty() {
-            return None;
-        }
-        let mut named: Vec<String> = self
-            .procs
-            .values()
-            .take(SUMMARY_PROCS)
-            .map(Proc::describe)
-            .collect();
-        if self.procs.len() > SUMMARY_PROCS {
-            named.push(format!("{} more", self.procs.len() - SUMMARY_PROCS));
-        }
-        Some(format!(
-            "{} process(es) unfinished: {}",
-            self.procs.len(),
-            named.join("; ")
-        ))
-    }
-
-    fn on_exit(&mut self, host: &mut dyn Host) {
-        host.signal_descendants(libc::SIGKILL);
-        for proc in std::mem::take(&mut self.procs).into_values() {
-            host.release(proc.key);
-            if let Some(cancelling) = proc.cancelling {
-                // Nothing more is written: nobody can be answered.
-                cancelling.abandon();
-            }
-        }
-        self.by_key.clear();
     }
 }
 
