@@ -29,13 +29,14 @@ use mio::{Interest, Registry, Token};
 use serde_json::{json, Map, Value};
 use slab::Slab;
 
+use super::launch::{self, Wiring};
 use super::sys::cgroup::{Cgroups, CommandCgroup};
-use super::sys::child_setup::{self, Setup};
-use super::sys::spawn::{Group, Plan, Spawner};
+use super::sys::child_setup::Setup;
+use super::sys::spawn::{Plan, Spawner};
 use super::sys::{fd, pidfd, process, pty, reaper, tree};
 use crate::engine::host::{
     ChildEvent, ChildKey, ExitStatus, Host, OutputStream, PtySize, ResourceLimits, SignalScope,
-    SpawnSpec, Spawned, StderrMode, StdinMode, Usage,
+    SpawnSpec, Spawned, Usage,
 };
 
 /// Reads per output per loop tick, so one chatty child cannot starve the rest.
@@ -120,17 +121,18 @@ impl ReadRounds {
     }
 }
 
+/// One output of a child: a pipe's read end or a PTY master.
 #[derive(Debug)]
-struct Output {
-    file: File,
-    stream: OutputStream,
+pub(super) struct Output {
+    pub(super) file: File,
+    pub(super) stream: OutputStream,
     /// Readiness seen and not yet drained to `WouldBlock`.
-    ready: bool,
+    pub(super) ready: bool,
 }
 
 /// Where the child's stdin goes.
 #[derive(Debug)]
-enum Stdin {
+pub(super) enum Stdin {
     /// Closed, `/dev/null`, or never had one.
     None,
     /// A pipe.
@@ -447,8 +449,8 @@ impl Children {
         if argv.is_empty() {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, "empty argv"));
         }
-        let env = child_env(spec);
-        let (limits, limit_count) = rlimits(&spec.limits);
+        let env = launch::child_env(spec);
+        let (limits, limit_count) = launch::rlimits(&spec.limits);
         let mut cgroup = self.command_cgroup(&spec.limits)?;
         let setup = Setup {
             gateway: self.gateway_pid,
@@ -456,67 +458,13 @@ impl Children {
             limits,
             limit_count,
         };
-        // The fds the child's 0, 1 and 2 come from, held until it has them;
-        // every pipe is made close-on-exec and non-blocking in one call (the
-        // child makes its own ends blocking).
-        let mut held: Vec<OwnedFd> = Vec::with_capacity(4);
-        let (outputs, stdin, stdio, group) = match spec.pty {
-            Some(size) => {
-                let pair = pty::open(size)?;
-                let slave = fd::above_stdio(pair.slave)?;
-                let raw = slave.as_raw_fd();
-                held.push(slave);
-                let master = Output {
-                    file: File::from(pair.master),
-                    stream: OutputStream::Pty,
-                    ready: false,
-                };
-                let stdio = [(raw, false); 3];
-                ([Some(master), None], Stdin::Pty, stdio, Group::Terminal)
-            }
-            None => {
-                let (out_read, out_write) = fd::pipe_nonblocking()?;
-                let out_write = fd::above_stdio(out_write)?;
-                let out_raw = out_write.as_raw_fd();
-                held.push(out_write);
-                let mut err_read = None;
-                let err = match spec.stderr {
-                    StderrMode::Pipe => {
-                        let (r, w) = fd::pipe_nonblocking()?;
-                        err_read = Some(r);
-                        let w = fd::above_stdio(w)?;
-                        let raw = w.as_raw_fd();
-                        held.push(w);
-                        (raw, true)
-                    }
-                    StderrMode::Merge => (out_raw, true),
-                    StderrMode::Null => (self.dev_null()?, false),
-                };
-                let (input, stdin) = match spec.stdin {
-                    StdinMode::Pipe => {
-                        let (r, w) = fd::pipe_nonblocking()?;
-                        let r = fd::above_stdio(r)?;
-                        let raw = r.as_raw_fd();
-                        held.push(r);
-                        ((raw, true), Stdin::Pipe(File::from(w)))
-                    }
-                    StdinMode::Null => ((self.dev_null()?, false), Stdin::None),
-                };
-                let outputs = [
-                    Some(Output {
-                        file: File::from(out_read),
-                        stream: OutputStream::Stdout,
-                        ready: false,
-                    }),
-                    err_read.map(|fd| Output {
-                        file: File::from(fd),
-                        stream: OutputStream::Stderr,
-                        ready: false,
-                    }),
-                ];
-                (outputs, stdin, [input, (out_raw, true), err], Group::New)
-            }
-        };
+        let Wiring {
+            outputs,
+            stdin,
+            stdio,
+            group,
+            held,
+        } = launch::wire(spec, || self.dev_null())?;
         let path = env
             .iter()
             .rev()
@@ -852,74 +800,4 @@ impl Host for Children {
         map.insert("process_limits".into(), limits);
         map
     }
-}
-
-/// The `setrlimit` calls for `limits`, in a fixed array so that the child
-/// allocates nothing between `fork` and `exec`: the array and how many of
-/// it to apply. CPU time gets a hard limit one second above the soft one,
-/// so a program that handles SIGXCPU still ends (SIGKILL) a second later.
-/// The child's environment as `NAME=value` entries: the gateway's (unless
-/// cleared), `TERM` on a terminal, then the spec's settings and removals,
-/// in that order; a later setting of a name replaces an earlier one.
-fn child_env(spec: &SpawnSpec) -> Vec<Vec<u8>> {
-    let mut vars: Vec<(Vec<u8>, Vec<u8>)> = if spec.clear_env {
-        Vec::new()
-    } else {
-        std::env::vars_os()
-            .map(|(k, v)| (k.as_bytes().to_vec(), v.as_bytes().to_vec()))
-            .collect()
-    };
-    let mut set = |name: &[u8], value: Option<&[u8]>| {
-        vars.retain(|(k, _)| k != name);
-        if let Some(value) = value {
-            vars.push((name.to_vec(), value.to_vec()));
-        }
-    };
-    if spec.pty.is_some() {
-        set(b"TERM", Some(b"xterm-256color"));
-    }
-    for (name, value) in &spec.env {
-        set(name.as_bytes(), value.as_ref().map(|v| v.as_bytes()));
-    }
-    vars.into_iter()
-        .map(|(mut k, v)| {
-            k.push(b'=');
-            k.extend_from_slice(&v);
-            k
-        })
-        .collect()
-}
-
-fn rlimits(limits: &ResourceLimits) -> ([child_setup::Rlimit; 5], usize) {
-    let none = child_setup::Rlimit {
-        resource: 0,
-        soft: 0,
-        hard: 0,
-    };
-    let mut out = [none; 5];
-    let mut count = 0;
-    let wanted = [
-        (libc::RLIMIT_DATA, limits.memory_bytes, 0),
-        (libc::RLIMIT_CPU, limits.cpu_seconds, 1),
-        (libc::RLIMIT_NOFILE, limits.open_files, 0),
-        (libc::RLIMIT_NPROC, limits.processes, 0),
-        (libc::RLIMIT_FSIZE, limits.file_size_bytes, 0),
-    ];
-    for (resource, value, slack) in wanted {
-        if let Some(value) = value {
-            // Never above the gateway's own hard limit, which the child
-            // could not raise (then the soft limit is the hard one).
-            let hard = value
-                .saturating_add(slack)
-                .min(child_setup::hard_limit(resource))
-                .max(value);
-            out[count] = child_setup::Rlimit {
-                resource,
-                soft: value,
-                hard,
-            };
-            count += 1;
-        }
-    }
-    (out, count)
 }

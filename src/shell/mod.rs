@@ -4,6 +4,8 @@
 //! * [`event_loop`](self) turns readiness into engine calls;
 //! * `stdio` classifies and flags the gateway's own fds;
 //! * `signals`, `child` and `parent` watch signals, children and the parent;
+//!   `launch` turns a spawn spec into the child's environment, limits and
+//!   stdio;
 //! * `stderr` and `crashlog` leave diagnostics that can never block or kill;
 //! * `trace` records every frame in and out (`--trace`), bounded and lossy;
 //! * `sys` wraps the syscalls std lacks (public so the benchmark and the
@@ -12,6 +14,7 @@
 mod child;
 pub mod crashlog;
 mod event_loop;
+mod launch;
 pub mod oom;
 mod parent;
 mod signals;
