@@ -6,34 +6,13 @@
 //! [`Host`], and its next deadline. Unit tests, transcripts and fuzz targets
 //! drive it in memory with [`NoHost`].
 //!
-//! This file holds the engine's state, input pacing, ticks and the lending of
+//! This file holds the engine's state, input pacing and ticks; `lend` lends
 //! contexts to services; `dispatch` classifies and routes each message,
 //! `batch` and `join` walk batches, `builtins` answers `gateway.*`, and
 //! `wire` is the protocol's text.
 
-/// Runs `$body` with `$service` and `$cx` bound to service `$index` (the
-/// fallback's is the index past the services) and the context it is lent:
-/// a [`service::Context`] for a service, a [`service::FallbackContext`] for
-/// the fallback. The body is written once and type-checked for each, so the
-/// reply machinery reaches the fallback and nothing else, by type.
-macro_rules! lend {
-    ($engine:expr, $index:expr, $call:expr, $host:expr, $now:expr,
-     |$service:ident, $cx:ident| $body:expr) => {{
-        let (lent, cx, bridge) = $engine.loan($index, $call, $host, $now);
-        match lent {
-            $crate::engine::Lent::Service($service) => {
-                let mut cx = cx;
-                let $cx = &mut cx;
-                $body
-            }
-            $crate::engine::Lent::Fallback($service) => {
-                let $cx = &mut $crate::engine::service::FallbackContext { cx, bridge };
-                $body
-            }
-        }
-    }};
-}
-
+#[macro_use]
+mod lend;
 mod builtins;
 pub use self::builtins::VERSION;
 mod batch;
@@ -59,7 +38,7 @@ use self::join::Joins;
 use self::lifecycle::{Cause, Exit, Lifecycle, Phase};
 use self::outbound::{Limits, Outbound};
 pub use self::service::Fallback;
-use self::service::{Bridge, Call, Context, FallbackContext, Owing, ReadyHold, Service, Unit};
+use self::service::{Call, Owing, ReadyHold, Service};
 use self::wire::{Id, RpcError};
 
 /// Frames (or batch members) dispatched per turn before the engine yields to
@@ -156,12 +135,6 @@ impl Input {
             *backlog = value;
         }
     }
-}
-
-/// The service a context is lent with (see `lend!`).
-enum Lent<'a> {
-    Service(&'a mut dyn Service),
-    Fallback(&'a mut dyn Fallback),
 }
 
 /// What the engine wants from the loop this turn: what to read, whether to
@@ -659,75 +632,6 @@ impl Engine {
                 ));
             }
             self.lifecycle.force(&left.join(", "));
-        }
-    }
-
-    /// The one place a context is made: the parts for service `index` (the
-    /// fallback's is `services.len()`). `lend!` hands the [`Bridge`] to the
-    /// fallback alone.
-    fn loan<'a>(
-        &'a mut self,
-        index: usize,
-        call: Call<'a>,
-        host: &'a mut dyn Host,
-        now: Instant,
-    ) -> (Lent<'a>, Context<'a>, Bridge<'a>) {
-        let lent = match self.services.get_mut(index) {
-            Some(service) => Lent::Service(service.as_mut()),
-            None => Lent::Fallback(
-                self.fallback
-                    .as_mut()
-                    .expect("an index past the services names the fallback")
-                    .as_mut(),
-            ),
-        };
-        let cx = Context {
-            now,
-            out: &mut self.out,
-            host,
-            drain: self.lifecycle.drain(),
-            service: index,
-            child_owner: &mut self.child_owner,
-            pending: &mut self.pending,
-            next_request: &mut self.next_request,
-            call,
-            deferred: false,
-            owed: &mut self.owed,
-        };
-        let bridge = Bridge {
-            joins: &mut self.joins,
-            ready: &mut self.held_ready,
-            shutdown: &mut self.requested,
-        };
-        (lent, cx, bridge)
-    }
-
-    /// Every service, the fallback last.
-    fn all_services(&self) -> impl Iterator<Item = &dyn Unit> {
-        self.services
-            .iter()
-            .map(|s| s.as_ref() as &dyn Unit)
-            .chain(self.fallback.as_deref().map(|f| f as &dyn Unit))
-    }
-
-    /// Every service, the fallback last (its index is `services.len()`).
-    fn service_count(&self) -> usize {
-        self.services.len() + usize::from(self.fallback.is_some())
-    }
-
-    /// Lends the fallback its context, if there is one.
-    fn with_fallback<R>(
-        &mut self,
-        host: &mut dyn Host,
-        now: Instant,
-        f: impl FnOnce(&mut dyn Fallback, &mut FallbackContext<'_>) -> R,
-    ) -> Option<R> {
-        self.fallback.as_ref()?;
-        let index = self.services.len();
-        let (lent, cx, bridge) = self.loan(index, Call::None, host, now);
-        match lent {
-            Lent::Fallback(fallback) => Some(f(fallback, &mut FallbackContext { cx, bridge })),
-            Lent::Service(_) => unreachable!("the index past the services is the fallback's"),
         }
     }
 }
