@@ -47,6 +47,7 @@ use crate::engine::service::{
     StartError, Unit,
 };
 use crate::engine::wire::{ErrorCode, Id, RpcError};
+use crate::services::child_life::ChildLife;
 use crate::services::shutdown::{Step, Timeline};
 use crate::services::stdin_queue::{Flushed, StdinQueue};
 
@@ -66,9 +67,8 @@ struct Backend {
     started: Instant,
     framer: Framer,
     relay: LineRelay,
-    stdout_open: bool,
-    stderr_open: bool,
-    status: Option<ExitStatus>,
+    /// Reaped or not, and its stdout and stderr open or not.
+    life: ChildLife,
     /// When it was reaped: its stdout may linger until then + [`LINGER`].
     linger_until: Option<Instant>,
     stdin_open: bool,
@@ -178,9 +178,7 @@ impl BackendService {
             started: cx.now(),
             framer: Framer::new(self.max_frame_bytes),
             relay: LineRelay::default(),
-            stdout_open: true,
-            stderr_open: true,
-            status: None,
+            life: ChildLife::new(true),
             linger_until: None,
             stdin_open: true,
             signalled: false,
@@ -329,8 +327,10 @@ impl BackendService {
         let now = cx.now();
         let backpressured = cx.is_backpressured();
         let Some(b) = &mut self.backend else { return };
-        let Some(status) = b.status else { return };
-        if b.stdout_open || b.stderr_open {
+        let Some(status) = b.life.status() else {
+            return;
+        };
+        if !b.life.is_over() {
             match b.linger_until {
                 Some(t) if now >= t && backpressured => {
                     // What it wrote may still wait in the pipe for room in
@@ -343,7 +343,7 @@ impl BackendService {
             }
         }
         let b = self.backend.take().expect("checked above");
-        if b.stdout_open {
+        if b.life.is_open(OutputStream::Stdout) {
             log::warn!(
                 "backend pid {} exited, but a descendant still holds its stdout; not waiting for it",
                 b.pid
@@ -397,7 +397,7 @@ impl BackendService {
     }
 
     fn signal(&mut self, cx: &mut FallbackContext<'_>, signal: i32, scope: SignalScope) {
-        if let Some(b) = self.backend.as_mut().filter(|b| b.status.is_none()) {
+        if let Some(b) = self.backend.as_mut().filter(|b| b.life.is_running()) {
             b.signalled = true;
             let key = b.key;
             if let Err(e) = cx.host().signal(key, signal, scope) {
@@ -468,7 +468,7 @@ impl Unit for BackendService {
         Some(format!(
             "backend pid {} {} with {} request(s) unanswered",
             b.pid,
-            if b.status.is_some() {
+            if !b.life.is_running() {
                 "exited, its stdout still open"
             } else {
                 "still running"
@@ -479,7 +479,7 @@ impl Unit for BackendService {
 
     fn on_exit(&mut self, host: &mut dyn crate::engine::host::Host) {
         if let Some(b) = self.backend.take() {
-            if b.status.is_none() {
+            if b.life.is_running() {
                 let _ = host.signal(b.key, libc::SIGKILL, SignalScope::Tree);
             }
             host.release(b.key);
@@ -515,7 +515,7 @@ impl Unit for BackendService {
 
     fn info(&self) -> Map<String, Value> {
         let state = match self.state {
-            State::Running if self.backend.as_ref().is_some_and(|b| b.status.is_some()) => {
+            State::Running if self.backend.as_ref().is_some_and(|b| !b.life.is_running()) => {
                 "exited".to_owned()
             }
             State::Running => "running".to_owned(),
@@ -577,15 +577,12 @@ impl Service<Bridged> for BackendService {
         match event {
             ChildEvent::Output(OutputStream::Stderr, bytes) => self.on_stderr(cx, Some(&bytes)),
             ChildEvent::Output(_, bytes) => self.on_stdout(cx, &bytes),
-            ChildEvent::Eof(OutputStream::Stderr) => {
-                self.on_stderr(cx, None);
-                if let Some(b) = self.backend.as_mut() {
-                    b.stderr_open = false;
+            ChildEvent::Eof(stream) => {
+                if stream == OutputStream::Stderr {
+                    self.on_stderr(cx, None);
                 }
-            }
-            ChildEvent::Eof(_) => {
                 if let Some(b) = self.backend.as_mut() {
-                    b.stdout_open = false;
+                    b.life.on_eof(stream);
                 }
             }
             ChildEvent::StdinWritable => self.flush(cx),
@@ -595,9 +592,9 @@ impl Service<Bridged> for BackendService {
                 }
                 self.stdin = StdinQueue::default();
             }
-            ChildEvent::Exited(status, _) => {
+            ChildEvent::Exited(status, usage) => {
                 if let Some(b) = self.backend.as_mut() {
-                    b.status = Some(status);
+                    b.life.on_exited(status, usage, cx.now());
                     b.linger_until = Some(cx.now() + LINGER);
                 }
             }

@@ -17,6 +17,7 @@ use super::limiter::{Limiter, OutputLimit, Policy};
 use crate::engine::host::{
     ChildKey, ExitStatus, Host, OutputStream, PtySize, ResourceLimits, StderrMode, StdinMode, Usage,
 };
+use crate::services::child_life::{slot, ChildLife};
 use crate::services::stdin_queue::{Flushed, StdinQueue};
 
 /// Why a child's stdin no longer takes writes.
@@ -124,14 +125,13 @@ pub(crate) struct Proc {
     pub(crate) pty: Option<PtySize>,
     /// Decoders of the outputs not yet at their end: `[stdout or pty, stderr]`.
     outputs: [Option<StreamDecoder>; 2],
-    status: Option<ExitStatus>,
+    /// Reaped or not (how, when), and which outputs are open.
+    life: ChildLife,
     stdin: Result<StdinQueue, StdinClosed>,
     /// Spawned with a stderr pipe of its own.
     has_stderr: bool,
-    /// When it was spawned and reaped, on the engine's clock.
+    /// When it was spawned, on the engine's clock.
     spawned_at: Instant,
-    reaped_at: Option<Instant>,
-    usage: Option<Usage>,
     /// Its bounds.
     pub(crate) envelope: Envelope,
     /// When its timeout cancels it.
@@ -148,13 +148,6 @@ pub(crate) struct Proc {
     /// Cancelled, exited and drained, but something of its tree is left:
     /// look again then.
     pub(crate) tree_check_at: Option<Instant>,
-}
-
-fn slot(stream: OutputStream) -> usize {
-    match stream {
-        OutputStream::Stdout | OutputStream::Pty => 0,
-        OutputStream::Stderr => 1,
-    }
 }
 
 impl Proc {
@@ -194,11 +187,9 @@ impl Proc {
                 Some(StreamDecoder::new(encoding)),
                 has_stderr.then(|| StreamDecoder::new(encoding)),
             ],
-            status: None,
+            life: ChildLife::new(has_stderr),
             has_stderr,
             spawned_at: now,
-            reaped_at: None,
-            usage: None,
             timeout_at: envelope
                 .timeout_ms
                 .map(|ms| now + std::time::Duration::from_millis(ms)),
@@ -219,12 +210,12 @@ impl Proc {
 
     /// Not reaped yet.
     pub(crate) fn running(&self) -> bool {
-        self.status.is_none()
+        self.life.is_running()
     }
 
     /// Output pipes not yet at EOF.
     pub(crate) fn open_pipes(&self) -> usize {
-        self.outputs.iter().flatten().count()
+        self.life.open_outputs()
     }
 
     /// Bytes waiting for the child's stdin.
@@ -272,6 +263,7 @@ impl Proc {
         let Some(mut decoder) = self.outputs[at].take() else {
             return (String::new(), None);
         };
+        self.life.on_eof(stream);
         let tail = decoder.finish();
         let ring = self.limiters[at].as_mut().and_then(Limiter::take_ring);
         let ring = ring.map(|(skipped, bytes)| {
@@ -285,14 +277,12 @@ impl Proc {
 
     /// The child was reaped at `now`.
     pub(crate) fn on_exited(&mut self, status: ExitStatus, usage: Option<Usage>, now: Instant) {
-        self.status = Some(status);
-        self.usage = usage;
-        self.reaped_at = Some(now);
+        self.life.on_exited(status, usage, now);
     }
 
     /// Reaped, every pipe at EOF and every held ring event sent.
     pub(crate) fn is_done(&self) -> bool {
-        self.status.is_some() && self.open_pipes() == 0 && self.held.is_empty()
+        self.life.is_over() && self.held.is_empty()
     }
 
     /// The stream names this process has, with their slot.
@@ -312,7 +302,8 @@ impl Proc {
             return (stopped.as_str(), None);
         }
         let limits = &self.envelope.limits;
-        let cpu_ms = self.usage.map_or(0, |u| u.user_ms + u.system_ms);
+        let usage = self.life.reaped().and_then(|r| r.usage);
+        let cpu_ms = usage.map_or(0, |u| u.user_ms + u.system_ms);
         match status {
             ExitStatus::Code(_) => ("exit", None),
             ExitStatus::Signal(libc::SIGXCPU) if limits.cpu_seconds.is_some() => {
@@ -326,7 +317,7 @@ impl Proc {
                 ("limit", Some("cpu_seconds"))
             }
             ExitStatus::Signal(libc::SIGKILL)
-                if limits.memory_bytes.is_some() && self.usage.is_some_and(|u| u.oom_killed) =>
+                if limits.memory_bytes.is_some() && usage.is_some_and(|u| u.oom_killed) =>
             {
                 ("limit", Some("memory_bytes"))
             }
@@ -342,10 +333,10 @@ impl Proc {
         if !self.is_done() {
             return None;
         }
-        let status = self.status?;
+        let reaped = *self.life.reaped()?;
+        let status = reaped.status;
         let (code, signal) = status.fields();
         let (cause, limit) = self.cause(status);
-        let reaped = self.reaped_at.unwrap_or(self.spawned_at);
         let streams = self.streams();
         let mut bytes = Map::new();
         for (name, at) in &streams {
@@ -359,6 +350,7 @@ impl Proc {
         payload.insert(
             "duration_ms".into(),
             json!(reaped
+                .at
                 .saturating_duration_since(self.spawned_at)
                 .as_millis() as u64),
         );
@@ -375,7 +367,7 @@ impl Proc {
             payload.insert("limit".into(), json!(limit));
         }
         if !self.envelope.limits.is_empty() {
-            if let Some(u) = self.usage {
+            if let Some(u) = reaped.usage {
                 payload.insert(
                     "usage".into(),
                     json!({"max_rss_bytes": u.max_rss_bytes, "user_ms": u.user_ms, "system_ms": u.system_ms, "oom_killed": u.oom_killed}),
