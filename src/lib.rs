@@ -16,16 +16,16 @@
 //!
 //! ## Two layers
 //!
-//! * The **engine** ([`engine`]) has no file descriptors and no wall clock:
+//! * The **engine** (`engine`) has no file descriptors and no wall clock:
 //!   framer, classifier, dispatch to services, the outbound queue with
 //!   coalescing and limits, and the shutdown state machine. It takes bytes
-//!   and `now`, and gives back bytes to write, requests to its [`engine::Host`]
+//!   and `now`, and gives back bytes to write, requests to its `engine::Host`
 //!   and its next deadline. Unit tests and fuzz targets drive it in memory.
 //! * The **shell** ([`shell`]) is the mio loop: it owns every fd, the
 //!   signals, the children and the clock, and turns readiness into engine
 //!   calls.
 //!
-//! Services ([`services`]) plug into the engine behind method names. With
+//! Services (`services`) plug into the engine behind method names. With
 //! `-- CMD`, the backend bridge is the fallback service: every method no one
 //! else claims, and every client response the gateway did not ask for,
 //! reaches it as the bytes it came as, and its backend's frames go out as the
@@ -59,13 +59,31 @@
     dead_code
 )]
 
+/// Declares modules public to the tests, the fuzz targets and the
+/// benchmark (they build with the `testing` feature) and crate-private in
+/// the shipped build, whose public surface is what `main.rs` calls.
+macro_rules! modules_public_for_testing {
+    ($($(#[$attr:meta])* $name:ident;)+) => {
+        $(
+            $(#[$attr])*
+            #[cfg(feature = "testing")]
+            pub mod $name;
+            $(#[$attr])*
+            #[cfg(not(feature = "testing"))]
+            pub(crate) mod $name;
+        )+
+    };
+}
+
 pub mod config;
-pub mod engine;
 pub mod manual;
-pub mod services;
 pub mod shell;
-pub mod signal_name;
+modules_public_for_testing! {
+    engine;
+    services;
+    signal_name;
+}
 
 pub use config::{Config, ConfigError};
 pub use engine::lifecycle::exit_code;
-pub use engine::{Engine, EngineConfig};
+pub use engine::{Engine, EngineConfig, VERSION};

@@ -15,14 +15,11 @@ fn main() {
             0
         }
         Err(ConfigError::Version) => {
-            println!("tui-gateway {}", tui_gateway::engine::VERSION);
+            println!("tui-gateway {}", tui_gateway::VERSION);
             0
         }
         Err(ConfigError::Man) => {
-            print!(
-                "{}",
-                tui_gateway::manual::man_page(tui_gateway::engine::VERSION)
-            );
+            print!("{}", tui_gateway::manual::man_page(tui_gateway::VERSION));
             0
         }
         Err(ConfigError::Completions(shell)) => {

@@ -16,6 +16,7 @@
 const KEEP_CAPACITY: usize = 256 * 1024;
 /// Lines at least this long are handed out as the buffer itself rather than
 /// copied, when they are most of it.
+#[cfg(any(test, feature = "testing"))]
 const HAND_OVER_MIN: usize = 64 * 1024;
 
 /// One unit of framed input: a frame is its bytes ([`Framer::next_frame`])
@@ -102,6 +103,7 @@ impl Framer {
     /// The next frame or oversize report, or `None` when more bytes are
     /// needed: the frame as its own buffer. A large line is handed over as
     /// the buffer itself when it is most of it, so it is never held twice.
+    #[cfg(any(test, feature = "testing"))]
     pub fn next_frame(&mut self) -> Option<Decoded> {
         let span = match self.next_span()? {
             Decoded::Frame(span) => span,

@@ -251,9 +251,11 @@ pub trait Host {
 }
 
 /// A host that runs nothing: for in-memory engines (unit tests, fuzzing).
+#[cfg(any(test, feature = "testing"))]
 #[derive(Debug, Default, Clone, Copy)]
 pub struct NoHost;
 
+#[cfg(any(test, feature = "testing"))]
 impl Host for NoHost {
     fn spawn(&mut self, _spec: &SpawnSpec) -> io::Result<Spawned> {
         Err(io::Error::new(

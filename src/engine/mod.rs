@@ -33,7 +33,9 @@ use serde_json::Value;
 use self::batch::Batch;
 use self::dispatch::Answer;
 use self::framer::{Decoded, Framer};
-pub use self::host::{ChildEvent, ChildKey, Host, NoHost};
+pub use self::host::{ChildEvent, ChildKey, Host};
+#[cfg(any(test, feature = "testing"))]
+pub use self::host::NoHost;
 use self::join::Joins;
 use self::lifecycle::{Cause, Exit, Lifecycle, Phase};
 use self::outbound::{Limits, Outbound};
@@ -240,7 +242,7 @@ impl std::error::Error for DuplicateMethod {}
 
 impl Engine {
     /// An engine serving the built-ins plus `services`. `gateway.ready` is
-    /// queued, unless a service holds it ([`ReadyHold`]). Call
+    /// queued, unless a service holds it (`ReadyHold`). Call
     /// [`Engine::start`] before feeding it input.
     pub fn new(
         config: EngineConfig,
@@ -383,8 +385,8 @@ impl Engine {
 
     /// How many bytes the shell may read from one child pipe now: zero while
     /// paced, otherwise as much as fits below the high-water mark once
-    /// escaped ([`WORST_ESCAPE`]), between [`CHILD_READ_MIN`] and
-    /// [`CHILD_READ_MAX`]. The queue therefore passes the high-water mark by
+    /// escaped (`WORST_ESCAPE`), between `CHILD_READ_MIN` and
+    /// `CHILD_READ_MAX`. The queue therefore passes the high-water mark by
     /// at most one read's worth, whatever the number of children.
     pub fn child_read_size(&self) -> usize {
         if !self.can_dispatch() {
@@ -397,7 +399,7 @@ impl Engine {
     }
 
     /// Bytes arrived on stdin: frame them and dispatch up to
-    /// [`FRAMES_PER_TURN`] complete frames. Frames beyond the budget wait in
+    /// `FRAMES_PER_TURN` complete frames. Frames beyond the budget wait in
     /// the framer ([`Engine::has_input_backlog`]) for [`Engine::pump_input`],
     /// so the shell can write output and see signals between bursts. Push
     /// more bytes only when [`Engine::wants_input`] says so: that keeps the
@@ -416,7 +418,7 @@ impl Engine {
         self.input.backlog() || self.batch.is_some()
     }
 
-    /// Dispatches up to [`FRAMES_PER_TURN`] more frames or batch members of
+    /// Dispatches up to `FRAMES_PER_TURN` more frames or batch members of
     /// the backlog, unless the queue is above its high-water mark.
     pub fn pump_input(&mut self, host: &mut dyn Host, now: Instant) {
         self.dispatch_input(FRAMES_PER_TURN, host, now);

@@ -29,7 +29,7 @@ pub struct Forward<'a> {
     pub raw: &'a [u8],
     /// What it is.
     pub kind: ForwardKind<'a>,
-    /// True for a member of a batch: [`Service::end_batch`] follows the last one.
+    /// True for a member of a batch: [`Fallback::end_batch`] follows the last one.
     pub in_batch: bool,
 }
 

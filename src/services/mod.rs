@@ -4,15 +4,15 @@
 //!   (`docs/process.md`);
 //! * [`backend`]: the bridge to an existing backend, `-- CMD`
 //!   (`docs/bridge.md`);
-//! * [`stdin_queue`]: a child's bounded stdin, [`shutdown`]: the
+//! * `stdin_queue`: a child's bounded stdin, `shutdown`: the
 //!   SIGTERM-then-SIGKILL timeline of a drain, and `child_life`: when a
 //!   child is over (reaped, every output at EOF), all shared by the two.
 
 pub mod backend;
 pub(crate) mod child_life;
 pub mod process;
-pub mod shutdown;
-pub mod stdin_queue;
+pub(crate) mod shutdown;
+pub(crate) mod stdin_queue;
 
 use crate::config::Config;
 use crate::engine::service::{Fallback, Service};

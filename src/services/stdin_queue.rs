@@ -124,6 +124,7 @@ impl StdinQueue {
     }
 
     /// The queue's allocation, for tests of its bound.
+    #[cfg(test)]
     pub fn capacity(&self) -> usize {
         self.bytes.capacity()
     }

@@ -12,16 +12,16 @@
 //!   tests open terminals the way the gateway does).
 
 mod child;
-pub mod crashlog;
+pub(crate) mod crashlog;
 mod event_loop;
 mod launch;
 pub mod oom;
 mod parent;
 mod signals;
-pub mod stderr;
-pub mod stdio;
+pub(crate) mod stderr;
+pub(crate) mod stdio;
 pub mod sys;
-pub mod trace;
+pub(crate) mod trace;
 
 use std::time::Instant;
 

@@ -434,7 +434,7 @@ impl Outbound {
         self.sink == Sink::Gated
     }
 
-    /// Hands the writer up to [`MAX_IOVECS`] slices of queued bytes, in order,
+    /// Hands the writer up to `MAX_IOVECS` slices of queued bytes, in order,
     /// starting inside the front frame if it was partly written. `write`
     /// returns how many bytes it took; the queue advances by exactly that.
     pub fn write_with<E>(

@@ -298,12 +298,12 @@ impl Head<'_> {
     }
 }
 
-/// Parses raw `params` (see [`parse_value`]); `id` is the id to refuse under.
+/// Parses raw `params` (see `parse_value`); `id` is the id to refuse under.
 pub fn parse_params(params: Option<Raw<'_>>, id: &Id) -> Result<Option<Value>, Reject> {
     params.map(|raw| parse_value(raw, id, "params")).transpose()
 }
 
-/// Parses a raw response's `result` or `error` object (see [`parse_value`]).
+/// Parses a raw response's `result` or `error` object (see `parse_value`).
 pub fn parse_outcome(
     outcome: Result<Raw<'_>, Raw<'_>>,
     id: &Id,

@@ -82,7 +82,7 @@ impl Member {
     }
 
     /// An upper bound on the JSON values it holds, counted as
-    /// [`value_count`] counts them (one, plus one per `,`, `:`, `[` and `{`
+    /// `value_count` counts them (one, plus one per `,`, `:`, `[` and `{`
     /// outside strings), so a value can be refused for its size before
     /// anything parses it.
     pub fn values(&self) -> usize {

@@ -5,28 +5,28 @@
 //! This is the only place with `unsafe` code (the crate denies it
 //! elsewhere; the one other exception is the allocator hook in `oom.rs`).
 //!
-//! * [`cgroup`]: a cgroup v2 per command with limits, where delegated;
-//! * [`child_setup`]: what runs in a new child before `exec`;
-//! * [`fd`]: kinds, flags, raw reads and writes, pipes;
+//! * `cgroup`: a cgroup v2 per command with limits, where delegated;
+//! * `child_setup`: what runs in a new child before `exec`;
+//! * `fd`: kinds, flags, raw reads and writes, pipes;
 //! * [`pty`]: pseudo-terminal pairs and window sizes;
-//! * [`reaper`]: the child subreaper and `waitpid(-1)`;
-//! * [`pidfd`]: signalling a process through a pidfd, so a reused pid is
+//! * `reaper`: the child subreaper and `waitpid(-1)`;
+//! * `pidfd`: signalling a process through a pidfd, so a reused pid is
 //!   never signalled by mistake;
-//! * [`process`]: `kill`, the parent's pid, `_exit`, the signal mask;
-//! * [`spawn`]: starting a command with `clone(CLONE_VM | CLONE_VFORK)`;
-//! * [`tree`]: the gateway's descendants, walked through `/proc`.
+//! * `process`: `kill`, the parent's pid, `_exit`, the signal mask;
+//! * `spawn`: starting a command with `clone(CLONE_VM | CLONE_VFORK)`;
+//! * `tree`: the gateway's descendants, walked through `/proc`.
 
 #![allow(unsafe_code)]
 
-pub mod cgroup;
-pub mod child_setup;
-pub mod fd;
-pub mod pidfd;
-pub mod process;
+pub(crate) mod cgroup;
+pub(crate) mod child_setup;
+pub(crate) mod fd;
+pub(crate) mod pidfd;
+pub(crate) mod process;
 pub mod pty;
-pub mod reaper;
-pub mod spawn;
-pub mod tree;
+pub(crate) mod reaper;
+pub(crate) mod spawn;
+pub(crate) mod tree;
 
 use std::io;
 
