@@ -180,8 +180,12 @@ impl Lend for Bridged {
 pub trait Service<L: Lend = Plain>: Unit {
     /// Answers one call. For a notification the reply is discarded. A call
     /// that cannot be answered yet takes its request with
-    /// [`Context::defer`]; what it returns then is ignored.
-    fn call(&mut self, cx: &mut L::Cx<'_>, method: &str, params: Option<Value>) -> Reply;
+    /// [`Context::defer`]; what it returns then is ignored. A service with
+    /// no methods of its own (the fallback, which is forwarded to instead)
+    /// keeps the default: `-32601`.
+    fn call(&mut self, _cx: &mut L::Cx<'_>, method: &str, _params: Option<Value>) -> Reply {
+        Err(RpcError::method_not_found(method))
+    }
 
     /// Starts the service (spawns what it runs), before any input is read.
     fn start(&mut self, _cx: &mut L::Cx<'_>) -> Result<(), StartError> {

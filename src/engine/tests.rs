@@ -484,15 +484,6 @@ impl Unit for Recorder {
 }
 
 impl Service<super::service::Bridged> for Recorder {
-    fn call(
-        &mut self,
-        _cx: &mut FallbackContext<'_>,
-        method: &str,
-        _params: Option<Value>,
-    ) -> Reply {
-        Err(RpcError::method_not_found(method))
-    }
-
     fn tick(&mut self, cx: &mut FallbackContext<'_>) {
         if cx.held_ready().is_some() {
             cx.release_ready(b"{\"jsonrpc\":\"2.0\",\"method\":\"event\",\"params\":{\"type\":\"gateway.ready\",\"payload\":{\"merged\":true}}}\n".to_vec());

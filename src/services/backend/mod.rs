@@ -43,7 +43,7 @@ use crate::engine::host::{
 };
 use crate::engine::lifecycle::{exit_code, Cause, Drain};
 use crate::engine::service::{
-    Bridged, Fallback, FallbackContext, Forward, ForwardKind, Forwarded, ReadyHold, Reply, Service,
+    Bridged, Fallback, FallbackContext, Forward, ForwardKind, Forwarded, ReadyHold, Service,
     StartError, Unit,
 };
 use crate::engine::wire::{ErrorCode, Id, RpcError};
@@ -544,15 +544,6 @@ impl Unit for BackendService {
 }
 
 impl Service<Bridged> for BackendService {
-    fn call(
-        &mut self,
-        _cx: &mut FallbackContext<'_>,
-        method: &str,
-        _params: Option<Value>,
-    ) -> Reply {
-        Err(RpcError::method_not_found(method))
-    }
-
     fn start(&mut self, cx: &mut FallbackContext<'_>) -> Result<(), StartError> {
         if self.config.ready == ReadyPolicy::Event && !self.config.transparent {
             self.ready_deadline = Some(cx.now() + self.config.ready_timeout);
