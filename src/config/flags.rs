@@ -58,6 +58,18 @@ enum Setting {
     },
     /// A switch: on when given.
     Switch(Field<bool>),
+    /// A word, checked by `check` (which says what is wrong); `none` says
+    /// what no word means.
+    Text {
+        field: Field<Option<String>>,
+        none: &'static str,
+        check: fn(&str) -> Result<(), String>,
+    },
+    /// A count of frames; `none` says what no count means.
+    Frames {
+        field: Field<Option<u64>>,
+        none: &'static str,
+    },
 }
 
 impl fmt::Debug for Flag {
@@ -120,6 +132,23 @@ impl Flag {
                 field(config).push(value.to_owned());
             }
             Setting::Switch((_, field)) => *field(config) = true,
+            Setting::Text {
+                field: (_, field),
+                check,
+                ..
+            } => {
+                check(value).map_err(|why| bad(name, value, &why))?;
+                *field(config) = Some(value.to_owned());
+            }
+            Setting::Frames {
+                field: (_, field), ..
+            } => {
+                let n = value
+                    .trim()
+                    .parse()
+                    .map_err(|_| bad(name, value, "a count of frames"))?;
+                *field(config) = Some(n);
+            }
         }
         Ok(())
     }
@@ -143,6 +172,12 @@ impl Flag {
                 field: (get, _), ..
             } => json!(get(config)),
             Setting::Switch((get, _)) => json!(get(config)),
+            Setting::Text {
+                field: (get, _), ..
+            } => json!(get(config)),
+            Setting::Frames {
+                field: (get, _), ..
+            } => json!(get(config)),
         }
     }
 
@@ -173,6 +208,15 @@ impl Flag {
                 items => items.join(","),
             },
             Setting::Switch((get, _)) => if *get(&defaults) { "on" } else { "off" }.to_owned(),
+            Setting::Text {
+                field: (get, _),
+                none,
+                ..
+            } => get(&defaults).clone().unwrap_or_else(|| none.to_owned()),
+            Setting::Frames {
+                field: (get, _),
+                none,
+            } => get(&defaults).map_or_else(|| none.to_owned(), |n| n.to_string()),
         }
     }
 }
@@ -325,6 +369,59 @@ pub const FLAGS: &[Flag] = &[
         setting: Setting::Bytes(field!(child_stdin_limit_bytes)),
     },
     Flag {
+        name: "--session",
+        value: Some("NAME"),
+        help: "run in session NAME, or attach to it if it runs: the client may go and come back (docs/sessions.md)",
+        bridge_only: false,
+        setting: Setting::Text {
+            field: field!(session.name),
+            none: "(none: no session)",
+            check: check_session_name,
+        },
+    },
+    Flag {
+        name: "--session-linger",
+        value: Some("SECONDS"),
+        help: "how long a detached session with no process running lives on",
+        bridge_only: false,
+        setting: Setting::Seconds(field!(session.linger)),
+    },
+    Flag {
+        name: "--session-journal",
+        value: Some("BYTES"),
+        help: "the session's journal bound: frames kept for a client that comes back",
+        bridge_only: false,
+        setting: Setting::Bytes(field!(session.journal_bytes)),
+    },
+    Flag {
+        name: "--frames-received",
+        value: Some("N"),
+        help: "attaching: the client has the session's first N frames; the rest follow",
+        bridge_only: false,
+        setting: Setting::Frames {
+            field: field!(session.attach.frames_received),
+            none: "(none: the session's gateway.ready again, then every frame not yet written)",
+        },
+    },
+    Flag {
+        name: "--epoch",
+        value: Some("EPOCH"),
+        help: "attaching: the session start the cursor belongs to (refused if it is another)",
+        bridge_only: false,
+        setting: Setting::Text {
+            field: field!(session.attach.epoch),
+            none: "(any)",
+            check: check_epoch,
+        },
+    },
+    Flag {
+        name: "--takeover",
+        value: None,
+        help: "attaching: detach the session's client if it has one",
+        bridge_only: false,
+        setting: Setting::Switch(field!(session.attach.takeover)),
+    },
+    Flag {
         name: "--backend-cwd",
         value: Some("DIR"),
         help: "working directory of the backend CMD",
@@ -455,3 +552,27 @@ pub const ENV_VARS: &[(&str, Option<&str>, &str)] = &[
         "log level for stderr diagnostics (default: warn)",
     ),
 ];
+
+/// A session name: 1 to 64 of `A-Z a-z 0-9 . _ -`, not starting with `.`
+/// (so no `/`, no `..`, nothing hidden).
+pub fn check_session_name(name: &str) -> Result<(), String> {
+    let ok = (1..=64).contains(&name.len())
+        && !name.starts_with('.')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+    if ok {
+        Ok(())
+    } else {
+        Err("a session name: 1 to 64 of A-Z a-z 0-9 . _ -, not starting with .".into())
+    }
+}
+
+/// An epoch as `gateway.ready` gives it: 16 hexadecimal digits.
+fn check_epoch(epoch: &str) -> Result<(), String> {
+    if epoch.len() == 16 && epoch.bytes().all(|b| b.is_ascii_hexdigit()) {
+        Ok(())
+    } else {
+        Err("an epoch: the 16 hexadecimal digits gateway.ready gives".into())
+    }
+}

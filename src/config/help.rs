@@ -11,13 +11,16 @@ pub const DESCRIPTION: &str =
     "Reads JSON-RPC 2.0 frames (one per line) on stdin and writes responses and\n\
 events on stdout. Diagnostics go to stderr. With -- CMD, CMD runs as the\n\
 backend on private pipes: every method but gateway.* is forwarded to it as\n\
-the same bytes, and its frames come back as it wrote them.";
+the same bytes, and its frames come back as it wrote them. With --session\n\
+NAME, the gateway outlives its client: the client may go and come back\n\
+(tui-gateway attach NAME, here or over ssh) and gets every frame it missed.";
 
 /// Where the contract is written down.
 pub const DOCS: &str =
     "The full contract is in the tui-gateway repository, in docs/: docs/protocol.md\n\
 (framing, methods, events, errors, limits, signals, tracing), docs/process.md\n\
-(process.*) and docs/bridge.md (-- CMD); tui-gateway --man prints a manual page.";
+(process.*), docs/bridge.md (-- CMD) and docs/sessions.md (--session, attach,\n\
+sessions); tui-gateway --man prints a manual page.";
 
 /// The methods, by who serves them.
 pub const METHODS: &[(&str, &str)] = &[
@@ -28,6 +31,10 @@ pub const METHODS: &[(&str, &str)] = &[
     (
         "processes",
         "process.spawn, process.write, process.close_stdin, process.signal, process.cancel, process.list, process.resize",
+    ),
+    (
+        "in a session",
+        "gateway.detach, gateway.end, gateway.ack, gateway.session",
     ),
     (
         "with a backend",
@@ -57,7 +64,7 @@ pub const EARLY_EXITS: &[(&str, &str)] = &[
 pub const SIGNALS: &[(&str, &str)] = &[
     (
         "SIGTERM, SIGHUP, SIGQUIT, SIGPWR, SIGXCPU, SIGABRT",
-        "orderly shutdown (a second one: exit 4)",
+        "orderly shutdown (a second one: exit 4); in a session, SIGHUP only detaches the stdio client",
     ),
     ("SIGINT", "as --sigint says"),
     (
@@ -70,7 +77,7 @@ pub const SIGNALS: &[(&str, &str)] = &[
 pub const EXIT_CODES: &[(&str, &str)] = &[
     (
         "0",
-        "orderly shutdown (stdin EOF, gateway.shutdown, a shutdown signal, parent exited)",
+        "orderly shutdown (stdin EOF, gateway.shutdown, a shutdown signal, parent exited); a session's end; a relay whose connection ended",
     ),
     ("3", "stdout peer gone, stalled or too slow"),
     (
@@ -80,7 +87,7 @@ pub const EXIT_CODES: &[(&str, &str)] = &[
     ("64", "bad command line (or a --trace file that cannot be opened)"),
     (
         "69",
-        "the backend CMD cannot be started (not found, not executable)",
+        "the backend CMD cannot be started (not found, not executable); a session's directory is unsafe; an attach was refused or no such session runs",
     ),
     ("70", "internal error (a panic, or out of memory)"),
     ("74", "host I/O error writing stdout (ENOSPC, EIO, ...)"),
@@ -97,6 +104,9 @@ impl Config {
             "tui-gateway: {SUMMARY}\n\n\
              Usage: tui-gateway [FLAGS]\n       \
              tui-gateway [FLAGS] -- CMD [ARGS...]   (bridge to an existing backend)\n       \
+             tui-gateway --session NAME [FLAGS] [-- CMD [ARGS...]]   (start session NAME, or attach to it)\n       \
+             tui-gateway attach NAME [--frames-received N] [--epoch EPOCH] [--takeover]\n       \
+             tui-gateway sessions [--json]\n       \
              tui-gateway --man | --completions bash|zsh|fish | --help | --version\n\n\
              {DESCRIPTION}\n\n\
              Methods:\n"

@@ -151,9 +151,56 @@ pub const DEFAULT_BACKEND_STDIN_LIMIT_BYTES: usize = 4 * MIB;
 /// bookkeeping, so the bound is about 8 MiB.
 pub const DEFAULT_BACKEND_MAX_PENDING: usize = 100_000;
 
+/// Default `--session-linger`: a detached session with nothing running
+/// waits this long for its client.
+pub const DEFAULT_SESSION_LINGER: Duration = Duration::from_secs(600);
+/// Default `--session-journal`: the frames a session keeps for a client
+/// that comes back.
+pub const DEFAULT_SESSION_JOURNAL_BYTES: usize = 64 * MIB;
+
+/// What the command line asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// Serve a client on stdio (in a session with `--session`).
+    Serve,
+    /// `tui-gateway attach NAME`: relay stdio to a running session.
+    Attach(String),
+    /// `tui-gateway sessions [--json]`: list the running sessions.
+    Sessions {
+        /// `--json`: an array of `gateway.session` objects.
+        json: bool,
+    },
+}
+
+/// Where an attach starts (`--frames-received`, `--epoch`, `--takeover`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AttachConfig {
+    /// `--frames-received`
+    pub frames_received: Option<u64>,
+    /// `--epoch`
+    pub epoch: Option<String>,
+    /// `--takeover`
+    pub takeover: bool,
+}
+
+/// Sessions (`docs/sessions.md`).
+#[derive(Debug, Clone)]
+pub struct SessionConfig {
+    /// `--session`
+    pub name: Option<String>,
+    /// `--session-linger`
+    pub linger: Duration,
+    /// `--session-journal`
+    pub journal_bytes: usize,
+    /// How a relay attaches.
+    pub attach: AttachConfig,
+}
+
 /// The whole configuration of one gateway.
 #[derive(Debug, Clone)]
 pub struct Config {
+    /// What to do.
+    pub command: Command,
     /// `--max-frame-bytes`
     pub max_frame_bytes: usize,
     /// `--shutdown-grace`
@@ -184,11 +231,14 @@ pub struct Config {
     pub child_stdin_limit_bytes: usize,
     /// The bridge's flags; `backend.argv` is empty without `-- CMD`.
     pub backend: BackendConfig,
+    /// Sessions.
+    pub session: SessionConfig,
 }
 
 impl Default for Config {
     fn default() -> Config {
         Config {
+            command: Command::Serve,
             max_frame_bytes: DEFAULT_MAX_FRAME_BYTES,
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
             stall_timeout: DEFAULT_STALL_TIMEOUT,
@@ -215,6 +265,12 @@ impl Default for Config {
                 keep_running: false,
                 local_process: false,
                 transparent: false,
+            },
+            session: SessionConfig {
+                name: None,
+                linger: DEFAULT_SESSION_LINGER,
+                journal_bytes: DEFAULT_SESSION_JOURNAL_BYTES,
+                attach: AttachConfig::default(),
             },
         }
     }
@@ -261,7 +317,41 @@ impl Config {
         // Flags first: a setting given on the command line makes its
         // environment variables irrelevant, even malformed ones.
         let mut given: Vec<String> = Vec::new();
-        let mut args = args.into_iter();
+        let mut args = args.into_iter().peekable();
+        match args.peek().and_then(|a| a.to_str()) {
+            Some("sessions") => {
+                args.next();
+                let mut json = false;
+                for arg in args {
+                    match arg.to_str() {
+                        Some("--json") => json = true,
+                        Some("--help" | "-h") => return Err(ConfigError::Help),
+                        _ => {
+                            return Err(ConfigError::Usage(format!(
+                                "sessions takes only --json, not {arg:?}"
+                            )))
+                        }
+                    }
+                }
+                config.command = Command::Sessions { json };
+                return Ok(config);
+            }
+            Some("attach") => {
+                args.next();
+                let name = match args.next() {
+                    Some(name) => os_to_string("attach", name)?,
+                    None => {
+                        return Err(ConfigError::Usage(
+                            "attach needs a session name: tui-gateway attach NAME".into(),
+                        ))
+                    }
+                };
+                flags::check_session_name(&name)
+                    .map_err(|why| ConfigError::Usage(format!("attach {name:?}: {why}")))?;
+                config.command = Command::Attach(name);
+            }
+            _ => {}
+        }
         while let Some(arg) = args.next() {
             let arg = os_to_string("argument", arg)?;
             if arg == "--" {
@@ -313,6 +403,12 @@ impl Config {
             let Some(flag) = FLAGS.iter().find(|f| f.name == name) else {
                 return Err(ConfigError::Usage(format!("unknown argument {arg:?}")));
             };
+            if matches!(config.command, Command::Attach(_)) && !ATTACH_FLAGS.contains(&flag.name) {
+                return Err(ConfigError::Usage(format!(
+                    "attach takes only {}, not {name}",
+                    ATTACH_FLAGS.join(", ")
+                )));
+            }
             let value = match (flag.value, inline) {
                 (None, None) => String::new(),
                 (None, Some(_)) => {
@@ -403,6 +499,19 @@ impl Config {
                 ));
             }
         }
+        let attach_given = self.session.attach != AttachConfig::default();
+        if attach_given && self.session.name.is_none() && self.command == Command::Serve {
+            return usage(
+                "--frames-received, --epoch and --takeover are for attaching: tui-gateway attach NAME, or --session NAME"
+                    .into(),
+            );
+        }
+        if self.session.name.is_some() && self.session.journal_bytes < self.hard_limit_bytes {
+            return usage(format!(
+                "--session-journal ({}) must be at least --outbound-hard-limit ({}): the journal holds every frame not yet written",
+                self.session.journal_bytes, self.hard_limit_bytes
+            ));
+        }
         if self.soft_limit_bytes > self.hard_limit_bytes {
             return usage(format!(
                 "--outbound-soft-limit ({}) must not exceed --outbound-hard-limit ({})",
@@ -427,6 +536,7 @@ impl Config {
             },
             shutdown_grace: self.shutdown_grace,
             settings: self.settings(),
+            session: None,
         }
     }
 
@@ -503,5 +613,8 @@ mod help;
 #[cfg(test)]
 mod tests;
 
-pub use self::flags::{Flag, ENV_VARS, FLAGS};
+pub use self::flags::{check_session_name, Flag, ENV_VARS, FLAGS};
+
+/// The flags `tui-gateway attach NAME` takes.
+pub const ATTACH_FLAGS: &[&str] = &["--frames-received", "--epoch", "--takeover"];
 pub use self::help::{DESCRIPTION, DOCS, EARLY_EXITS, EXIT_CODES, METHODS, SIGNALS, SUMMARY};

@@ -8,7 +8,8 @@ use super::dispatch::Answer;
 use super::host::Host;
 use super::lifecycle::Cause;
 use super::service::Reply;
-use super::wire::{parse_params, Id, Raw, RpcError, PROTOCOL_VERSION};
+use super::session::{self, SessionRequest};
+use super::wire::{parse_params, ErrorCode, Id, Raw, RpcError, PROTOCOL_VERSION};
 use super::Engine;
 
 /// One built-in method.
@@ -16,6 +17,8 @@ struct Builtin {
     name: &'static str,
     /// Still the gateway's with a backend: the `gateway.*` namespace.
     with_backend: bool,
+    /// Served only in a session (`--session`); `-32601` otherwise.
+    session_only: bool,
     handler: Handler,
 }
 
@@ -38,21 +41,25 @@ const BUILTINS: &[Builtin] = &[
     Builtin {
         name: "gateway.ping",
         with_backend: true,
+        session_only: false,
         handler: Handler::Fixed(r#"{"ok":true}"#),
     },
     Builtin {
         name: "gateway.info",
         with_backend: true,
+        session_only: false,
         handler: Handler::Computed(|engine, host, now| Ok(engine.info_value(host, now))),
     },
     Builtin {
         name: "gateway.stats",
         with_backend: true,
+        session_only: false,
         handler: Handler::Computed(|engine, host, _| Ok(engine.stats_value(host))),
     },
     Builtin {
         name: "gateway.shutdown",
         with_backend: true,
+        session_only: false,
         handler: Handler::Computed(|engine, _, _| {
             // The answer is queued before the drain starts, so it is
             // written before the gateway exits.
@@ -64,21 +71,73 @@ const BUILTINS: &[Builtin] = &[
     Builtin {
         name: "client.capabilities",
         with_backend: false,
+        session_only: false,
         handler: Handler::ReadsParams(|engine, params| engine.client_capabilities(params)),
+    },
+    Builtin {
+        name: "gateway.detach",
+        with_backend: true,
+        session_only: true,
+        handler: Handler::Computed(|engine, _, _| {
+            engine.session_request(SessionRequest::Detach);
+            Ok(json!({}))
+        }),
+    },
+    Builtin {
+        name: "gateway.end",
+        with_backend: true,
+        session_only: true,
+        handler: Handler::Computed(|engine, _, _| {
+            // As gateway.shutdown: the answer is queued before the drain.
+            engine.requested.get_or_insert(Cause::SessionEnded);
+            Ok(json!({}))
+        }),
+    },
+    Builtin {
+        name: "gateway.ack",
+        with_backend: true,
+        session_only: true,
+        handler: Handler::ReadsParams(|engine, params| engine.ack(params)),
+    },
+    Builtin {
+        name: "gateway.session",
+        with_backend: true,
+        session_only: true,
+        handler: Handler::Computed(|engine, _, _| {
+            let session = engine.session.as_ref().expect("routed in a session only");
+            Ok(session::status(&session.info, &session.state))
+        }),
+    },
+    Builtin {
+        name: "gateway.attach",
+        with_backend: true,
+        session_only: true,
+        handler: Handler::Computed(|_, _, _| {
+            Err(RpcError::new(
+                ErrorCode::InvalidRequest,
+                "gateway.attach is the first message of a connection to a session's socket, not a message in the stream",
+            ))
+        }),
     },
 ];
 
-/// The built-ins in force, with or without a fallback.
-pub(super) fn methods(with_fallback: bool) -> impl Iterator<Item = &'static str> {
-    routes(with_fallback).map(|(name, _)| name)
+/// The built-ins in force, with or without a fallback and a session.
+pub(super) fn methods(
+    with_fallback: bool,
+    with_session: bool,
+) -> impl Iterator<Item = &'static str> {
+    routes(with_fallback, with_session).map(|(name, _)| name)
 }
 
 /// The built-ins in force, each with the index [`Engine::builtin`] runs it by.
-pub(super) fn routes(with_fallback: bool) -> impl Iterator<Item = (&'static str, usize)> {
+pub(super) fn routes(
+    with_fallback: bool,
+    with_session: bool,
+) -> impl Iterator<Item = (&'static str, usize)> {
     BUILTINS
         .iter()
         .enumerate()
-        .filter(move |(_, b)| b.with_backend || !with_fallback)
+        .filter(move |(_, b)| (b.with_backend || !with_fallback) && (!b.session_only || with_session))
         .map(|(index, b)| (b.name, index))
 }
 
@@ -88,7 +147,8 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 impl Engine {
     /// Every method this engine answers: built-ins first, then services'.
     pub fn methods(&self) -> Vec<&'static str> {
-        let mut methods: Vec<&'static str> = methods(self.fallback.is_some()).collect();
+        let mut methods: Vec<&'static str> =
+            methods(self.fallback.is_some(), self.session.is_some()).collect();
         for service in self.all_services() {
             methods.extend_from_slice(service.methods());
         }
@@ -123,13 +183,39 @@ impl Engine {
     }
 
     pub(super) fn ready_payload(&self) -> Value {
-        json!({
+        let mut ready = json!({
             "version": VERSION,
             "pid": std::process::id(),
             "protocol": PROTOCOL_VERSION,
             "methods": self.methods(),
             "limits": self.limits_value(),
-        })
+        });
+        if let (Value::Object(map), Some(s)) = (&mut ready, &self.session) {
+            map.insert("session".into(), session::identity(&s.info));
+        }
+        ready
+    }
+
+    fn session_request(&mut self, request: SessionRequest) {
+        if let Some(session) = &mut self.session {
+            session.requests.push(request);
+        }
+    }
+
+    /// `gateway.ack {"frames": N}`: the journal may let the first `N` frames
+    /// go (never one not yet written).
+    fn ack(&mut self, params: Option<Value>) -> Reply {
+        let frames = params
+            .as_ref()
+            .and_then(|p| p.get("frames"))
+            .and_then(Value::as_u64)
+            .ok_or_else(|| {
+                RpcError::invalid_params("gateway.ack takes {\"frames\": N}, N a count of frames received")
+            })?;
+        let state = self.session.as_ref().expect("routed in a session only").state;
+        let first_held = state.first_held.max(frames.min(state.frames_total));
+        self.session_request(SessionRequest::Ack(frames));
+        Ok(json!({"first_held": first_held}))
     }
 
     /// Runs the built-in `method` (routed here, so it is in force).
@@ -164,6 +250,9 @@ impl Engine {
             "limits": self.limits_value(),
         });
         if let Value::Object(map) = &mut info {
+            if let Some(s) = &self.session {
+                map.insert("session".into(), session::identity(&s.info));
+            }
             map.extend(host.info());
             for service in self.all_services() {
                 map.extend(service.info());

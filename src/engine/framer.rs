@@ -95,6 +95,21 @@ impl Framer {
         self.buf.extend_from_slice(bytes);
     }
 
+    /// Forgets the bytes after the last `\n` (a line the peer had half sent
+    /// when it went), and an over-long line being skipped: the next peer
+    /// starts at a line boundary. Whole lines still held stay.
+    pub fn discard_partial(&mut self) {
+        let held = &self.buf[self.start..];
+        match memchr::memrchr(b'\n', held) {
+            Some(last) => self.buf.truncate(self.start + last + 1),
+            None => {
+                self.buf.truncate(self.start);
+                self.next_index = 0;
+            }
+        }
+        self.discarding = false;
+    }
+
     /// Bytes held that do not yet form a frame.
     pub fn buffered(&self) -> usize {
         self.buf.len() - self.start
@@ -230,6 +245,24 @@ mod tests {
             assert!(framer.buffered() <= max + piece.len());
         }
         out
+    }
+
+    #[test]
+    fn a_half_sent_line_is_discarded_and_whole_lines_stay() {
+        let mut framer = Framer::new(64);
+        framer.push(b"{\"a\":1}\n{\"b\":");
+        framer.discard_partial();
+        framer.push(b"{\"c\":3}\n");
+        assert_eq!(framer.next_frame(), Some(Decoded::Frame(b"{\"a\":1}".to_vec())));
+        assert_eq!(framer.next_frame(), Some(Decoded::Frame(b"{\"c\":3}".to_vec())));
+        assert_eq!(framer.next_frame(), None);
+
+        let mut skipping = Framer::new(4);
+        skipping.push(b"0123456789");
+        assert_eq!(skipping.next_frame(), Some(Decoded::TooLarge { limit: 4 }));
+        skipping.discard_partial();
+        skipping.push(b"ok\n");
+        assert_eq!(skipping.next_frame(), Some(Decoded::Frame(b"ok".to_vec())));
     }
 
     #[test]

@@ -42,6 +42,11 @@ pub enum Cause {
     SlowReader(String),
     /// Writing stdout failed for a reason that is not a disconnect.
     OutputError(String),
+    /// A `gateway.end` request: the session ends.
+    SessionEnded,
+    /// A detached session had nothing running for its linger; the text
+    /// says for how long.
+    SessionIdle(String),
     /// The backend ended for good; the gateway exits with its status
     /// (`code`: the exit code, or 128 + the signal).
     BackendGone {
@@ -78,6 +83,8 @@ impl Cause {
             Cause::Requested => "gateway.shutdown request".into(),
             Cause::Signal(name) => format!("signal {name}"),
             Cause::ParentExited => "parent exited".into(),
+            Cause::SessionIdle(text) => text.clone(),
+            Cause::SessionEnded => "gateway.end request".into(),
             Cause::PeerGone => "stdout peer gone".into(),
             Cause::SlowReader(why) => why.clone(),
             Cause::OutputError(why) => why.clone(),

@@ -23,6 +23,7 @@ mod join;
 pub mod lifecycle;
 pub mod outbound;
 pub mod service;
+pub mod session;
 pub mod wire;
 
 use std::collections::HashMap;
@@ -41,6 +42,7 @@ use self::lifecycle::{Cause, Exit, Lifecycle, Phase};
 use self::outbound::{Limits, Outbound};
 pub use self::service::Fallback;
 use self::service::{Call, Owing, ReadyHold, Service};
+use self::session::{Session, SessionInfo, SessionRequest, SessionState};
 use self::wire::{Id, RpcError};
 
 /// Frames (or batch members) dispatched per turn before the engine yields to
@@ -68,6 +70,8 @@ pub struct EngineConfig {
     pub shutdown_grace: Duration,
     /// Every setting in force, by flag name, as `gateway.info` reports it.
     pub settings: serde_json::Map<String, Value>,
+    /// The session this engine serves (`--session`), if any.
+    pub session: Option<SessionInfo>,
 }
 
 /// Counters for `gateway.stats` that the queue does not keep.
@@ -216,6 +220,8 @@ pub struct Engine {
     client_capabilities: Option<Value>,
     /// Requests services took to answer later and have not answered yet.
     owed: Owing,
+    /// The session served, if any.
+    session: Option<Session>,
     stats: Stats,
 }
 
@@ -251,7 +257,7 @@ impl Engine {
     ) -> Result<Engine, DuplicateMethod> {
         let Services { services, fallback } = services.into();
         let mut routes = rustc_hash::FxHashMap::default();
-        for (name, index) in builtins::routes(fallback.is_some()) {
+        for (name, index) in builtins::routes(fallback.is_some(), config.session.is_some()) {
             routes.insert(name, Route::Builtin(index));
         }
         for (index, service) in services.iter().enumerate() {
@@ -292,8 +298,14 @@ impl Engine {
             started: now,
             client_capabilities: None,
             owed: Owing::default(),
+            session: None,
             stats: Stats::default(),
         };
+        engine.session = engine.config.session.clone().map(|info| Session {
+            info,
+            state: SessionState::default(),
+            requests: Vec::new(),
+        });
         let ready = engine.ready_payload();
         match hold {
             ReadyHold::Send => {
@@ -515,6 +527,35 @@ impl Engine {
     /// A stdout write returned `WouldBlock` with bytes still queued.
     pub fn note_write_stall(&mut self) {
         self.stats.write_stalls += 1;
+    }
+
+    /// The session's client went (a session only): a line it had half sent
+    /// is dropped, and the queue holds its frames for the next client
+    /// without counting the time against a slow reader.
+    pub fn detach(&mut self) {
+        self.framer.discard_partial();
+        self.out.detach_reader();
+    }
+
+    /// A client attached to the session: output flows to it again.
+    pub fn attach(&mut self, now: Instant) {
+        self.out.attach_reader(now);
+    }
+
+    /// The session's journal and client as the shell sees them now, for
+    /// `gateway.session`.
+    pub fn set_session_state(&mut self, state: SessionState) {
+        if let Some(session) = &mut self.session {
+            session.state = state;
+        }
+    }
+
+    /// What the client's session methods asked of the shell since the last call.
+    pub fn take_session_requests(&mut self) -> Vec<SessionRequest> {
+        self.session
+            .as_mut()
+            .map(|s| std::mem::take(&mut s.requests))
+            .unwrap_or_default()
     }
 
     /// Starts (or escalates) the shutdown for `cause`.

@@ -15,17 +15,27 @@ use mio::{Events, Interest, Poll, Token};
 
 use super::child::Children;
 use super::parent::ParentWatch;
+use super::session::place::Place;
+use super::session::{Client, Knock, Server};
 use super::signals::{self, Action, Signals};
 use super::stdio::{self, Kind};
 use super::trace::{Dir, Trace};
 use super::{crashlog, stderr};
 use crate::config::{Config, SigintPolicy, PARENT_CHECK_INTERVAL};
 use crate::engine::lifecycle::{Cause, Exit};
+use crate::engine::session::{SessionInfo, SessionRequest};
 use crate::engine::{ChildEvent, ChildKey, Engine, CHILD_READ_MAX};
 
 const STDIN: Token = Token(0);
 const STDOUT: Token = Token(1);
 const SIGNALS: Token = Token(2);
+/// A session's listening socket.
+const LISTENER: Token = Token(3);
+/// A session's client on the socket (read and write).
+const CLIENT: Token = Token(4);
+/// Session connections that have not said what they want yet.
+const FIRST_PENDING: usize = 5;
+const _: () = assert!(FIRST_PENDING + super::session::MAX_PENDING <= FIRST_CHILD_TOKEN);
 /// Child pipes take the tokens from here up.
 const FIRST_CHILD_TOKEN: usize = 16;
 
@@ -86,15 +96,38 @@ pub(super) struct EventLoop {
     buf: Vec<u8>,
     /// `--trace`: every frame in and out.
     trace: Option<Trace>,
+    /// The session this gateway runs, if any (`--session`).
+    session: Option<Server>,
+}
+
+/// A session to run: its files, its lock (held), and its bounds.
+pub(super) struct SessionStart {
+    pub(super) place: Place,
+    pub(super) lock: std::fs::File,
+    pub(super) journal_bytes: usize,
+    pub(super) linger: Duration,
 }
 
 impl EventLoop {
     pub(super) fn new(
         config: &Config,
         trace: Option<Trace>,
-        engine_for: impl FnOnce(Instant) -> io::Result<Engine>,
+        session: Option<SessionStart>,
+        engine_for: impl FnOnce(Instant, Option<SessionInfo>) -> io::Result<Engine>,
     ) -> io::Result<EventLoop> {
         let poll = Poll::new()?;
+        let session = match session {
+            Some(start) => Some(Server::start(
+                start.place,
+                start.lock,
+                poll.registry(),
+                LISTENER,
+                FIRST_PENDING,
+                start.journal_bytes,
+                start.linger,
+            )?),
+            None => None,
+        };
         let mut signals = signals::install()?;
         poll.registry()
             .register(&mut signals, SIGNALS, Interest::READABLE)?;
@@ -104,7 +137,7 @@ impl EventLoop {
         children.report_trace(trace.is_some());
         let now = Instant::now();
         Ok(EventLoop {
-            engine: engine_for(now)?,
+            engine: engine_for(now, session.as_ref().map(|s| s.info.clone()))?,
             poll,
             children,
             signals,
@@ -116,6 +149,7 @@ impl EventLoop {
             child_events: Vec::new(),
             buf: vec![0; READ_CHUNK],
             trace,
+            session,
         })
     }
 
@@ -125,11 +159,16 @@ impl EventLoop {
         if let Err(exit) = self.engine.start(&mut self.children, Instant::now()) {
             self.engine.on_exit(&mut self.children);
             self.children.kill_all();
+            self.remove_session_files();
             return exit;
         }
         if self.stdout.done {
-            self.engine
-                .begin_shutdown(Cause::PeerGone, &mut self.children, Instant::now());
+            if self.session.is_some() {
+                self.detach("stdout is closed", Instant::now());
+            } else {
+                self.engine
+                    .begin_shutdown(Cause::PeerGone, &mut self.children, Instant::now());
+            }
         }
         loop {
             self.read_stdin();
@@ -139,6 +178,7 @@ impl EventLoop {
             self.engine.tick(&mut self.children, Instant::now());
             // Output queued by the tick (a drain finishing, an exit event) goes out now.
             self.write_stdout(Instant::now());
+            self.serve_session(Instant::now());
             if let Some(trace) = &mut self.trace {
                 trace.flush(Instant::now());
             }
@@ -150,6 +190,7 @@ impl EventLoop {
                 }
                 self.engine.on_exit(&mut self.children);
                 self.children.kill_all();
+                self.remove_session_files();
                 return exit;
             }
             let timeout = self.timeout(Instant::now());
@@ -175,6 +216,26 @@ impl EventLoop {
                         }
                     }
                     SIGNALS => self.handle_signals(),
+                    LISTENER => {
+                        if let Some(server) = &mut self.session {
+                            server.accept(self.poll.registry());
+                        }
+                    }
+                    CLIENT => {
+                        self.stdin.ready = true;
+                        self.stdout.ready = true;
+                        if event.is_error() {
+                            self.stdout_closed_by_peer(Instant::now());
+                        }
+                    }
+                    token
+                        if self
+                            .session
+                            .as_ref()
+                            .is_some_and(|s| s.is_pending_token(token)) =>
+                    {
+                        self.on_pending(token, Instant::now());
+                    }
                     _ => {
                         self.children.on_readiness(event, &mut self.child_events);
                     }
@@ -198,7 +259,8 @@ impl EventLoop {
             return Some(Duration::ZERO);
         }
         let parent = self.parent.as_ref().map(|_| self.next_parent_check);
-        [interest.deadline, parent]
+        let linger = self.session.as_ref().and_then(Server::linger_at);
+        [interest.deadline, parent, linger]
             .into_iter()
             .flatten()
             .min()
@@ -249,6 +311,14 @@ impl EventLoop {
     }
 
     fn stdin_finished(&mut self, error: Option<io::Error>, now: Instant) {
+        if self.session.is_some() {
+            let why = match error {
+                Some(e) => format!("reading its input failed: {e}"),
+                None => "its input ended".to_owned(),
+            };
+            self.detach(&why, now);
+            return;
+        }
         self.stdin.done = true;
         if self.stdin.kind == Kind::Pollable {
             let _ = self
@@ -289,16 +359,25 @@ impl EventLoop {
         if self.stdout.done {
             return;
         }
+        if !self.write_catch_up(now) {
+            return;
+        }
         let fd = self.stdout.fd;
         let trace = &mut self.trace;
+        let mut journal = self.session.as_mut().map(|s| &mut s.journal);
         while self.stdout.ready && self.engine.has_writable_output() {
-            match self.engine.outbound().write_with(now, |slices| {
+            let written = self.engine.outbound().write_with(now, |slices| {
                 let written = stdio::writev(fd, slices);
-                if let (Ok(n), Some(trace)) = (&written, trace.as_mut()) {
+                if let Ok(n) = &written {
                     let mut left = *n;
                     for slice in slices {
                         let take = left.min(slice.len());
-                        trace.bytes(Dir::Out, &slice[..take]);
+                        if let Some(trace) = trace.as_mut() {
+                            trace.bytes(Dir::Out, &slice[..take]);
+                        }
+                        if let Some(journal) = journal.as_mut() {
+                            journal.append(&slice[..take]);
+                        }
                         left -= take;
                         if left == 0 {
                             break;
@@ -306,7 +385,11 @@ impl EventLoop {
                     }
                 }
                 written
-            }) {
+            });
+            if let Some(journal) = journal.as_mut() {
+                journal.trim(self.engine.outbound_queued_bytes());
+            }
+            match written {
                 Ok(n) => log::trace!("wrote {n} bytes to stdout"),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     self.stdout.ready = self.stdout.kind == Kind::AlwaysReady;
@@ -327,8 +410,13 @@ impl EventLoop {
         }
     }
 
-    /// Classifies a write error: a disconnect (exit 3) or a host problem (exit 74).
+    /// Classifies a write error: a disconnect (exit 3) or a host problem
+    /// (exit 74); in a session, the client is detached either way.
     fn stdout_failed(&mut self, error: io::Error, now: Instant) {
+        if self.session.is_some() {
+            self.detach(&format!("writing to it failed: {error}"), now);
+            return;
+        }
         self.stdout.done = true;
         if self.stdout.kind == Kind::Pollable {
             let _ = self
@@ -362,6 +450,12 @@ impl EventLoop {
                 Action::Shutdown => true,
                 Action::Ignore => false,
             };
+            if shutdown && signal == libc::SIGHUP && self.session.is_some() {
+                // The terminal or the parent of the stdio client went: that
+                // client is gone, the session is not.
+                self.detach_stdio("SIGHUP", Instant::now());
+                continue;
+            }
             if !shutdown {
                 if signal != libc::SIGCHLD {
                     log::info!("{name} ignored (see the signal table in docs/protocol.md)");
@@ -383,8 +477,228 @@ impl EventLoop {
         self.next_parent_check = now + PARENT_CHECK_INTERVAL;
         if parent.parent_exited() {
             self.parent = None;
+            if self.session.is_some() {
+                self.detach_stdio("its parent process exited", now);
+                return;
+            }
             self.engine
                 .begin_shutdown(Cause::ParentExited, &mut self.children, now);
+        }
+    }
+
+    /// Writes what a newly attached client is owed before the queue: the
+    /// attach answer (and a `gateway.ready`), then the journal's replay.
+    /// True when it is all written and the queue may go on.
+    fn write_catch_up(&mut self, now: Instant) -> bool {
+        let Some(server) = &mut self.session else {
+            return true;
+        };
+        while self.stdout.ready && (!server.preamble.is_empty() || server.journal.is_replaying()) {
+            let written = if server.preamble.is_empty() {
+                let (a, b) = server.journal.pending_replay();
+                stdio::writev(self.stdout.fd, &[io::IoSlice::new(a), io::IoSlice::new(b)])
+            } else {
+                stdio::writev(self.stdout.fd, &[io::IoSlice::new(&server.preamble)])
+            };
+            match written {
+                Ok(n) => {
+                    if let Some(trace) = &mut self.trace {
+                        if server.preamble.is_empty() {
+                            let (a, b) = server.journal.pending_replay();
+                            let split = n.min(a.len());
+                            trace.bytes(Dir::Out, &a[..split]);
+                            trace.bytes(Dir::Out, &b[..n - split]);
+                        }
+                    }
+                    if server.preamble.is_empty() {
+                        server.journal.replayed(n);
+                    } else {
+                        server.preamble.drain(..n);
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.stdout.ready = self.stdout.kind == Kind::AlwaysReady;
+                    return false;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    self.stdout_failed(e, now);
+                    return false;
+                }
+            }
+        }
+        server.preamble.is_empty() && !server.journal.is_replaying()
+    }
+
+    /// A session's turn: what the client's session methods asked, a
+    /// detach that waited for its answer to be written, the linger, and
+    /// the state `gateway.session` reports.
+    fn serve_session(&mut self, now: Instant) {
+        let Some(server) = &mut self.session else {
+            return;
+        };
+        for request in self.engine.take_session_requests() {
+            match request {
+                SessionRequest::Ack(frames) => server.journal.ack(frames),
+                SessionRequest::Detach => {
+                    let queued = self.engine.outbound().queued_frame_ends();
+                    server.detach_at = Some(server.journal.frames_total() + queued);
+                }
+            }
+        }
+        let answered = server.detach_at.is_some_and(|at| {
+            server.journal.frames_total() >= at
+                && server.preamble.is_empty()
+                && !server.journal.is_replaying()
+        });
+        let processes = self.children.alive();
+        let lingered = server
+            .linger_deadline(processes, now)
+            .is_some_and(|deadline| now >= deadline)
+            .then(|| server.linger_reason());
+        self.engine.set_session_state(server.state(processes));
+        if answered {
+            self.detach("it asked to (gateway.detach)", now);
+        }
+        if let Some(reason) = lingered {
+            if matches!(
+                self.engine.phase(),
+                crate::engine::lifecycle::Phase::Running
+            ) {
+                self.engine
+                    .begin_shutdown(Cause::SessionIdle(reason), &mut self.children, now);
+            }
+        }
+    }
+
+    /// Detaches the session's client, whoever it is: the session goes on.
+    fn detach(&mut self, why: &str, now: Instant) {
+        let Some(server) = &mut self.session else {
+            return;
+        };
+        let registry = self.poll.registry();
+        match std::mem::replace(&mut server.client, Client::Gone) {
+            Client::Gone => return,
+            Client::Stdio => {
+                for (end, fd) in [
+                    (&self.stdin, libc::STDIN_FILENO),
+                    (&self.stdout, libc::STDOUT_FILENO),
+                ] {
+                    if end.kind == Kind::Pollable && !end.done {
+                        let _ = registry.deregister(&mut SourceFd(&fd));
+                    }
+                    // The client's pipe is let go; the fd stays valid.
+                    if let Err(e) = super::sys::socket::point_at_dev_null(fd) {
+                        log::warn!("cannot point fd {fd} at /dev/null: {e}");
+                    }
+                }
+            }
+            Client::Socket(mut stream) => {
+                let _ = registry.deregister(&mut stream);
+            }
+        }
+        self.stdin.done = true;
+        self.stdout.done = true;
+        server.journal.stop_replay();
+        server.preamble.clear();
+        server.detach_at = None;
+        self.engine.detach();
+        stderr::line(&format!(
+            "[gateway-session] {}: client detached ({why}); {} frames written",
+            server.info.name,
+            server.journal.frames_total()
+        ));
+        let _ = now;
+    }
+
+    /// Detaches the stdio client, if it is the one attached (SIGHUP, the
+    /// parent's exit): a relayed client is not touched by what happens to
+    /// the terminal that started the session.
+    fn detach_stdio(&mut self, why: &str, now: Instant) {
+        match self.session.as_ref().map(|s| &s.client) {
+            Some(Client::Stdio) => self.detach(why, now),
+            _ => log::info!("{why}: the stdio client is not attached; nothing to detach"),
+        }
+    }
+
+    /// A connection that has not said what it wants yet is readable.
+    fn on_pending(&mut self, token: Token, now: Instant) {
+        let processes = self.children.alive();
+        let Some(server) = &mut self.session else {
+            return;
+        };
+        if let Some(knock) = server.on_pending(token, self.poll.registry(), processes) {
+            self.attach(knock, now);
+        }
+    }
+
+    /// Attaches a connection that asked to, or refuses it.
+    fn attach(&mut self, knock: Knock, now: Instant) {
+        let Some(server) = &mut self.session else {
+            return;
+        };
+        let (result, at) = match server.admit(&knock.request) {
+            Ok(admitted) => admitted,
+            Err(error) => {
+                stderr::line(&format!(
+                    "[gateway-session] {}: refused an attach: {}",
+                    server.info.name, error.message
+                ));
+                server.refuse(knock, error);
+                return;
+            }
+        };
+        if !matches!(server.client, Client::Gone) {
+            self.detach("another client took over", now);
+        }
+        let Some(server) = &mut self.session else {
+            return;
+        };
+        let Knock {
+            mut stream,
+            request,
+            rest,
+        } = knock;
+        server.journal.replay_from(at);
+        let from = result["frames_from"].as_u64().unwrap_or(0);
+        server.greet(&request, result);
+        if let Err(e) = self.poll.registry().register(
+            &mut stream,
+            CLIENT,
+            Interest::READABLE | Interest::WRITABLE,
+        ) {
+            log::warn!("cannot watch the attached client: {e}");
+            server.journal.stop_replay();
+            server.preamble.clear();
+            return;
+        }
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&stream);
+        let end = |fd| End {
+            fd,
+            kind: Kind::Pollable,
+            ready: true,
+            done: false,
+        };
+        self.stdin = end(fd);
+        self.stdout = end(fd);
+        server.client = Client::Socket(stream);
+        stderr::line(&format!(
+            "[gateway-session] {}: client attached (frames from {from})",
+            server.info.name
+        ));
+        self.engine.attach(now);
+        if !rest.is_empty() {
+            if let Some(trace) = &mut self.trace {
+                trace.bytes(Dir::In, &rest);
+            }
+            self.engine.on_input(&rest, &mut self.children, now);
+        }
+    }
+
+    /// The session ends: its socket and lock file go.
+    fn remove_session_files(&self) {
+        if let Some(server) = &self.session {
+            server.remove_files();
         }
     }
 }

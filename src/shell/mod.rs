@@ -8,6 +8,8 @@
 //!   stdio;
 //! * `stderr` and `crashlog` leave diagnostics that can never block or kill;
 //! * `trace` records every frame in and out (`--trace`), bounded and lossy;
+//! * `session` keeps a session (`--session`): its socket, journal and
+//!   clients, the `attach` relay and the `sessions` list;
 //! * `sys` wraps the syscalls std lacks (public so the benchmark and the
 //!   tests open terminals the way the gateway does).
 
@@ -17,6 +19,7 @@ mod event_loop;
 mod launch;
 pub mod oom;
 mod parent;
+mod session;
 mod signals;
 pub(crate) mod stderr;
 pub(crate) mod stdio;
@@ -25,7 +28,7 @@ pub(crate) mod trace;
 
 use std::time::Instant;
 
-use crate::config::Config;
+use crate::config::{Command, Config};
 use crate::engine::lifecycle::{exit_code, Exit};
 use crate::engine::Engine;
 use crate::services;
@@ -34,6 +37,49 @@ use crate::services;
 /// returns the process exit code. Every path records its reason on stderr
 /// (`[gateway-exit] ...`) and in the crash log.
 pub fn run(config: Config) -> i32 {
+    let session = match &config.command {
+        Command::Serve => match &config.session.name {
+            None => None,
+            Some(name) => match session_place(name) {
+                Err(code) => return code,
+                Ok(place) => match place.try_own() {
+                    Ok(Some(lock)) => Some(event_loop::SessionStart {
+                        place,
+                        lock,
+                        journal_bytes: config.session.journal_bytes,
+                        linger: config.session.linger,
+                    }),
+                    Ok(None) => {
+                        if config.is_bridge() {
+                            stderr::line(&format!(
+                                "tui-gateway: session {name} runs: attaching to it; the backend command given is not started"
+                            ));
+                        }
+                        return session::relay::run(&place, &config.session.attach);
+                    }
+                    Err(e) => {
+                        stderr::line(&format!(
+                            "tui-gateway: session {name}: cannot take its lock {}: {e}",
+                            place.lock.display()
+                        ));
+                        return exit_code::UNAVAILABLE;
+                    }
+                },
+            },
+        },
+        Command::Attach(name) => {
+            return match session_place(name) {
+                Ok(place) => session::relay::run(&place, &config.session.attach),
+                Err(code) => code,
+            }
+        }
+        Command::Sessions { json } => {
+            return match session_dir() {
+                Ok(dir) => session::list::run(&dir, *json),
+                Err(code) => code,
+            }
+        }
+    };
     prepare_process(&config);
     let started = Instant::now();
     let trace = match config.trace.as_deref().map(trace::Trace::open) {
@@ -49,8 +95,10 @@ pub fn run(config: Config) -> i32 {
             return exit_code::USAGE;
         }
     };
-    let exit = event_loop::EventLoop::new(&config, trace, |now| {
-        Engine::new(config.engine(), services::standard(&config), now)
+    let exit = event_loop::EventLoop::new(&config, trace, session, |now, session| {
+        let mut engine_config = config.engine();
+        engine_config.session = session;
+        Engine::new(engine_config, services::standard(&config), now)
             .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))
     })
     .map(|event_loop| event_loop.run())
@@ -88,6 +136,21 @@ fn prepare_process(config: &Config) {
         stdio::restore_all();
         std::process::exit(exit_code::INTERNAL);
     }));
+}
+
+/// The checked directory sessions live in, or the exit code after saying
+/// why it cannot be used.
+fn session_dir() -> Result<std::path::PathBuf, i32> {
+    let runtime = std::env::var_os("XDG_RUNTIME_DIR").map(std::path::PathBuf::from);
+    session::place::directory(runtime.as_deref()).map_err(|e| {
+        stderr::line(&format!("tui-gateway: sessions: {e}"));
+        exit_code::UNAVAILABLE
+    })
+}
+
+/// Session `name`'s files in the checked directory.
+fn session_place(name: &str) -> Result<session::place::Place, i32> {
+    Ok(session::place::Place::new(&session_dir()?, name))
 }
 
 fn record_exit(exit: &Exit, started: Instant) {

@@ -176,6 +176,16 @@ enum Sink {
     Closed { gone: Option<SlowReader> },
 }
 
+/// Whether anyone reads the queue (a session's client may be detached).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reader {
+    /// The client reads: the slow-reader limits count.
+    Present,
+    /// No client (a detached session): nothing is written and the
+    /// slow-reader limits do not count; producers are paced as always.
+    Absent,
+}
+
 /// A byte-counted queue of whole frames.
 #[derive(Debug)]
 pub struct Outbound {
@@ -200,6 +210,7 @@ pub struct Outbound {
     paused: bool,
     /// Where the queue's bytes can go.
     sink: Sink,
+    reader: Reader,
     /// A verdict not yet returned by [`Outbound::check`].
     unreported: Option<SlowReader>,
     counters: Counters,
@@ -222,6 +233,7 @@ impl Outbound {
             paused: false,
             unreported: None,
             sink: Sink::Open,
+            reader: Reader::Present,
             counters: Counters::default(),
         }
     }
@@ -243,7 +255,35 @@ impl Outbound {
 
     /// Bytes the writer can take now (held frames wait for the frame being built).
     pub fn has_writable(&self) -> bool {
-        self.sink == Sink::Open && self.queued > self.held_bytes
+        self.sink == Sink::Open && self.reader == Reader::Present && self.queued > self.held_bytes
+    }
+
+    /// Frame ends (`\n`) in the bytes queued and not yet written: how many
+    /// more whole frames the reader gets once it has read everything queued.
+    pub fn queued_frame_ends(&self) -> u64 {
+        let front = self.frames.iter().enumerate().map(|(i, e)| {
+            let from = if i == 0 { self.head_offset } else { 0 };
+            &e.bytes[from..]
+        });
+        front
+            .chain(self.held.iter().map(|e| &e.bytes[..]))
+            .map(|bytes| memchr::memchr_iter(b'\n', bytes).count() as u64)
+            .sum()
+    }
+
+    /// No one reads now (a session's client detached): frames wait, and the
+    /// time without a reader does not count against the slow-reader limits.
+    pub fn detach_reader(&mut self) {
+        self.reader = Reader::Absent;
+        self.waiting_since = None;
+        self.over_soft_since = None;
+    }
+
+    /// A reader is back: the limits count again from `now`.
+    pub fn attach_reader(&mut self, now: Instant) {
+        self.reader = Reader::Present;
+        self.waiting_since = self.has_writable().then_some(now);
+        self.over_soft_since = (self.queued > self.limits.soft_bytes).then_some(now);
     }
 
     /// Bytes that may still be queued before the hard limit.
@@ -558,7 +598,10 @@ impl Outbound {
         if self.waiting_since.is_none() && self.has_writable() {
             self.waiting_since = Some(now);
         }
-        if self.queued > self.limits.soft_bytes && self.over_soft_since.is_none() {
+        if self.queued > self.limits.soft_bytes
+            && self.over_soft_since.is_none()
+            && self.reader == Reader::Present
+        {
             self.over_soft_since = Some(now);
         }
         if self.queued >= self.limits.high_water {

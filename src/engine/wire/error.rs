@@ -26,6 +26,12 @@ pub enum ErrorCode {
     Overloaded,
     /// -32002: the backend exited before answering (bridge mode).
     BackendExited,
+    /// -32010: an attach to a session that has a client, without takeover.
+    SessionBusy,
+    /// -32011: an attach naming another epoch: the session it knew ended.
+    SessionEpoch,
+    /// -32012: an attach asking for frames the journal no longer holds.
+    FramesGone,
 }
 
 impl ErrorCode {
@@ -40,6 +46,9 @@ impl ErrorCode {
             ErrorCode::HandlerFailed => -32000,
             ErrorCode::Overloaded => -32001,
             ErrorCode::BackendExited => -32002,
+            ErrorCode::SessionBusy => -32010,
+            ErrorCode::SessionEpoch => -32011,
+            ErrorCode::FramesGone => -32012,
         }
     }
 }
@@ -96,7 +105,7 @@ impl RpcError {
         RpcError::new(ErrorCode::InvalidParams, message)
     }
 
-    pub(super) fn to_value(&self) -> Value {
+    pub(crate) fn to_value(&self) -> Value {
         let mut obj = Map::new();
         obj.insert("code".into(), Value::from(self.code.code()));
         obj.insert("message".into(), Value::from(self.message.clone()));

@@ -13,6 +13,8 @@
 //! * `pidfd`: signalling a process through a pidfd, so a reused pid is
 //!   never signalled by mistake;
 //! * `process`: `kill`, the parent's pid, `_exit`, the signal mask;
+//! * `socket`: a Unix socket's peer uid, `flock`, `/dev/null` for a gone
+//!   client's stdio;
 //! * `spawn`: starting a command with `clone(CLONE_VM | CLONE_VFORK)`;
 //! * `tree`: the gateway's descendants, walked through `/proc`.
 
@@ -25,6 +27,7 @@ pub(crate) mod pidfd;
 pub(crate) mod process;
 pub mod pty;
 pub(crate) mod reaper;
+pub(crate) mod socket;
 pub(crate) mod spawn;
 pub(crate) mod tree;
 
