@@ -22,7 +22,7 @@ case "$seconds" in
 esac
 
 cd "$(dirname "$0")"
-targets=(frame message scan outbound engine process backend bridge)
+targets=(frame message scan journal outbound engine process backend bridge)
 
 # libFuzzer is C++; cargo-fuzz's libfuzzer-sys compiles it with the system's
 # C++ compiler.

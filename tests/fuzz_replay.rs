@@ -72,6 +72,11 @@ fn scan_seed_corpus_holds_every_invariant() {
 }
 
 #[test]
+fn journal_seed_corpus_holds_every_invariant() {
+    replay("journal", invariants::journal::check);
+}
+
+#[test]
 fn outbound_seed_corpus_holds_every_invariant() {
     replay("outbound", invariants::outbound::check);
 }

@@ -21,6 +21,7 @@
 //! | `engine`   | schedule seed, max-frame selector, bytes | one response per request, in order, as valid NDJSON       |
 //! | `process`  | schedule seed, then a program of requests and child events | one answer per request; per process, exit last and once |
 //! | `backend`  | coalesce cap, then a backend's stdout lines | classification spans valid; merged ready is JSON; written = lines, merged only as the rule says |
+//! | `journal`  | bound, then a program of appends, trims, acks, attaches | a replay from frame f is the stream from frame f; refusals exactly when due; bounded |
 //! | `bridge`   | schedule seed, setup, then a program of client requests and batches and backend reads, answers, deaths | every request answered exactly once, one array per batch, nothing refused |
 
 pub mod backend;
@@ -28,6 +29,7 @@ pub mod bridge;
 pub mod engine;
 pub mod frame;
 pub mod input;
+pub mod journal;
 pub mod message;
 pub mod outbound;
 pub mod process;

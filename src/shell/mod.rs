@@ -19,7 +19,9 @@ mod event_loop;
 mod launch;
 pub mod oom;
 mod parent;
-mod session;
+modules_public_for_testing! {
+    session;
+}
 mod signals;
 pub(crate) mod stderr;
 pub(crate) mod stdio;

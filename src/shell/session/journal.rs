@@ -18,16 +18,26 @@ use memchr::{memchr, memchr_iter};
 
 /// Why an attach cannot start at the frame it asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Refusal {
+pub enum Refusal {
     /// Frames before `first_held` have left the journal.
-    Gone { first_held: u64, frames_total: u64 },
+    Gone {
+        /// The first frame still held.
+        first_held: u64,
+        /// Frames written whole.
+        frames_total: u64,
+    },
     /// Frame `asked` was never written: only `frames_total` were.
-    Future { asked: u64, frames_total: u64 },
+    Future {
+        /// The frame asked for.
+        asked: u64,
+        /// Frames written whole.
+        frames_total: u64,
+    },
 }
 
 /// See the module's contract.
 #[derive(Debug)]
-pub(crate) struct Journal {
+pub struct Journal {
     bytes: VecDeque<u8>,
     /// The frame that starts at `bytes[0]`.
     first_frame: u64,
@@ -44,7 +54,7 @@ pub(crate) struct Journal {
 
 impl Journal {
     /// An empty journal bounded by `bound` bytes (with the queue).
-    pub(crate) fn new(bound: usize) -> Journal {
+    pub fn new(bound: usize) -> Journal {
         Journal {
             bytes: VecDeque::new(),
             first_frame: 0,
@@ -57,7 +67,7 @@ impl Journal {
 
     /// Bytes written to the client: kept and counted. Call
     /// [`Journal::trim`] once the write is done.
-    pub(crate) fn append(&mut self, written: &[u8]) {
+    pub fn append(&mut self, written: &[u8]) {
         let before = self.frames_total;
         self.bytes.extend(written);
         self.frames_total += memchr_iter(b'\n', written).count() as u64;
@@ -68,7 +78,7 @@ impl Journal {
 
     /// The oldest frames leave while the journal and the `queued` bytes of
     /// the outbound queue pass the bound.
-    pub(crate) fn trim(&mut self, queued: usize) {
+    pub fn trim(&mut self, queued: usize) {
         self.evict(queued, 0);
     }
 
@@ -110,14 +120,14 @@ impl Journal {
     }
 
     /// The client has the first `frames` frames: they may leave now.
-    pub(crate) fn ack(&mut self, frames: u64) {
+    pub fn ack(&mut self, frames: u64) {
         self.evict(0, frames.min(self.frames_total));
     }
 
     /// Where a replay from frame `from` starts (`None`: from the first
     /// frame not written whole, for a client without a cursor): the frame
     /// and its place in the journal, for [`Journal::replay_from`].
-    pub(crate) fn locate(&self, from: Option<u64>) -> Result<(u64, usize), Refusal> {
+    pub fn locate(&self, from: Option<u64>) -> Result<(u64, usize), Refusal> {
         let from = from.unwrap_or(self.frames_total);
         if from < self.first_frame {
             return Err(Refusal::Gone {
@@ -145,12 +155,12 @@ impl Journal {
 
     /// Starts a replay at `at` (from [`Journal::locate`], with nothing
     /// appended or let go since).
-    pub(crate) fn replay_from(&mut self, at: usize) {
+    pub fn replay_from(&mut self, at: usize) {
         self.replay = (at < self.bytes.len()).then_some(at);
     }
 
     /// The bytes a replay has still to send, in order.
-    pub(crate) fn pending_replay(&self) -> (&[u8], &[u8]) {
+    pub fn pending_replay(&self) -> (&[u8], &[u8]) {
         let Some(at) = self.replay else {
             return (&[], &[]);
         };
@@ -163,7 +173,7 @@ impl Journal {
     }
 
     /// `n` replayed bytes reached the client.
-    pub(crate) fn replayed(&mut self, n: usize) {
+    pub fn replayed(&mut self, n: usize) {
         if let Some(at) = &mut self.replay {
             *at += n;
             if *at >= self.bytes.len() {
@@ -173,32 +183,32 @@ impl Journal {
     }
 
     /// A replay is still sending: the queue waits behind it.
-    pub(crate) fn is_replaying(&self) -> bool {
+    pub fn is_replaying(&self) -> bool {
         self.replay.is_some()
     }
 
     /// Stops a replay (its client went).
-    pub(crate) fn stop_replay(&mut self) {
+    pub fn stop_replay(&mut self) {
         self.replay = None;
     }
 
     /// The session's `gateway.ready`, if the stream began with one.
-    pub(crate) fn ready(&self) -> Option<&[u8]> {
+    pub fn ready(&self) -> Option<&[u8]> {
         self.ready.as_deref()
     }
 
     /// Frames written whole so far.
-    pub(crate) fn frames_total(&self) -> u64 {
+    pub fn frames_total(&self) -> u64 {
         self.frames_total
     }
 
     /// The first frame still held.
-    pub(crate) fn first_held(&self) -> u64 {
+    pub fn first_held(&self) -> u64 {
         self.first_frame
     }
 
     /// Bytes held.
-    pub(crate) fn len(&self) -> usize {
+    pub fn len(&self) -> usize {
         self.bytes.len()
     }
 }

@@ -12,7 +12,9 @@
 //! * `relay`: `tui-gateway attach NAME`, a stdio relay to a session;
 //! * `list`: `tui-gateway sessions`.
 
-pub(crate) mod journal;
+modules_public_for_testing! {
+    journal;
+}
 pub(crate) mod list;
 pub(crate) mod place;
 pub(crate) mod relay;
