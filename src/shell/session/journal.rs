@@ -208,7 +208,7 @@ impl Journal {
     }
 
     /// Bytes held.
-    pub fn len(&self) -> usize {
+    pub fn bytes_held(&self) -> usize {
         self.bytes.len()
     }
 }
@@ -269,10 +269,10 @@ mod tests {
         j.record(b"aaa\nbbb\n", 0);
         j.record(b"ccc\n", 0);
         // 12 bytes held would pass 10: "aaa\n" left.
-        assert_eq!((j.first_held(), j.len()), (1, 8));
+        assert_eq!((j.first_held(), j.bytes_held()), (1, 8));
         j.record(b"", 6);
         assert_eq!(
-            (j.first_held(), j.len()),
+            (j.first_held(), j.bytes_held()),
             (2, 4),
             "the queue's bytes count too"
         );
@@ -284,7 +284,7 @@ mod tests {
             })
         );
         j.ack(3);
-        assert_eq!((j.first_held(), j.len()), (3, 0));
+        assert_eq!((j.first_held(), j.bytes_held()), (3, 0));
     }
 
     #[test]

@@ -153,7 +153,7 @@ impl Server {
         SessionState {
             attached: !matches!(self.client, Client::Gone),
             processes,
-            journal_bytes: self.journal.len(),
+            journal_bytes: self.journal.bytes_held(),
             frames_total: self.journal.frames_total(),
             first_held: self.journal.first_held(),
         }
