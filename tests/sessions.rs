@@ -762,6 +762,7 @@ fn a_connection_from_another_user_is_closed_before_a_byte_is_read() {
     session.send(&request("stats", "gateway.session", json!({})));
     let (status, _) = session.until(PATIENCE, |v| is_answer(v, "stats"));
     assert_eq!(status["result"]["attached"], true);
+    assert_eq!(status["result"]["refused_peers"], 1);
     session.send(&request("end", "gateway.end", json!({})));
     session.until(PATIENCE, |v| is_answer(v, "end"));
     assert_exits(pid, "the session");
@@ -770,4 +771,23 @@ fn a_connection_from_another_user_is_closed_before_a_byte_is_read() {
         "{}",
         session.stderr()
     );
+}
+
+#[test]
+fn sigterm_ends_a_detached_session_at_once_with_its_commands_though_nobody_reads_its_output() {
+    let mut rt = Runtime::new("sess-term");
+    let (mut client, ready) = start_session(&mut rt, "term", &[]);
+    let session = ready["pid"].as_u64().unwrap() as u32;
+    client.send(&request("spawn", "process.spawn", json!({"argv": ["yes"]})));
+    let (spawned, _) = client.until(PATIENCE, |v| is_answer(v, "spawn"));
+    let yes = spawned["result"]["pid"].as_u64().unwrap() as u32;
+    client.close_stdin();
+    while client.next(PATIENCE).is_some() {}
+    // Detached, with output queued that nobody will read.
+    assert!(poll_until(PATIENCE, || proc_state(yes) == Some('S')));
+    // SAFETY: kill has no memory effects; the pid is the session's.
+    unsafe { libc::kill(session as i32, libc::SIGTERM) };
+    assert_eq!(client.wait(PATIENCE), 0, "{}", client.stderr());
+    assert!(process_gone(yes), "yes outlived its session");
+    assert!(!rt.sockets().join("term.sock").exists());
 }

@@ -33,6 +33,8 @@ pub struct SessionState {
     pub frames_total: u64,
     /// The first frame the journal still holds.
     pub first_held: u64,
+    /// Connections refused because their peer was another user.
+    pub refused_peers: u64,
 }
 
 /// What a client's session method asks of the shell.
@@ -65,6 +67,7 @@ pub fn status(info: &SessionInfo, state: &SessionState) -> Value {
         "journal_bytes": state.journal_bytes,
         "frames_total": state.frames_total,
         "first_held": state.first_held,
+        "refused_peers": state.refused_peers,
     })
 }
 

@@ -22,7 +22,7 @@ use super::stdio::{self, Kind};
 use super::trace::{Dir, Trace};
 use super::{crashlog, stderr};
 use crate::config::{Config, SigintPolicy, PARENT_CHECK_INTERVAL};
-use crate::engine::lifecycle::{Cause, Exit};
+use crate::engine::lifecycle::{Cause, Exit, Phase};
 use crate::engine::session::{SessionInfo, SessionRequest};
 use crate::engine::{ChildEvent, ChildKey, Engine, CHILD_READ_MAX};
 
@@ -561,13 +561,19 @@ impl EventLoop {
             self.detach("it asked to (gateway.detach)", now);
         }
         if let Some(reason) = lingered {
-            if matches!(
-                self.engine.phase(),
-                crate::engine::lifecycle::Phase::Running
-            ) {
+            if matches!(self.engine.phase(), Phase::Running) {
                 self.engine
                     .begin_shutdown(Cause::SessionIdle(reason), &mut self.children, now);
             }
+        }
+        let detached = self
+            .session
+            .as_ref()
+            .is_some_and(|s| matches!(s.client, Client::Gone));
+        if detached && matches!(self.engine.phase(), Phase::Draining(_)) {
+            // Ending with nobody attached: no one will read what is queued,
+            // so the drain does not wait for it (counted as dropped).
+            self.engine.outbound().close();
         }
     }
 

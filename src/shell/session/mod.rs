@@ -156,6 +156,7 @@ impl Server {
             journal_bytes: self.journal.bytes_held(),
             frames_total: self.journal.frames_total(),
             first_held: self.journal.first_held(),
+            refused_peers: self.refused_peers,
         }
     }
 
