@@ -192,8 +192,10 @@ fn start_session(rt: &mut Runtime, name: &str, extra: &[&str]) -> (Peer, Value) 
     let peer = Peer::spawn(rt.command(&args));
     let ready = peer.next(PATIENCE).expect("gateway.ready");
     assert_eq!(event_type(&ready), Some("gateway.ready"), "{ready}");
+    // With a backend, the gateway's own ready is the payload's `gateway`.
     let pid = ready
         .pointer("/params/payload/pid")
+        .or_else(|| ready.pointer("/params/payload/gateway/pid"))
         .unwrap()
         .as_u64()
         .unwrap() as u32;
@@ -744,8 +746,10 @@ fn a_connection_from_another_user_is_closed_before_a_byte_is_read() {
     command.uid(65534).gid(65534);
     let mut session = Peer::spawn(command);
     let ready = session.next(PATIENCE).expect("gateway.ready");
+    // With a backend, the gateway's own ready is the payload's `gateway`.
     let pid = ready
         .pointer("/params/payload/pid")
+        .or_else(|| ready.pointer("/params/payload/gateway/pid"))
         .unwrap()
         .as_u64()
         .unwrap() as u32;
@@ -790,4 +794,74 @@ fn sigterm_ends_a_detached_session_at_once_with_its_commands_though_nobody_reads
     assert_eq!(client.wait(PATIENCE), 0, "{}", client.stderr());
     assert!(process_gone(yes), "yes outlived its session");
     assert!(!rt.sockets().join("term.sock").exists());
+}
+
+#[test]
+fn a_bridged_backend_keeps_running_across_a_detach_and_its_frames_written_meanwhile_arrive() {
+    let mut rt = Runtime::new("sess-bridge");
+    let fixture = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/backends/fixture.py");
+    let (mut client, ready) = start_session(&mut rt, "bridge", &["--", "python3", fixture]);
+    let session = ready["gateway"]["pid"].as_u64().unwrap() as u32;
+    let epoch = ready["gateway"]["session"]["epoch"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    client.send(&request("info", "gateway.info", json!({})));
+    let (info, n) = client.until(PATIENCE, |v| is_answer(v, "info"));
+    let mut frames = 1 + n;
+    let backend = info["result"]["backend"]["pid"].as_u64().unwrap();
+    // A burst larger than the queue's high-water mark, cut off by a detach:
+    // the backend blocks on its stdout while nobody reads, then resumes.
+    let count = 200_000;
+    client.send(&request(
+        "burst",
+        "events",
+        json!({"count": count, "type": "tick.event", "unit": "0123456789"}),
+    ));
+    let mut ticks = 0;
+    let (_, n) = client.until(PATIENCE, |v| {
+        ticks += u32::from(event_type(v) == Some("tick.event"));
+        ticks >= 10
+    });
+    frames += n;
+    client.close_stdin();
+    while let Some(v) = client.next(PATIENCE) {
+        frames += 1;
+        ticks += u32::from(event_type(&v) == Some("tick.event"));
+    }
+    assert!(ticks < count, "the burst ended before the detach");
+
+    let mut relay = Peer::spawn(rt.command(&[
+        "attach",
+        "bridge",
+        "--frames-received",
+        &frames.to_string(),
+        "--epoch",
+        &epoch,
+    ]));
+    let attached = relay.next(PATIENCE).unwrap();
+    assert_eq!(
+        event_type(&attached),
+        Some("gateway.attached"),
+        "{attached}"
+    );
+    let (answer, _) = relay.until(Duration::from_secs(60), |v| {
+        ticks += u32::from(event_type(v) == Some("tick.event"));
+        is_answer(v, "burst")
+    });
+    assert_eq!(answer["result"]["sent"], json!(count));
+    assert_eq!(ticks, count, "every event of the burst, once");
+    relay.send(&request("info", "gateway.info", json!({})));
+    let (info, _) = relay.until(PATIENCE, |v| is_answer(v, "info"));
+    assert_eq!(
+        info["result"]["backend"]["pid"],
+        json!(backend),
+        "the same backend"
+    );
+    relay.send(&request("end", "gateway.end", json!({})));
+    relay.until(PATIENCE, |v| is_answer(v, "end"));
+    relay.close_stdin();
+    assert_eq!(relay.wait(PATIENCE), 0);
+    assert_exits(session, "the session after gateway.end");
+    assert_exits(backend as u32, "the backend");
 }
