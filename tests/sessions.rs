@@ -865,3 +865,72 @@ fn a_bridged_backend_keeps_running_across_a_detach_and_its_frames_written_meanwh
     assert_exits(session, "the session after gateway.end");
     assert_exits(backend as u32, "the backend");
 }
+
+#[test]
+fn a_detach_asked_for_by_a_client_that_went_at_once_never_detaches_the_next_one() {
+    let mut rt = Runtime::new("sess-race");
+    let (mut client, ready) = start_session(&mut rt, "race", &[]);
+    let session = ready["pid"].as_u64().unwrap() as u32;
+    let epoch = ready["session"]["epoch"].clone();
+    client.close_stdin();
+    let mut frames: u64 = 1;
+    while client.next(PATIENCE).is_some() {
+        frames += 1;
+    }
+    let (_, mut reader) = attach_socket(
+        &rt,
+        "race",
+        json!({"session": "race", "epoch": epoch, "frames_received": frames}),
+    );
+    for i in 0..40 {
+        // This client asks to be detached, reads the answer and goes at
+        // once: its input ends before the session acts on the request.
+        let mut stream = reader.get_ref().try_clone().unwrap();
+        stream
+            .write_all(b"{\"jsonrpc\":\"2.0\",\"id\":\"bye\",\"method\":\"gateway.detach\"}\n")
+            .unwrap();
+        let mut line = String::new();
+        reader.read_line(&mut line).unwrap();
+        assert!(line.contains("\"id\":\"bye\""), "{line}");
+        frames += 1;
+        stream.shutdown(std::net::Shutdown::Both).unwrap();
+        drop(reader);
+        // The next client attaches as soon as the session lets it.
+        let deadline = Instant::now() + PATIENCE;
+        let (answer, next) = loop {
+            assert!(
+                Instant::now() < deadline,
+                "the session never let the old client go"
+            );
+            let (answer, next) = attach_socket(
+                &rt,
+                "race",
+                json!({"session": "race", "epoch": epoch, "frames_received": frames}),
+            );
+            if answer["error"]["code"] != json!(-32010) {
+                break (answer, next);
+            }
+        };
+        assert!(answer.get("result").is_some(), "cycle {i}: {answer}");
+        reader = next;
+        let mut stream = reader.get_ref().try_clone().unwrap();
+        stream
+            .write_all(b"{\"jsonrpc\":\"2.0\",\"id\":\"here\",\"method\":\"gateway.ping\"}\n")
+            .unwrap();
+        let mut line = String::new();
+        reader.read_line(&mut line).unwrap();
+        assert!(
+            line.contains("\"id\":\"here\""),
+            "cycle {i}: the new client was detached by the old one's request: {line:?}"
+        );
+        frames += 1;
+    }
+    let mut stream = reader.get_ref().try_clone().unwrap();
+    stream
+        .write_all(b"{\"jsonrpc\":\"2.0\",\"id\":\"end\",\"method\":\"gateway.end\"}\n")
+        .unwrap();
+    let mut rest = String::new();
+    reader.read_to_string(&mut rest).unwrap();
+    assert!(rest.contains("\"id\":\"end\""), "{rest}");
+    assert_exits(session, "the session after gateway.end");
+}

@@ -535,6 +535,10 @@ impl Engine {
     pub fn detach(&mut self) {
         self.framer.discard_partial();
         self.out.detach_reader();
+        // What the client that went asked of the shell went with it.
+        if let Some(session) = &mut self.session {
+            session.requests.clear();
+        }
     }
 
     /// A client attached to the session: output flows to it again.

@@ -119,7 +119,8 @@ pub fn utc_now() -> String {
     format_utc(since.as_secs() as i64, since.subsec_millis())
 }
 
-fn format_utc(secs: i64, millis: u32) -> String {
+/// `2026-11-28T07:23:35.999Z` for Unix seconds and milliseconds (UTC).
+pub(crate) fn format_utc(secs: i64, millis: u32) -> String {
     let mut text = String::with_capacity(24);
     let _ = write_utc(&mut text, secs, millis);
     text

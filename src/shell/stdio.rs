@@ -9,6 +9,9 @@
 
 use std::io;
 use std::os::fd::RawFd;
+
+use mio::unix::SourceFd;
+use mio::{Interest, Poll, Token};
 use std::sync::atomic::{AtomicI32, Ordering};
 
 use super::sys::fd::{self as sys_fd, FileKind};
@@ -99,6 +102,44 @@ pub fn cloexec_inherited() {
 /// Marks `fd` close-on-exec so no child inherits it.
 pub fn set_cloexec(fd: RawFd) {
     sys_fd::set_cloexec(fd);
+}
+
+/// One end of a stdio stream the loop reads or writes (the gateway's, a
+/// relay's), or a session client's socket, with its readiness.
+#[derive(Debug)]
+pub(crate) struct End {
+    pub(crate) fd: RawFd,
+    pub(crate) kind: Kind,
+    /// Readiness not yet exhausted (always true for always-ready files).
+    pub(crate) ready: bool,
+    /// Finished: EOF read, or output lost.
+    pub(crate) done: bool,
+}
+
+impl End {
+    /// Looks at `fd`, makes it non-blocking and registers it with `poll`
+    /// when it can be polled; a file is always ready.
+    pub(crate) fn open(fd: RawFd, poll: &Poll, token: Token, interest: Interest) -> End {
+        let mut kind = kind(fd);
+        if kind == Kind::Pollable {
+            let registered = set_nonblocking(fd).and_then(|()| {
+                poll.registry()
+                    .register(&mut SourceFd(&fd), token, interest)
+            });
+            if let Err(e) = registered {
+                // epoll refuses some character devices (/dev/null) with EPERM;
+                // they never block, so treat them like regular files.
+                log::debug!("fd {fd} is not pollable ({e}); treating it as always ready");
+                kind = Kind::AlwaysReady;
+            }
+        }
+        End {
+            fd,
+            kind,
+            ready: true,
+            done: kind == Kind::Closed,
+        }
+    }
 }
 
 use super::sys::fd::{flags as get_flags, set_flags};

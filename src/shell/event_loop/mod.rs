@@ -10,7 +10,6 @@
 //! socket, or nothing (detached); `session.rs` holds that side of the loop.
 
 use std::io;
-use std::os::fd::RawFd;
 use std::time::{Duration, Instant};
 
 use mio::unix::SourceFd;
@@ -21,7 +20,7 @@ use super::parent::ParentWatch;
 use super::session::place::Place;
 use super::session::Server;
 use super::signals::{self, Action, Signals};
-use super::stdio::{self, Kind};
+use super::stdio::{self, End, Kind};
 use super::trace::{Dir, Trace};
 use super::{crashlog, stderr};
 use crate::config::{Config, SigintPolicy, PARENT_CHECK_INTERVAL};
@@ -48,41 +47,6 @@ const _: () = assert!(READ_CHUNK >= CHILD_READ_MAX);
 /// Stdin turns per tick (a 64 KiB read or 256 frames of backlog each), then
 /// signals and children get a turn.
 const STDIN_TURNS_PER_TICK: usize = 16;
-
-/// One end of the gateway's stdio.
-#[derive(Debug)]
-struct End {
-    fd: RawFd,
-    kind: Kind,
-    /// Readiness not yet exhausted (always true for always-ready files).
-    ready: bool,
-    /// Finished: EOF read, or output lost.
-    done: bool,
-}
-
-impl End {
-    fn open(fd: RawFd, poll: &Poll, token: Token, interest: Interest) -> End {
-        let mut kind = stdio::kind(fd);
-        if kind == Kind::Pollable {
-            let registered = stdio::set_nonblocking(fd).and_then(|()| {
-                poll.registry()
-                    .register(&mut SourceFd(&fd), token, interest)
-            });
-            if let Err(e) = registered {
-                // epoll refuses some character devices (/dev/null) with EPERM;
-                // they never block, so treat them like regular files.
-                log::debug!("fd {fd} is not pollable ({e}); treating it as always ready");
-                kind = Kind::AlwaysReady;
-            }
-        }
-        End {
-            fd,
-            kind,
-            ready: true,
-            done: kind == Kind::Closed,
-        }
-    }
-}
 
 /// The running gateway: engine plus every fd it needs.
 pub(super) struct EventLoop {

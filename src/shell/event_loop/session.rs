@@ -10,12 +10,12 @@ use std::time::Instant;
 use mio::unix::SourceFd;
 use mio::{Interest, Token};
 
-use super::{End, EventLoop, CLIENT};
+use super::{EventLoop, CLIENT};
 use crate::engine::lifecycle::{Cause, Phase};
 use crate::engine::session::SessionRequest;
 use crate::shell::session::{Client, Knock};
 use crate::shell::stderr;
-use crate::shell::stdio::{self, Kind};
+use crate::shell::stdio::{self, End, Kind};
 use crate::shell::trace::Dir;
 
 impl EventLoop {
@@ -73,6 +73,9 @@ impl EventLoop {
         for request in self.engine.take_session_requests() {
             match request {
                 SessionRequest::Ack(frames) => server.journal.ack(frames),
+                // Asked by a client that is gone since (its input ended
+                // right after): there is nobody left to detach.
+                SessionRequest::Detach if matches!(server.client, Client::Gone) => {}
                 SessionRequest::Detach => {
                     let queued = self.engine.outbound().queued_frame_ends();
                     server.detach_at = Some(server.journal.frames_total() + queued);
@@ -116,6 +119,9 @@ impl EventLoop {
             return;
         };
         let registry = self.poll.registry();
+        // A detach asked for (gateway.detach) belongs to the client that
+        // asked: whatever ends it, it never carries over to the next one.
+        server.detach_at = None;
         match std::mem::replace(&mut server.client, Client::Gone) {
             Client::Gone => return,
             Client::Stdio => {

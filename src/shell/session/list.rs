@@ -45,17 +45,17 @@ pub(crate) fn run(dir: &Path, json: bool) -> i32 {
 fn table(out: &mut impl Write, sessions: &[Value]) -> io::Result<()> {
     writeln!(
         out,
-        "{:<24} {:>8}  {:<20} {:<9} {:>9} {:>13}",
-        "NAME", "PID", "STARTED", "CLIENT", "PROCESSES", "JOURNAL BYTES"
+        "{:<24} {:>8}  {:<24} {:<9} {:>9} {:>13}",
+        "NAME", "PID", "STARTED (UTC)", "CLIENT", "PROCESSES", "JOURNAL BYTES"
     )?;
     for s in sessions {
         let started = s["started"].as_f64().unwrap_or(0.0);
         writeln!(
             out,
-            "{:<24} {:>8}  {:<20} {:<9} {:>9} {:>13}",
+            "{:<24} {:>8}  {:<24} {:<9} {:>9} {:>13}",
             s["name"].as_str().unwrap_or("?"),
             s["pid"].as_u64().unwrap_or(0),
-            utc(started as i64),
+            crate::shell::crashlog::format_utc(started as i64, 0),
             if s["attached"].as_bool() == Some(true) {
                 "attached"
             } else {
@@ -80,36 +80,4 @@ fn ask(socket: &Path) -> io::Result<Value> {
         .get("result")
         .cloned()
         .ok_or_else(|| io::Error::other("no result"))
-}
-
-/// `2026-12-07 04:05:06` for Unix seconds (UTC), from the civil-from-days
-/// algorithm (no time-zone database in a static binary).
-fn utc(secs: i64) -> String {
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn unix_seconds_read_as_utc_dates() {
-        assert_eq!(super::utc(0), "1970-01-01 00:00:00");
-        assert_eq!(super::utc(1_796_616_306), "2026-12-07 04:05:06");
-        assert_eq!(super::utc(951_782_400), "2000-02-29 00:00:00");
-    }
 }

@@ -9,12 +9,10 @@
 //! refusal goes to stderr (`[gateway-attach] ...`) and the exit code is 69.
 
 use std::io::{self, Read, Write};
-use std::os::fd::RawFd;
 use std::os::unix::net::UnixStream as StdStream;
 use std::time::{Duration, Instant};
 
 use mio::net::UnixStream;
-use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 use serde_json::{json, Value};
 
@@ -22,7 +20,7 @@ use super::place::Place;
 use crate::config::AttachConfig;
 use crate::engine::lifecycle::exit_code;
 use crate::shell::stderr;
-use crate::shell::stdio::{self, Kind};
+use crate::shell::stdio::{self, End, Kind};
 
 const STDIN: Token = Token(0);
 const STDOUT: Token = Token(1);
@@ -167,35 +165,6 @@ fn handshake(
     }
     let result = answer.get("result").cloned().unwrap_or(Value::Null);
     Ok((result, rest))
-}
-
-/// One stdio end of the relay.
-struct End {
-    fd: RawFd,
-    kind: Kind,
-    ready: bool,
-    done: bool,
-}
-
-impl End {
-    fn open(fd: RawFd, poll: &Poll, token: Token, interest: Interest) -> End {
-        let mut kind = stdio::kind(fd);
-        if kind == Kind::Pollable {
-            let registered = stdio::set_nonblocking(fd).and_then(|()| {
-                poll.registry()
-                    .register(&mut SourceFd(&fd), token, interest)
-            });
-            if registered.is_err() {
-                kind = Kind::AlwaysReady;
-            }
-        }
-        End {
-            fd,
-            kind,
-            ready: true,
-            done: kind == Kind::Closed,
-        }
-    }
 }
 
 /// Copies stdin to the socket and the socket to stdout (after `greeting`)
