@@ -934,3 +934,35 @@ fn a_detach_asked_for_by_a_client_that_went_at_once_never_detaches_the_next_one(
     assert!(rest.contains("\"id\":\"end\""), "{rest}");
     assert_exits(session, "the session after gateway.end");
 }
+
+#[test]
+fn a_fresh_client_that_keeps_a_cursor_attaches_at_the_latest_frame_and_is_told_its_index() {
+    let mut rt = Runtime::new("sess-latest");
+    let (mut client, ready) = start_session(&mut rt, "latest", &[]);
+    let session = ready["pid"].as_u64().unwrap() as u32;
+    client.send(&request("ping", "gateway.ping", json!({})));
+    client.until(PATIENCE, |v| is_answer(v, "ping"));
+    client.close_stdin();
+    while client.next(PATIENCE).is_some() {}
+    let mut relay = Peer::spawn(rt.command(&["attach", "latest", "--frames-received", "latest"]));
+    let attached = relay.next(PATIENCE).unwrap();
+    assert_eq!(
+        event_type(&attached),
+        Some("gateway.attached"),
+        "{attached}"
+    );
+    let payload = &attached["params"]["payload"];
+    assert_eq!(
+        payload["frames_from"],
+        json!(2),
+        "the ready and the ping were written"
+    );
+    assert_eq!(payload["frames_total"], json!(2));
+    // No ready again: the next line is the answer to what it sends.
+    relay.send(&request("end", "gateway.end", json!({})));
+    let next = relay.next(PATIENCE).unwrap();
+    assert!(is_answer(&next, "end"), "{next}");
+    relay.close_stdin();
+    assert_eq!(relay.wait(PATIENCE), 0);
+    assert_exits(session, "the session after gateway.end");
+}

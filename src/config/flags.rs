@@ -65,9 +65,9 @@ enum Setting {
         none: &'static str,
         check: fn(&str) -> Result<(), String>,
     },
-    /// A count of frames; `none` says what no count means.
+    /// A count of frames, or `latest`; `none` says what neither means.
     Frames {
-        field: Field<Option<u64>>,
+        field: Field<Option<Cursor>>,
         none: &'static str,
     },
 }
@@ -143,11 +143,14 @@ impl Flag {
             Setting::Frames {
                 field: (_, field), ..
             } => {
-                let n = value
-                    .trim()
-                    .parse()
-                    .map_err(|_| bad(name, value, "a count of frames"))?;
-                *field(config) = Some(n);
+                let cursor = match value.trim() {
+                    "latest" => Cursor::Latest,
+                    n => Cursor::At(
+                        n.parse()
+                            .map_err(|_| bad(name, value, "a count of frames, or latest"))?,
+                    ),
+                };
+                *field(config) = Some(cursor);
             }
         }
         Ok(())
@@ -177,7 +180,11 @@ impl Flag {
             } => json!(get(config)),
             Setting::Frames {
                 field: (get, _), ..
-            } => json!(get(config)),
+            } => match get(config) {
+                None => json!(null),
+                Some(Cursor::At(n)) => json!(n),
+                Some(Cursor::Latest) => json!("latest"),
+            },
         }
     }
 
@@ -216,7 +223,11 @@ impl Flag {
             Setting::Frames {
                 field: (get, _),
                 none,
-            } => get(&defaults).map_or_else(|| none.to_owned(), |n| n.to_string()),
+            } => match get(&defaults) {
+                None => none.to_owned(),
+                Some(Cursor::At(n)) => n.to_string(),
+                Some(Cursor::Latest) => "latest".to_owned(),
+            },
         }
     }
 }
@@ -395,8 +406,8 @@ pub const FLAGS: &[Flag] = &[
     },
     Flag {
         name: "--frames-received",
-        value: Some("N"),
-        help: "attaching: the client has the session's first N frames; the rest follow",
+        value: Some("N|latest"),
+        help: "attaching: the client has the session's first N frames, and the rest follow; latest: it starts at the first frame not yet written, told its index (gateway.attached)",
         bridge_only: false,
         setting: Setting::Frames {
             field: field!(session.attach.frames_received),

@@ -172,11 +172,21 @@ pub enum Command {
     },
 }
 
+/// Where a client's stream resumes when it attaches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cursor {
+    /// It has the session's first N frames.
+    At(u64),
+    /// From the first frame not yet written, with the frame's index said
+    /// (`gateway.attached`): a client that keeps a cursor, attaching fresh.
+    Latest,
+}
+
 /// Where an attach starts (`--frames-received`, `--epoch`, `--takeover`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AttachConfig {
     /// `--frames-received`
-    pub frames_received: Option<u64>,
+    pub frames_received: Option<Cursor>,
     /// `--epoch`
     pub epoch: Option<String>,
     /// `--takeover`

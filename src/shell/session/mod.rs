@@ -33,6 +33,7 @@ use slab::Slab;
 use self::journal::{Journal, Refusal};
 use self::place::Place;
 use super::sys::socket;
+use crate::config::Cursor;
 use crate::engine::session::{self as engine_session, SessionInfo, SessionState};
 use crate::engine::wire::{ErrorCode, RpcError};
 
@@ -47,7 +48,7 @@ pub(crate) struct AttachRequest {
     /// The id to answer under (its JSON text).
     pub(crate) id: Value,
     pub(crate) epoch: Option<String>,
-    pub(crate) frames_received: Option<u64>,
+    pub(crate) frames_received: Option<Cursor>,
     pub(crate) takeover: bool,
 }
 
@@ -287,7 +288,10 @@ impl Server {
         }
         let (from, at) = self
             .journal
-            .locate(request.frames_received)
+            .locate(match request.frames_received {
+                Some(Cursor::At(n)) => Some(n),
+                Some(Cursor::Latest) | None => None,
+            })
             .map_err(|refusal| match refusal {
                 Refusal::Gone {
                     first_held,
@@ -394,11 +398,12 @@ fn first_message(line: &[u8]) -> Result<First, (Value, RpcError)> {
             };
             let frames_received = match params.get("frames_received") {
                 None | Some(Value::Null) => None,
+                Some(Value::String(word)) if word == "latest" => Some(Cursor::Latest),
                 Some(n) => match n.as_u64() {
-                    Some(n) => Some(n),
+                    Some(n) => Some(Cursor::At(n)),
                     None => {
                         return refuse(RpcError::invalid_params(
-                            "frames_received is a count of frames",
+                            "frames_received is a count of frames, or \"latest\"",
                         ))
                     }
                 },

@@ -17,7 +17,7 @@ use mio::{Events, Interest, Poll, Token};
 use serde_json::{json, Value};
 
 use super::place::Place;
-use crate::config::AttachConfig;
+use crate::config::{AttachConfig, Cursor};
 use crate::engine::lifecycle::exit_code;
 use crate::shell::stderr;
 use crate::shell::stdio::{self, End, Kind};
@@ -115,8 +115,10 @@ fn handshake(
     attach: &AttachConfig,
 ) -> Result<(Value, Vec<u8>), String> {
     let mut params = json!({"session": place.name, "takeover": attach.takeover});
-    if let Some(n) = attach.frames_received {
-        params["frames_received"] = json!(n);
+    match attach.frames_received {
+        Some(Cursor::At(n)) => params["frames_received"] = json!(n),
+        Some(Cursor::Latest) => params["frames_received"] = json!("latest"),
+        None => {}
     }
     if let Some(epoch) = &attach.epoch {
         params["epoch"] = json!(epoch);
