@@ -75,6 +75,7 @@ struct Peer {
     stdin: Option<ChildStdin>,
     lines: Receiver<Vec<u8>>,
     stderr: Arc<Mutex<String>>,
+    stderr_reader: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Peer {
@@ -106,7 +107,7 @@ impl Peer {
         let stderr = Arc::new(Mutex::new(String::new()));
         let sink = stderr.clone();
         let mut err = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
+        let stderr_reader = std::thread::spawn(move || {
             let mut text = String::new();
             let _ = err.read_to_string(&mut text);
             sink.lock().unwrap().push_str(&text);
@@ -117,6 +118,7 @@ impl Peer {
             stdin,
             lines,
             stderr,
+            stderr_reader: Some(stderr_reader),
         }
     }
 
@@ -168,7 +170,14 @@ impl Peer {
         }
     }
 
-    fn stderr(&self) -> String {
+    /// What it wrote on stderr so far; all of it once it has exited (the
+    /// reader is joined then, so nothing is still on its way).
+    fn stderr(&mut self) -> String {
+        if matches!(self.child.try_wait(), Ok(Some(_))) {
+            if let Some(reader) = self.stderr_reader.take() {
+                reader.join().unwrap();
+            }
+        }
         self.stderr.lock().unwrap().clone()
     }
 }
@@ -778,21 +787,37 @@ fn a_connection_from_another_user_is_closed_before_a_byte_is_read() {
 }
 
 #[test]
-fn sigterm_ends_a_detached_session_at_once_with_its_commands_though_nobody_reads_its_output() {
+fn the_parents_sigterm_only_detaches_and_anyone_elses_ends_the_session_at_once() {
     let mut rt = Runtime::new("sess-term");
     let (mut client, ready) = start_session(&mut rt, "term", &[]);
     let session = ready["pid"].as_u64().unwrap() as u32;
     client.send(&request("spawn", "process.spawn", json!({"argv": ["yes"]})));
     let (spawned, _) = client.until(PATIENCE, |v| is_answer(v, "spawn"));
     let yes = spawned["result"]["pid"].as_u64().unwrap() as u32;
-    client.close_stdin();
-    while client.next(PATIENCE).is_some() {}
-    // Detached, with output queued that nobody will read.
-    assert!(poll_until(PATIENCE, || proc_state(yes) == Some('S')));
+    // The process that started the session (this test, as a UI quitting)
+    // sends SIGTERM: the session lets go of its stdio and goes on.
     // SAFETY: kill has no memory effects; the pid is the session's.
     unsafe { libc::kill(session as i32, libc::SIGTERM) };
+    while client.next(PATIENCE).is_some() {}
+    let listed = rt.command(&["sessions", "--json"]).output().unwrap();
+    let sessions: Value = serde_json::from_slice(&listed.stdout).unwrap();
+    assert_eq!(sessions[0]["attached"], false, "{sessions}");
+    assert!(!process_gone(session) && !process_gone(yes));
+    // Detached, with output queued that nobody will read, a SIGTERM from
+    // another process ends it at once, with its command.
+    assert!(poll_until(PATIENCE, || proc_state(yes) == Some('S')));
+    let kill = Command::new("kill")
+        .args(["-TERM", &session.to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
     assert_eq!(client.wait(PATIENCE), 0, "{}", client.stderr());
-    assert!(process_gone(yes), "yes outlived its session");
+    assert!(
+        client.stderr().contains("its parent sent SIGTERM"),
+        "{}",
+        client.stderr()
+    );
+    assert_exits(yes, "yes");
     assert!(!rt.sockets().join("term.sock").exists());
 }
 

@@ -64,7 +64,7 @@ pub const EARLY_EXITS: &[(&str, &str)] = &[
 pub const SIGNALS: &[(&str, &str)] = &[
     (
         "SIGTERM, SIGHUP, SIGQUIT, SIGPWR, SIGXCPU, SIGABRT",
-        "orderly shutdown (a second one: exit 4); in a session, SIGHUP only detaches the stdio client",
+        "orderly shutdown (a second one: exit 4); in a session, SIGHUP, and SIGTERM from the process that started it, only detach the stdio client",
     ),
     ("SIGINT", "as --sigint says"),
     (

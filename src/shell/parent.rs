@@ -28,6 +28,11 @@ impl ParentWatch {
         })
     }
 
+    /// True when `pid` is the original parent's (while it runs).
+    pub(crate) fn is(&self, pid: i32) -> bool {
+        pid == self.ppid
+    }
+
     /// True once the original parent has exited.
     pub(crate) fn parent_exited(&self) -> bool {
         if process::parent_pid() == self.ppid {

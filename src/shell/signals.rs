@@ -1,5 +1,5 @@
 //! The signals the gateway handles, in one table, delivered as readiness
-//! through signal-hook-mio.
+//! through signal-hook's self-pipe, polled by the loop.
 //!
 //! Every signal whose default action would end the process is in [`TABLE`]:
 //! it either starts the orderly shutdown (its name in the exit reason and the
@@ -15,7 +15,60 @@
 
 use std::io;
 
-pub(crate) use signal_hook_mio::v1_0::Signals;
+use mio::net::UnixStream;
+use mio::{Interest, Registry, Token};
+use signal_hook::iterator::backend::{Pending, SignalDelivery};
+use signal_hook::iterator::exfiltrator::origin::WithOrigin;
+
+/// The signals as readiness: the handlers write to a self-pipe the loop
+/// polls, and each signal comes out with its sender, when the kernel says
+/// (a session tells its parent's SIGTERM from anyone else's). This is what
+/// signal-hook-mio's `Signals` does, with the sender kept.
+pub(crate) struct Signals(SignalDelivery<UnixStream, WithOrigin>);
+
+impl std::fmt::Debug for Signals {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Signals")
+    }
+}
+
+impl Signals {
+    fn new(signals: impl IntoIterator<Item = i32>) -> io::Result<Signals> {
+        let (read, write) = UnixStream::pair()?;
+        let write = std::os::fd::OwnedFd::from(write);
+        SignalDelivery::with_pipe(read, write, WithOrigin::default(), signals).map(Signals)
+    }
+
+    /// The signals received since the last call (each number once), with
+    /// their origin.
+    pub(crate) fn pending(&mut self) -> Pending<WithOrigin> {
+        self.0.pending()
+    }
+}
+
+impl mio::event::Source for Signals {
+    fn register(
+        &mut self,
+        registry: &Registry,
+        token: Token,
+        interests: Interest,
+    ) -> io::Result<()> {
+        self.0.get_read_mut().register(registry, token, interests)
+    }
+
+    fn reregister(
+        &mut self,
+        registry: &Registry,
+        token: Token,
+        interests: Interest,
+    ) -> io::Result<()> {
+        self.0.get_read_mut().reregister(registry, token, interests)
+    }
+
+    fn deregister(&mut self, registry: &Registry) -> io::Result<()> {
+        self.0.get_read_mut().deregister(registry)
+    }
+}
 
 /// What a signal does to the gateway.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -404,8 +404,12 @@ impl EventLoop {
     }
 
     fn handle_signals(&mut self) {
-        let pending: Vec<i32> = self.signals.pending().collect();
-        for signal in pending {
+        let pending: Vec<(i32, Option<i32>)> = self
+            .signals
+            .pending()
+            .map(|origin| (origin.signal, origin.process.map(|p| p.pid)))
+            .collect();
+        for (signal, sender) in pending {
             let name = signals::name(signal);
             self.engine.note_signal(name);
             let shutdown = match signals::action(signal) {
@@ -423,6 +427,16 @@ impl EventLoop {
                 self.detach_stdio("SIGHUP", Instant::now());
                 continue;
             }
+            let from_parent = sender.is_some_and(|pid| {
+                self.parent.as_ref().is_some_and(|p| p.is(pid)) && !self.parent_gone()
+            });
+            if shutdown && signal == libc::SIGTERM && self.session.is_some() && from_parent {
+                // The UI that started the session ending its child, as a UI
+                // written without sessions does when it quits: it lets go of
+                // the session, which goes on (gateway.end ends it).
+                self.detach_stdio("its parent sent SIGTERM", Instant::now());
+                continue;
+            }
             if !shutdown {
                 if signal != libc::SIGCHLD {
                     log::info!("{name} ignored (see the signal table in docs/protocol.md)");
@@ -434,6 +448,13 @@ impl EventLoop {
             self.engine
                 .begin_shutdown(Cause::Signal(name), &mut self.children, Instant::now());
         }
+    }
+
+    /// True once the process that started the gateway has exited.
+    fn parent_gone(&self) -> bool {
+        self.parent
+            .as_ref()
+            .map_or(true, ParentWatch::parent_exited)
     }
 
     fn check_parent(&mut self, now: Instant) {
