@@ -1,14 +1,18 @@
 #!/usr/bin/env python3
 """A tiny OpenAI-compatible chat server for driving hermes-agent offline.
 
-Standard library only.  Usage: fake_openai.py [PORT]   (default 18080)
+Standard library only.  Usage: fake_openai.py [PORT]   (default 18080; 0 picks
+a free port, which the "listening on" line on stderr names)
 
   GET  /v1/models              -> one model, "fake-model"
   POST /v1/chat/completions    -> a fixed reply; SSE chunks when "stream": true
   GET  /health, /v1/health     -> {"status":"ok"}
 
-Every request line is logged to stderr.  Set FAKE_OPENAI_LOG=FILE to also
-append each request body (JSON) to FILE.
+Every request line is logged to stderr, and the end of each streamed reply
+("fake_openai: stream done, N chunks").  Set FAKE_OPENAI_LOG=FILE to also
+append each request body (JSON) to FILE.  Set FAKE_OPENAI_CHUNK_DELAY=SECONDS
+(default 0.02) to pace the streamed chunks: at 0.25 a reply takes about 8 s,
+so a turn can be interrupted while it streams.
 """
 import json
 import os
@@ -22,6 +26,7 @@ REPLY = ("Hello from the fake model! This reply is streamed in small pieces "
          "OpenAI-compatible server would send it. The end.")
 TOKENS = [w + " " for w in REPLY.split(" ")]
 TOKENS[-1] = TOKENS[-1].rstrip()
+CHUNK_DELAY = float(os.environ.get("FAKE_OPENAI_CHUNK_DELAY") or 0.02)
 USAGE = {"prompt_tokens": 10, "completion_tokens": len(TOKENS),
          "total_tokens": 10 + len(TOKENS)}
 
@@ -92,21 +97,24 @@ class Handler(BaseHTTPRequestHandler):
             chunk({"role": "assistant", "content": ""})
             for tok in TOKENS:
                 chunk({"content": tok})
-                time.sleep(0.02)
+                time.sleep(CHUNK_DELAY)
             chunk({}, finish="stop")
             if (req.get("stream_options") or {}).get("include_usage"):
                 chunk(None, usage=USAGE)
             self.wfile.write(b"data: [DONE]\n\n")
             self.wfile.flush()
+            sys.stderr.write("fake_openai: stream done, %d chunks\n" % len(TOKENS))
         except (BrokenPipeError, ConnectionResetError):
-            pass
+            sys.stderr.write("fake_openai: stream cut off by the client\n")
 
 
 def main():
     port = int(sys.argv[1]) if len(sys.argv) > 1 else 18080
     srv = ThreadingHTTPServer(("127.0.0.1", port), Handler)
     srv.daemon_threads = True
-    sys.stderr.write("fake_openai: listening on http://127.0.0.1:%d/v1\n" % port)
+    sys.stderr.write("fake_openai: listening on http://127.0.0.1:%d/v1\n"
+                     % srv.server_address[1])
+    sys.stderr.flush()
     try:
         srv.serve_forever()
     except KeyboardInterrupt:
