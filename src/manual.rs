@@ -69,7 +69,7 @@ pub fn man_page(version: &str) -> String {
          .B tui\\-gateway\n[\\fIFLAGS\\fR]\n.br\n\
          .B tui\\-gateway\n[\\fIFLAGS\\fR] \\fB\\-\\-\\fR \\fICMD\\fR [\\fIARGS\\fR...]\n.br\n\
          .B tui\\-gateway\n\\fB\\-\\-session\\fR \\fINAME\\fR [\\fIFLAGS\\fR] [\\fB\\-\\-\\fR \\fICMD\\fR [\\fIARGS\\fR...]]\n.br\n\
-         .B tui\\-gateway\n\\fBattach\\fR \\fINAME\\fR [\\fB\\-\\-frames\\-received\\fR \\fIN\\fR] [\\fB\\-\\-epoch\\fR \\fIEPOCH\\fR] [\\fB\\-\\-takeover\\fR]\n.br\n\
+         .B tui\\-gateway\n\\fBattach\\fR \\fINAME\\fR [\\fB\\-\\-frames\\-received\\fR \\fIN\\fR|\\fBlatest\\fR] [\\fB\\-\\-epoch\\fR \\fIEPOCH\\fR] [\\fB\\-\\-takeover\\fR]\n.br\n\
          .B tui\\-gateway\n\\fBsessions\\fR [\\fB\\-\\-json\\fR]\n.br\n\
          .B tui\\-gateway\n\\fB\\-\\-man\\fR | \\fB\\-\\-completions\\fR \\fIbash|zsh|fish\\fR | \\fB\\-\\-help\\fR | \\fB\\-\\-version\\fR\n\
          .SH DESCRIPTION\n",

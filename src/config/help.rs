@@ -105,7 +105,7 @@ impl Config {
              Usage: tui-gateway [FLAGS]\n       \
              tui-gateway [FLAGS] -- CMD [ARGS...]   (bridge to an existing backend)\n       \
              tui-gateway --session NAME [FLAGS] [-- CMD [ARGS...]]   (start session NAME, or attach to it)\n       \
-             tui-gateway attach NAME [--frames-received N] [--epoch EPOCH] [--takeover]\n       \
+             tui-gateway attach NAME [--frames-received N|latest] [--epoch EPOCH] [--takeover]\n       \
              tui-gateway sessions [--json]\n       \
              tui-gateway --man | --completions bash|zsh|fish | --help | --version\n\n\
              {DESCRIPTION}\n\n\
