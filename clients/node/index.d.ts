@@ -39,7 +39,33 @@ export interface GatewayReadyPayload {
   protocol: number;
   methods: string[];
   limits: GatewayLimits;
+  /** In a session (with a backend: in the `gateway` member). */
+  session?: SessionName;
   [other: string]: unknown;
+}
+
+/** The session a gateway serves, as `gateway.ready` and `gateway.info` name it. */
+export interface SessionName {
+  name: string;
+  /** Which run of the session this is: a cursor belongs to one epoch. */
+  epoch: string;
+}
+
+/**
+ * `gateway.attached`: the first line a relay started with a cursor
+ * (`--frames-received N`, or `latest` for a client without one yet) writes,
+ * before the stream; not part of it (not counted). The client passes one of
+ * the two to every relay it starts.
+ */
+export interface GatewayAttachedPayload {
+  session: string;
+  epoch: string;
+  /** The session's pid. */
+  pid: number;
+  /** The stream goes on at this frame: the cursor's base (with `latest`, the first frame not yet written). */
+  frames_from: number;
+  /** Frames the session had written when this client attached. */
+  frames_total: number;
 }
 
 export type OutputStream = "stdout" | "stderr" | "pty";
@@ -130,6 +156,7 @@ export interface BackendExitedPayload {
 /** Event type -> payload, for the events the gateway documents. */
 export interface GatewayEventMap {
   "gateway.ready": GatewayReadyPayload;
+  "gateway.attached": GatewayAttachedPayload;
   "process.output": ProcessOutputPayload;
   "process.exit": ProcessExitPayload;
   "backend.ready": BackendReadyPayload;
@@ -162,6 +189,31 @@ export interface GatewayInfo {
   /** What the client last sent with client.capabilities, or null. */
   client: unknown;
   limits: GatewayLimits;
+  /** In a session. */
+  session?: SessionName;
+  [other: string]: unknown;
+}
+
+/** `gateway.session`: the state of the session (also one entry of `tui-gateway sessions --json`). */
+export interface SessionInfo {
+  name: string;
+  epoch: string;
+  /** The session's pid. */
+  pid: number;
+  /** When it started. */
+  started: unknown;
+  /** Whether a client is attached. */
+  attached: boolean;
+  /** Processes running. */
+  processes: number;
+  /** Bytes of frames its journal holds. */
+  journal_bytes: number;
+  /** Frames written to clients so far. */
+  frames_total: number;
+  /** The oldest frame the journal still holds. */
+  first_held: number;
+  /** Connections refused for their uid. */
+  refused_peers: number;
   [other: string]: unknown;
 }
 
@@ -257,6 +309,10 @@ export interface GatewayMethodMap {
   "process.cancel": { params: { proc: number; ladder?: CancelLadder }; result: CancelResult };
   "process.list": { params: undefined; result: ProcessInfo[] };
   "process.resize": { params: { proc: number; rows: number; cols: number }; result: ResizeResult };
+  "gateway.detach": { params: undefined; result: {} };
+  "gateway.end": { params: undefined; result: {} };
+  "gateway.ack": { params: { frames: number }; result: { first_held: number } };
+  "gateway.session": { params: undefined; result: SessionInfo };
 }
 
 // ---------------------------------------------------------------------------
@@ -376,6 +432,62 @@ export interface StartOptions {
   maxLineBytes?: number;
   /** Default timeout for every request, ms (default: none). */
   requestTimeout?: number;
+  /**
+   * Start the session NAME, or attach to it if it runs (`tui-gateway
+   * --session NAME --frames-received latest [args]`; `args` must not give
+   * `--frames-received`): it outlives this client, which can attach again
+   * later with its cursor (`gw.session`). The repository's docs/sessions.md.
+   */
+  session?: string;
+  /** In a session: attach again by itself when the process is lost (default true; see ReattachOptions). */
+  reattach?: boolean | ReattachOptions;
+}
+
+/** How a session Gateway attaches again after losing its process (a relay killed, a pipe broken). */
+export interface ReattachOptions {
+  /** Attempts, the first one at once (default 3). */
+  tries?: number;
+  /** ms before the second attempt, doubled for each one after (default 100). */
+  initialDelay?: number;
+  /** Longest wait between attempts, ms (default 1000). */
+  maxDelay?: number;
+}
+
+/** `Gateway.attach(name, options)`: the start options (no `args`: the session keeps its settings), and the cursor. */
+export interface SessionAttachOptions extends Omit<StartOptions, "args" | "session" | "restart"> {
+  /** The cursor: frames this client already has (a saved `gw.session.framesReceived`); the stream goes on at that frame. Without it: `latest`, the first frame not yet written. */
+  framesReceived?: number;
+  /** The session the cursor belongs to (a saved `gw.session.epoch`): refused if another one runs now. */
+  epoch?: string | null;
+  /** With a saved cursor as the options (`Gateway.attach(cursor.name, cursor)`): must be `name`. */
+  name?: string;
+  /** Detach the client attached now, if any, and attach this one. */
+  takeover?: boolean;
+  args?: never;
+  restart?: never;
+}
+
+/** A session client's place in the stream: save it to attach again with it. */
+export interface SessionCursor {
+  name: string;
+  /** Null only until the session said it (never once start() or attach() resolved). */
+  epoch: string | null;
+  /** Frames (lines) of the session's stream this client has read. */
+  framesReceived: number;
+}
+
+/** The `detached` event: a session Gateway lost its process and attaches again. */
+export interface DetachedInfo {
+  reason: string;
+  /** The cursor it attaches again with. */
+  framesReceived: number;
+}
+
+/** The `reattached` event: attached again; the stream goes on at `framesFrom`. */
+export interface ReattachedInfo {
+  framesFrom: number;
+  /** Frames the session had written when it attached again. */
+  framesTotal: number | null;
 }
 
 export interface AttachOptions {
@@ -419,15 +531,26 @@ export interface ExitInfo {
   restarting: boolean;
   /** Process groups the client killed because the gateway died by a signal and could not. */
   orphansKilled: number[];
-  /** The error pending calls were rejected with; null for a clean exit (code 0). */
+  /** In a session: this client went, the session runs on (close(), detach()). Always false without a session. */
+  detached: boolean;
+  /** The error pending calls were rejected with; null for a clean exit (code 0) or a detach asked for. */
   error: GatewayExited | null;
 }
 
 export interface CloseOptions {
   /** ms to wait for the exit after ending stdin, before SIGTERM (default: the gateway's shutdown grace + 1 s). */
   grace?: number;
-  /** Send `gateway.shutdown` before ending stdin: running commands get SIGTERM at once (default false). */
+  /** Send `gateway.shutdown` before ending stdin: running commands get SIGTERM at once (default false). In a session, this ends it. */
   shutdown?: boolean;
+  /** In a session: end it (`gateway.end`) rather than detach (default false). Without one, as `shutdown`. */
+  end?: boolean;
+}
+
+export interface AdoptOptions extends CallOptions {
+  /** The encoding the process was spawned with (default "utf8"). */
+  encoding?: Encoding;
+  /** "ignore": drop the output; `exited` settles at the exit. */
+  output?: "read" | "ignore";
 }
 
 export interface RestartInfo {
@@ -463,6 +586,10 @@ export interface LifecycleEventMap {
   restart: [info: RestartInfo];
   /** A restart attempt failed (another may follow). */
   restartFailed: [error: GatewayStartError];
+  /** In a session: the process was lost; the client attaches again (pending calls and process handles wait). */
+  detached: [info: DetachedInfo];
+  /** In a session: attached again after `detached`; nothing was lost. */
+  reattached: [info: ReattachedInfo];
   /** A line of the gateway's stderr. */
   stderr: [line: string, meta: EventMeta];
   malformed: [info: MalformedLine];
@@ -479,12 +606,25 @@ export type EventListener<T extends keyof GatewayEventMap> = (payload: GatewayEv
 export declare class Gateway {
   private constructor();
 
-  /** Finds the binary, spawns it with pipes, waits for gateway.ready. */
+  /**
+   * Finds the binary, spawns it with pipes, waits for gateway.ready. With
+   * `session`, a process that turns out to be a relay (the session runs)
+   * resolves on its `gateway.attached` instead, and `readyPayload` is
+   * `gateway.info`'s answer.
+   */
   static start(options?: StartOptions): Promise<Gateway>;
+  /**
+   * Attaches to the running session `name` (`tui-gateway attach NAME
+   * --frames-received N|latest`): with `framesReceived`, the stream goes on
+   * at that frame; without, at the first frame not yet written. Resolves on
+   * the relay's `gateway.attached` (`readyPayload` is then `gateway.info`'s
+   * answer). A refused attach rejects with GatewayStartError (the relay's reason).
+   */
+  static attach(name: string, options?: SessionAttachOptions): Promise<Gateway>;
   /** Speaks the protocol over existing streams (tests, custom transports). */
   static attach(options: AttachOptions): Promise<Gateway>;
 
-  /** The current gateway's gateway.ready payload. */
+  /** The current gateway's gateway.ready payload (through a session relay, which sends none: gateway.info's answer). */
   readonly readyPayload: GatewayReadyPayload;
   /** Settles with the final exit, once no restart follows. */
   readonly closed: Promise<ExitInfo | null>;
@@ -493,6 +633,8 @@ export declare class Gateway {
   readonly running: boolean;
   readonly pendingCount: number;
   stderrTail(): string[];
+  /** In a session: its name, epoch and this client's cursor (readable after close() too); else null. */
+  readonly session: SessionCursor | null;
 
   request<M extends keyof GatewayMethodMap>(
     method: M,
@@ -511,6 +653,18 @@ export declare class Gateway {
   capabilities(client: { [key: string]: unknown }, options?: CallOptions): Promise<CapabilitiesResult>;
   listProcesses(options?: CallOptions): Promise<ProcessInfo[]>;
 
+  /** `gateway.detach`, then closed without ending the session (no reattach); resolves with the cursor. */
+  detach(options?: CallOptions): Promise<SessionCursor | null>;
+  /** Ends the session (`gateway.end`) and closes: `close({...options, end: true})`. */
+  end(options?: Omit<CloseOptions, "end">): Promise<ExitInfo | null>;
+  /** `gateway.ack`: frames before `frames` (default: `session.framesReceived`) may leave the journal. */
+  ack(frames?: number, options?: CallOptions): Promise<{ first_held: number }>;
+  /** `gateway.session`. */
+  sessionInfo(options?: CallOptions): Promise<SessionInfo>;
+  /** A handle for a running process this client has no handle for (after attaching): its later output and exit. */
+  adoptProcess(proc: number, options: AdoptOptions & { encoding: "base64" }): Promise<ProcessHandle<Buffer>>;
+  adoptProcess(proc: number, options?: AdoptOptions & { encoding?: "utf8" }): Promise<ProcessHandle<string>>;
+
   /** Returns a function that removes this handler. */
   onRequest<P = any, R = unknown>(method: string, handler: RequestHandler<P, R>): Unsubscribe;
   offRequest(method: string): this;
@@ -522,6 +676,7 @@ export declare class Gateway {
    * Ends stdin (with `shutdown: true`, sends `gateway.shutdown` first), waits
    * `grace` ms, then SIGTERM, then SIGKILL. Idempotent. Resolves with the
    * exit details (`error` null for a clean exit), or null if no gateway ran.
+   * In a session it detaches (the session runs on) unless `end: true`.
    */
   close(options?: CloseOptions): Promise<ExitInfo | null>;
 
@@ -801,6 +956,8 @@ export declare class LineFramer {
     onTruncated?: (info: { bytes: number; preview: string }) => void;
   });
   readonly bufferedBytes: number;
+  /** Lines ended so far (every "\n", delivered or not). */
+  readonly lines: number;
   push(chunk: Buffer): void;
   end(): void;
 }

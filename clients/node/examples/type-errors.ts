@@ -54,4 +54,20 @@ export async function misuse(gw: Gateway): Promise<void> {
   // @ts-expect-error not an exit cause
   if (end.cause === "killed") console.log(end);
   console.log(s);
+
+  // @ts-expect-error a session is named by a string
+  await Gateway.start({ session: 7 });
+  // @ts-expect-error attach(name) takes no args: the session keeps its settings
+  await Gateway.attach("work", { args: ["--sigint", "shutdown"] });
+  // @ts-expect-error the cursor is a number of frames
+  await Gateway.attach("work", { framesReceived: "120" });
+  // @ts-expect-error the session cursor may be null (no session)
+  const frames: number = gw.session.framesReceived;
+  // @ts-expect-error adoptProcess takes a proc id, not a pid list entry
+  await gw.adoptProcess((await gw.listProcesses())[0]);
+  gw.on("reattached", (info) => {
+    // @ts-expect-error reattached carries framesFrom, not frames_from
+    console.log(info.frames_from);
+  });
+  console.log(frames);
 }

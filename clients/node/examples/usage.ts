@@ -12,6 +12,8 @@ import {
   type OutputChunk,
   type ProcessExit,
   type ProcessHandle,
+  type SessionCursor,
+  type SessionInfo,
 } from "tui-gateway-client";
 
 export async function main(): Promise<void> {
@@ -142,4 +144,31 @@ export async function main(): Promise<void> {
 
   const exit = await gw.close({ grace: 2_000, shutdown: false });
   if (exit) console.log(exit.code, exit.reason, exit.error?.stderrTail);
+}
+
+// Sessions: work that outlives the UI (docs/sessions.md). Start "work" (or
+// attach to it), save the cursor, come back later and lose nothing.
+export async function sessions(saved: SessionCursor | null): Promise<SessionCursor | null> {
+  const gw = saved
+    ? await Gateway.attach(saved.name, saved)
+    : await Gateway.start({ session: "work", reattach: { tries: 5, maxDelay: 2_000 } });
+  gw.on("detached", ({ reason, framesReceived }) => console.log(`lost the gateway (${reason}); reattaching at ${framesReceived}`));
+  gw.on("reattached", ({ framesFrom, framesTotal }) => console.log(`back at frame ${framesFrom} of ${framesTotal ?? "?"}`));
+  gw.on("gateway.attached", (p) => console.log(p.session, p.epoch, p.frames_from));
+  const here: SessionCursor | null = gw.session;
+  if (here) console.log(here.name, here.epoch, here.framesReceived);
+  const state: SessionInfo = await gw.sessionInfo();
+  console.log(state.attached, state.processes, state.frames_total, (await gw.ack()).first_held);
+  for (const p of await gw.listProcesses()) {
+    const handle: ProcessHandle<string> = await gw.adoptProcess(p.proc);
+    handle.lines({ stream: "stdout" });
+  }
+  const bytes: ProcessHandle<Buffer> = await gw.adoptProcess(1, { encoding: "base64" });
+  console.log(bytes.encoding);
+  if (saved) {
+    const ended: ExitInfo | null = await gw.end();
+    console.log(ended?.detached);
+    return null;
+  }
+  return gw.detach(); // or close(): both let the session run on
 }

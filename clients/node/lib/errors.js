@@ -37,13 +37,27 @@ export function describeExit(code, signal) {
   return EXIT_CODE_MEANINGS[code] ?? `undocumented exit code ${code}`;
 }
 
-/** The last line that starts with `[gateway-exit] `, without the prefix. */
-function gatewayExitLine(stderrTail) {
+/** The last line that starts with `prefix`, without it; null if there is none. */
+function lastLineWith(stderrTail, prefix) {
   for (let i = stderrTail.length - 1; i >= 0; i--) {
     const line = stderrTail[i];
-    if (line.startsWith("[gateway-exit] ")) return line.slice("[gateway-exit] ".length);
+    if (line.startsWith(prefix)) return line.slice(prefix.length);
   }
   return null;
+}
+
+/**
+ * What the gateway said about its end: its `[gateway-exit]` line, or, for a
+ * session relay (`tui-gateway attach`), its `[gateway-attach]` line (why the
+ * attach was refused or the connection ended; docs/sessions.md).
+ */
+function gatewayExitLine(stderrTail) {
+  return lastLineWith(stderrTail, "[gateway-exit] ") ?? lastLineWith(stderrTail, "[gateway-attach] ");
+}
+
+/** A relay's `[gateway-attach]` line (why an attach was refused), or null. */
+export function attachLine(stderrTail) {
+  return lastLineWith(stderrTail ?? [], "[gateway-attach] ");
 }
 
 /** How many stderr lines an error message quotes (the property has them all). */
@@ -108,15 +122,17 @@ export class RpcError extends GatewayError {
  */
 export class GatewayExited extends GatewayError {
   /**
-   * @param {{code: number|null, signal: string|null, pid?: number, stderrTail?: string[], generation?: number, cause?: unknown}} info
+   * @param {{code: number|null, signal: string|null, pid?: number, stderrTail?: string[], generation?: number, cause?: unknown, reason?: string}} info
+   *   `reason` replaces the documented meaning of the code (a session relay's
+   *   exit, whose 69 means "attach refused", not "backend unavailable").
    */
   constructor(info) {
     const stderrTail = info.stderrTail ?? [];
-    const reason = describeExit(info.code, info.signal);
+    const reason = info.reason ?? describeExit(info.code, info.signal);
     const said = gatewayExitLine(stderrTail);
-    const how = info.signal ? "exited" : `exited with code ${info.code}`;
+    const how = info.signal ? "exited" : info.code === null ? "ended" : `exited with code ${info.code}`;
     const pid = info.pid ? ` (pid ${info.pid})` : "";
-    super(`tui-gateway${pid} ${how}: ${reason}${said ? `; it said: ${said}` : ""}`,
+    super(`tui-gateway${pid} ${how}: ${reason}${said && said !== reason ? `; it said: ${said}` : ""}`,
       info.cause === undefined ? undefined : { cause: info.cause });
     this.name = "GatewayExited";
     this.code = info.code;
@@ -136,24 +152,26 @@ export class GatewayExited extends GatewayError {
 export class GatewayStartError extends GatewayError {
   /**
    * @param {string} what  what went wrong, one line
-   * @param {{code?: number|null, signal?: string|null, stderrTail?: string[], command?: string, args?: string[], pid?: number, cause?: unknown, timedOut?: boolean}} [info]
+   * @param {{code?: number|null, signal?: string|null, stderrTail?: string[], command?: string, args?: string[], pid?: number, cause?: unknown, timedOut?: boolean, reason?: string}} [info]
+   *   `reason` replaces the documented meaning of the code (a refused session attach).
    */
   constructor(what, info = {}) {
     const stderrTail = info.stderrTail ?? [];
     const exited = info.code !== undefined || info.signal !== undefined;
     const code = info.code ?? null;
     const signal = info.signal ?? null;
+    const reason = info.reason ?? describeExit(code, signal);
     let message = what;
     if (exited && (code !== null || signal !== null)) {
       const how = signal ? `killed by ${signal}` : `exit code ${code}`;
-      message += ` (${how}: ${describeExit(code, signal)})`;
+      message += ` (${how}: ${reason})`;
     }
     if (info.pid !== undefined || exited || info.timedOut) message += quoteStderr(stderrTail);
     super(message, info.cause === undefined ? undefined : { cause: info.cause });
     this.name = "GatewayStartError";
     this.code = code;
     this.signal = signal;
-    this.reason = exited ? describeExit(code, signal) : null;
+    this.reason = exited ? reason : null;
     this.stderrTail = stderrTail;
     this.command = info.command;
     this.args = info.args;

@@ -45,6 +45,8 @@ export class LineFramer {
   #partsBytes = 0;
   /** True while skipping the rest of an over-long line. */
   #discarding = false;
+  /** Lines ended so far ("\n" seen), delivered or not. */
+  #lines = 0;
 
   /**
    * @param {{
@@ -70,6 +72,15 @@ export class LineFramer {
     return this.#partsBytes;
   }
 
+  /**
+   * How many lines ended so far: every "\n" seen, whether its line was
+   * delivered, reported as over-long, or blank. It already counts a line
+   * when `onLine` gets it. A session's cursor is this count (docs/sessions.md).
+   */
+  get lines() {
+    return this.#lines;
+  }
+
   /** Feeds one chunk; calls `onLine` for every line it completes. */
   push(chunk) {
     let start = 0;
@@ -78,6 +89,7 @@ export class LineFramer {
       if (nl === -1) break;
       const piece = chunk.subarray(start, nl);
       start = nl + 1;
+      this.#lines++;
       if (this.#discarding) {
         // The newline that ends an over-long line: resume framing after it.
         this.#discarding = false;

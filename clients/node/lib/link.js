@@ -122,6 +122,28 @@ export class Link {
   readyAt = null;
   /** The GatewayExited for this link, once over. */
   exitError = null;
+  /**
+   * What pending calls and process handles are bound to: the link itself,
+   * or, in a session, an object shared by every link of one attachment (a
+   * reattach replaces the link, not the calls waiting on it). Its
+   * `exitError` is set when the last of them is over for good.
+   */
+  key;
+  /**
+   * In a session (docs/sessions.md), set by the Gateway:
+   * `{name, role, base, skipFirst, previousReady, attached}`. `role` is
+   * "session" when this process is the session itself, "relay" when it
+   * relays to one, "unknown" until the first line says which (the session's
+   * `gateway.ready`, or a relay's `gateway.attached`); the cursor is `base`
+   * (0 for the session itself, a relay's `frames_from`; null until known)
+   * plus the lines read, without the first one when `skipFirst` (a relay's
+   * `gateway.attached`, which is not part of the stream). Null without a session.
+   */
+  session = null;
+  /** Set by the Gateway once it asked the session to let this client go (detach, close). */
+  expectDetach = false;
+  /** Set by the Gateway: lines read and not delivered yet, `{msg | malformed, line}` (a session's first frames wait for listeners), or null. */
+  held = null;
 
   #callbacks;
   #framer;
@@ -132,6 +154,10 @@ export class Link {
   #stderrEnded = false;
   #graceTimer = null;
   #exitWaiters = [];
+  /** This process is the session itself: its stdout may end while it runs on (detached). */
+  #sessionItself = false;
+  #detachTimer = null;
+  #detachGraceOver = false;
 
   /**
    * @param {{
@@ -141,6 +167,9 @@ export class Link {
    *   stdout: import("node:stream").Readable,
    *   stderr?: import("node:stream").Readable | null,
    *   maxLineBytes?: number,
+   *   key?: object,
+   *   procs?: ProcessTable,
+   *   session?: object | null,
    *   onMessage: (link: Link, msg: any) => void,
    *   onMalformed: (link: Link, info: object) => void,
    *   onStderr: (link: Link, line: string) => void,
@@ -152,6 +181,9 @@ export class Link {
     this.generation = generation;
     this.child = child;
     this.pid = child?.pid;
+    this.key = options.key ?? this;
+    if (options.procs) this.procs = options.procs;
+    this.session = options.session ?? null;
     this.#callbacks = options;
     this.#stdout = stdout;
     this.writer = new FrameWriter(stdin);
@@ -193,7 +225,9 @@ export class Link {
     }
 
     if (child) {
-      trackChild(child);
+      // A session outlives its client: the exit hook must not end it. A
+      // relay needs no hook either (it exits when its stdin ends).
+      if (!this.session) trackChild(child);
       child.on("exit", (code, signal) => this.#onChildExit(code, signal));
       child.on("error", (err) => {
         // Only a failed spawn has no pid; kill() errors on a live child are not exits.
@@ -222,6 +256,52 @@ export class Link {
   /** The last stderr lines, oldest first. */
   stderrTail() {
     return this.#stderr.tail();
+  }
+
+  /** Lines read from stdout so far (every "\n"; docs/sessions.md counts frames so). */
+  get linesRead() {
+    return this.#framer.lines;
+  }
+
+  /**
+   * The session cursor: how many frames of the session's stream this client
+   * has (null without a session): the lines delivered (read, and not held
+   * for listeners: those before the first line held), less the first one
+   * when it is not part of the stream.
+   */
+  get framesReceived() {
+    const s = this.session;
+    if (!s) return null;
+    const n = this.held?.length ? this.held[0].line - 1 : this.#framer.lines;
+    return (s.base ?? 0) + (s.skipFirst && n > 0 ? n - 1 : n);
+  }
+
+  /**
+   * This process turned out to be the session itself (not a relay): the
+   * end of its stdout without its exit means it let this client go (a
+   * detach, another client taking over) and runs on.
+   */
+  markSessionItself() {
+    this.#sessionItself = true;
+    this.#maybeOver();
+  }
+
+  /** Whether this process is the session itself. */
+  get sessionItself() {
+    return this.#sessionItself;
+  }
+
+  /**
+   * The session itself did not let go of its pipes after a detach: drop
+   * them (it sees EOF and EPIPE, which detach it) and call the link over.
+   * Never signals the process: that would end the session.
+   */
+  forceDetach() {
+    if (this.over) return;
+    this.expectDetach = true;
+    this.#stdout.destroy();
+    this.writer.fail(new Error("detached"));
+    this.child?.stdin?.destroy();
   }
 
   /** Closes the gateway's stdin after what is queued: the orderly shutdown. */
@@ -306,22 +386,46 @@ export class Link {
     }
   }
 
+  /**
+   * Whether the session itself let this client go and runs on: its stdout
+   * ended and it did not exit, at once when a detach was asked for, else
+   * after PIPE_EOF_GRACE_MS (a session that is ending exits right after
+   * closing its stdout).
+   */
+  #detachedSession() {
+    if (!this.#sessionItself || this.#exitSeen || !this.#stdoutEnded) return false;
+    if (this.expectDetach || this.#detachGraceOver) return true;
+    if (!this.#detachTimer) {
+      this.#detachTimer = setTimeout(() => {
+        this.#detachGraceOver = true;
+        this.#maybeOver();
+      }, PIPE_EOF_GRACE_MS);
+    }
+    return false;
+  }
+
   #maybeOver() {
-    if (this.over || !this.#exitSeen || !this.#stdoutEnded || !this.#stderrEnded) return;
+    if (this.over) return;
+    const detached = this.#detachedSession();
+    if (!detached && (!this.#exitSeen || !this.#stdoutEnded || !this.#stderrEnded)) return;
     clearTimeout(this.#graceTimer);
+    clearTimeout(this.#detachTimer);
     const waiters = this.#exitWaiters;
     this.#exitWaiters = null;
     this.exitInfo = {
-      ...this.exitInfo,
+      ...(detached ? { code: null, signal: null, detached: true } : this.exitInfo),
       pid: this.pid,
       generation: this.generation,
       stderrTail: this.#stderr.tail(),
     };
-    this.writer.fail(new Error("the gateway exited"));
+    this.writer.fail(new Error(detached ? "detached from the session" : "the gateway exited"));
     if (this.child) {
       this.child.stdin?.destroy();
       this.child.stdout?.destroy();
+      // The session runs on: let go of its stderr too, and let this
+      // process exit without waiting for it.
       this.child.stderr?.destroy();
+      if (detached) this.child.unref();
     }
     this.#callbacks.onExit(this, this.exitInfo);
     for (const w of waiters) {

@@ -49,6 +49,11 @@ export class PendingCalls {
     });
   }
 
+  /** Whether call `id` sent on `link` is waiting for its answer. */
+  has(id, link) {
+    return this.#entries.get(id)?.link === link;
+  }
+
   /** Removes and returns the entry a response from `link` answers, or null. */
   take(id, link) {
     const entry = this.#entries.get(id);

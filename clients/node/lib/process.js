@@ -584,7 +584,8 @@ const EARLY_EVENTS_MAX = 10_000;
 /**
  * The process handles of one gateway, by `proc`, and the routing of
  * `process.output` / `process.exit` to them. Proc ids restart at 1 in every
- * gateway, so each gateway (Link) has its own table.
+ * gateway, so each gateway (Link) has its own table; the links that follow
+ * one another in a session (a reattach) share it.
  */
 export class ProcessTable {
   #handles = new Map();
@@ -604,6 +605,11 @@ export class ProcessTable {
       this.#early.clear();
       this.#earlyCount = 0;
     }
+  }
+
+  /** The handle of `proc`, if this client has one and its exit event has not come. */
+  get(proc) {
+    return this.#handles.get(proc);
   }
 
   /** Registers a handle and hands it the events that came before it. */

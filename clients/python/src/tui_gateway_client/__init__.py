@@ -25,7 +25,8 @@ Quick start::
 Map of the package (each module's docstring says more):
 
 - ``gateway``: :class:`Gateway` (start, calls, events, processes, restart,
-  close) and :class:`RestartPolicy`;
+  sessions, close), :class:`RestartPolicy`, and for sessions
+  (docs/sessions.md) :class:`ReattachPolicy` and :class:`SessionCursor`;
 - ``process``: :class:`ProcessHandle`, :class:`ProcessExit` (an
   :class:`ExitStatus` with the command envelope's ``cause``, ``duration_ms``,
   ``output_bytes``, ...), :class:`OutputChunk`, :class:`OutputLine`,
@@ -47,7 +48,8 @@ The Node client has the same API under camelCase names; the naming table is
 Lifecycle events the client adds to the gateway's own (their types have no
 dot): ``exit`` (once per gateway child), ``restart``, ``stderr`` (one per
 line), ``malformed`` (a stdout line that is not a message; it is skipped,
-never raised) and ``protocol_error``.
+never raised), ``protocol_error``, and in a session ``detached`` (the child
+was lost; the client attaches again) and ``reattached``.
 """
 
 from __future__ import annotations
@@ -77,14 +79,25 @@ from .errors import (
 )
 from .events import Event, EventStream, Unsubscribe
 from .framing import DEFAULT_MAX_FRAME_BYTES, LineFramer, Oversize, Truncated
-from .gateway import BRIDGE_READY_TIMEOUT_S, DEFAULT_READY_TIMEOUT_S, Gateway, GatewayStarter, RestartPolicy
+from .gateway import (
+    BRIDGE_READY_TIMEOUT_S,
+    DEFAULT_READY_TIMEOUT_S,
+    Gateway,
+    GatewayStarter,
+    ReattachPolicy,
+    RestartPolicy,
+    SessionCursor,
+)
 from .payloads import (
+    AckResult,
     BackendExitedPayload,
     BackendReadyPayload,
     CancelResult,
     CloseStdinResult,
+    DetachedPayload,
     ExitCause,
     ExitPayload,
+    GatewayAttachedPayload,
     GatewayInfo,
     GatewayStats,
     Limits,
@@ -99,9 +112,12 @@ from .payloads import (
     ProtocolErrorPayload,
     PtySize,
     ReadyPayload,
+    ReattachedPayload,
     ResizeResult,
     ResourceUsage,
     RestartPayload,
+    SessionInfo,
+    SessionName,
     SignalResult,
     SpawnResult,
     StderrPayload,
@@ -132,6 +148,8 @@ __all__ = [
     "Gateway",
     "GatewayStarter",
     "RestartPolicy",
+    "ReattachPolicy",
+    "SessionCursor",
     "BRIDGE_READY_TIMEOUT_S",
     "DEFAULT_READY_TIMEOUT_S",
     "ProcessHandle",
@@ -206,4 +224,10 @@ __all__ = [
     "OutputLimitPolicy",
     "ProcessLimits",
     "ResourceUsage",
+    "SessionName",
+    "SessionInfo",
+    "GatewayAttachedPayload",
+    "AckResult",
+    "DetachedPayload",
+    "ReattachedPayload",
 ]

@@ -31,7 +31,7 @@ import logging
 from typing import Any, Callable, Dict, Generic, List, Mapping, Optional, Sequence, Set, Tuple, TypeVar, Union
 
 from .errors import HANDLER_FAILED, INTERNAL_ERROR, METHOD_NOT_FOUND, RequestTimeoutError, RpcError
-from .transport import Malformed, MessageReader, MessageWriter, Parsed, encode_message
+from .transport import Incoming, Malformed, MessageReader, MessageWriter, Parsed, encode_message
 
 __all__ = ["Connection", "RequestHandler", "ResultHook", "BatchCall", "BatchEntry"]
 
@@ -115,6 +115,12 @@ class Connection:
         self._tasks: Set["asyncio.Task[None]"] = set()
         #: ids of process.spawn calls given up on (timeout, cancellation)
         self._abandoned_spawns: Set[int] = set()
+        #: While set and not done, frames wait before they are written (a
+        #: session reattaching: the pipes are gone, new ones are coming).
+        self._gate: Optional["asyncio.Future[None]"] = None
+        #: While not None, what was read waits here to be dispatched, with its
+        #: line count (a session's first frames wait for listeners).
+        self._held: Optional[List[Tuple[Incoming, int]]] = None
         self.late_responses = 0
         self.requests_served = 0
         self.messages_in = 0
@@ -133,8 +139,66 @@ class Connection:
     def writer(self) -> MessageWriter:
         return self._writer
 
+    @property
+    def reader(self) -> MessageReader:
+        return self._reader
+
+    def rebind(
+        self,
+        reader: MessageReader,
+        writer: MessageWriter,
+        *,
+        on_event: Callable[[str, Any], None],
+        on_malformed: Callable[[Malformed], None],
+        on_protocol_error: Callable[[str, Any], None],
+    ) -> None:
+        """Carry on over new pipes (a session reattached, docs/sessions.md):
+        pending calls, ids and handler tasks stay; answers to the calls come
+        through the new reader, answers to the gateway's requests go out
+        through the new writer. Call :meth:`run` again to read."""
+        self._reader = reader
+        self._writer = writer
+        self._on_event = on_event
+        self._on_malformed = on_malformed
+        self._on_protocol_error = on_protocol_error
+
+    @property
+    def first_held_line(self) -> Optional[int]:
+        """The line count of the first line read and held (not yet dispatched), or ``None``."""
+        return self._held[0][1] if self._held else None
+
+    def hold_dispatch(self) -> None:
+        """Keep what is read from being dispatched (answers to pending calls
+        excepted) until :meth:`resume_dispatch`."""
+        if self._held is None:
+            self._held = []
+
+    def resume_dispatch(self) -> None:
+        """Dispatch what :meth:`hold_dispatch` kept, in order, and what comes next at once."""
+        held = self._held
+        if held is None:
+            return
+        while held:
+            item, line = held.pop(0)
+            self._reader.delivered = line
+            self._dispatch_one(item)
+        self._held = None
+        self._reader.delivered = self._reader.lines
+
+    def hold(self) -> None:
+        """Keep frames from being written until :meth:`release` (a session reattaching)."""
+        if self._gate is None or self._gate.done():
+            self._gate = asyncio.get_running_loop().create_future()
+
+    def release(self) -> None:
+        """Write the frames :meth:`hold` kept, and every later one, at once."""
+        gate, self._gate = self._gate, None
+        if gate is not None and not gate.done():
+            gate.set_result(None)
+
     def fail_pending(self, make_error: Callable[[], BaseException]) -> None:
         """The peer is gone: every pending call and every later call raises ``make_error()``."""
+        self.release()
         self._closed = make_error
         pending, self._pending = self._pending, {}
         for p in pending.values():
@@ -156,11 +220,31 @@ class Connection:
             del batch
 
     def _dispatch_batch(self, batch: List[Any]) -> None:
-        for item in batch:
-            try:
-                self._dispatch_item(item)
-            except Exception:  # a bug here must not stop the reader
-                log.exception("tui-gateway client: dispatching a message failed")
+        reader = self._reader
+        lines = reader.last_lines
+        for i, item in enumerate(batch):
+            line = lines[i] if i < len(lines) else reader.lines
+            if self._held is not None and not self._answers_pending(item):
+                self._held.append((item, line))
+                continue
+            reader.delivered = line
+            self._dispatch_one(item)
+        if self._held is None:
+            reader.delivered = reader.lines
+
+    def _answers_pending(self, item: Any) -> bool:
+        """Whether ``item`` answers a call waiting now (never held: a start may wait for it)."""
+        if not isinstance(item, Parsed) or not isinstance(item.value, dict):
+            return False
+        msg = item.value
+        rid = msg.get("id")
+        return "method" not in msg and isinstance(rid, int) and not isinstance(rid, bool) and rid in self._pending
+
+    def _dispatch_one(self, item: Any) -> None:
+        try:
+            self._dispatch_item(item)
+        except Exception:  # a bug here must not stop the reader
+            log.exception("tui-gateway client: dispatching a message failed")
 
     def _dispatch_item(self, item: Any) -> None:
         if isinstance(item, Malformed):
@@ -267,6 +351,8 @@ class Connection:
         return rid, future, msg
 
     async def _send_quietly(self, frame: bytes) -> None:
+        if self._gate is not None:
+            await asyncio.shield(self._gate)
         try:
             await self._writer.send_bytes(frame)
         except (ConnectionError, OSError):
@@ -367,6 +453,8 @@ class Connection:
         msg: Dict[str, Any] = {"jsonrpc": "2.0", "method": method}
         if params is not None:
             msg["params"] = params
+        if self._gate is not None:
+            await asyncio.shield(self._gate)
         await self._writer.send_bytes(encode_message(msg))
 
     # -- requests from the gateway -------------------------------------------

@@ -127,6 +127,14 @@ class RequestTimeoutError(GatewayError, TimeoutError):
         super().__init__(f"no response to {method!r} within {timeout:g} s")
 
 
+def last_line_with(stderr_tail: Sequence[str], prefix: str) -> Optional[str]:
+    """The last line of ``stderr_tail`` that starts with ``prefix``, without it."""
+    for line in reversed(stderr_tail):
+        if line.startswith(prefix):
+            return line[len(prefix):]
+    return None
+
+
 class _ExitDetails:
     """Shared fields of errors that describe how a gateway process ended."""
 
@@ -143,18 +151,20 @@ class _ExitDetails:
         signal: Optional[str],
         stderr_tail: Sequence[str],
         pid: Optional[int],
+        reason: Optional[str] = None,
     ) -> None:
         self.code = code
         self.signal = signal
-        self.reason = describe_exit(code, signal)
+        # ``reason`` replaces the documented meaning of the code: a session
+        # relay's 69 means "the attach was refused", not "backend unavailable".
+        self.reason = reason if reason is not None else describe_exit(code, signal)
         self.stderr_tail = tuple(stderr_tail)
         self.pid = pid
-        # The gateway states its own reason on its last stderr line.
-        self.exit_reason = None
-        for line in reversed(self.stderr_tail):
-            if line.startswith("[gateway-exit] "):
-                self.exit_reason = line[len("[gateway-exit] "):]
-                break
+        # The gateway states its own reason on its last stderr line (a
+        # session relay, why its attach was refused or its connection ended).
+        self.exit_reason = last_line_with(self.stderr_tail, "[gateway-exit] ")
+        if self.exit_reason is None:
+            self.exit_reason = last_line_with(self.stderr_tail, "[gateway-attach] ")
 
     def _status_text(self) -> str:
         if self.signal is not None:
@@ -165,7 +175,7 @@ class _ExitDetails:
             status = "ended"
         pid = f" (pid {self.pid})" if self.pid is not None else ""
         text = f"tui-gateway{pid} {status}: {self.reason}"
-        if self.exit_reason:
+        if self.exit_reason and self.exit_reason != self.reason:
             text += f"; gateway said: {self.exit_reason}"
         return text
 
@@ -187,8 +197,9 @@ class GatewayStartError(GatewayError, _ExitDetails):
         stderr_tail: Sequence[str] = (),
         pid: Optional[int] = None,
         command: Sequence[str] = (),
+        reason: Optional[str] = None,
     ) -> None:
-        self._init_exit(code, signal, stderr_tail, pid)
+        self._init_exit(code, signal, stderr_tail, pid, reason)
         if code is None and signal is None:
             self.reason = message
         self.message = message
@@ -228,8 +239,9 @@ class GatewayExited(GatewayError, _ExitDetails):
         *,
         pid: Optional[int] = None,
         generation: int = 0,
+        reason: Optional[str] = None,
     ) -> None:
-        self._init_exit(code, signal, stderr_tail, pid)
+        self._init_exit(code, signal, stderr_tail, pid, reason)
         self.generation = generation
         super().__init__(code, signal, self.reason)
 

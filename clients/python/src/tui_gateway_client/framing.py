@@ -93,6 +93,13 @@ class LineFramer:
         self._next_index = 0
         # True while skipping the rest of an over-long line.
         self._discarding = False
+        #: Lines ended so far: every ``\n`` seen, whether its line was
+        #: returned, reported as over-long or skipped as blank. A session's
+        #: cursor is this count (docs/sessions.md).
+        self.lines = 0
+        #: For each item the last :meth:`feed` returned, :attr:`lines` once
+        #: its line ended (a session client counts what it delivered).
+        self.item_lines: List[int] = []
 
     @property
     def buffered(self) -> int:
@@ -109,6 +116,8 @@ class LineFramer:
         buf = self._buf
         buf += data
         out: List[FramerItem] = []
+        item_lines: List[int] = []
+        self.item_lines = item_lines
         start = 0  # start of the current line within buf
         search = self._next_index
         limit = self.max_frame_bytes
@@ -122,10 +131,12 @@ class LineFramer:
                     # The line already passed the limit without a newline:
                     # report it now (once) and discard until its newline.
                     out.append(Oversize(len(buf) - start, limit))
+                    item_lines.append(self.lines + 1)  # it counts once its newline comes
                     self._discarding = True
                     start = len(buf)
                 search = len(buf)
                 break
+            self.lines += 1
             if self._discarding:
                 # The newline ending an over-long line: resume after it.
                 self._discarding = False
@@ -137,8 +148,10 @@ class LineFramer:
                 if length > limit:
                     # A complete over-long line within one buffer.
                     out.append(Oversize(length, limit))
+                    item_lines.append(self.lines)
                 elif length > 0 and not (buf[start] in _ASCII_SPACE and not buf[start:end].strip()):
                     out.append(bytes(buf[start:end]))
+                    item_lines.append(self.lines)
                 # else: a blank line (empty or only ASCII whitespace), skipped.
             start = nl + 1
             search = start

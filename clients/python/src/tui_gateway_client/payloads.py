@@ -46,6 +46,12 @@ __all__ = [
     "ResourceUsage",
     "ExitPayload",
     "RestartPayload",
+    "SessionName",
+    "GatewayAttachedPayload",
+    "SessionInfo",
+    "AckResult",
+    "DetachedPayload",
+    "ReattachedPayload",
     "StderrPayload",
     "MalformedPayload",
     "ProtocolErrorPayload",
@@ -113,14 +119,62 @@ class Limits(TypedDict, total=False):
     child_stdin_limit_bytes: int
 
 
-class ReadyPayload(TypedDict):
-    """``gateway.ready``: always the first line the gateway writes."""
+class SessionName(TypedDict):
+    """The session a gateway serves (docs/sessions.md), as ``gateway.ready`` and
+    ``gateway.info`` name it: ``epoch`` says which run of it (a cursor belongs to one)."""
+
+    name: str
+    epoch: str
+
+
+class _ReadyOptional(TypedDict, total=False):
+    session: SessionName
+
+
+class ReadyPayload(_ReadyOptional):
+    """``gateway.ready``: always the first line the gateway writes (``session`` in a
+    session; with a backend, in the ``gateway`` member)."""
 
     version: str
     pid: int
     protocol: int
     methods: List[str]
     limits: Limits
+
+
+class GatewayAttachedPayload(TypedDict):
+    """``gateway.attached``: the first line a relay given a cursor (a count, or
+    ``latest`` for a client without one yet) writes, before the stream (not
+    part of it, not counted): the stream goes on at frame ``frames_from``
+    (the cursor's base); ``frames_total`` frames had been written; ``pid`` is
+    the session's. The client gives every relay it starts one of the two."""
+
+    session: str
+    epoch: str
+    pid: int
+    frames_from: int
+    frames_total: int
+
+
+class SessionInfo(TypedDict, total=False):
+    """Result of ``gateway.session`` (one entry of ``tui-gateway sessions --json``)."""
+
+    name: str
+    epoch: str
+    pid: int
+    started: Any
+    attached: bool
+    processes: int
+    journal_bytes: int
+    frames_total: int
+    first_held: int
+    refused_peers: int
+
+
+class AckResult(TypedDict):
+    """Result of ``gateway.ack``: the oldest frame the journal still holds."""
+
+    first_held: int
 
 
 class _ProcessOutputOptional(TypedDict, total=False):
@@ -182,6 +236,7 @@ class BackendExitedPayload(TypedDict):
 
 class _GatewayInfoOptional(TypedDict, total=False):
     process_tree: Dict[str, Any]
+    session: SessionName
 
 
 class GatewayInfo(_GatewayInfoOptional):
@@ -317,11 +372,14 @@ class ExitPayload(TypedDict):
     """``exit``: a gateway child ended (once per child); also what ``close()`` returns.
 
     ``reason`` is the documented meaning of the code, ``exit_reason`` the
-    gateway's own ``[gateway-exit]`` line, ``orphans_killed`` the process
-    groups the client killed because the gateway died by a signal and could
-    not, ``error`` the :class:`~tui_gateway_client.errors.GatewayExited` that
-    pending calls got, or ``None`` for a clean exit (code 0). The Node
-    client's ``ExitInfo`` has the same members in camelCase.
+    gateway's own ``[gateway-exit]`` line (a session relay's
+    ``[gateway-attach]`` line), ``orphans_killed`` the process groups the
+    client killed because the gateway died by a signal and could not,
+    ``detached`` whether this client went while its session runs on
+    (``close()``, ``detach()``; always ``False`` without a session), ``error``
+    the :class:`~tui_gateway_client.errors.GatewayExited` that pending calls
+    got, or ``None`` for a clean exit (code 0) or a detach asked for. The
+    Node client's ``ExitInfo`` has the same members in camelCase.
     """
 
     generation: int
@@ -333,6 +391,7 @@ class ExitPayload(TypedDict):
     stderr_tail: List[str]
     restarting: bool
     orphans_killed: List[int]
+    detached: bool
     error: Optional["GatewayExited"]
 
 
@@ -343,6 +402,25 @@ class RestartPayload(TypedDict):
     pid: int
     attempt: int
     ready: ReadyPayload
+
+
+class DetachedPayload(TypedDict):
+    """``detached``: a session gateway lost its process (a relay killed, a pipe
+    broken) and attaches again with ``frames_received`` as its cursor;
+    pending calls and process handles wait."""
+
+    generation: int
+    reason: str
+    frames_received: int
+
+
+class ReattachedPayload(TypedDict):
+    """``reattached``: attached again after ``detached``; the stream goes on at
+    frame ``frames_from`` (``frames_total`` had been written): nothing was lost."""
+
+    generation: int
+    frames_from: int
+    frames_total: Optional[int]
 
 
 class StderrPayload(TypedDict):

@@ -7,6 +7,14 @@ restarts). It owns the OS process, its pipes, the
 ids), the stderr tail, the process handles started on it, and the record
 that emergency termination uses. It knows nothing of restarts or of the
 UI's subscriptions: it reports through the callbacks it is given.
+
+(Not to be confused with a gateway *session*, docs/sessions.md, which
+outlives its client: a :class:`Session` started with ``--session NAME`` or
+``attach NAME`` has a :class:`SessionLink` saying which one, how it counts
+the frames of the session's stream, and whether its process is the session
+itself or a relay to it. A reattach makes a new :class:`Session` that takes
+over the connection, the pending calls and the process handles of the one
+it replaces.)
 """
 
 from __future__ import annotations
@@ -14,17 +22,30 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from typing import Any, Callable, Dict, List, Mapping, Optional, Set, Tuple
+import subprocess
+import threading
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, List, Literal, Mapping, Optional, Set, Tuple, Union
 
 from . import child
 from .child import ChildRecord, StderrTail, kill_groups
 from .connection import Connection, RequestHandler
-from .errors import GatewayExited, GatewayStartError, signal_name
+from .errors import GatewayExited, GatewayStartError, last_line_with, signal_name
 from .payloads import ReadyPayload
 from .process import ProcessHandle
 from .transport import Malformed, MessageReader, MessageWriter
 
-__all__ = ["Session", "spawn_session", "STREAM_LIMIT", "STDERR_DRAIN_S", "EXIT_WAIT_S", "ASSUMED_GATEWAY_GRACE_S"]
+__all__ = [
+    "Session",
+    "SessionLink",
+    "PipeProcess",
+    "spawn_session",
+    "STREAM_LIMIT",
+    "STDERR_DRAIN_S",
+    "EXIT_WAIT_S",
+    "ASSUMED_GATEWAY_GRACE_S",
+    "SESSION_EXIT_WAIT_S",
+]
 
 log = logging.getLogger("tui_gateway_client")
 
@@ -41,6 +62,124 @@ EXIT_WAIT_S = 5.0
 #: Shutdown grace assumed before ``gateway.ready`` says the real one (the
 #: gateway's default).
 ASSUMED_GATEWAY_GRACE_S = 1.0
+#: A session's own process closed its stdout: if it does not exit within
+#: this long, it let this client go (a detach, a takeover) and runs on. A
+#: session that ends exits right after closing its stdout.
+SESSION_EXIT_WAIT_S = 0.5
+
+
+@dataclass
+class SessionLink:
+    """What a gateway process of a session client is (docs/sessions.md).
+
+    ``role``: ``"session"`` when the process is the session itself,
+    ``"relay"`` when it relays to one, ``"unknown"`` until the first line
+    says which (``--session NAME`` starts one or attaches): the session's
+    ``gateway.ready``, or a relay's ``gateway.attached``. Every relay is
+    given ``--frames-received`` (a saved count, or ``latest``), so a relay
+    never sends a ready: ``gateway.attached`` makes it ready, and
+    ``previous_ready`` stands for the ready (that of the process it
+    replaces, on a reattach). The cursor is ``base`` (0 for the session
+    itself, a relay's ``frames_from``; ``None`` until known) plus the lines
+    read, without the first when ``skip_first`` (``gateway.attached``, which
+    is not part of the stream).
+    """
+
+    name: str
+    role: Literal["unknown", "session", "relay"]
+    base: Optional[int]
+    skip_first: bool
+    previous_ready: Optional[ReadyPayload] = None
+    attached: Optional[Dict[str, Any]] = None
+
+
+class PipeProcess:
+    """A gateway process of a session client: pipes on the event loop, and
+    nothing that kills it behind the client's back.
+
+    asyncio's own subprocess transport SIGKILLs a child still running when
+    it is closed or garbage-collected, which would end a session that is
+    meant to outlive this client. This runs the child with
+    :class:`subprocess.Popen`, connects its pipes to the loop, and reaps it
+    in a daemon thread (the loop learns the exit through a future). Same
+    members as ``asyncio.subprocess.Process`` as far as :class:`Session`
+    uses them.
+    """
+
+    def __init__(
+        self,
+        popen: "subprocess.Popen[bytes]",
+        stdin: asyncio.StreamWriter,
+        stdout: asyncio.StreamReader,
+        stderr: asyncio.StreamReader,
+        transports: List[asyncio.BaseTransport],
+    ) -> None:
+        loop = asyncio.get_running_loop()
+        self._popen = popen
+        self.pid = popen.pid
+        self.stdin: Optional[asyncio.StreamWriter] = stdin
+        self.stdout: Optional[asyncio.StreamReader] = stdout
+        self.stderr: Optional[asyncio.StreamReader] = stderr
+        self._transports = transports
+        self._exited: "asyncio.Future[int]" = loop.create_future()
+        threading.Thread(target=_reap_in_thread, args=(popen, loop, self._exited), name=f"tui-gateway-reap-{popen.pid}", daemon=True).start()
+
+    @property
+    def returncode(self) -> Optional[int]:
+        return self._exited.result() if self._exited.done() else None
+
+    async def wait(self) -> int:
+        return await asyncio.shield(self._exited)
+
+    def send_signal(self, sig: int) -> None:
+        if self.returncode is not None:
+            raise ProcessLookupError(self.pid)
+        self._popen.send_signal(sig)
+
+    def close_pipes(self) -> None:
+        """Let go of the pipes (the process, if it runs on, sees EOF and EPIPE)."""
+        for transport in self._transports:
+            transport.close()
+
+
+def _reap_in_thread(popen: "subprocess.Popen[bytes]", loop: asyncio.AbstractEventLoop, exited: "asyncio.Future[int]") -> None:
+    rc = popen.wait()
+
+    def settle() -> None:
+        if not exited.done():
+            exited.set_result(rc)
+
+    try:
+        loop.call_soon_threadsafe(settle)
+    except RuntimeError:
+        pass  # the loop is closed: nobody waits for it any more
+
+
+async def _spawn_pipe_process(command: List[str], env: Optional[Dict[str, str]], cwd: Optional[str]) -> PipeProcess:
+    loop = asyncio.get_running_loop()
+    popen = subprocess.Popen(
+        command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=cwd, bufsize=0
+    )
+    assert popen.stdin is not None and popen.stdout is not None and popen.stderr is not None
+    try:
+        stdout = asyncio.StreamReader(limit=STREAM_LIMIT)
+        out_transport, _ = await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(stdout), popen.stdout)
+        stderr = asyncio.StreamReader(limit=STREAM_LIMIT)
+        err_transport, _ = await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(stderr), popen.stderr)
+        in_transport, in_protocol = await loop.connect_write_pipe(
+            lambda: asyncio.StreamReaderProtocol(asyncio.StreamReader()), popen.stdin
+        )
+    except BaseException:
+        popen.kill()
+        for pipe in (popen.stdin, popen.stdout, popen.stderr):
+            pipe.close()
+        raise
+    stdin = asyncio.StreamWriter(in_transport, in_protocol, None, loop)
+    return PipeProcess(popen, stdin, stdout, stderr, [in_transport, out_transport, err_transport])
+
+
+#: A gateway child: asyncio's process, or a :class:`PipeProcess` in a session.
+GatewayProcess = Union["asyncio.subprocess.Process", PipeProcess]
 
 
 class Session:
@@ -49,7 +188,7 @@ class Session:
     def __init__(
         self,
         generation: int,
-        process: "asyncio.subprocess.Process",
+        process: GatewayProcess,
         command: List[str],
         *,
         max_frame_bytes: int,
@@ -58,6 +197,8 @@ class Session:
         on_malformed: Callable[["Session", Malformed], None],
         on_protocol_error: Callable[["Session", str, Any], None],
         on_stderr: Callable[["Session", str], None],
+        link: Optional[SessionLink] = None,
+        replaces: Optional["Session"] = None,
     ) -> None:
         loop = asyncio.get_running_loop()
         self.generation = generation
@@ -69,22 +210,49 @@ class Session:
         self.record = ChildRecord(process.pid, ASSUMED_GATEWAY_GRACE_S)
         assert process.stdin is not None and process.stdout is not None and process.stderr is not None
         self.writer = MessageWriter(process.stdin)
-        self.conn = Connection(
-            MessageReader(process.stdout, max_frame_bytes=max_frame_bytes),
-            self.writer,
-            handlers=handlers,
+        self.reader = MessageReader(process.stdout, max_frame_bytes=max_frame_bytes)
+        callbacks: Dict[str, Any] = dict(
             on_event=lambda type, payload: on_event(self, type, payload),
             on_malformed=lambda item: on_malformed(self, item),
             on_protocol_error=lambda reason, msg: on_protocol_error(self, reason, msg),
         )
+        self.procs: Dict[int, ProcessHandle[Any]]
+        self.conn: Connection
+        if replaces is not None:
+            # A reattach: carry on with the connection (pending calls, ids)
+            # and the process handles of the process this one replaces.
+            self.conn = replaces.conn
+            self.conn.rebind(self.reader, self.writer, **callbacks)
+            self.procs = replaces.procs
+        else:
+            self.conn = Connection(self.reader, self.writer, handlers=handlers, **callbacks)
+            self.procs = {}
         self._on_stderr = on_stderr
         self.ready: Optional[ReadyPayload] = None
         self.ready_future: asyncio.Future[ReadyPayload] = loop.create_future()
-        self.procs: Dict[int, ProcessHandle[Any]] = {}
         self.exit: Optional[GatewayExited] = None
         self.ended = asyncio.Event()
         self.reader_task: Optional[asyncio.Task[None]] = None
         self.stderr_task: Optional[asyncio.Task[None]] = None
+        #: In a session (docs/sessions.md): which, and how the cursor counts; else ``None``.
+        self.link = link
+        #: The process is the session itself (not a relay): see :meth:`reap`.
+        self.session_itself = False
+        #: The client asked the session to let it go (detach, close).
+        self.expect_detach = False
+        #: The session itself let this client go and runs on (set by :meth:`reap`).
+        self.detached = False
+
+    @property
+    def frames_received(self) -> Optional[int]:
+        """The session cursor: frames of the session's stream read through this process (``None`` without a session)."""
+        link = self.link
+        if link is None:
+            return None
+        # What was delivered: the lines before the first one held for listeners.
+        first_held = self.conn.first_held_line if self.conn.reader is self.reader else None
+        n = first_held - 1 if first_held is not None else self.reader.delivered
+        return (link.base or 0) + (n - 1 if link.skip_first and n > 0 else n)
 
     @property
     def live(self) -> bool:
@@ -106,9 +274,11 @@ class Session:
         """A fresh copy of the exit error (one per raise, so tracebacks do not pile up)."""
         e = self.exit
         assert e is not None
-        return GatewayExited(e.code, e.signal, e.stderr_tail, pid=e.pid, generation=e.generation)
+        return GatewayExited(e.code, e.signal, e.stderr_tail, pid=e.pid, generation=e.generation, reason=e.reason)
 
-    def mark_ready(self, payload: ReadyPayload) -> None:
+    def mark_ready(self, payload: ReadyPayload, *, replace: bool = False) -> None:
+        if self.ready is not None and not replace:
+            return
         self.ready = payload
         self.record.grace_s = self.grace_s
         if not self.ready_future.done():
@@ -143,13 +313,16 @@ class Session:
             return
         if self.reader_task in done:
             code, sig = await self.reap()
+            # A relay that exits 69 was refused by the session (or found none): its stderr says why.
+            refused = last_line_with(list(self.tail.lines), "[gateway-attach] ") if self.link is not None and code == 69 else None
             raise GatewayStartError(
-                "tui-gateway exited before it was ready",
+                f"cannot attach to session {self.link.name}" if refused is not None and self.link is not None else "tui-gateway exited before it was ready",
                 code=code,
                 signal=sig,
                 stderr_tail=list(self.tail.lines),
                 pid=self.pid,
                 command=self.command,
+                reason=refused,
             )
         kill_process(self.process)
         await self.reap()
@@ -177,7 +350,22 @@ class Session:
         self.ended.set()
 
     async def reap(self) -> Tuple[Optional[int], Optional[str]]:
-        """After stdout EOF: collect stderr's last lines and the exit status (code, signal name)."""
+        """After stdout EOF: collect stderr's last lines and the exit status (code, signal name).
+
+        The session itself may close its stdout and run on (it let this
+        client go): then this returns ``(None, None)`` with :attr:`detached`
+        set, having let go of its pipes, and never signals it.
+        """
+        if self.session_itself and self.process.returncode is None:
+            try:
+                await asyncio.wait_for(self.process.wait(), 0 if self.expect_detach else SESSION_EXIT_WAIT_S)
+            except asyncio.TimeoutError:
+                self.detached = True
+                if self.stderr_task is not None:
+                    self.stderr_task.cancel()
+                self.writer.close()
+                close_transport(self.process)
+                return None, None
         if self.stderr_task is not None:
             try:
                 await asyncio.wait_for(asyncio.shield(self.stderr_task), STDERR_DRAIN_S)
@@ -206,27 +394,37 @@ async def spawn_session(
     *,
     env: Optional[Dict[str, str]],
     cwd: Optional[str],
+    link: Optional[SessionLink] = None,
     **session_args: Any,
 ) -> Session:
-    """Start the gateway process with pipes; the session is not started (see :meth:`Session.start`)."""
+    """Start the gateway process with pipes; the session is not started (see :meth:`Session.start`).
+
+    With a ``link`` (a session client) the process is a :class:`PipeProcess`
+    and is left out of emergency termination: a session outlives its client.
+    """
+    process: GatewayProcess
     try:
-        process = await asyncio.create_subprocess_exec(
-            *command,
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            env=env,
-            cwd=cwd,
-            limit=STREAM_LIMIT,
-        )
+        if link is not None:
+            process = await _spawn_pipe_process(command, env, cwd)
+        else:
+            process = await asyncio.create_subprocess_exec(
+                *command,
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                env=env,
+                cwd=cwd,
+                limit=STREAM_LIMIT,
+            )
     except OSError as exc:
         raise GatewayStartError(f"cannot execute {command[0]}: {exc.strerror or exc}", command=command) from exc
-    session = Session(generation, process, command, **session_args)
-    child.register(session.record)
+    session = Session(generation, process, command, link=link, **session_args)
+    if link is None:
+        child.register(session.record)
     return session
 
 
-def signal_process(process: "asyncio.subprocess.Process", sig: int) -> None:
+def signal_process(process: GatewayProcess, sig: int) -> None:
     """Signal a child that has not been reaped; a vanished one is ignored."""
     if process.returncode is None:
         try:
@@ -235,12 +433,13 @@ def signal_process(process: "asyncio.subprocess.Process", sig: int) -> None:
             pass
 
 
-def kill_process(process: "asyncio.subprocess.Process") -> None:
+def kill_process(process: GatewayProcess) -> None:
     signal_process(process, signal.SIGKILL)
 
 
-def close_transport(process: "asyncio.subprocess.Process") -> None:
-    """Close an exited child's pipes now rather than when the loop is gone.
+def close_transport(process: GatewayProcess) -> None:
+    """Close an exited child's pipes now rather than when the loop is gone
+    (a :class:`PipeProcess`: its pipes, whether it exited or runs on).
 
     asyncio closes a subprocess transport once every pipe reached EOF; a
     process that inherited a pipe (a shell's ``sleep`` behind a fake
@@ -248,6 +447,9 @@ def close_transport(process: "asyncio.subprocess.Process") -> None:
     complain from ``__del__``. There is no public API for this, hence the
     guarded private attribute.
     """
+    if isinstance(process, PipeProcess):
+        process.close_pipes()
+        return
     transport = getattr(process, "_transport", None)
     if transport is not None and process.returncode is not None:
         transport.close()

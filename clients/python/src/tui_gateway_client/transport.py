@@ -87,6 +87,16 @@ class MessageReader:
         self._read_size = read_size
         self._eof = False
         self.bytes_read = 0
+        #: For each item the last :meth:`read` returned, the lines read once it ended.
+        self.last_lines: List[int] = []
+        #: Lines whose messages were dispatched (kept by the connection); a
+        #: session client's cursor counts these, not what was only read.
+        self.delivered = 0
+
+    @property
+    def lines(self) -> int:
+        """Lines read so far (every ``\\n``, see :attr:`LineFramer.lines`)."""
+        return self._framer.lines
 
     async def read(self) -> Optional[List[Incoming]]:
         """Wait for the next chunk and return the messages it completes (possibly none).
@@ -100,6 +110,7 @@ class MessageReader:
         if not chunk:
             self._eof = True
             tail = self._framer.finish()
+            self.last_lines = [self._framer.lines] * len(tail)
             return [_report(item) for item in tail]
         self.bytes_read += len(chunk)
         out: List[Incoming] = []
@@ -108,6 +119,7 @@ class MessageReader:
                 out.append(decode_line(item))
             else:
                 out.append(_report(item))
+        self.last_lines = self._framer.item_lines
         return out
 
 
