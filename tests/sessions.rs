@@ -272,6 +272,33 @@ fn wait_child(child: &mut Child, timeout: Duration) -> i32 {
     }
 }
 
+/// Starts the session with a client streaming `seq 1 total` into a file:
+/// the client, the file and its state file.
+fn stream_seq(rt: &Runtime, name: &str, total: u64) -> (Fixture, PathBuf, PathBuf) {
+    let out = rt.dir.join("out.txt");
+    let state = rt.dir.join("state.json");
+    let client = run_fixture(
+        rt,
+        name,
+        &out,
+        &state,
+        &["start", "seq", "1", &total.to_string()],
+    );
+    (client, out, state)
+}
+
+/// Waits until the client streaming into `state`'s file has `bytes` of it.
+fn wait_for_output(state: &Path, bytes: u64) {
+    let reached = poll_until(Duration::from_secs(120), || {
+        read_state(state)["out_len"].as_u64().unwrap_or(0) >= bytes
+    });
+    assert!(
+        reached,
+        "the client never got {bytes} bytes: {}",
+        read_state(state)
+    );
+}
+
 /// `cmp`s `out` with what `seq 1 n` prints.
 fn assert_same_as_seq(out: &Path, n: u64) {
     let expected = out.with_extension("expected");
@@ -298,26 +325,11 @@ fn assert_same_as_seq(out: &Path, n: u64) {
 fn a_client_killed_mid_stream_is_followed_by_one_that_resumes_from_its_cursor_without_a_lost_byte()
 {
     let mut rt = Runtime::new("sess-kill");
-    let out = rt.dir.join("out.txt");
-    let state = rt.dir.join("state.json");
     let total = 5_000_000;
-    let mut first = run_fixture(
-        &rt,
-        "kill",
-        &out,
-        &state,
-        &["start", "seq", "1", &total.to_string()],
-    );
+    let (mut first, out, state) = stream_seq(&rt, "kill", total);
     // Halfway through (seq 1 5000000 prints 38,888,897 bytes): kill the client.
     let half = 38_888_897 / 2;
-    let reached = poll_until(Duration::from_secs(120), || {
-        read_state(&state)["out_len"].as_u64().unwrap_or(0) >= half
-    });
-    assert!(
-        reached,
-        "the first client never got halfway: {}",
-        read_state(&state)
-    );
+    wait_for_output(&state, half);
     first.0.kill().unwrap();
     first.0.wait().unwrap();
     let before = read_state(&state);
@@ -343,22 +355,12 @@ fn a_client_killed_mid_stream_is_followed_by_one_that_resumes_from_its_cursor_wi
 #[test]
 fn a_relay_chain_killed_mid_stream_is_replaced_and_nothing_is_lost() {
     let mut rt = Runtime::new("sess-chain");
-    let out = rt.dir.join("out.txt");
-    let state = rt.dir.join("state.json");
     let total = 2_000_000;
     // The session's own client streams a little and is killed; then a
     // client attaches behind `cat | tui-gateway attach | cat` and keeps
     // its relay alive only until the test kills it.
-    let mut first = run_fixture(
-        &rt,
-        "chain",
-        &out,
-        &state,
-        &["start", "seq", "1", &total.to_string()],
-    );
-    assert!(poll_until(Duration::from_secs(60), || {
-        read_state(&state)["out_len"].as_u64().unwrap_or(0) >= 100_000
-    }));
+    let (mut first, out, state) = stream_seq(&rt, "chain", total);
+    wait_for_output(&state, 100_000);
     first.0.kill().unwrap();
     first.0.wait().unwrap();
     let session = read_state(&state)["session_pid"].as_u64().unwrap() as u32;
@@ -372,9 +374,7 @@ fn a_relay_chain_killed_mid_stream_is_replaced_and_nothing_is_lost() {
         &["attach", "--chain", "--reattach"],
     );
     let half = 14_888_897 / 2;
-    assert!(poll_until(Duration::from_secs(120), || {
-        read_state(&state)["out_len"].as_u64().unwrap_or(0) >= half
-    }));
+    wait_for_output(&state, half);
     let relay = relay_pid("chain").expect("the relay runs");
     // SAFETY: kill has no memory effects; the pid is the relay found above.
     unsafe { libc::kill(relay as i32, libc::SIGKILL) };
@@ -521,6 +521,23 @@ fn attach_socket(rt: &Runtime, name: &str, params: Value) -> (Value, BufReader<U
     (serde_json::from_str(&answer).expect("an answer"), reader)
 }
 
+/// Writes `bytes` to an attached socket.
+fn write_to(reader: &BufReader<UnixStream>, bytes: &[u8]) {
+    reader.get_ref().write_all(bytes).unwrap();
+}
+
+/// Ends the session over an attached socket and waits for it to be gone.
+fn end_over(mut reader: BufReader<UnixStream>, session: u32) {
+    write_to(
+        &reader,
+        b"{\"jsonrpc\":\"2.0\",\"id\":\"end\",\"method\":\"gateway.end\"}\n",
+    );
+    let mut rest = String::new();
+    reader.read_to_string(&mut rest).unwrap();
+    assert!(rest.contains("\"id\":\"end\""), "{rest}");
+    assert_exits(session, "the session after gateway.end");
+}
+
 fn fd_count(pid: u32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/fd"))
         .unwrap()
@@ -550,7 +567,6 @@ fn a_thousand_attach_detach_cycles_deliver_every_frame_once_and_leak_nothing() {
             json!({"session": "cycles", "epoch": epoch, "frames_received": frames}),
         );
         assert_eq!(answer["result"]["frames_from"], json!(frames), "{answer}");
-        let mut stream = reader.get_ref().try_clone().unwrap();
         let ping = format!("p{i}");
         let mut lines =
             serde_json::to_vec(&request(ping.as_str(), "gateway.ping", json!({}))).unwrap();
@@ -559,7 +575,7 @@ fn a_thousand_attach_detach_cycles_deliver_every_frame_once_and_leak_nothing() {
             &serde_json::to_vec(&request("detach", "gateway.detach", json!({}))).unwrap(),
         );
         lines.push(b'\n');
-        stream.write_all(&lines).unwrap();
+        write_to(&reader, &lines);
         let (mut pings, mut detached) = (0, 0);
         loop {
             let mut line = String::new();
@@ -586,20 +602,13 @@ fn a_thousand_attach_detach_cycles_deliver_every_frame_once_and_leak_nothing() {
         grown < 2 << 20,
         "RSS grew by {grown} bytes over 1000 cycles"
     );
-    let (answer, mut reader) = attach_socket(
+    let (answer, reader) = attach_socket(
         &rt,
         "cycles",
         json!({"session": "cycles", "epoch": epoch, "frames_received": frames}),
     );
     assert_eq!(answer["result"]["frames_total"], json!(frames), "{answer}");
-    let mut stream = reader.get_ref().try_clone().unwrap();
-    stream
-        .write_all(b"{\"jsonrpc\":\"2.0\",\"id\":\"end\",\"method\":\"gateway.end\"}\n")
-        .unwrap();
-    let mut rest = String::new();
-    reader.read_to_string(&mut rest).unwrap();
-    assert!(rest.contains("\"id\":\"end\""), "{rest}");
-    assert_exits(session, "the session after gateway.end");
+    end_over(reader, session);
 }
 
 #[test]
@@ -910,15 +919,15 @@ fn a_detach_asked_for_by_a_client_that_went_at_once_never_detaches_the_next_one(
     for i in 0..40 {
         // This client asks to be detached, reads the answer and goes at
         // once: its input ends before the session acts on the request.
-        let mut stream = reader.get_ref().try_clone().unwrap();
-        stream
-            .write_all(b"{\"jsonrpc\":\"2.0\",\"id\":\"bye\",\"method\":\"gateway.detach\"}\n")
-            .unwrap();
+        write_to(
+            &reader,
+            b"{\"jsonrpc\":\"2.0\",\"id\":\"bye\",\"method\":\"gateway.detach\"}\n",
+        );
         let mut line = String::new();
         reader.read_line(&mut line).unwrap();
         assert!(line.contains("\"id\":\"bye\""), "{line}");
         frames += 1;
-        stream.shutdown(std::net::Shutdown::Both).unwrap();
+        reader.get_ref().shutdown(std::net::Shutdown::Both).unwrap();
         drop(reader);
         // The next client attaches as soon as the session lets it.
         let deadline = Instant::now() + PATIENCE;
@@ -938,10 +947,10 @@ fn a_detach_asked_for_by_a_client_that_went_at_once_never_detaches_the_next_one(
         };
         assert!(answer.get("result").is_some(), "cycle {i}: {answer}");
         reader = next;
-        let mut stream = reader.get_ref().try_clone().unwrap();
-        stream
-            .write_all(b"{\"jsonrpc\":\"2.0\",\"id\":\"here\",\"method\":\"gateway.ping\"}\n")
-            .unwrap();
+        write_to(
+            &reader,
+            b"{\"jsonrpc\":\"2.0\",\"id\":\"here\",\"method\":\"gateway.ping\"}\n",
+        );
         let mut line = String::new();
         reader.read_line(&mut line).unwrap();
         assert!(
@@ -950,14 +959,7 @@ fn a_detach_asked_for_by_a_client_that_went_at_once_never_detaches_the_next_one(
         );
         frames += 1;
     }
-    let mut stream = reader.get_ref().try_clone().unwrap();
-    stream
-        .write_all(b"{\"jsonrpc\":\"2.0\",\"id\":\"end\",\"method\":\"gateway.end\"}\n")
-        .unwrap();
-    let mut rest = String::new();
-    reader.read_to_string(&mut rest).unwrap();
-    assert!(rest.contains("\"id\":\"end\""), "{rest}");
-    assert_exits(session, "the session after gateway.end");
+    end_over(reader, session);
 }
 
 #[test]
