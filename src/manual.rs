@@ -170,7 +170,9 @@ fn bash() -> String {
              case \"$prev\" in\n{cases}        \
                  --completions) COMPREPLY=($(compgen -W 'bash zsh fish' -- \"$cur\")); return ;;\n    \
              esac\n    \
-             COMPREPLY=($(compgen -W '{}' -- \"$cur\"))\n\
+             local commands=''\n    \
+             ((COMP_CWORD == 1)) && commands='attach sessions'\n    \
+             COMPREPLY=($(compgen -W \"$commands {}\" -- \"$cur\"))\n\
          }}\n\
          complete -F _tui_gateway tui-gateway\n",
         words.join(" ")
@@ -248,7 +250,9 @@ fn fish() -> String {
         "complete -c tui-gateway -s h -l help -d 'print the help'\n\
          complete -c tui-gateway -s V -l version -d 'print the version'\n\
          complete -c tui-gateway -l man -d 'print the manual page'\n\
-         complete -c tui-gateway -l completions -x -a 'bash zsh fish' -d 'print a completion script'\n",
+         complete -c tui-gateway -l completions -x -a 'bash zsh fish' -d 'print a completion script'\n\
+         complete -c tui-gateway -n __fish_use_subcommand -f -a attach -d 'relay stdio to a running session'\n\
+         complete -c tui-gateway -n __fish_use_subcommand -f -a sessions -d 'list the running sessions'\n",
     );
     out
 }

@@ -602,6 +602,18 @@ fn completions_for_bash_zsh_and_fish_complete_flags_and_their_values() {
         "source FILE; COMP_WORDS=(tui-gateway --sigint ''); COMP_CWORD=2; _tui_gateway; echo ${COMPREPLY[@]}",
     );
     assert_eq!(values.trim(), "ignore shutdown");
+    let commands = complete_in(
+        "bash",
+        &bash,
+        "source FILE; COMP_WORDS=(tui-gateway a); COMP_CWORD=1; _tui_gateway; echo ${COMPREPLY[@]}",
+    );
+    assert_eq!(commands.trim(), "attach");
+    let later = complete_in(
+        "bash",
+        &bash,
+        "source FILE; COMP_WORDS=(tui-gateway --trace x a); COMP_CWORD=3; _tui_gateway; echo ${COMPREPLY[@]}",
+    );
+    assert_eq!(later.trim(), "", "commands only come first");
 
     let fish = script("fish");
     let values = complete_in(
@@ -620,6 +632,8 @@ fn completions_for_bash_zsh_and_fish_complete_flags_and_their_values() {
         "source FILE; complete -C 'tui-gateway --tra'",
     );
     assert!(flags.starts_with("--trace\t"), "{flags}");
+    let commands = complete_in("fish", &fish, "source FILE; complete -C 'tui-gateway se'");
+    assert!(commands.starts_with("sessions\t"), "{commands}");
 
     let zsh = script("zsh");
     assert!(zsh.starts_with("#compdef tui-gateway\n"));
