@@ -993,3 +993,64 @@ fn a_fresh_client_that_keeps_a_cursor_attaches_at_the_latest_frame_and_is_told_i
     assert_eq!(relay.wait(PATIENCE), 0);
     assert_exits(session, "the session after gateway.end");
 }
+
+#[test]
+fn a_sigterm_from_a_parent_that_exited_right_after_sending_it_still_only_detaches() {
+    let mut rt = Runtime::new("sess-orphan");
+    let log = rt.dir.join("gateway.log");
+    // A UI that ends its gateway child and exits at once, as hermes does on
+    // /quit. The gateway is stopped meanwhile, so it handles the SIGTERM
+    // only after its sender is gone.
+    let ui = r#"
+import os, signal, subprocess, sys
+gw = subprocess.Popen([sys.argv[1], "--session", "orphan"], stdin=subprocess.PIPE,
+                      stdout=subprocess.PIPE, stderr=open(sys.argv[2], "w"))
+gw.stdout.readline()
+print(gw.pid, flush=True)
+sys.stdin.readline()
+os.kill(gw.pid, signal.SIGTERM)
+os._exit(0)
+"#;
+    let mut parent = Command::new("python3")
+        .args(["-c", ui, BIN])
+        .arg(&log)
+        .env("XDG_RUNTIME_DIR", &rt.dir)
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut pid = String::new();
+    BufReader::new(parent.stdout.take().unwrap())
+        .read_line(&mut pid)
+        .unwrap();
+    let session: u32 = pid.trim().parse().unwrap();
+    rt.sessions.push(session);
+    // SAFETY: kill has no memory effects; the pid is the session's.
+    unsafe { libc::kill(session as i32, libc::SIGSTOP) };
+    parent.stdin.take().unwrap().write_all(b"go\n").unwrap();
+    assert_eq!(wait_child(&mut parent, PATIENCE), 0);
+    // SAFETY: as above.
+    unsafe { libc::kill(session as i32, libc::SIGCONT) };
+    // The pipes went with the parent, so the client is detached (by EOF
+    // or by the SIGTERM, whichever the session saw first) ...
+    let log_text = || std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        poll_until(PATIENCE, || log_text().contains("client detached")),
+        "{}",
+        log_text()
+    );
+    // ... and the SIGTERM, handled in the same turn, did not end the
+    // session: it still serves a relay.
+    let mut relay = Peer::spawn(rt.command(&["attach", "orphan"]));
+    relay.until(PATIENCE, |v| event_type(v) == Some("gateway.ready"));
+    relay.send(&request("state", "gateway.session", json!({})));
+    let (state, _) = relay.until(PATIENCE, |v| is_answer(v, "state"));
+    assert_eq!(state["result"]["attached"], true, "{state}");
+    assert!(!log_text().contains("[gateway-signal]"), "{}", log_text());
+    relay.send(&request("end", "gateway.end", json!({})));
+    relay.until(PATIENCE, |v| is_answer(v, "end"));
+    relay.close_stdin();
+    assert_eq!(relay.wait(PATIENCE), 0);
+    assert_exits(session, "the session after gateway.end");
+}

@@ -11,7 +11,7 @@
 use super::sys::process;
 
 /// Watches the original parent.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct ParentWatch {
     ppid: i32,
     start_time: Option<u64>,
@@ -28,9 +28,23 @@ impl ParentWatch {
         })
     }
 
-    /// True when `pid` is the original parent's (while it runs).
-    pub(crate) fn is(&self, pid: i32) -> bool {
-        pid == self.ppid
+    /// True when a signal sent by `pid` came from the original parent: the
+    /// pid is the parent's, and no younger process has taken it since (the
+    /// parent may have exited right after sending, as a UI quitting does;
+    /// what matters is who sent it, not whether the sender still runs).
+    pub(crate) fn sent_by(&self, pid: i32) -> bool {
+        if pid != self.ppid {
+            return false;
+        }
+        match (
+            std::fs::read_to_string(format!("/proc/{pid}/stat")),
+            self.start_time,
+        ) {
+            (Ok(stat), Some(started)) => parse_start(&after_comm(&stat)) == Some(started),
+            // Gone (or never known): nothing else can have sent it as that pid
+            // without the pid being reused, which needs a live process.
+            _ => true,
+        }
     }
 
     /// True once the original parent has exited.

@@ -58,6 +58,9 @@ pub(super) struct EventLoop {
     stdout: End,
     sigint: SigintPolicy,
     parent: Option<ParentWatch>,
+    /// The process that started the gateway, kept after `parent` is let go:
+    /// a session tells its SIGTERM from anyone else's.
+    started_by: Option<ParentWatch>,
     next_parent_check: Instant,
     child_events: Vec<(ChildKey, ChildEvent)>,
     buf: Vec<u8>,
@@ -112,6 +115,7 @@ impl EventLoop {
             stdout,
             sigint: config.sigint,
             parent: ParentWatch::new(),
+            started_by: ParentWatch::new(),
             next_parent_check: now + PARENT_CHECK_INTERVAL,
             child_events: Vec::new(),
             buf: vec![0; READ_CHUNK],
@@ -427,9 +431,8 @@ impl EventLoop {
                 self.detach_stdio("SIGHUP", Instant::now());
                 continue;
             }
-            let from_parent = sender.is_some_and(|pid| {
-                self.parent.as_ref().is_some_and(|p| p.is(pid)) && !self.parent_gone()
-            });
+            let from_parent =
+                sender.is_some_and(|pid| self.started_by.as_ref().is_some_and(|p| p.sent_by(pid)));
             if shutdown && signal == libc::SIGTERM && self.session.is_some() && from_parent {
                 // The UI that started the session ending its child, as a UI
                 // written without sessions does when it quits: it lets go of
@@ -448,13 +451,6 @@ impl EventLoop {
             self.engine
                 .begin_shutdown(Cause::Signal(name), &mut self.children, Instant::now());
         }
-    }
-
-    /// True once the process that started the gateway has exited.
-    fn parent_gone(&self) -> bool {
-        self.parent
-            .as_ref()
-            .map_or(true, ParentWatch::parent_exited)
     }
 
     fn check_parent(&mut self, now: Instant) {
