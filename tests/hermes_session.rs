@@ -9,6 +9,13 @@
 //! produced while it was away are written to it. Then the session is ended
 //! and nothing is left running.
 //!
+//! The second test leaves the TUI the normal way instead: `/quit` typed
+//! mid-turn. hermes SIGTERMs its gateway child and exits; that child is the
+//! session, and a SIGTERM from the session's own parent only detaches the
+//! stdio client (docs/sessions.md, "What detaches and what ends"), so the
+//! same steps follow: detached, the turn finished, the TUI started again
+//! finds the same backend and the whole reply, the session ended cleanly.
+//!
 //! hermes-agent 0.19.0 is installed from PyPI into a virtualenv under the
 //! cargo target directory (`target/hermes-session/venv`) on the first run
 //! and reused afterwards (PyPI access is needed once). node, tmux and
@@ -463,26 +470,33 @@ impl Run {
         }
     }
 
-    /// Types `text` into the composer and submits it. Enter pressed in the
-    /// same breath as the text may reach Ink in one read with it and be
-    /// taken as part of it, so Enter waits for the text to show, and is
-    /// pressed again until the backend has the prompt (`prompt.submit` in
-    /// the trace).
-    fn submit_prompt(&self, text: &str) {
+    /// Types `text` into the composer and presses Enter until `done` holds.
+    /// Enter pressed in the same breath as the text may reach Ink in one
+    /// read with it and be taken as part of it, so Enter waits for the text
+    /// to show, and is pressed again (as a user would) while nothing
+    /// happened. True once `done` holds; false after ten tries.
+    fn type_and_enter(&self, text: &str, done: impl Fn() -> bool) -> bool {
         self.tmux(&["send-keys", "-t", "hermes", "-l", text])
             .unwrap();
-        self.wait_screen("the prompt in the composer", PATIENCE, |s| {
+        self.wait_screen(&format!("{text:?} in the composer"), PATIENCE, |s| {
             s.lines().any(|l| l.trim() == format!("❯ {text}"))
         });
+        (0..10).any(|_| {
+            // The pane may be gone already (Enter that quit the TUI).
+            let _ = self.tmux(&["send-keys", "-t", "hermes", "Enter"]);
+            poll_until(Duration::from_secs(5), &done)
+        })
+    }
+
+    /// Types `text` into the composer and submits it: Enter until the
+    /// backend has the prompt (`prompt.submit` in the trace).
+    fn submit_prompt(&self, text: &str) {
         let submitted = || {
             self.trace()
                 .iter()
                 .any(|r| r.pointer("/frame/method") == Some(&json!("prompt.submit")))
         };
-        let sent = (0..10).any(|_| {
-            self.tmux(&["send-keys", "-t", "hermes", "Enter"]).unwrap();
-            poll_until(Duration::from_secs(5), submitted)
-        });
+        let sent = self.type_and_enter(text, submitted);
         assert!(
             sent,
             "the prompt was never submitted; the screen:\n{}",
@@ -615,22 +629,37 @@ fn describe(records: &[&Value]) -> String {
         .join("\n")
 }
 
-#[test]
-fn the_hermes_tui_killed_mid_turn_and_started_again_finds_the_same_backend_and_the_turn_replayed() {
+// ---------------------------------------------------------------------------
+// the steps both tests take
+// ---------------------------------------------------------------------------
+
+/// The session and backend the first start of the TUI made.
+struct Booted {
+    /// The first TUI's node.
+    node: u32,
+    /// The session as `tui-gateway sessions --json` first listed it.
+    first: Value,
+    session_pid: u32,
+    backend: u32,
+    backend_started: u64,
+}
+
+/// A run with the fake model up and the TUI started: the session (the TUI's
+/// child, through HERMES_PYTHON) and its one backend.
+fn boot() -> (Run, Booted) {
     require_tools();
     let (python, entry) = hermes_venv();
     let mut run = Run::new();
     run.start_fake_model();
     run.write_scripts(&python, &entry);
 
-    // 1. The TUI starts the session (through HERMES_PYTHON) and boots.
-    let node1 = run.start_tui();
+    let node = run.start_tui();
     run.wait_screen("the TUI to be ready", BOOT, |s| s.contains("─ ready │"));
     let first = run.wait_session(true);
     let session_pid = first["pid"].as_u64().unwrap() as u32;
     assert_eq!(
         proc_ppid(session_pid),
-        Some(node1),
+        Some(node),
         "the first start is the session itself, the TUI's child: {first}"
     );
     let mut backends = Vec::new();
@@ -644,39 +673,52 @@ fn the_hermes_tui_killed_mid_turn_and_started_again_finds_the_same_backend_and_t
     assert_eq!(backends.len(), 1, "one backend: {backends:?}");
     let backend = backends[0];
     let backend_started = start_time(backend).unwrap();
+    (
+        run,
+        Booted {
+            node,
+            first,
+            session_pid,
+            backend,
+            backend_started,
+        },
+    )
+}
 
-    // 2. A prompt; once the reply streams, the terminal goes (SIGKILL).
+/// A prompt, and the reply starting to stream on the screen.
+fn start_a_turn(run: &Run) {
     run.submit_prompt("say hello");
     run.wait_screen("the reply to start streaming", PATIENCE, |s| {
         s.contains(REPLY_START)
     });
-    let killed_at = now_unix();
-    kill(node1, libc::SIGKILL);
-    assert!(
-        poll_until(PATIENCE, || process_gone(node1)),
-        "node {node1} survived SIGKILL"
-    );
+}
 
-    // 3. The session lives on, detached; the backend is running the turn.
+/// The first TUI is gone mid-turn: the session lives on, detached, with the
+/// same backend, which finishes the turn while nobody is attached (the fake
+/// model sends its last chunk) and writes nothing. Returns when the session
+/// was first seen detached.
+fn goes_on_detached(run: &Run, b: &Booted) -> f64 {
     let detached = run.wait_session(false);
     let detached_at = now_unix();
-    assert_eq!(detached["pid"], first["pid"], "{detached}");
-    assert_eq!(detached["epoch"], first["epoch"], "{detached}");
+    assert_eq!(detached["pid"], b.first["pid"], "{detached}");
+    assert_eq!(detached["epoch"], b.first["epoch"], "{detached}");
     assert!(
-        !process_gone(backend) && proc_ppid(backend) == Some(session_pid),
-        "the backend {backend} is gone with the TUI"
+        !process_gone(b.backend)
+            && start_time(b.backend) == Some(b.backend_started)
+            && proc_ppid(b.backend) == Some(b.session_pid),
+        "the backend {} is gone with the TUI\ngateway.log:\n{}",
+        b.backend,
+        run.read("gateway.log")
     );
     assert!(
         !run.read("fake_openai.log").contains("stream done"),
-        "the reply had finished before the TUI was killed: not mid-turn (slow the fake model)"
+        "the reply had finished before the TUI went: not mid-turn (slow the fake model)"
     );
     assert!(
         poll_until(PATIENCE, || !run.tmux_running()),
         "the tmux session outlived its only pane"
     );
 
-    // 4. While nobody is attached the backend finishes the turn: the fake
-    // model sends its last chunk.
     assert!(
         poll_until(PATIENCE, || run
             .read("fake_openai.log")
@@ -686,15 +728,24 @@ fn the_hermes_tui_killed_mid_turn_and_started_again_finds_the_same_backend_and_t
     );
     let before_restart = run.session().expect("the session still runs");
     assert_eq!(before_restart["attached"], false, "{before_restart}");
+    assert_eq!(before_restart["pid"], b.first["pid"], "{before_restart}");
     assert_eq!(
         before_restart["frames_total"], detached["frames_total"],
         "frames were counted as written while no client was attached"
     );
+    assert!(
+        !process_gone(b.backend) && start_time(b.backend) == Some(b.backend_started),
+        "the backend {} did not outlive the turn",
+        b.backend
+    );
+    detached_at
+}
 
-    // 5. The TUI again: the wrapper now attaches (a relay), and the session
-    // re-sends its gateway.ready and then the frames it holds.
-    let restarted_at = now_unix();
-    let node2 = run.start_tui();
+/// The TUI again: the wrapper now attaches (a relay), and the session
+/// re-sends its gateway.ready and then the frames it holds; the backend is
+/// the same process. Returns the new node and its relay.
+fn start_again(run: &Run, b: &Booted) -> (u32, Vec<u32>) {
+    let node = run.start_tui();
     run.wait_screen(
         "the restarted TUI to be ready and show the whole reply",
         BOOT,
@@ -702,11 +753,11 @@ fn the_hermes_tui_killed_mid_turn_and_started_again_finds_the_same_backend_and_t
     );
     let again = run.wait_session(true);
     for key in ["pid", "epoch", "started"] {
-        assert_eq!(again[key], first[key], "{key}: {again} vs {first}");
+        assert_eq!(again[key], b.first[key], "{key}: {again} vs {}", b.first);
     }
-    let relays = children_matching(node2, "tui-gateway");
+    let relays = children_matching(node, "tui-gateway");
     assert!(
-        relays.len() == 1 && relays[0] != session_pid,
+        relays.len() == 1 && relays[0] != b.session_pid,
         "the second start should be a relay under the new TUI, not a session: {relays:?}"
     );
     assert!(
@@ -716,10 +767,11 @@ fn the_hermes_tui_killed_mid_turn_and_started_again_finds_the_same_backend_and_t
         run.read("gateway.log")
     );
     assert!(
-        !process_gone(backend)
-            && start_time(backend) == Some(backend_started)
-            && proc_ppid(backend) == Some(session_pid),
-        "the backend {backend} is not the same process any more"
+        !process_gone(b.backend)
+            && start_time(b.backend) == Some(b.backend_started)
+            && proc_ppid(b.backend) == Some(b.session_pid),
+        "the backend {} is not the same process any more",
+        b.backend
     );
     let everything = processes_of_run(&run.runtime);
     let all_backends: Vec<_> = everything
@@ -731,13 +783,18 @@ fn the_hermes_tui_killed_mid_turn_and_started_again_finds_the_same_backend_and_t
         1,
         "one backend in all: {all_backends:?}"
     );
+    (node, relays)
+}
 
-    // 6. The trace of the session process: the turn before the kill, nothing
-    // written while detached, the rest of the turn after the reattach.
+/// The trace of the session process: the turn before the TUI went (at
+/// `left_at`), nothing written while detached (from `detached_at` to
+/// `restarted_at`), the rest of the turn after the reattach, every delta
+/// once and in order, adding up to the whole reply.
+fn turn_replayed(run: &Run, left_at: f64, detached_at: f64, restarted_at: f64) {
     let trace = run.trace();
     let turn = trace
         .iter()
-        .filter(|r| r["dir"] == "in" && record_time(r) < killed_at)
+        .filter(|r| r["dir"] == "in" && record_time(r) < left_at)
         .find(|r| r.pointer("/frame/method") == Some(&json!("prompt.submit")))
         .expect("the prompt.submit of the turn in the trace");
     let turn_session = turn
@@ -751,11 +808,11 @@ fn the_hermes_tui_killed_mid_turn_and_started_again_finds_the_same_backend_and_t
             .filter(|r| event_of(r) == Some((ty, turn_session)))
             .collect()
     };
-    let before = of_turn("message.delta", 0.0, killed_at);
-    assert!(!before.is_empty(), "no message.delta before the kill");
+    let before = of_turn("message.delta", 0.0, left_at);
+    assert!(!before.is_empty(), "no message.delta before the TUI went");
     assert!(
-        of_turn("message.complete", 0.0, killed_at).is_empty(),
-        "the turn was complete before the kill"
+        of_turn("message.complete", 0.0, left_at).is_empty(),
+        "the turn was complete before the TUI went"
     );
     let while_away: Vec<&Value> = trace
         .iter()
@@ -787,24 +844,29 @@ fn the_hermes_tui_killed_mid_turn_and_started_again_finds_the_same_backend_and_t
         "{complete_text:?}"
     );
     // Every delta of the turn, before and after, once and in order: not a
-    // byte lost or repeated across the kill.
+    // byte lost or repeated across the TUI's going.
     let streamed: String = of_turn("message.delta", 0.0, f64::MAX)
         .iter()
         .filter_map(|r| r.pointer("/frame/params/payload/text")?.as_str())
         .collect();
     assert_eq!(streamed, complete_text, "the deltas add up to the reply");
+}
 
-    // 7. The end: the TUI goes, then `tui-gateway attach` ends the session.
-    kill(node2, libc::SIGKILL);
-    assert!(poll_until(PATIENCE, || process_gone(node2)), "node {node2}");
+/// The end: the second TUI goes, then `tui-gateway attach` ends the session
+/// (`gateway.end`); nothing is left: the session, the backend and all it
+/// started, the socket and lock, the TUIs and tmux; then the fake model goes
+/// too.
+fn end_and_nothing_left(mut run: Run, b: &Booted, node: u32, relays: &[u32]) {
+    kill(node, libc::SIGKILL);
+    assert!(poll_until(PATIENCE, || process_gone(node)), "node {node}");
     let _ = run.tmux(&["kill-server"]);
     assert!(
         poll_until(PATIENCE, || relays.iter().all(|&r| process_gone(r))),
         "the relay outlived its TUI"
     );
     run.wait_session(false);
-    let tree = descendants(session_pid);
-    assert!(tree.contains(&backend), "{tree:?}");
+    let tree = descendants(b.session_pid);
+    assert!(tree.contains(&b.backend), "{tree:?}");
     let mut attach = run
         .gateway(&["attach", &run.name])
         .stdin(Stdio::piped())
@@ -847,9 +909,7 @@ fn the_hermes_tui_killed_mid_turn_and_started_again_finds_the_same_backend_and_t
         "no answer to gateway.end: {lines:?}"
     );
 
-    // 8. Nothing is left: the session, the backend and all it started, the
-    // socket and lock, the TUIs and tmux; then the fake model goes too.
-    for pid in [session_pid, backend].iter().chain(&tree) {
+    for pid in [b.session_pid, b.backend].iter().chain(&tree) {
         assert!(
             poll_until(PATIENCE, || process_gone(*pid)),
             "{pid} ({}) outlived the session",
@@ -878,4 +938,70 @@ fn the_hermes_tui_killed_mid_turn_and_started_again_finds_the_same_backend_and_t
         processes_of_run(&run.runtime).is_empty(),
         "the fake model outlived the run"
     );
+}
+
+// ---------------------------------------------------------------------------
+// the tests
+// ---------------------------------------------------------------------------
+
+#[test]
+fn the_hermes_tui_killed_mid_turn_and_started_again_finds_the_same_backend_and_the_turn_replayed() {
+    let (run, b) = boot();
+    start_a_turn(&run);
+
+    // Once the reply streams, the terminal goes (SIGKILL).
+    let killed_at = now_unix();
+    kill(b.node, libc::SIGKILL);
+    assert!(
+        poll_until(PATIENCE, || process_gone(b.node)),
+        "node {} survived SIGKILL",
+        b.node
+    );
+
+    let detached_at = goes_on_detached(&run, &b);
+    let restarted_at = now_unix();
+    let (node, relays) = start_again(&run, &b);
+    turn_replayed(&run, killed_at, detached_at, restarted_at);
+    end_and_nothing_left(run, &b, node, &relays);
+}
+
+#[test]
+fn the_hermes_tui_left_with_slash_quit_mid_turn_only_detaches_and_started_again_finds_it() {
+    let (run, b) = boot();
+    start_a_turn(&run);
+
+    // Once the reply streams, the user quits the normal way: `/quit` and
+    // Enter. hermes 0.19.0 asks for no confirmation and runs a slash
+    // command at once even while a turn is busy: it SIGTERMs its gateway
+    // child (GatewayClient.kill: `proc.kill()`, the child alone, not the
+    // process group) and exits (process.exit(0)), closing the pipes.
+    let quit_at = now_unix();
+    let quit = run.type_and_enter("/quit", || process_gone(b.node));
+    assert!(
+        quit,
+        "/quit did not end the TUI; the screen:\n{}",
+        run.screen()
+    );
+
+    // The session was not the TUI's to end: the SIGTERM from its parent
+    // only let go of the stdio client (docs/sessions.md, "What detaches and
+    // what ends"), and the session says so.
+    let detached_at = goes_on_detached(&run, &b);
+    let log = run.read("gateway.log");
+    assert!(
+        log.contains(&format!(
+            "[gateway-session] {}: client detached (its parent sent SIGTERM)",
+            run.name
+        )),
+        "the session did not detach for its parent's SIGTERM:\n{log}"
+    );
+    assert!(
+        !log.contains("[gateway-signal]") && !log.contains("[gateway-exit]"),
+        "the session took /quit for an end:\n{log}"
+    );
+
+    let restarted_at = now_unix();
+    let (node, relays) = start_again(&run, &b);
+    turn_replayed(&run, quit_at, detached_at, restarted_at);
+    end_and_nothing_left(run, &b, node, &relays);
 }
