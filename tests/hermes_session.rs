@@ -32,7 +32,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Value};
 use util::{proc_ppid, process_gone, temp_path, BIN, GATEWAY_ENV_VARS};
@@ -76,17 +76,8 @@ fn now_unix() -> f64 {
 /// Polls `cond` every 20 ms until it holds or `timeout` passes (a check may
 /// spawn tmux or the gateway: polling faster would load the machine that
 /// runs the TUI).
-fn poll_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if cond() {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(20)); // a polling interval, not a wait for an event
-    }
+fn poll_until(timeout: Duration, cond: impl FnMut() -> bool) -> bool {
+    util::poll_every(Duration::from_millis(20), timeout, cond)
 }
 
 fn shell_quote(s: &str) -> String {

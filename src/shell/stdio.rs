@@ -140,6 +140,14 @@ impl End {
             done: kind == Kind::Closed,
         }
     }
+
+    /// Finished: no more reads or writes, and the loop stops watching it.
+    pub(crate) fn finish(&mut self, registry: &mio::Registry) {
+        if self.kind == Kind::Pollable && !self.done {
+            let _ = registry.deregister(&mut SourceFd(&self.fd));
+        }
+        self.done = true;
+    }
 }
 
 use super::sys::fd::{flags as get_flags, set_flags};

@@ -49,7 +49,13 @@ pub fn is_gateway_process(pid: u32) -> bool {
 }
 
 /// Polls `cond` every millisecond until it holds or `timeout` passes.
-pub fn poll_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
+pub fn poll_until(timeout: Duration, cond: impl FnMut() -> bool) -> bool {
+    poll_every(Duration::from_millis(1), timeout, cond)
+}
+
+/// Polls `cond` every `interval` until it holds or `timeout` passes (a
+/// longer interval for a check that is itself costly).
+pub fn poll_every(interval: Duration, timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + timeout;
     loop {
         if cond() {
@@ -58,7 +64,7 @@ pub fn poll_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
         if Instant::now() >= deadline {
             return false;
         }
-        std::thread::sleep(Duration::from_millis(1)); // polling interval, not a wait for an event
+        std::thread::sleep(interval); // polling interval, not a wait for an event
     }
 }
 

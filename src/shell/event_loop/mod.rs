@@ -12,7 +12,6 @@
 use std::io;
 use std::time::{Duration, Instant};
 
-use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 
 use super::child::Children;
@@ -290,13 +289,7 @@ impl EventLoop {
             self.detach(&why, now);
             return;
         }
-        self.stdin.done = true;
-        if self.stdin.kind == Kind::Pollable {
-            let _ = self
-                .poll
-                .registry()
-                .deregister(&mut SourceFd(&self.stdin.fd));
-        }
+        self.stdin.finish(self.poll.registry());
         if let Some(e) = error {
             log::warn!("reading stdin failed ({e}); treating it as EOF");
         }
@@ -388,13 +381,7 @@ impl EventLoop {
             self.detach(&format!("writing to it failed: {error}"), now);
             return;
         }
-        self.stdout.done = true;
-        if self.stdout.kind == Kind::Pollable {
-            let _ = self
-                .poll
-                .registry()
-                .deregister(&mut SourceFd(&self.stdout.fd));
-        }
+        self.stdout.finish(self.poll.registry());
         let disconnect = matches!(
             error.raw_os_error(),
             Some(libc::EPIPE | libc::ECONNRESET | libc::EBADF | libc::ESHUTDOWN)

@@ -7,7 +7,6 @@
 use std::io;
 use std::time::Instant;
 
-use mio::unix::SourceFd;
 use mio::{Interest, Token};
 
 use super::{EventLoop, CLIENT};
@@ -125,13 +124,9 @@ impl EventLoop {
         match std::mem::replace(&mut server.client, Client::Gone) {
             Client::Gone => return,
             Client::Stdio => {
-                for (end, fd) in [
-                    (&self.stdin, libc::STDIN_FILENO),
-                    (&self.stdout, libc::STDOUT_FILENO),
-                ] {
-                    if end.kind == Kind::Pollable && !end.done {
-                        let _ = registry.deregister(&mut SourceFd(&fd));
-                    }
+                self.stdin.finish(registry);
+                self.stdout.finish(registry);
+                for fd in [libc::STDIN_FILENO, libc::STDOUT_FILENO] {
                     // The client's pipe is let go; the fd stays valid.
                     if let Err(e) = crate::shell::sys::socket::point_at_dev_null(fd) {
                         log::warn!("cannot point fd {fd} at /dev/null: {e}");
